@@ -1,0 +1,1 @@
+"""The ``dedkit`` command: parses options and calls the library (no logic here)."""

@@ -1,0 +1,253 @@
+"""Entry point of the ``dedkit`` command.
+
+Commands are thin: they turn options into a call of a :mod:`dedkit.jobs` function and
+print its report. Errors in the user's input end the command with one line on stderr and
+exit status 2; nothing is left half-written (outputs are renamed into place only when
+complete).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from dedkit import __version__
+from dedkit.cli.output import emit_json, emit_report, progress_bar
+from dedkit.errors import DedkitError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+force_option = click.option("--force", is_flag=True, help="Overwrite an existing output.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dedkit")
+def cli():
+    """dedkit: raw frames from direct electron detectors to the best images their
+    physics allows (K2/K3 frame stacks as SerialEM saves them, IMOD-compatible)."""
+
+
+@cli.command()
+@click.argument("input", type=click.Path())
+@click.argument("gain", type=click.Path())
+@click.argument("output", type=click.Path())
+@click.option("--scale", "-n", type=float, default=None,
+              help="Scaling factor (default 16 with a float gain reference, else 1; K3: 32).")
+@click.option("--mode", "-m", type=click.Choice(["byte", "short", "ushort", "float", "4bit"]),
+              default=None, help="Output mode (default float with a gain reference).")
+@click.option("--high", "-H", type=float, default=None,
+              help="Truncate pixels whose raw x gain exceeds this (clip -h).")
+@click.option("--low", "-l", type=float, default=None,
+              help="With --high: replace truncated pixels by this x gain x scale (clip -l).")
+@click.option("--defects", "-D", type=click.Path(), default=None,
+              help="SerialEM defects file to correct after normalising.")
+@click.option("--rotflip", "-R", type=int, default=None,
+              help="r/f value 0-7 to apply to the gain reference, -1 to read it from the "
+                   "frame titles.")
+@force_option
+@json_option
+@quiet_option
+def norm(input, gain, output, scale, mode, high, low, defects, rotflip, force, as_json, quiet):
+    """Gain-normalise frames like 'clip norm': OUT = IN x GAIN x scale.
+
+    GAIN may be MRC, TIFF or DM3/DM4, the same size as the frames or 2 or 4 times
+    smaller; use 'none' to only unpack and scale.
+    """
+    from dedkit.jobs.stacks import normalize_stack
+
+    with progress_bar("norm", quiet=quiet) as progress:
+        report = normalize_stack(
+            input, None if gain == "none" else gain, output, scale=scale, mode=mode, high=high,
+            low=low, defects=defects, rotflip_value=rotflip, force=force, progress=progress,
+        )
+    emit_report(report, as_json)
+
+
+@cli.command()
+@click.argument("defects", type=click.Path())
+@click.argument("like", type=click.Path())
+@click.argument("output", type=click.Path())
+@click.option("--rotflip", "-R", type=int, default=None,
+              help="r/f value of the images when it differs from the list's RotationAndFlip.")
+@force_option
+@json_option
+def defectmap(defects, like, output, rotflip, force, as_json):
+    """Write a defect map (uint8, 1 = defect) the size of the images in LIKE, as
+    'clip defectmap' does for MotionCor2."""
+    from dedkit.jobs.stacks import make_defect_map
+
+    emit_report(make_defect_map(defects, like, output, rotflip_value=rotflip, force=force),
+                as_json)
+
+
+@cli.command("rotflip")
+@click.argument("input", type=click.Path())
+@click.argument("output", type=click.Path())
+@click.option("--op", "value", type=int, required=True,
+              help="r/f value: counter-clockwise rotation / 90 (0-3), + 4 to flip around Y "
+                   "first.")
+@force_option
+@json_option
+@quiet_option
+def rotflip_command(input, output, value, force, as_json, quiet):
+    """Rotate and/or flip every frame by a SerialEM r/f value."""
+    from dedkit.jobs.stacks import rotflip_stack
+
+    with progress_bar("rotflip", quiet=quiet) as progress:
+        report = rotflip_stack(input, output, value, force=force, progress=progress)
+    emit_report(report, as_json)
+
+
+@cli.command()
+@click.argument("input", type=click.Path())
+@click.argument("output", type=click.Path())
+@click.option("--as", "target", required=True,
+              type=click.Choice(["mode101", "half-bytes", "tiff4", "serialemccd", "bytes"]),
+              help="mode101 / half-bytes (MRC), tiff4 / serialemccd (TIFF), or bytes.")
+@force_option
+@json_option
+@quiet_option
+def pack(input, output, target, force, as_json, quiet):
+    """Pack counts into 4 bits (or truncate to bytes); saturated values are counted and
+    reported, never silently lost."""
+    from dedkit.jobs.stacks import pack_stack
+
+    with progress_bar("pack", quiet=quiet) as progress:
+        report = pack_stack(input, output, target, force=force, progress=progress)
+    emit_report(report, as_json)
+
+
+@cli.command()
+@click.argument("input", type=click.Path())
+@click.argument("output", type=click.Path())
+@force_option
+@json_option
+@quiet_option
+def unpack(input, output, force, as_json, quiet):
+    """Unpack 4-bit frames to one byte per pixel."""
+    from dedkit.jobs.stacks import unpack_stack
+
+    with progress_bar("unpack", quiet=quiet) as progress:
+        report = unpack_stack(input, output, force=force, progress=progress)
+    emit_report(report, as_json)
+
+
+@cli.command()
+@click.argument("input", type=click.Path())
+@click.argument("output", type=click.Path())
+@click.option("--compression", "-c", type=click.Choice(["none", "lzw", "zip", "zstd"]),
+              default=None, help="TIFF compression (LZW suits counts best).")
+@force_option
+@json_option
+@quiet_option
+def convert(input, output, compression, force, as_json, quiet):
+    """Convert between MRC, TIFF and folders of numbered images (format from the suffix:
+    .mrc/.mrcs/.st, .tif/.tiff, none for a folder)."""
+    from dedkit.jobs.stacks import convert_stack
+
+    with progress_bar("convert", quiet=quiet) as progress:
+        report = convert_stack(input, output, compression=compression, force=force,
+                               progress=progress)
+    emit_report(report, as_json)
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@json_option
+def header(file, as_json):
+    """Show size, mode, packing, titles, r/f, scaling and gain/defect names."""
+    from dedkit.jobs.stacks import describe_stack
+
+    d = describe_stack(file)
+    if as_json:
+        emit_json(d)
+        return
+    click.echo(f"{d['path']}: {d['format']}, {d['nx']} x {d['ny']} x {d['nz']}, {d['dtype']}"
+               + (f" (MRC mode {d['mode']})" if d["mode"] is not None else ""))
+    rows = [
+        ("packing", d["packing"]),
+        ("compression", d["compression"]),
+        ("pixel size (A)", d["pixel_size"] and " x ".join(f"{v:g}" for v in d["pixel_size"])),
+        ("r/f", d["rotflip"]),
+        ("r/f needed", d["rotflip_needed"]),
+        ("scaling", d["scaling"]),
+        ("gain reference", d["gain_reference"]),
+        ("defect file", d["defect_file"]),
+    ]
+    for name, value in rows:
+        if value is not None:
+            click.echo(f"  {name:15s} {value}")
+    for i, t in enumerate(d["titles"]):
+        click.echo(f"  title {i:<9d} {t}")
+
+
+@cli.command()
+@click.option("--output", "-o", "outdir", type=click.Path(), default=None,
+              help="Folder for the demo's files (default: a new temporary folder).")
+@click.option("--frames", type=click.IntRange(1, 200), default=8, help="Frames to synthesise.")
+@click.option("--seed", type=int, default=1, help="Random seed.")
+@force_option
+@json_option
+def demo(outdir, frames, seed, force, as_json):
+    """Run the main job end to end on built-in data: synthesise a small K3
+    super-resolution 4-bit frame stack with gain reference and defect list, normalise,
+    correct defects, write, and summarise."""
+    import tempfile
+
+    from dedkit.jobs.demo import run_demo
+
+    if outdir is None:
+        outdir = tempfile.mkdtemp(prefix="dedkit-demo-")
+    summary = run_demo(outdir, n_frames=frames, seed=seed, force=force)
+    if as_json:
+        emit_json(summary.to_dict())
+    else:
+        click.echo(summary.text())
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status instead of raising."""
+    try:
+        cli.main(args=argv, prog_name="dedkit", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("dedkit: interrupted; no output was written", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as e:
+        # usage errors: one line, as for any other bad input
+        command = e.ctx.command_path if getattr(e, "ctx", None) else "dedkit"
+        click.echo(f"{command}: error: {e.format_message()} (see --help)", err=True)
+        return EXIT_BAD_INPUT
+    except DedkitError as e:
+        click.echo(f"dedkit: error: {e}", err=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        click.echo("dedkit: interrupted; no output was written", err=True)
+        return EXIT_INTERRUPTED
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"dedkit: error: {where}{e.strerror or e}", err=True)
+        return EXIT_BAD_INPUT
+    except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback
+        if os.environ.get("DEDKIT_DEBUG"):
+            raise
+        msg = " ".join(str(e).split())
+        click.echo(f"dedkit: internal error: {type(e).__name__}: {msg} "
+                   "(set DEDKIT_DEBUG=1 for the traceback)", err=True)
+        return EXIT_INTERNAL
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

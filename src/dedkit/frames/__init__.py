@@ -1,0 +1,1 @@
+"""Operations on frame arrays (array in, array out; Y-up convention, see dedkit)."""

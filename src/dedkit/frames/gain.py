@@ -1,0 +1,385 @@
+"""Gain normalisation of frames with IMOD ``clip norm`` semantics.
+
+``output = raw x gain x scale``, plus 0.5 before truncation when the output is an integer
+type. ``scale`` defaults to 16 with a float gain reference (the smallest multiplier
+SerialEM applies when saving normalised frames; K3 users pass 32) and to 1 otherwise. A
+gain reference 2 or 4 times smaller than the frames (e.g. a counting-mode reference for
+super-resolution frames) is expanded by replication, without making the large copy.
+
+High truncation (``clip -h v``): a pixel whose ``raw x gain`` exceeds ``v`` is replaced by
+the mean raw value of its 7x7 neighbourhood without the central 3x3, leaving out raw values
+above ``v``, times the pixel's own ``gain x scale``; with a low value (``clip -l w``) the
+replacement is ``w x gain x scale`` instead. If every neighbour is left out the pixel gets
+``v x scale`` (the threshold, scaled as its neighbours would be).
+
+4-bit packed input (MRC mode 101, IMOD's half-X bytes, SerialEMCCD TIFF) is read from the
+packed bytes directly: unpacking, scaling, rounding, clipping and the statistics an MRC
+header needs are one fused pass over the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from dedkit.errors import DedkitError
+from dedkit.frames.rotflip import rotflip
+from dedkit.frames.stats import FrameStats
+
+__all__ = [
+    "GainReference",
+    "NormalizedFrame",
+    "OUTPUT_DTYPES",
+    "default_scale",
+    "prepare_gain",
+    "normalize_frame",
+]
+
+#: Output types by ``clip -m`` name
+OUTPUT_DTYPES = {
+    "byte": np.dtype(np.uint8),
+    "short": np.dtype(np.int16),
+    "ushort": np.dtype(np.uint16),
+    "float": np.dtype(np.float32),
+}
+
+
+@dataclass
+class GainReference:
+    """A gain reference ready to apply: oriented like the frames, float32, Y up.
+
+    Attributes
+    ----------
+    data : (gy, gx) ndarray of float32
+    factor : int
+        Frames are ``factor`` times larger in X and Y (1, 2 or 4); each gain pixel covers
+        a ``factor x factor`` block of frame pixels.
+    rotflip : int
+        The r/f value that was applied to the file's reference.
+    """
+
+    data: np.ndarray
+    factor: int = 1
+    rotflip: int = 0
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        gy, gx = self.data.shape
+        return gy * self.factor, gx * self.factor
+
+
+def default_scale(gain) -> float:
+    """``clip``'s default scale: 16 with a float gain reference, 1 otherwise."""
+    if gain is None:
+        return 1.0
+    data = gain.data if isinstance(gain, GainReference) else np.asarray(gain)
+    return 16.0 if data.dtype.kind == "f" else 1.0
+
+
+def prepare_gain(gain: np.ndarray, frame_shape: tuple[int, int], *, rotflip_value: int = 0,
+                 name: str = "gain reference") -> GainReference:
+    """Orient a gain reference like the frames and check that its size fits them.
+
+    Parameters
+    ----------
+    gain : (gy, gx) ndarray
+        The reference as read (Y up).
+    frame_shape : (ny, nx)
+        Size of the frames to normalise.
+    rotflip_value : int
+        r/f value (0-7) to apply to the reference (``clip -R``).
+    name : str
+        How to call the reference in error messages (e.g. its file name).
+
+    Returns
+    -------
+    GainReference
+    """
+    gain = np.asarray(gain)
+    if gain.ndim == 3 and gain.shape[0] == 1:
+        gain = gain[0]
+    if gain.ndim != 2:
+        raise DedkitError(f"{name} must be one 2-D image, got shape {gain.shape}")
+    if gain.dtype.kind not in "uif":
+        raise DedkitError(f"{name} has unusable data type {gain.dtype}")
+    oriented = np.ascontiguousarray(rotflip(gain, rotflip_value), dtype=np.float32)
+    ny, nx = frame_shape
+    gy, gx = oriented.shape
+    for factor in (1, 2, 4):
+        if gy * factor == ny and gx * factor == nx:
+            if not np.all(np.isfinite(oriented)):
+                raise DedkitError(f"{name} contains NaN or infinite values")
+            return GainReference(oriented, factor, rotflip_value)
+    hint = ""
+    if (gx, gy) != (gy, gx) and any(gx * f == ny and gy * f == nx for f in (1, 2, 4)):
+        hint = " (it fits if rotated by 90 degrees: check --rotflip)"
+    raise DedkitError(
+        f"{name} is {gx} x {gy} after r/f {rotflip_value}, which does not fit frames of "
+        f"{nx} x {ny}: it must be the same size or 2 or 4 times smaller{hint}"
+    )
+
+
+@dataclass
+class NormalizedFrame:
+    """One normalised frame and what normalising it had to change.
+
+    Attributes
+    ----------
+    data : (ny, nx) ndarray of the output dtype
+    stats : FrameStats
+        Of the output values (for the MRC header).
+    n_truncated : int
+        Pixels replaced by high truncation (``high``).
+    n_saturated : int
+        Pixels above the output type's maximum, set to it.
+    n_negative : int
+        Pixels below the output type's minimum, set to it.
+    """
+
+    data: np.ndarray
+    stats: FrameStats
+    n_truncated: int = 0
+    n_saturated: int = 0
+    n_negative: int = 0
+
+
+@numba.njit(inline="always")
+def _raw(src, packed, y, x):
+    if packed:
+        b = src[y, x >> 1]
+        return np.float32((b >> 4) if (x & 1) else (b & 15))
+    return np.float32(src[y, x])
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _ring_mean(src, packed, y, x, ny, nx, high, fallback):
+    # mean raw value of the 7x7 neighbourhood without the central 3x3, values > high left out
+    total = 0.0
+    count = 0
+    for yy in range(max(y - 3, 0), min(y + 4, ny)):
+        for xx in range(max(x - 3, 0), min(x + 4, nx)):
+            if abs(yy - y) <= 1 and abs(xx - x) <= 1:
+                continue
+            v = _raw(src, packed, yy, xx)
+            if v <= high:
+                total += v
+                count += 1
+    if count == 0:
+        return fallback
+    return np.float32(total / count)
+
+
+@numba.njit(inline="always")
+def _clip_value(v, lo, hi, rounding):
+    # (stored value, 1 when clipped at the top, -1 at the bottom, else 0)
+    if rounding:
+        v = np.floor(v)
+    return min(max(v, lo), hi), np.int64(v > hi) - np.int64(v < lo)
+
+
+@numba.njit(inline="always")
+def _store(orow, x, v, lo, hi, rounding):
+    value, flag = _clip_value(v, lo, hi, rounding)
+    orow[x] = value
+    return flag
+
+
+@numba.njit(nogil=True, error_model="numpy")
+def _normalize_row(src, packed, y, nx, grow, factor, scale, offset, lo, hi, rounding, orow):
+    # Loops run over gain pixels and the factor x factor block each one covers, so the
+    # replicated reference costs no division per pixel; packed input decodes a byte at a
+    # time. Returns (saturated, negative).
+    nsat = 0
+    nneg = 0
+    if packed and factor == 1:
+        srow = src[y]
+        for i in range(nx // 2):
+            b = srow[i]
+            f0 = _store(orow, 2 * i, np.float32(b & 15) * (grow[2 * i] * scale) + offset,
+                        lo, hi, rounding)
+            f1 = _store(orow, 2 * i + 1, np.float32(b >> 4) * (grow[2 * i + 1] * scale) + offset,
+                        lo, hi, rounding)
+            nsat += (f0 > 0) + (f1 > 0)
+            nneg += (f0 < 0) + (f1 < 0)
+        if nx & 1:
+            f = _store(orow, nx - 1, np.float32(srow[nx // 2] & 15) * (grow[nx - 1] * scale)
+                       + offset, lo, hi, rounding)
+            nsat += f > 0
+            nneg += f < 0
+    elif packed:
+        srow = src[y]
+        half = factor // 2
+        for j in range(nx // factor):
+            g = grow[j] * scale
+            base = j * half
+            for k in range(half):
+                b = srow[base + k]
+                x = j * factor + 2 * k
+                f0 = _store(orow, x, np.float32(b & 15) * g + offset, lo, hi, rounding)
+                f1 = _store(orow, x + 1, np.float32(b >> 4) * g + offset, lo, hi, rounding)
+                nsat += (f0 > 0) + (f1 > 0)
+                nneg += (f0 < 0) + (f1 < 0)
+    else:
+        srow = src[y]
+        for j in range(nx // factor):
+            g = grow[j] * scale
+            for k in range(factor):
+                x = j * factor + k
+                f = _store(orow, x, np.float32(srow[x]) * g + offset, lo, hi, rounding)
+                nsat += f > 0
+                nneg += f < 0
+    return nsat, nneg
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def _normalize_kernel(src, packed, nx, gain, factor, row_factor, scale, offset, use_high, high,
+                      use_low, low, lo, hi, rounding, out, rows):
+    # rows[y]: truncated, saturated, negative, min, max, sum, sum of squares.
+    # Gain row y // row_factor, column x // factor (no reference: one row of ones).
+    ny = out.shape[0]
+    for y in numba.prange(ny):
+        grow = gain[y // row_factor]
+        orow = out[y]
+        nsat, nneg = _normalize_row(src, packed, y, nx, grow, factor, scale, offset, lo, hi,
+                                    rounding, orow)
+        ntrunc = 0
+        if use_high:
+            # rare pixels: redo them after the fast pass rather than branch in it
+            for x in range(nx):
+                g = grow[x // factor]
+                r = _raw(src, packed, y, x)
+                if r * g > high:
+                    ntrunc += 1
+                    _, old_flag = _clip_value(r * (g * scale) + offset, lo, hi, rounding)
+                    if use_low:
+                        r = low
+                    else:
+                        r = _ring_mean(src, packed, y, x, ny, nx, high, high)
+                    flag = _store(orow, x, r * (g * scale) + offset, lo, hi, rounding)
+                    nsat += (flag > 0) - (old_flag > 0)
+                    nneg += (flag < 0) - (old_flag < 0)
+        rows[y, 0] = ntrunc
+        rows[y, 1] = nsat
+        rows[y, 2] = nneg
+        if rounding:
+            s = np.int64(0)
+            s2 = np.int64(0)
+            vmin = np.int64(orow[0])
+            vmax = np.int64(orow[0])
+            for x in range(nx):
+                v = np.int64(orow[x])
+                s += v
+                s2 += v * v
+                vmin = min(vmin, v)
+                vmax = max(vmax, v)
+            rows[y, 3] = vmin
+            rows[y, 4] = vmax
+            rows[y, 5] = s
+            rows[y, 6] = s2
+        else:
+            fs = 0.0
+            fs2 = 0.0
+            fmin = np.inf
+            fmax = -np.inf
+            for x in range(nx):
+                v = np.float64(orow[x])
+                fs += v
+                fs2 += v * v
+                fmin = min(fmin, v)
+                fmax = max(fmax, v)
+            rows[y, 3] = fmin
+            rows[y, 4] = fmax
+            rows[y, 5] = fs
+            rows[y, 6] = fs2
+
+
+
+
+
+def normalize_frame(
+    frame: np.ndarray,
+    gain: GainReference | None,
+    *,
+    scale: float | None = None,
+    dtype=np.float32,
+    high: float | None = None,
+    low: float | None = None,
+    packed_nx: int | None = None,
+    out: np.ndarray | None = None,
+) -> NormalizedFrame:
+    """Gain-normalise one frame: ``raw x gain x scale``, rounded for integer output.
+
+    Parameters
+    ----------
+    frame : (ny, nx) ndarray
+        Raw counts (any integer or float type), Y up. With ``packed_nx``, instead the
+        packed 4-bit rows (ny, (nx + 1) // 2) uint8, left pixel in the low nibble.
+    gain : GainReference or None
+        From :func:`prepare_gain`; None multiplies by 1 (``clip unpack`` without a
+        reference: unpacking, scaling and truncation only).
+    scale : float, optional
+        Default :func:`default_scale` (16 with a float reference, else 1).
+    dtype : dtype
+        Output type: uint8, int16, uint16 or float32 (``clip -m`` byte/short/ushort/float).
+        Integer outputs get +0.5 before truncation; values beyond the type's range are
+        clipped and counted.
+    high, low : float, optional
+        ``clip -h`` / ``clip -l`` truncation (see the module notes).
+    packed_nx : int, optional
+        True width when ``frame`` is packed 4-bit rows.
+    out : ndarray, optional
+        Buffer of shape (ny, nx) and type ``dtype`` to write into.
+
+    Returns
+    -------
+    NormalizedFrame
+    """
+    src = np.asarray(frame)
+    packed = packed_nx is not None
+    if packed:
+        if src.dtype != np.uint8 or src.ndim != 2 or src.shape[1] < (packed_nx + 1) // 2:
+            raise ValueError("packed input must be uint8 rows holding packed_nx 4-bit pixels")
+        ny, nx = src.shape[0], packed_nx
+    else:
+        if src.ndim != 2:
+            raise ValueError("normalize_frame takes one 2-D frame")
+        ny, nx = src.shape
+    dtype = np.dtype(dtype)
+    if dtype not in OUTPUT_DTYPES.values():
+        raise DedkitError(f"output type {dtype} is not one of byte, short, ushort, float")
+    if gain is None:
+        gain_data, factor, row_factor = np.ones((1, nx), np.float32), 1, ny
+    else:
+        if gain.frame_shape != (ny, nx):
+            raise DedkitError(
+                f"gain reference fits frames of {gain.frame_shape[1]} x {gain.frame_shape[0]}, "
+                f"not {nx} x {ny}"
+            )
+        gain_data, factor = gain.data, gain.factor
+        row_factor = factor
+    if scale is None:
+        scale = default_scale(gain)
+    if low is not None and high is None:
+        raise DedkitError("a low truncation value (-l) is used only together with a high one (-h)")
+    if out is None:
+        out = np.empty((ny, nx), dtype)
+    elif out.shape != (ny, nx) or out.dtype != dtype:
+        raise ValueError("out has the wrong shape or type")
+    if dtype.kind == "f":
+        lo, hi, rounding, offset = -np.inf, np.inf, False, 0.0
+    else:
+        info = np.iinfo(dtype)
+        lo, hi, rounding, offset = info.min, info.max, True, 0.5
+    rows = np.empty((ny, 7))
+    _normalize_kernel(
+        src, packed, nx, gain_data, factor, row_factor, np.float32(scale), np.float32(offset),
+        high is not None, np.float32(high if high is not None else 0.0),
+        low is not None, np.float32(low if low is not None else 0.0),
+        np.float32(lo), np.float32(hi), rounding, out, rows,
+    )
+    stats = FrameStats(ny * nx, float(rows[:, 3].min()), float(rows[:, 4].max()),
+                       float(rows[:, 5].sum()), float(rows[:, 6].sum()))
+    return NormalizedFrame(out, stats, int(rows[:, 0].sum()), int(rows[:, 1].sum()),
+                           int(rows[:, 2].sum()))

@@ -1,0 +1,230 @@
+"""Packing frames into fewer bits: 4-bit nibbles and bytes, with saturation counted.
+
+Two 4-bit pixels share a byte. MRC mode 101, the older "half X size" byte form and
+SerialEMCCD's packed TIFF put the left pixel in the LOW nibble; a true 4-bit TIFF
+(BitsPerSample 4, FillOrder 1) puts it in the HIGH nibble. Each row is packed on its own
+into ``(nx + 1) // 2`` bytes; for odd ``nx`` the last byte's second nibble is 0.
+
+Packing never hides lost information: values above the largest representable value are
+clipped to it and counted, as are negative values (clipped to 0) and, for float input,
+values that are not whole numbers (rounded half up, as ``clip`` does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+__all__ = [
+    "PackResult",
+    "packed_row_bytes",
+    "unpack_nibbles",
+    "pack_4bit",
+    "truncate_to_bytes",
+    "convert_dtype",
+]
+
+
+@dataclass
+class PackResult:
+    """A packed frame and what packing had to change.
+
+    Attributes
+    ----------
+    data : ndarray of uint8
+        The packed frame: ``(ny, (nx + 1) // 2)`` for 4-bit, ``(ny, nx)`` for bytes.
+    n_saturated : int
+        Pixels above the largest value (15 or 255) that were set to it.
+    n_negative : int
+        Pixels below 0 that were set to 0.
+    n_rounded : int
+        Float pixels that were not whole numbers and were rounded.
+    """
+
+    data: np.ndarray
+    n_saturated: int = 0
+    n_negative: int = 0
+    n_rounded: int = 0
+
+    @property
+    def n_changed(self) -> int:
+        return self.n_saturated + self.n_negative + self.n_rounded
+
+
+def packed_row_bytes(nx: int) -> int:
+    """Bytes one row of ``nx`` 4-bit pixels takes (rows are padded to whole bytes)."""
+    return (nx + 1) // 2
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _unpack_kernel(packed, nx, low_first, out):
+    ny = packed.shape[0]
+    half = nx // 2
+    lo_shift = 0 if low_first else 4
+    hi_shift = 4 if low_first else 0
+    for y in numba.prange(ny):
+        for i in range(half):
+            b = packed[y, i]
+            out[y, 2 * i] = (b >> lo_shift) & 15
+            out[y, 2 * i + 1] = (b >> hi_shift) & 15
+        if nx & 1:
+            out[y, nx - 1] = (packed[y, half] >> lo_shift) & 15
+
+
+def unpack_nibbles(packed: np.ndarray, nx: int, *, low_first: bool = True, out=None) -> np.ndarray:
+    """Unpack 4-bit pixels, two per byte, into one uint8 per pixel.
+
+    Parameters
+    ----------
+    packed : (ny, nbytes) ndarray of uint8
+        Packed rows; ``nbytes >= (nx + 1) // 2``.
+    nx : int
+        True width in pixels.
+    low_first : bool
+        True when the left pixel is in the low nibble (MRC mode 101, SerialEMCCD).
+    out : (ny, nx) ndarray of uint8, optional
+        Where to write the result.
+
+    Returns
+    -------
+    (ny, nx) ndarray of uint8
+    """
+    packed = np.asarray(packed)
+    if packed.dtype != np.uint8:
+        packed = packed.view(np.uint8)
+    if packed.ndim != 2 or packed.shape[1] < packed_row_bytes(nx):
+        raise ValueError(f"packed rows of shape {packed.shape} cannot hold {nx} 4-bit pixels")
+    if out is None:
+        out = np.empty((packed.shape[0], nx), np.uint8)
+    _unpack_kernel(packed, nx, low_first, out)
+    return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _pack_kernel(values, low_first, out, counts):
+    # counts[y, 0] saturated, counts[y, 1] negative, counts[y, 2] rounded (per row: no races)
+    ny, nx = values.shape
+    lo_shift = 0 if low_first else 4
+    hi_shift = 4 if low_first else 0
+    for y in numba.prange(ny):
+        nsat = 0
+        nneg = 0
+        nrnd = 0
+        for i in range((nx + 1) // 2):
+            b = 0
+            for k in range(2):
+                x = 2 * i + k
+                if x >= nx:
+                    break
+                v = values[y, x]
+                r = np.floor(v + 0.5)
+                if r != v:
+                    nrnd += 1
+                if r > 15:
+                    r = 15
+                    nsat += 1
+                elif r < 0:
+                    r = 0
+                    nneg += 1
+                b |= np.uint8(r) << (lo_shift if k == 0 else hi_shift)
+            out[y, i] = b
+        counts[y, 0] = nsat
+        counts[y, 1] = nneg
+        counts[y, 2] = nrnd
+
+
+def pack_4bit(frame: np.ndarray, *, low_first: bool = True) -> PackResult:
+    """Pack a frame into 4-bit pixels, two per byte, counting what did not fit.
+
+    Parameters
+    ----------
+    frame : (ny, nx) ndarray, integer or float
+        Values 0-15 are stored exactly; larger values saturate at 15, negative values
+        become 0 and floats are rounded half up. Each is counted in the result.
+    low_first : bool
+        Left pixel in the low nibble (MRC mode 101, SerialEMCCD) or the high one (TIFF).
+
+    Returns
+    -------
+    PackResult
+    """
+    frame = np.asarray(frame)
+    if frame.ndim != 2:
+        raise ValueError("pack_4bit takes one 2-D frame")
+    ny, nx = frame.shape
+    out = np.empty((ny, packed_row_bytes(nx)), np.uint8)
+    counts = np.zeros((ny, 3), np.int64)
+    _pack_kernel(np.ascontiguousarray(frame), low_first, out, counts)
+    nsat, nneg, nrnd = (int(c) for c in counts.sum(axis=0))
+    return PackResult(out, nsat, nneg, nrnd)
+
+
+def truncate_to_bytes(frame: np.ndarray) -> PackResult:
+    """Store a frame as unsigned bytes, as SerialEMCCD packs counting-mode integers.
+
+    Values above 255 saturate at 255, negative values become 0, floats are rounded half
+    up; each is counted.
+    """
+    frame = np.asarray(frame)
+    if frame.ndim != 2:
+        raise ValueError("truncate_to_bytes takes one 2-D frame")
+    return convert_dtype(frame, np.uint8)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _convert_kernel(values, lo, hi, rounding, out, counts):
+    ny, nx = values.shape
+    for y in numba.prange(ny):
+        nsat = 0
+        nneg = 0
+        nrnd = 0
+        for x in range(nx):
+            v = values[y, x]
+            r = v
+            if rounding:
+                r = np.floor(v + 0.5)
+                if r != v:
+                    nrnd += 1
+            if r > hi:
+                r = hi
+                nsat += 1
+            elif r < lo:
+                r = lo
+                nneg += 1
+            out[y, x] = r
+        counts[y, 0] = nsat
+        counts[y, 1] = nneg
+        counts[y, 2] = nrnd
+
+
+def convert_dtype(frame: np.ndarray, dtype) -> PackResult:
+    """Convert a frame to another dtype the way ``clip`` writes integers, counting changes.
+
+    Float to integer rounds half up (``floor(v + 0.5)``); values beyond the target's range
+    are clipped to it. Conversions that cannot lose anything are plain casts. In the
+    result, ``n_negative`` counts values clipped at the low end (below 0 for unsigned
+    types, below the minimum for signed ones).
+    """
+    frame = np.asarray(frame)
+    dtype = np.dtype(dtype)
+    if frame.dtype == dtype:
+        return PackResult(frame)
+    if np.can_cast(frame.dtype, dtype, "safe"):
+        return PackResult(frame.astype(dtype))
+    if dtype.kind == "f":
+        info = np.finfo(dtype)
+        lo, hi, rounding = float(info.min), float(info.max), False
+    else:
+        info = np.iinfo(dtype)
+        lo, hi, rounding = float(info.min), float(info.max), frame.dtype.kind == "f"
+    squeeze = frame.ndim == 1
+    values = np.ascontiguousarray(frame.reshape(1, -1) if squeeze else frame)
+    if values.ndim != 2:
+        raise ValueError("convert_dtype takes a 1-D or 2-D frame")
+    out = np.empty(values.shape, dtype)
+    counts = np.zeros((values.shape[0], 3), np.int64)
+    _convert_kernel(values, lo, hi, rounding, out, counts)
+    nsat, nneg, nrnd = (int(c) for c in counts.sum(axis=0))
+    return PackResult(out.reshape(frame.shape), nsat, nneg, nrnd)

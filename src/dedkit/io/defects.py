@@ -1,0 +1,335 @@
+"""SerialEM camera defect lists ("defects...txt"): read, write, round trip.
+
+SerialEMCCD writes a defect list beside frames saved without defect correction; IMOD's
+``clip`` and ``alignframes`` correct frames with it. The file has one keyword per line; a
+line starting with ``#`` is a comment and the keyword ends at the first blank or tab::
+
+    CameraSizeX 5760
+    CameraSizeY 4092
+    RotationAndFlip 0
+    WasScaled 0
+    K2Type 1
+    FalconType 0
+    NumToAvgSuperRes 0
+    UsableArea top left bottom right
+    PartialBadColumn column width startY endY
+    PartialBadRow row height startX endX
+    BadPixels x y x y ...            (up to 10 pairs a line)
+    BadColumns c c ...               (up to 20 a line)
+    BadRows r r ...                  (up to 20 a line)
+
+Coordinates are kept here exactly as in the file: unbinned, 0-based, y = 0 at the TOP,
+in the orientation named by RotationAndFlip. Converting them to dedkit's Y-up arrays is
+the job of :mod:`dedkit.frames.defects`. Comments and unknown keywords are kept so that
+reading and writing a file loses nothing; they are written after the known entries.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from dedkit.errors import DedkitError
+from dedkit.io.atomic import atomic_output, check_output_path
+
+__all__ = [
+    "DefectList",
+    "PartialBadLine",
+    "UsableArea",
+    "format_defects",
+    "parse_defects",
+    "read_defects",
+    "write_defects",
+]
+
+# SerialEM's own line layout (CorDefDefectsToString in CorrectDefects.cpp).
+PIXEL_PAIRS_PER_LINE = 10
+LINES_PER_LINE = 20
+
+
+class UsableArea(NamedTuple):
+    """Limits of the good area, inclusive, y = 0 at the top; 0 means "no limit".
+
+    ``top`` and ``left`` are the first good row and column, ``bottom`` and ``right`` the
+    last good ones.
+    """
+
+    top: int = 0
+    left: int = 0
+    bottom: int = 0
+    right: int = 0
+
+
+class PartialBadLine(NamedTuple):
+    """A band of bad columns (or rows) over part of the image.
+
+    For a PartialBadColumn: ``start`` is the first bad column, ``width`` the number of
+    columns, ``first`` and ``last`` the rows (inclusive) it covers; for a PartialBadRow
+    the roles of rows and columns swap.
+    """
+
+    start: int
+    width: int
+    first: int
+    last: int
+
+
+@dataclass
+class DefectList:
+    """Everything in a SerialEM defect list, coordinates as in the file.
+
+    Attributes
+    ----------
+    camera_size_x, camera_size_y : int
+        Camera size the coordinates refer to (CameraSizeX/Y), in the list's orientation.
+    rotation_and_flip : int
+        r/f value (0-7) of the orientation the coordinates are in.
+    was_scaled : int
+        1 when the list was scaled up to super-resolution (each bad pixel is the corner
+        of a 2x2 block), 2 for a 4x4 block, -1 when scaled down, 0 otherwise.
+    k2_type, falcon_type : int
+        Camera family flags.
+    num_to_avg_super_res : int
+        Columns beside a Falcon bad column whose super-resolution pairs are averaged.
+    usable_area : UsableArea
+        Limits of the good area (0 = no limit).
+    partial_bad_columns, partial_bad_rows : list of PartialBadLine
+    bad_pixels : list of (x, y)
+    bad_columns, bad_rows : list of int
+        One index per bad column (row), in file order.
+    comments : list of str
+        Comment lines (with their ``#``), in file order.
+    unknown_lines : list of str
+        Lines with keywords this module does not know, in file order.
+    """
+
+    camera_size_x: int
+    camera_size_y: int
+    rotation_and_flip: int = 0
+    was_scaled: int = 0
+    k2_type: int = 0
+    falcon_type: int = 0
+    num_to_avg_super_res: int = 0
+    usable_area: UsableArea = field(default_factory=UsableArea)
+    partial_bad_columns: list[PartialBadLine] = field(default_factory=list)
+    partial_bad_rows: list[PartialBadLine] = field(default_factory=list)
+    bad_pixels: list[tuple[int, int]] = field(default_factory=list)
+    bad_columns: list[int] = field(default_factory=list)
+    bad_rows: list[int] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+    unknown_lines: list[str] = field(default_factory=list)
+
+
+# Keyword -> (attribute, whether the value may be negative).
+_SCALAR_KEYWORDS = {
+    "CameraSizeX": ("camera_size_x", False),
+    "CameraSizeY": ("camera_size_y", False),
+    "RotationAndFlip": ("rotation_and_flip", False),
+    "WasScaled": ("was_scaled", True),
+    "K2Type": ("k2_type", False),
+    "FalconType": ("falcon_type", False),
+    "NumToAvgSuperRes": ("num_to_avg_super_res", False),
+}
+_LINE_LIST_KEYWORDS = {"BadColumns": "bad_columns", "BadRows": "bad_rows"}
+_KEYWORD_END = re.compile(r"[ \t]")
+
+
+class _LineErrors:
+    """Makes DedkitErrors that name the file and one line of it."""
+
+    def __init__(self, path, line: int):
+        self.path = path
+        self.line = line
+
+    def __call__(self, message: str) -> DedkitError:
+        return DedkitError(message, path=self.path, line=self.line)
+
+
+def read_defects(path) -> DefectList:
+    """Read a SerialEM defect list file.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    DefectList
+
+    Raises
+    ------
+    DedkitError
+        If the file cannot be read or a line is malformed (with its line number).
+    """
+    try:
+        with open(path, encoding="utf-8", errors="strict") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise DedkitError("defect list not found", path=path) from None
+    except UnicodeDecodeError:
+        raise DedkitError("defect list is not a text file", path=path) from None
+    except OSError as exc:
+        raise DedkitError(f"cannot read defect list: {exc.strerror}", path=path) from None
+    return parse_defects(text, path=path)
+
+
+def parse_defects(text: str, path=None) -> DefectList:
+    """Parse the text of a SerialEM defect list.
+
+    Parameters
+    ----------
+    text : str
+        The whole file.
+    path : path-like, optional
+        Named in error messages.
+
+    Returns
+    -------
+    DefectList
+
+    Raises
+    ------
+    DedkitError
+        For a known keyword with unexpected values (not integers, wrong count, negative
+        coordinates, odd number of BadPixels values, r/f out of 0-7), a scalar keyword
+        given twice, or a missing CameraSizeX/CameraSizeY.
+    """
+    scalars: dict[str, int] = {}
+    scalar_lines: dict[str, int] = {}
+    usable: UsableArea | None = None
+    usable_line = 0
+    partial_columns: list[PartialBadLine] = []
+    partial_rows: list[PartialBadLine] = []
+    pixels: list[tuple[int, int]] = []
+    line_lists: dict[str, list[int]] = {"bad_columns": [], "bad_rows": []}
+    comments: list[str] = []
+    unknown: list[str] = []
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip()
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            comments.append(line)
+            continue
+        # The keyword ends at the first blank or tab, as in IMOD's CorDefParseDefects.
+        keyword, rest = (_KEYWORD_END.split(line, maxsplit=1) + [""])[:2]
+        fail = _LineErrors(path, number)
+        if keyword in _SCALAR_KEYWORDS:
+            attribute, may_be_negative = _SCALAR_KEYWORDS[keyword]
+            (value,) = _integers(rest, keyword, 1, fail, allow_negative=may_be_negative)
+            if keyword in scalars:
+                raise fail(f"{keyword} given twice (first on line {scalar_lines[keyword]})")
+            if keyword == "RotationAndFlip" and value > 7:
+                raise fail(f"RotationAndFlip {value} is not an r/f value 0-7")
+            if keyword.startswith("CameraSize") and value == 0:
+                raise fail(f"{keyword} must be positive")
+            scalars[keyword] = value
+            scalar_lines[keyword] = number
+        elif keyword == "UsableArea":
+            if usable is not None:
+                raise fail(f"UsableArea given twice (first on line {usable_line})")
+            usable = UsableArea(*_integers(rest, keyword, 4, fail))
+            usable_line = number
+        elif keyword in ("PartialBadColumn", "PartialBadRow"):
+            band = PartialBadLine(*_integers(rest, keyword, 4, fail))
+            if band.width < 1:
+                raise fail(f"{keyword} width must be at least 1")
+            if band.last < band.first:
+                raise fail(f"{keyword} ends ({band.last}) before it starts ({band.first})")
+            (partial_columns if keyword == "PartialBadColumn" else partial_rows).append(band)
+        elif keyword == "BadPixels":
+            values = _integers(rest, keyword, None, fail)
+            if len(values) % 2:
+                raise fail(f"BadPixels needs x y pairs; got {len(values)} values")
+            pixels.extend(zip(values[0::2], values[1::2], strict=True))
+        elif keyword in _LINE_LIST_KEYWORDS:
+            line_lists[_LINE_LIST_KEYWORDS[keyword]].extend(_integers(rest, keyword, None, fail))
+        else:
+            unknown.append(line)
+
+    for required in ("CameraSizeX", "CameraSizeY"):
+        if required not in scalars:
+            raise DedkitError(f"defect list has no {required} entry", path=path)
+    kwargs = {_SCALAR_KEYWORDS[k][0]: v for k, v in scalars.items()}
+    return DefectList(
+        **kwargs,
+        usable_area=usable if usable is not None else UsableArea(),
+        partial_bad_columns=partial_columns,
+        partial_bad_rows=partial_rows,
+        bad_pixels=pixels,
+        bad_columns=line_lists["bad_columns"],
+        bad_rows=line_lists["bad_rows"],
+        comments=comments,
+        unknown_lines=unknown,
+    )
+
+
+def _integers(rest: str, keyword: str, count: int | None, fail, *, allow_negative=False):
+    """The integer values after a keyword; ``count`` None means one or more."""
+    words = rest.split()
+    values = []
+    for word in words:
+        try:
+            values.append(int(word))
+        except ValueError:
+            raise fail(f"{keyword}: {word!r} is not an integer") from None
+    if count is None and not values:
+        raise fail(f"{keyword} has no values")
+    if count is not None and len(values) != count:
+        raise fail(f"{keyword} needs {count} value{'s' * (count > 1)}; got {len(values)}")
+    if not allow_negative and any(v < 0 for v in values):
+        raise fail(f"{keyword}: negative value {min(values)}")
+    return values
+
+
+def format_defects(defects: DefectList) -> str:
+    """The text of a defect list in SerialEM's layout.
+
+    Comments come first, then the entries in the order SerialEM writes them (all scalar
+    keywords, UsableArea, partial columns and rows, BadPixels with up to 10 pairs a line,
+    BadColumns and BadRows with up to 20 values a line), then unknown keyword lines.
+    """
+    d = defects
+    lines = list(d.comments)
+    lines += [
+        f"CameraSizeX {d.camera_size_x}",
+        f"CameraSizeY {d.camera_size_y}",
+        f"RotationAndFlip {d.rotation_and_flip}",
+        f"WasScaled {d.was_scaled}",
+        f"K2Type {d.k2_type}",
+        f"FalconType {d.falcon_type}",
+        f"NumToAvgSuperRes {d.num_to_avg_super_res}",
+        "UsableArea {} {} {} {}".format(*d.usable_area),
+    ]
+    lines += ["PartialBadColumn {} {} {} {}".format(*b) for b in d.partial_bad_columns]
+    lines += ["PartialBadRow {} {} {} {}".format(*b) for b in d.partial_bad_rows]
+    for i in range(0, len(d.bad_pixels), PIXEL_PAIRS_PER_LINE):
+        chunk = d.bad_pixels[i : i + PIXEL_PAIRS_PER_LINE]
+        lines.append("BadPixels " + " ".join(f"{x} {y}" for x, y in chunk))
+    for keyword, values in (("BadColumns", d.bad_columns), ("BadRows", d.bad_rows)):
+        for i in range(0, len(values), LINES_PER_LINE):
+            lines.append(keyword + " " + " ".join(str(v) for v in values[i : i + LINES_PER_LINE]))
+    lines += d.unknown_lines
+    return "\n".join(lines) + "\n"
+
+
+def write_defects(defects: DefectList, path, force: bool = False) -> None:
+    """Write a defect list atomically in SerialEM's layout.
+
+    Parameters
+    ----------
+    defects : DefectList
+    path : path-like
+    force : bool
+        Replace an existing file.
+    """
+    out = check_output_path(path, force=force)
+    text = format_defects(defects)
+    with atomic_output(out) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())

@@ -1,0 +1,371 @@
+"""Frame stacks, whatever the file format: one lazy reader and one streaming writer API.
+
+``open_stack(path)`` opens an MRC file, a TIFF file or a folder of numbered single-image
+files and returns a :class:`FrameReader` that reads one frame at a time (never the whole
+stack). ``create_stack(path, ...)`` returns a :class:`FrameWriter` that takes one frame at a
+time and writes to a temporary name, renamed to ``path`` only when :meth:`FrameWriter.close`
+completes (see :mod:`dedkit.io.atomic`).
+
+Every frame crossing this API is in dedkit's convention: row 0 at the bottom (Y up), 4-bit
+data unpacked to one uint8 per pixel. Packed data is available as-is through
+:meth:`FrameReader.read_packed` for code that works on nibbles directly.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dedkit.errors import DedkitError
+from dedkit.frames.pack import PackResult, convert_dtype, pack_4bit, packed_row_bytes
+from dedkit.io.atomic import atomic_output, check_output_path
+
+__all__ = [
+    "PACKINGS",
+    "StackInfo",
+    "FrameReader",
+    "FrameWriter",
+    "open_stack",
+    "create_stack",
+    "format_from_path",
+]
+
+#: How 4-bit data is laid out in a file. 'none': not packed; 'mode101': MRC mode 101;
+#: 'half-bytes': MRC mode 0 with half the true X size; 'serialemccd': SerialEMCCD's 8-bit
+#: TIFF pages of half width, low nibble first; 'tiff4': TIFF with BitsPerSample 4.
+PACKINGS = ("none", "mode101", "half-bytes", "serialemccd", "tiff4")
+
+MRC_SUFFIXES = {".mrc", ".mrcs", ".st", ".ali", ".map", ".rec", ".preali"}
+TIFF_SUFFIXES = {".tif", ".tiff"}
+
+
+@dataclass
+class StackInfo:
+    """What a frame stack holds, independent of its format.
+
+    Attributes
+    ----------
+    path : str
+    format : str
+        'mrc', 'tiff' or 'folder'.
+    shape : (nz, ny, nx)
+        True size in pixels (unpacked width for 4-bit data).
+    dtype : numpy.dtype
+        dtype of the frames :meth:`FrameReader.read` returns (uint8 for 4-bit data).
+    packing : str
+        One of :data:`PACKINGS`.
+    titles : list of str
+        MRC title lines, or the TIFF ImageDescription split into lines.
+    pixel_size : tuple of float or None
+        (x, y, z) pixel size in Angstrom when the file records one.
+    mode : int or None
+        MRC mode number (101 for 4-bit), None for other formats.
+    compression : str or None
+        TIFF compression ('none', 'lzw', 'zip', 'zstd'), None for MRC.
+    extra : dict
+        Format-specific details (e.g. the IMOD flags of an MRC header).
+    """
+
+    path: str
+    format: str
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    packing: str = "none"
+    titles: list[str] = field(default_factory=list)
+    pixel_size: tuple[float, float, float] | None = None
+    mode: int | None = None
+    compression: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def nz(self) -> int:
+        return self.shape[0]
+
+    @property
+    def ny(self) -> int:
+        return self.shape[1]
+
+    @property
+    def nx(self) -> int:
+        return self.shape[2]
+
+    @property
+    def is_4bit(self) -> bool:
+        return self.packing != "none"
+
+    @property
+    def frame_nbytes(self) -> int:
+        """Bytes of one frame as :meth:`FrameReader.read` returns it."""
+        return self.ny * self.nx * np.dtype(self.dtype).itemsize
+
+
+class FrameReader(abc.ABC):
+    """Reads frames one at a time. Use as a context manager or call :meth:`close`."""
+
+    info: StackInfo
+
+    def __len__(self) -> int:
+        return self.info.nz
+
+    @abc.abstractmethod
+    def read(self, index: int) -> np.ndarray:
+        """Frame ``index`` as a (ny, nx) array, Y up, 4-bit data unpacked to uint8."""
+
+    def read_packed(self, index: int) -> np.ndarray | None:
+        """Frame ``index`` as packed rows (ny, (nx+1)//2) uint8, left pixel in the LOW
+        nibble, Y up; None when the stack is not 4-bit or the file packs differently."""
+        return None
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self.read(i)
+
+    def _check_index(self, index: int) -> int:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"frame {index} out of range for a stack of {n} frames")
+        return index % n
+
+    def close(self) -> None:  # noqa: B027 - readers without resources need no close
+        """Release the file."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FrameWriter(abc.ABC):
+    """Writes frames one at a time to a temporary name; :meth:`close` renames it into place.
+
+    Subclasses implement :meth:`_open`, :meth:`_write` (frames of the stack's dtype),
+    :meth:`_write_packed` (4-bit stacks: low-nibble-first rows) and :meth:`_finish`
+    against ``self.tmp_path``; this class handles the output-path rules, dtype conversion
+    and 4-bit packing with counts of changed values, the atomic rename, the frame count
+    and cleanup on error.
+    """
+
+    def __init__(self, path, shape, dtype, *, packing="none", force=False, inputs=()):
+        self.path = check_output_path(path, inputs, force)
+        nz, ny, nx = (int(v) for v in shape)
+        if min(nz, ny, nx) <= 0:
+            raise DedkitError(f"cannot write a stack of shape {tuple(shape)}")
+        if packing not in PACKINGS:
+            raise DedkitError(f"unknown packing {packing!r}; use one of {', '.join(PACKINGS)}")
+        self.shape = (nz, ny, nx)
+        self.dtype = np.dtype(np.uint8 if packing != "none" else dtype)
+        self.packing = packing
+        self.n_written = 0
+        self.n_saturated = self.n_negative = self.n_rounded = 0
+        self._atomic = atomic_output(self.path)
+        self.tmp_path = self._atomic.__enter__()
+        self._closed = False
+        try:
+            self._open()
+        except BaseException as e:
+            self._closed = True
+            self._abort_files()
+            self._atomic.__exit__(type(e), e, e.__traceback__)
+            raise
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (ny, nx) frame (Y up).
+
+        The frame is converted to the stack's dtype as ``clip`` writes integers (floats
+        rounded half up, out-of-range values clipped) or packed to 4 bits; every value
+        that had to change is counted in :attr:`n_saturated`, :attr:`n_negative` and
+        :attr:`n_rounded`, never silently.
+        """
+        self._check_room()
+        frame = np.asarray(frame)
+        if frame.shape != self.shape[1:]:
+            raise DedkitError(f"frame of shape {frame.shape} does not fit stack {self.shape}")
+        if self.packing == "none":
+            result = convert_dtype(frame, self.dtype)
+            self._count(result)
+            self._write(np.ascontiguousarray(result.data))
+        else:
+            result = pack_4bit(frame)
+            self._count(result)
+            self._write_packed(result.data)
+        self.n_written += 1
+
+    def write_packed(self, packed: np.ndarray) -> None:
+        """Append one 4-bit frame given as packed rows, left pixel in the LOW nibble, Y up."""
+        if self.packing == "none":
+            raise DedkitError("write_packed needs a 4-bit stack")
+        self._check_room()
+        packed = np.asarray(packed)
+        expected = (self.shape[1], packed_row_bytes(self.shape[2]))
+        if packed.dtype != np.uint8 or packed.shape != expected:
+            raise DedkitError(f"packed frame must be uint8 of shape {expected}")
+        self._write_packed(np.ascontiguousarray(packed))
+        self.n_written += 1
+
+    @property
+    def n_changed(self) -> int:
+        """Values changed by conversion so far (saturated + negative + rounded)."""
+        return self.n_saturated + self.n_negative + self.n_rounded
+
+    def _count(self, result: PackResult) -> None:
+        self.n_saturated += result.n_saturated
+        self.n_negative += result.n_negative
+        self.n_rounded += result.n_rounded
+
+    def _check_room(self) -> None:
+        if self.n_written >= self.shape[0]:
+            raise DedkitError(f"stack was created for {self.shape[0]} frames; got one more")
+
+    def close(self) -> None:
+        """Finish the file and move it into place; fails if frames are missing."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.n_written != self.shape[0]:
+                raise DedkitError(
+                    f"stack was created for {self.shape[0]} frames "
+                    f"but {self.n_written} were written"
+                )
+            self._finish()
+        except BaseException as e:
+            self._abort_files()
+            self._atomic.__exit__(type(e), e, e.__traceback__)
+            raise
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Discard everything written; the final path is left untouched."""
+        if self._closed:
+            return
+        self._closed = True
+        self._abort_files()
+        err = RuntimeError("aborted")
+        try:
+            self._atomic.__exit__(RuntimeError, err, None)
+        except RuntimeError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    @abc.abstractmethod
+    def _open(self) -> None:
+        """Create ``self.tmp_path`` and get ready to write."""
+
+    @abc.abstractmethod
+    def _write(self, frame: np.ndarray) -> None:
+        """Write one frame already of the stack's dtype (not called for 4-bit stacks)."""
+
+    def _write_packed(self, packed: np.ndarray) -> None:
+        """Write one 4-bit frame as low-nibble-first packed rows (4-bit stacks only)."""
+        raise DedkitError(f"{type(self).__name__} does not write 4-bit data")
+
+    @abc.abstractmethod
+    def _finish(self) -> None:
+        """Complete the file at ``self.tmp_path`` (headers, close handles)."""
+
+    def _abort_files(self) -> None:  # noqa: B027 - override to close open handles
+        """Close open handles before the temporary is removed."""
+
+
+def format_from_path(path) -> str:
+    """'mrc', 'tiff' or 'folder' from a path's suffix (a folder has no known suffix)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in MRC_SUFFIXES:
+        return "mrc"
+    if suffix in TIFF_SUFFIXES:
+        return "tiff"
+    if p.is_dir() or suffix == "":
+        return "folder"
+    raise DedkitError(
+        f"cannot tell the format from suffix {p.suffix!r}; use .mrc/.mrcs/.st or .tif/.tiff",
+        path=p,
+    )
+
+
+def open_stack(path) -> FrameReader:
+    """Open an MRC file, a TIFF file or a folder of numbered images for lazy reading."""
+    p = Path(path)
+    if not p.exists():
+        raise DedkitError("no such file or folder", path=p)
+    fmt = "folder" if p.is_dir() else format_from_path(p)
+    if fmt == "mrc":
+        from dedkit.io.mrc import MrcReader
+
+        return MrcReader(p)
+    if fmt == "tiff":
+        from dedkit.io.tiff import TiffReader
+
+        return TiffReader(p)
+    from dedkit.io.tiff import FolderReader
+
+    return FolderReader(p)
+
+
+def create_stack(
+    path,
+    shape,
+    dtype,
+    *,
+    packing: str = "none",
+    titles=(),
+    pixel_size=None,
+    compression: str | None = None,
+    force: bool = False,
+    inputs=(),
+    format: str | None = None,
+) -> FrameWriter:
+    """Create a stack for streaming frames into; the format comes from the suffix.
+
+    Parameters
+    ----------
+    path : path-like
+        .mrc/.mrcs/.st... for MRC, .tif/.tiff for a TIFF stack, no suffix for a folder of
+        numbered TIFF files.
+    shape : (nz, ny, nx)
+    dtype : numpy dtype
+        uint8, int16, uint16 or float32 (4-bit data: any, with a 4-bit ``packing``).
+    packing : str
+        One of :data:`PACKINGS`; MRC takes 'mode101' or 'half-bytes', TIFF 'serialemccd'
+        or 'tiff4'.
+    titles : sequence of str
+        MRC titles (up to 10 of 80 characters) or TIFF ImageDescription lines.
+    pixel_size : float or (x, y, z) in Angstrom, optional
+    compression : str, optional
+        TIFF only: 'none', 'lzw', 'zip' or 'zstd'.
+    force : bool
+        Replace an existing output.
+    inputs : sequence of path-like
+        Files being read, which the output may not replace.
+    format : str, optional
+        'mrc', 'tiff' or 'folder' to override the suffix.
+    """
+    fmt = format or format_from_path(path)
+    kwargs = dict(packing=packing, titles=titles, pixel_size=pixel_size, force=force, inputs=inputs)
+    if fmt == "mrc":
+        if compression not in (None, "none"):
+            raise DedkitError("MRC files are not compressed; use a .tif output for compression")
+        from dedkit.io.mrc import MrcWriter
+
+        return MrcWriter(path, shape, dtype, **kwargs)
+    if fmt == "tiff":
+        from dedkit.io.tiff import TiffWriter
+
+        return TiffWriter(path, shape, dtype, compression=compression, **kwargs)
+    if fmt == "folder":
+        from dedkit.io.tiff import FolderWriter
+
+        return FolderWriter(path, shape, dtype, compression=compression, **kwargs)
+    raise DedkitError(f"unknown stack format {fmt!r}")

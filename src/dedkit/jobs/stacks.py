@@ -1,0 +1,439 @@
+"""Frame-stack jobs: gain normalisation, rotation/flip, packing, conversion, defect maps.
+
+Each job streams the input frame by frame (see :mod:`dedkit.jobs.streaming`) into an
+output written under a temporary name, and returns a :class:`StackReport`. Inputs are
+never modified; an existing output is replaced only with ``force=True``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from dedkit.errors import DedkitError
+from dedkit.frames.defects import DefectCorrector, defect_map
+from dedkit.frames.gain import (
+    OUTPUT_DTYPES,
+    GainReference,
+    default_scale,
+    normalize_frame,
+    prepare_gain,
+)
+from dedkit.frames.rotflip import check_rotflip, rotflip, rotflip_shape
+from dedkit.io.defects import read_defects
+from dedkit.io.images import image_shape, read_image
+from dedkit.io.mrc import MrcWriter
+from dedkit.io.stack import FrameReader, create_stack, format_from_path, open_stack
+from dedkit.io.titles import format_frame_titles, parse_frame_titles, resolve_rotflip
+from dedkit.jobs.streaming import ProgressCallback, run_pipeline
+
+__all__ = [
+    "StackReport",
+    "PACK_TARGETS",
+    "OUTPUT_MODES",
+    "normalize_stack",
+    "rotflip_stack",
+    "pack_stack",
+    "unpack_stack",
+    "convert_stack",
+    "make_defect_map",
+    "describe_stack",
+]
+
+#: ``--mode`` names: clip's byte/short/ushort/float, and 4-bit (MRC mode 101)
+OUTPUT_MODES = ("byte", "short", "ushort", "float", "4bit")
+
+#: ``dedkit pack --as`` choices -> (packing, required format)
+PACK_TARGETS = {
+    "mode101": ("mode101", "mrc"),
+    "half-bytes": ("half-bytes", "mrc"),
+    "tiff4": ("tiff4", "tiff"),
+    "serialemccd": ("serialemccd", "tiff"),
+    "bytes": ("none", None),
+}
+
+
+@dataclass
+class StackReport:
+    """What a stack job did, for people (``str``) and programs (:meth:`to_dict`).
+
+    Attributes
+    ----------
+    command : str
+    inputs : list of str
+    output : str
+    frames : int
+    shape : (nz, ny, nx)
+        Of the output.
+    dtype : str
+        Of the output frames ('uint8' for 4-bit data).
+    packing : str
+        Of the output.
+    seconds : float
+        Wall time of the job.
+    output_bytes : int
+        Size of the output written.
+    n_saturated, n_negative, n_rounded, n_truncated : int
+        Values clipped at the top or bottom of the output range, floats rounded to
+        integers, and pixels replaced by high truncation.
+    details : dict
+        Job-specific settings (scale, r/f, defects...).
+    """
+
+    command: str
+    inputs: list[str]
+    output: str
+    frames: int
+    shape: tuple[int, int, int]
+    dtype: str
+    packing: str = "none"
+    seconds: float = 0.0
+    output_bytes: int = 0
+    n_saturated: int = 0
+    n_negative: int = 0
+    n_rounded: int = 0
+    n_truncated: int = 0
+    details: dict = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def output_mb_per_second(self) -> float:
+        return self.output_bytes / 1e6 / self.seconds if self.seconds > 0 else float("inf")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        d["frames_per_second"] = round(self.frames_per_second, 3)
+        d["output_mb_per_second"] = round(self.output_mb_per_second, 3)
+        d["seconds"] = round(self.seconds, 4)
+        return d
+
+    def warnings(self) -> list[str]:
+        """Lines that tell the user what had to change in their data."""
+        out = []
+        if self.n_saturated:
+            out.append(f"{self.n_saturated} values were above the output range and saturated")
+        if self.n_negative:
+            out.append(f"{self.n_negative} values were below the output range and clipped")
+        if self.n_truncated:
+            out.append(f"{self.n_truncated} pixels were replaced by high truncation")
+        return out
+
+
+def _output_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return path.stat().st_size
+
+
+def _report(command, inputs, writer, started, **details) -> StackReport:
+    return StackReport(
+        command=command,
+        inputs=[str(p) for p in inputs],
+        output=str(writer.path),
+        frames=writer.n_written,
+        shape=writer.shape,
+        dtype=str(writer.dtype),
+        packing=writer.packing,
+        seconds=time.perf_counter() - started,
+        output_bytes=_output_size(writer.path),
+        n_saturated=writer.n_saturated,
+        n_negative=writer.n_negative,
+        n_rounded=writer.n_rounded,
+        details=details,
+    )
+
+
+def _mode_to_output(mode: str, output) -> tuple[np.dtype, str]:
+    if mode == "4bit":
+        fmt = format_from_path(output)
+        return np.dtype(np.uint8), ("mode101" if fmt == "mrc" else "tiff4")
+    if mode not in OUTPUT_DTYPES:
+        raise DedkitError(f"unknown output mode {mode!r}; use one of {', '.join(OUTPUT_MODES)}")
+    return OUTPUT_DTYPES[mode], "none"
+
+
+def _titles_after(reader: FrameReader, *, scaling: float | None, packed: bool, note: str):
+    """SerialEMCCD's title for the new data (r/f kept) plus a line saying what dedkit did."""
+    info = parse_frame_titles(reader.info.titles)
+    titles = []
+    if any(t.lstrip().startswith("SerialEMCCD") for t in info.titles):
+        titles = format_frame_titles(replace(info, scaling=scaling, packed_4bit=packed))
+    return titles + [note[:80]]
+
+
+def _read_raw(reader: FrameReader):
+    """Reader function for the pipeline: packed rows when the file has them."""
+    packed = reader.info.is_4bit and reader.read_packed(0) is not None
+
+    def read(i):
+        return reader.read_packed(i) if packed else reader.read(i)
+
+    return read, (reader.info.nx if packed else None)
+
+
+def normalize_stack(
+    input,
+    gain,
+    output,
+    *,
+    scale: float | None = None,
+    mode: str | None = None,
+    high: float | None = None,
+    low: float | None = None,
+    defects=None,
+    rotflip_value: int | None = None,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> StackReport:
+    """Gain-normalise a frame stack like ``clip norm`` (see :mod:`dedkit.frames.gain`).
+
+    Parameters
+    ----------
+    input : path-like
+        MRC/TIFF stack or folder; 4-bit data is unpacked on reading.
+    gain : path-like or None
+        Gain reference (MRC, TIFF, DM3/DM4); None only scales (``clip unpack``).
+    output : path-like
+    scale : float, optional
+        Default 16 with a float reference, else 1 (K3: pass 32).
+    mode : {'byte', 'short', 'ushort', 'float', '4bit'}, optional
+        Default 'float' with a gain reference (nothing lost to rounding), else 'byte'.
+    high, low : float, optional
+        Truncation as ``clip -h`` / ``-l``.
+    defects : path-like, optional
+        SerialEM defects file; defects are corrected after normalising (``clip -D``).
+    rotflip_value : int, optional
+        r/f value to apply to the gain reference, or -1 to read it from the frame
+        titles (``clip -R``). None: the reference is used as it is.
+    force : bool
+        Replace an existing output.
+    progress : callable(done, total), optional
+    """
+    started = time.perf_counter()
+    with open_stack(input) as reader:
+        info = reader.info
+        frame_shape = (info.ny, info.nx)
+        applied_rotflip = None
+        if rotflip_value is not None:
+            applied_rotflip = resolve_rotflip(info.titles, rotflip_value)
+        reference: GainReference | None = None
+        if gain is not None:
+            reference = prepare_gain(
+                read_image(gain), frame_shape, rotflip_value=applied_rotflip or 0,
+                name=f"gain reference {gain}",
+            )
+        if scale is None:
+            scale = default_scale(reference)
+        if mode is None:
+            mode = "float" if reference is not None else "byte"
+        dtype, packing = _mode_to_output(mode, output)
+        corrector = None
+        if defects is not None:
+            frame_rotflip = applied_rotflip
+            if frame_rotflip is None:
+                frame_rotflip = parse_frame_titles(info.titles).rotflip
+            corrector = DefectCorrector.from_defects(
+                read_defects(defects), frame_shape, rotflip=frame_rotflip
+            )
+        note = f"dedkit norm: scaled by {scale:g}" + (
+            f", gain {Path(gain).name}" if gain is not None else ""
+        )
+        titles = _titles_after(reader, scaling=scale, packed=packing != "none", note=note)
+        read, packed_nx = _read_raw(reader)
+        # Defects are corrected on float values and 4-bit output is packed after, so
+        # those paths normalise to float first; otherwise straight to the output type.
+        direct = corrector is None and packing == "none"
+        work_dtype = dtype if direct else np.dtype(np.float32)
+        buffers = [np.empty(frame_shape, work_dtype) for _ in range(2)]
+        n_truncated = 0
+        with create_stack(output, info.shape, dtype, packing=packing, titles=titles,
+                          pixel_size=info.pixel_size, force=force, inputs=[input, gain, defects]
+                          ) as writer:
+
+            def compute(i, raw):
+                nonlocal n_truncated
+                result = normalize_frame(raw, reference, scale=scale, dtype=work_dtype,
+                                         high=high, low=low, packed_nx=packed_nx,
+                                         out=buffers[i % 2])
+                n_truncated += result.n_truncated
+                writer.n_saturated += result.n_saturated
+                writer.n_negative += result.n_negative
+                if corrector is not None:
+                    corrector.apply(result.data, out=result.data)
+                return result
+
+            def write(i, result):
+                if direct and isinstance(writer, MrcWriter):
+                    writer.write_frame_with_stats(result.data, result.stats)
+                else:
+                    writer.write(result.data)
+
+            run_pipeline(info.nz, read, compute, write, progress=progress)
+    inputs = [p for p in (input, gain, defects) if p is not None]
+    report = _report("norm", inputs, writer, started, scale=scale, mode=mode,
+                     gain_rotflip=applied_rotflip,
+                     gain_factor=reference.factor if reference else None,
+                     defects=str(defects) if defects else None)
+    report.n_truncated = n_truncated
+    return report
+
+
+def _map_frames(command, input, output, frame_fn, *, shape=None, dtype=None, packing="none",
+                titles=None, compression=None, force=False, progress=None, read_packed=False,
+                **details) -> StackReport:
+    """Stream ``frame_fn(frame)`` over a stack into a new one (the shared job skeleton)."""
+    started = time.perf_counter()
+    with open_stack(input) as reader:
+        info = reader.info
+        out_shape = shape or info.shape
+        with create_stack(output, out_shape, dtype or info.dtype, packing=packing,
+                          titles=info.titles if titles is None else titles,
+                          pixel_size=info.pixel_size, compression=compression, force=force,
+                          inputs=[input]) as writer:
+            if read_packed:
+
+                def read(i):
+                    return reader.read_packed(i)
+
+                def write(i, frame):
+                    writer.write_packed(frame)
+            else:
+                read = reader.read
+
+                def write(i, frame):
+                    writer.write(frame)
+
+            run_pipeline(info.nz, read, lambda i, f: frame_fn(f), write, progress=progress)
+    return _report(command, [input], writer, started, **details)
+
+
+def rotflip_stack(input, output, value: int, *, force=False, progress=None) -> StackReport:
+    """Rotate/flip every frame by r/f value 0-7 (counter-clockwise / 90, + 4 to flip in X
+    first), keeping data type and 4-bit packing."""
+    value = check_rotflip(value)
+    with open_stack(input) as reader:
+        info = reader.info
+    ny, nx = rotflip_shape((info.ny, info.nx), value)
+    packing = info.packing if _packing_fits(info.packing, output) else "none"
+    return _map_frames("rotflip", input, output, lambda f: rotflip(f, value),
+                       shape=(info.nz, ny, nx), packing=packing, force=force,
+                       progress=progress, rotflip=value)
+
+
+def _packing_fits(packing: str, output) -> bool:
+    fmt = format_from_path(output)
+    return packing in {"mrc": ("mode101", "half-bytes"), "tiff": ("serialemccd", "tiff4"),
+                       "folder": ("serialemccd", "tiff4")}[fmt]
+
+
+def pack_stack(input, output, target: str, *, force=False, progress=None) -> StackReport:
+    """Pack frames of counts into 4-bit data (or truncate to bytes), counting every value
+    that does not fit (saturated at 15 or 255, negative set to 0, fractions rounded).
+
+    Parameters
+    ----------
+    target : {'mode101', 'half-bytes', 'tiff4', 'serialemccd', 'bytes'}
+        MRC mode 101, MRC bytes with half the X size (IMOD flag and SerialEMCCD title),
+        true 4-bit TIFF, SerialEMCCD's packed TIFF, or unsigned bytes in any format.
+    """
+    if target not in PACK_TARGETS:
+        raise DedkitError(f"unknown packing {target!r}; use one of {', '.join(PACK_TARGETS)}")
+    packing, needed_format = PACK_TARGETS[target]
+    fmt = format_from_path(output)
+    if needed_format is not None and fmt != needed_format and not (
+        needed_format == "tiff" and fmt == "folder"
+    ):
+        suffix = ".mrc" if needed_format == "mrc" else ".tif"
+        raise DedkitError(f"--as {target} writes {needed_format.upper()}: name the output *{suffix}")
+    with open_stack(input) as reader:
+        titles = _titles_after(reader, scaling=None, packed=packing != "none",
+                               note=f"dedkit pack: as {target}")
+    if packing == "half-bytes":
+        # IMOD's title rule wants a single "4 bits packed" title; the IMOD flag is set too
+        titles = [t for t in titles if "4 bits packed" in t][:1] or ["dedkit: 4 bits packed"]
+
+    # Bytes: the writer rounds, clips to 0-255 and counts, as it does for 4-bit packing.
+    return _map_frames("pack", input, output, lambda f: f, dtype=np.uint8, packing=packing,
+                       titles=titles, force=force, progress=progress, target=target)
+
+
+def unpack_stack(input, output, *, force=False, progress=None) -> StackReport:
+    """Unpack 4-bit data to one unsigned byte per pixel (any output format)."""
+    with open_stack(input) as reader:
+        if not reader.info.is_4bit:
+            raise DedkitError("input is not 4-bit packed data; use 'dedkit convert'", path=input)
+        titles = _titles_after(reader, scaling=None, packed=False, note="dedkit unpack")
+    return _map_frames("unpack", input, output, lambda f: f, dtype=np.uint8, titles=titles,
+                       force=force, progress=progress)
+
+
+def convert_stack(input, output, *, compression: str | None = None, force=False,
+                  progress=None) -> StackReport:
+    """Copy a stack to another format (MRC, TIFF, folder), keeping data type and values;
+    4-bit data stays packed when the output format can hold it."""
+    with open_stack(input) as reader:
+        info = reader.info
+    fmt = format_from_path(output)
+    packing = "none"
+    if info.is_4bit:
+        if fmt == "mrc":
+            packing = info.packing if info.packing in ("mode101", "half-bytes") else "mode101"
+        else:
+            packing = info.packing if info.packing in ("serialemccd", "tiff4") else "serialemccd"
+    return _map_frames("convert", input, output, lambda f: f, packing=packing,
+                       compression=compression, force=force, progress=progress,
+                       read_packed=packing != "none" and _low_first_packed(info.packing),
+                       compression_used=compression or "none")
+
+
+def _low_first_packed(packing: str) -> bool:
+    return packing in ("mode101", "half-bytes", "serialemccd")
+
+
+def make_defect_map(defects, like, output, *, rotflip_value: int | None = None,
+                    force=False) -> StackReport:
+    """Write ``clip defectmap``'s uint8 map (1 = defect) at the size of the ``like`` file."""
+    started = time.perf_counter()
+    shape = image_shape(like)
+    value = None if rotflip_value is None else check_rotflip(rotflip_value)
+    dmap = defect_map(read_defects(defects), shape, rotflip=value)
+    with create_stack(output, (1, *shape), np.uint8, titles=["dedkit defectmap: 1 = defect"],
+                      force=force, inputs=[defects, like]) as writer:
+        writer.write(dmap)
+    report = _report("defectmap", [defects, like], writer, started,
+                     defect_pixels=int(dmap.sum()))
+    return report
+
+
+def describe_stack(path) -> dict:
+    """What ``dedkit header`` shows: size, mode, packing, titles, r/f, scaling, names."""
+    with open_stack(path) as reader:
+        info = reader.info
+    titles = parse_frame_titles(info.titles)
+    return {
+        "path": info.path,
+        "format": info.format,
+        "nx": info.nx,
+        "ny": info.ny,
+        "nz": info.nz,
+        "dtype": str(np.dtype(info.dtype)),
+        "mode": info.mode,
+        "packing": info.packing,
+        "compression": info.compression,
+        "pixel_size": list(info.pixel_size) if info.pixel_size else None,
+        "titles": list(info.titles),
+        "rotflip": titles.rotflip,
+        "rotflip_needed": titles.rotflip_needed,
+        "scaling": titles.scaling,
+        "packed_4bit_title": titles.packed_4bit,
+        "gain_reference": titles.gain_reference,
+        "defect_file": titles.defect_file,
+    }
+

@@ -1,0 +1,1 @@
+"""Simulations that produce detector data with known ground truth."""
