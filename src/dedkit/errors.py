@@ -16,3 +16,8 @@ class DedkitError(Exception):
         if self.path is not None:
             where = self.path + (f":{line}" if line is not None else "") + ": "
         super().__init__(where + message)
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on a single line (library messages may span several)."""
+    return " ".join(str(error).split()) or type(error).__name__

@@ -15,7 +15,7 @@ import click
 
 from dedkit import __version__
 from dedkit.cli.output import emit_json, emit_report, progress_bar
-from dedkit.errors import DedkitError
+from dedkit.errors import DedkitError, one_line
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
@@ -37,19 +37,48 @@ def cli():
 @click.argument("input", type=click.Path())
 @click.argument("gain", type=click.Path())
 @click.argument("output", type=click.Path())
-@click.option("--scale", "-n", type=float, default=None,
-              help="Scaling factor (default 16 with a float gain reference, else 1; K3: 32).")
-@click.option("--mode", "-m", type=click.Choice(["byte", "short", "ushort", "float", "4bit"]),
-              default=None, help="Output mode (default float with a gain reference).")
-@click.option("--high", "-H", type=float, default=None,
-              help="Truncate pixels whose raw x gain exceeds this (clip -h).")
-@click.option("--low", "-l", type=float, default=None,
-              help="With --high: replace truncated pixels by this x gain x scale (clip -l).")
-@click.option("--defects", "-D", type=click.Path(), default=None,
-              help="SerialEM defects file to correct after normalising.")
-@click.option("--rotflip", "-R", type=int, default=None,
-              help="r/f value 0-7 to apply to the gain reference, -1 to read it from the "
-                   "frame titles.")
+@click.option(
+    "--scale",
+    "-n",
+    type=float,
+    default=None,
+    help="Scaling factor (default 16 with a float gain reference, else 1; K3: 32).",
+)
+@click.option(
+    "--mode",
+    "-m",
+    type=click.Choice(["byte", "short", "ushort", "float", "4bit"]),
+    default=None,
+    help="Output mode (default float with a gain reference).",
+)
+@click.option(
+    "--high",
+    "-H",
+    type=float,
+    default=None,
+    help="Truncate pixels whose raw x gain exceeds this (clip -h).",
+)
+@click.option(
+    "--low",
+    "-l",
+    type=float,
+    default=None,
+    help="With --high: replace truncated pixels by this x gain x scale (clip -l).",
+)
+@click.option(
+    "--defects",
+    "-D",
+    type=click.Path(),
+    default=None,
+    help="SerialEM defects file to correct after normalising.",
+)
+@click.option(
+    "--rotflip",
+    "-R",
+    type=int,
+    default=None,
+    help="r/f value 0-7 to apply to the gain reference, -1 to read it from the frame titles.",
+)
 @force_option
 @json_option
 @quiet_option
@@ -63,8 +92,17 @@ def norm(input, gain, output, scale, mode, high, low, defects, rotflip, force, a
 
     with progress_bar("norm", quiet=quiet) as progress:
         report = normalize_stack(
-            input, None if gain == "none" else gain, output, scale=scale, mode=mode, high=high,
-            low=low, defects=defects, rotflip_value=rotflip, force=force, progress=progress,
+            input,
+            None if gain == "none" else gain,
+            output,
+            scale=scale,
+            mode=mode,
+            high=high,
+            low=low,
+            defects=defects,
+            rotflip_value=rotflip,
+            force=force,
+            progress=progress,
         )
     emit_report(report, as_json)
 
@@ -73,8 +111,13 @@ def norm(input, gain, output, scale, mode, high, low, defects, rotflip, force, a
 @click.argument("defects", type=click.Path())
 @click.argument("like", type=click.Path())
 @click.argument("output", type=click.Path())
-@click.option("--rotflip", "-R", type=int, default=None,
-              help="r/f value of the images when it differs from the list's RotationAndFlip.")
+@click.option(
+    "--rotflip",
+    "-R",
+    type=int,
+    default=None,
+    help="r/f value of the images when it differs from the list's RotationAndFlip.",
+)
 @force_option
 @json_option
 def defectmap(defects, like, output, rotflip, force, as_json):
@@ -82,16 +125,19 @@ def defectmap(defects, like, output, rotflip, force, as_json):
     'clip defectmap' does for MotionCor2."""
     from dedkit.jobs.stacks import make_defect_map
 
-    emit_report(make_defect_map(defects, like, output, rotflip_value=rotflip, force=force),
-                as_json)
+    emit_report(make_defect_map(defects, like, output, rotflip_value=rotflip, force=force), as_json)
 
 
 @cli.command("rotflip")
 @click.argument("input", type=click.Path())
 @click.argument("output", type=click.Path())
-@click.option("--op", "value", type=int, required=True,
-              help="r/f value: counter-clockwise rotation / 90 (0-3), + 4 to flip around Y "
-                   "first.")
+@click.option(
+    "--op",
+    "value",
+    type=int,
+    required=True,
+    help="r/f value: counter-clockwise rotation / 90 (0-3), + 4 to flip around Y first.",
+)
 @force_option
 @json_option
 @quiet_option
@@ -107,9 +153,13 @@ def rotflip_command(input, output, value, force, as_json, quiet):
 @cli.command()
 @click.argument("input", type=click.Path())
 @click.argument("output", type=click.Path())
-@click.option("--as", "target", required=True,
-              type=click.Choice(["mode101", "half-bytes", "tiff4", "serialemccd", "bytes"]),
-              help="mode101 / half-bytes (MRC), tiff4 / serialemccd (TIFF), or bytes.")
+@click.option(
+    "--as",
+    "target",
+    required=True,
+    type=click.Choice(["mode101", "half-bytes", "tiff4", "serialemccd", "bytes"]),
+    help="mode101 / half-bytes (MRC), tiff4 / serialemccd (TIFF), or bytes.",
+)
 @force_option
 @json_option
 @quiet_option
@@ -141,8 +191,13 @@ def unpack(input, output, force, as_json, quiet):
 @cli.command()
 @click.argument("input", type=click.Path())
 @click.argument("output", type=click.Path())
-@click.option("--compression", "-c", type=click.Choice(["none", "lzw", "zip", "zstd"]),
-              default=None, help="TIFF compression (LZW suits counts best).")
+@click.option(
+    "--compression",
+    "-c",
+    type=click.Choice(["none", "lzw", "zip", "zstd"]),
+    default=None,
+    help="TIFF compression (LZW suits counts best).",
+)
 @force_option
 @json_option
 @quiet_option
@@ -152,8 +207,9 @@ def convert(input, output, compression, force, as_json, quiet):
     from dedkit.jobs.stacks import convert_stack
 
     with progress_bar("convert", quiet=quiet) as progress:
-        report = convert_stack(input, output, compression=compression, force=force,
-                               progress=progress)
+        report = convert_stack(
+            input, output, compression=compression, force=force, progress=progress
+        )
     emit_report(report, as_json)
 
 
@@ -168,8 +224,10 @@ def header(file, as_json):
     if as_json:
         emit_json(d)
         return
-    click.echo(f"{d['path']}: {d['format']}, {d['nx']} x {d['ny']} x {d['nz']}, {d['dtype']}"
-               + (f" (MRC mode {d['mode']})" if d["mode"] is not None else ""))
+    click.echo(
+        f"{d['path']}: {d['format']}, {d['nx']} x {d['ny']} x {d['nz']}, {d['dtype']}"
+        + (f" (MRC mode {d['mode']})" if d["mode"] is not None else "")
+    )
     rows = [
         ("packing", d["packing"]),
         ("compression", d["compression"]),
@@ -188,8 +246,14 @@ def header(file, as_json):
 
 
 @cli.command()
-@click.option("--output", "-o", "outdir", type=click.Path(), default=None,
-              help="Folder for the demo's files (default: a new temporary folder).")
+@click.option(
+    "--output",
+    "-o",
+    "outdir",
+    type=click.Path(),
+    default=None,
+    help="Folder for the demo's files (default: a new temporary folder).",
+)
 @click.option("--frames", type=click.IntRange(1, 200), default=8, help="Frames to synthesise.")
 @click.option("--seed", type=int, default=1, help="Random seed.")
 @force_option
@@ -238,9 +302,11 @@ def main(argv=None) -> int:
     except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback
         if os.environ.get("DEDKIT_DEBUG"):
             raise
-        msg = " ".join(str(e).split())
-        click.echo(f"dedkit: internal error: {type(e).__name__}: {msg} "
-                   "(set DEDKIT_DEBUG=1 for the traceback)", err=True)
+        click.echo(
+            f"dedkit: internal error: {type(e).__name__}: {one_line(e)} "
+            "(set DEDKIT_DEBUG=1 for the traceback)",
+            err=True,
+        )
         return EXIT_INTERNAL
     return 0
 

@@ -78,8 +78,13 @@ def default_scale(gain) -> float:
     return 16.0 if data.dtype.kind == "f" else 1.0
 
 
-def prepare_gain(gain: np.ndarray, frame_shape: tuple[int, int], *, rotflip_value: int = 0,
-                 name: str = "gain reference") -> GainReference:
+def prepare_gain(
+    gain: np.ndarray,
+    frame_shape: tuple[int, int],
+    *,
+    rotflip_value: int = 0,
+    name: str = "gain reference",
+) -> GainReference:
     """Orient a gain reference like the frames and check that its size fits them.
 
     Parameters
@@ -197,15 +202,28 @@ def _normalize_row(src, packed, y, nx, grow, factor, scale, offset, lo, hi, roun
         srow = src[y]
         for i in range(nx // 2):
             b = srow[i]
-            f0 = _store(orow, 2 * i, np.float32(b & 15) * (grow[2 * i] * scale) + offset,
-                        lo, hi, rounding)
-            f1 = _store(orow, 2 * i + 1, np.float32(b >> 4) * (grow[2 * i + 1] * scale) + offset,
-                        lo, hi, rounding)
+            f0 = _store(
+                orow, 2 * i, np.float32(b & 15) * (grow[2 * i] * scale) + offset, lo, hi, rounding
+            )
+            f1 = _store(
+                orow,
+                2 * i + 1,
+                np.float32(b >> 4) * (grow[2 * i + 1] * scale) + offset,
+                lo,
+                hi,
+                rounding,
+            )
             nsat += (f0 > 0) + (f1 > 0)
             nneg += (f0 < 0) + (f1 < 0)
         if nx & 1:
-            f = _store(orow, nx - 1, np.float32(srow[nx // 2] & 15) * (grow[nx - 1] * scale)
-                       + offset, lo, hi, rounding)
+            f = _store(
+                orow,
+                nx - 1,
+                np.float32(srow[nx // 2] & 15) * (grow[nx - 1] * scale) + offset,
+                lo,
+                hi,
+                rounding,
+            )
             nsat += f > 0
             nneg += f < 0
     elif packed:
@@ -234,16 +252,34 @@ def _normalize_row(src, packed, y, nx, grow, factor, scale, offset, lo, hi, roun
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def _normalize_kernel(src, packed, nx, gain, factor, row_factor, scale, offset, use_high, high,
-                      use_low, low, lo, hi, rounding, out, rows):
+def _normalize_kernel(
+    src,
+    packed,
+    nx,
+    gain,
+    factor,
+    row_factor,
+    scale,
+    offset,
+    use_high,
+    high,
+    use_low,
+    low,
+    lo,
+    hi,
+    rounding,
+    out,
+    rows,
+):
     # rows[y]: truncated, saturated, negative, min, max, sum, sum of squares.
     # Gain row y // row_factor, column x // factor (no reference: one row of ones).
     ny = out.shape[0]
     for y in numba.prange(ny):
         grow = gain[y // row_factor]
         orow = out[y]
-        nsat, nneg = _normalize_row(src, packed, y, nx, grow, factor, scale, offset, lo, hi,
-                                    rounding, orow)
+        nsat, nneg = _normalize_row(
+            src, packed, y, nx, grow, factor, scale, offset, lo, hi, rounding, orow
+        )
         ntrunc = 0
         if use_high:
             # rare pixels: redo them after the fast pass rather than branch in it
@@ -293,9 +329,6 @@ def _normalize_kernel(src, packed, nx, gain, factor, row_factor, scale, offset, 
             rows[y, 4] = fmax
             rows[y, 5] = fs
             rows[y, 6] = fs2
-
-
-
 
 
 def normalize_frame(
@@ -374,12 +407,31 @@ def normalize_frame(
         lo, hi, rounding, offset = info.min, info.max, True, 0.5
     rows = np.empty((ny, 7))
     _normalize_kernel(
-        src, packed, nx, gain_data, factor, row_factor, np.float32(scale), np.float32(offset),
-        high is not None, np.float32(high if high is not None else 0.0),
-        low is not None, np.float32(low if low is not None else 0.0),
-        np.float32(lo), np.float32(hi), rounding, out, rows,
+        src,
+        packed,
+        nx,
+        gain_data,
+        factor,
+        row_factor,
+        np.float32(scale),
+        np.float32(offset),
+        high is not None,
+        np.float32(high if high is not None else 0.0),
+        low is not None,
+        np.float32(low if low is not None else 0.0),
+        np.float32(lo),
+        np.float32(hi),
+        rounding,
+        out,
+        rows,
     )
-    stats = FrameStats(ny * nx, float(rows[:, 3].min()), float(rows[:, 4].max()),
-                       float(rows[:, 5].sum()), float(rows[:, 6].sum()))
-    return NormalizedFrame(out, stats, int(rows[:, 0].sum()), int(rows[:, 1].sum()),
-                           int(rows[:, 2].sum()))
+    stats = FrameStats(
+        ny * nx,
+        float(rows[:, 3].min()),
+        float(rows[:, 4].max()),
+        float(rows[:, 5].sum()),
+        float(rows[:, 6].sum()),
+    )
+    return NormalizedFrame(
+        out, stats, int(rows[:, 0].sum()), int(rows[:, 1].sum()), int(rows[:, 2].sum())
+    )

@@ -75,11 +75,16 @@ def frame_stats(frame: np.ndarray) -> FrameStats:
         return FrameStats()
     if a.dtype.kind == "c":
         a = np.abs(a)
+    elif a.dtype == np.float16:  # numba has no float16
+        a = a.astype(np.float32)
     rows = np.empty((a.shape[0], 4))
     _row_stats(a, rows)
     return FrameStats(
-        a.size, float(rows[:, 0].min()), float(rows[:, 1].max()),
-        float(rows[:, 2].sum()), float(rows[:, 3].sum()),
+        a.size,
+        float(rows[:, 0].min()),
+        float(rows[:, 1].max()),
+        float(rows[:, 2].sum()),
+        float(rows[:, 3].sum()),
     )
 
 
@@ -101,6 +106,9 @@ def nibble_stats(packed: np.ndarray, nx: int) -> FrameStats:
     values = np.arange(16)
     present = np.nonzero(counts)[0]
     return FrameStats(
-        ny * nx, float(present.min()), float(present.max()),
-        float((counts * values).sum()), float((counts * values**2).sum()),
+        ny * nx,
+        float(present.min()),
+        float(present.max()),
+        float((counts * values).sum()),
+        float((counts * values**2).sum()),
     )

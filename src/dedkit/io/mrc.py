@@ -267,8 +267,18 @@ class MrcWriter(FrameWriter):
         See :func:`dedkit.io.atomic.check_output_path`.
     """
 
-    def __init__(self, path, shape, dtype, *, packing="none", titles=(), pixel_size=None,
-                 force=False, inputs=()):
+    def __init__(
+        self,
+        path,
+        shape,
+        dtype,
+        *,
+        packing="none",
+        titles=(),
+        pixel_size=None,
+        force=False,
+        inputs=(),
+    ):
         titles = [str(t) for t in titles]
         if len(titles) > 10:
             raise DedkitError(f"MRC holds at most 10 titles, got {len(titles)}", path=path)
@@ -358,6 +368,6 @@ class MrcWriter(FrameWriter):
         for i, t in enumerate(self.titles):
             h["label"][i] = t.encode("ascii").ljust(80)
         raw = bytearray(h.tobytes())
-        raw[_IMOD_STAMP_OFFSET:_IMOD_STAMP_OFFSET + 4] = np.int32(IMOD_STAMP).tobytes()
-        raw[_IMOD_FLAGS_OFFSET:_IMOD_FLAGS_OFFSET + 4] = np.int32(flags).tobytes()
+        raw[_IMOD_STAMP_OFFSET : _IMOD_STAMP_OFFSET + 4] = np.int32(IMOD_STAMP).tobytes()
+        raw[_IMOD_FLAGS_OFFSET : _IMOD_FLAGS_OFFSET + 4] = np.int32(flags).tobytes()
         return np.frombuffer(bytes(raw), HEADER_DTYPE, 1)[0]

@@ -66,23 +66,26 @@ class DemoSummary:
 
     def text(self) -> str:
         ny, nx = self.frame_size
-        return "\n".join([
-            f"dedkit demo in {self.folder}",
-            f"  raw frames     {self.raw_file}: {self.frames} x {nx} x {ny} K3-like "
-            f"super-resolution counts, 4-bit mode 101, r/f {DEMO_ROTFLIP} "
-            f"({self.raw_bytes / 1e6:.2f} MB)",
-            f"  gain reference {self.gain_file}, defect list {self.defects_file} "
-            f"({self.defect_pixels} defective pixels), {self.mdoc_file}",
-            f"  normalised     {self.output_file}: x gain x {K3_SCALE:g}, defects corrected, "
-            f"16-bit ({self.output_bytes / 1e6:.2f} MB) in {self.normalize_seconds:.2f} s, "
-            f"{self.saturated} values saturated",
-            f"  check of the frame sum against the true specimen (rms error on {BLOCK} x {BLOCK} "
-            f"blocks; counting noise alone: {self.counting_noise_percent:.1f} %):",
-            f"    raw sum        {self.error_raw_percent:6.1f} %   defective pixels off by "
-            f"{self.defect_error_raw:6.1f} x the dose",
-            f"    normalised sum {self.error_normalized_percent:6.1f} %   defective pixels off by "
-            f"{self.defect_error_corrected:6.1f} x the dose",
-        ])
+        return "\n".join(
+            [
+                f"dedkit demo in {self.folder}",
+                f"  raw frames     {self.raw_file}: {self.frames} x {nx} x {ny} K3-like "
+                f"super-resolution counts, 4-bit mode 101, r/f {DEMO_ROTFLIP} "
+                f"({self.raw_bytes / 1e6:.2f} MB)",
+                f"  gain reference {self.gain_file}, defect list {self.defects_file} "
+                f"({self.defect_pixels} defective pixels), {self.mdoc_file}",
+                f"  normalised     {self.output_file}: x gain x {K3_SCALE:g}, defects corrected, "
+                f"16-bit ({self.output_bytes / 1e6:.2f} MB) in {self.normalize_seconds:.2f} s, "
+                f"{self.saturated} values saturated",
+                f"  check of the frame sum against the true specimen (rms error on "
+                f"{BLOCK} x {BLOCK} blocks; counting noise alone: "
+                f"{self.counting_noise_percent:.1f} %):",
+                f"    raw sum        {self.error_raw_percent:6.1f} %   defective pixels off by "
+                f"{self.defect_error_raw:6.1f} x the dose",
+                f"    normalised sum {self.error_normalized_percent:6.1f} %   "
+                f"defective pixels off by {self.defect_error_corrected:6.1f} x the dose",
+            ]
+        )
 
 
 def _demo_defects(rng: np.random.Generator) -> DefectList:
@@ -90,9 +93,13 @@ def _demo_defects(rng: np.random.Generator) -> DefectList:
     xs = rng.integers(4, nx - 4, 25)
     ys = rng.integers(4, ny - 4, 25)
     return DefectList(
-        camera_size_x=nx, camera_size_y=ny, rotation_and_flip=0, k2_type=1,
+        camera_size_x=nx,
+        camera_size_y=ny,
+        rotation_and_flip=0,
+        k2_type=1,
         bad_pixels=[(int(x), int(y)) for x, y in zip(xs, ys, strict=True)],
-        bad_columns=[int(nx * 0.3)], bad_rows=[int(ny * 0.7)],
+        bad_columns=[int(nx * 0.3)],
+        bad_rows=[int(ny * 0.7)],
         comments=["# dedkit demo camera: 1/10 of a K3 in X and Y"],
     )
 
@@ -105,18 +112,19 @@ def _defect_masks(defects: DefectList, shape) -> tuple[np.ndarray, np.ndarray]:
     dead = np.zeros(shape, bool)
     for x, y in defects.bad_pixels:
         top = ny - 2 * y - 2
-        hot[top:top + 2, 2 * x:2 * x + 2] = True
+        hot[top : top + 2, 2 * x : 2 * x + 2] = True
     for c in defects.bad_columns:
-        hot[:, 2 * c:2 * c + 2] = True
+        hot[:, 2 * c : 2 * c + 2] = True
     for r in defects.bad_rows:
         top = ny - 2 * r - 2
-        dead[top:top + 2, :] = True
-        hot[top:top + 2, :] = False
+        dead[top : top + 2, :] = True
+        hot[top : top + 2, :] = False
     return hot, dead
 
 
-def run_demo(folder="dedkit-demo", *, n_frames: int = 8, seed: int = 1,
-             force: bool = False) -> DemoSummary:
+def run_demo(
+    folder="dedkit-demo", *, n_frames: int = 8, seed: int = 1, force: bool = False
+) -> DemoSummary:
     """Make the demo data in ``folder``, normalise it, and measure the result."""
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not force:
@@ -130,39 +138,67 @@ def run_demo(folder="dedkit-demo", *, n_frames: int = 8, seed: int = 1,
     sensitivity = rotflip(sensitivity_camera, DEMO_ROTFLIP)
     hot, dead = rotflip(hot_camera, DEMO_ROTFLIP), rotflip(dead_camera, DEMO_ROTFLIP)
     image = specimen_image(shape, rng)
-    names = dict(raw="frames.mrc", gain="SuperRef_demo.mrc", defects="defects_demo.txt",
-                 mdoc="frames.mrc.mdoc", out="frames_norm.mrc")
+    names = dict(
+        raw="frames.mrc",
+        gain="SuperRef_demo.mrc",
+        defects="defects_demo.txt",
+        mdoc="frames.mrc.mdoc",
+        out="frames_norm.mrc",
+    )
     title_info = FrameTitleInfo(packed_4bit=True, rotflip=DEMO_ROTFLIP)
     titles = format_frame_titles(title_info) + [f"  {names['gain']}", f"  {names['defects']}"]
 
     with atomic_output(folder) as tmp:
         tmp.mkdir()
         raw_sum = np.zeros(shape)
-        with create_stack(tmp / names["raw"], (n_frames, *shape), np.uint8, packing="mode101",
-                          titles=titles, pixel_size=0.83) as writer:
-            for frame in simulate_counting_frames(image, DOSE_PER_FRAME, n_frames, sensitivity,
-                                                  rng, hot=hot, dead=dead):
+        with create_stack(
+            tmp / names["raw"],
+            (n_frames, *shape),
+            np.uint8,
+            packing="mode101",
+            titles=titles,
+            pixel_size=0.83,
+        ) as writer:
+            for frame in simulate_counting_frames(
+                image, DOSE_PER_FRAME, n_frames, sensitivity, rng, hot=hot, dead=dead
+            ):
                 raw_sum += frame
                 writer.write(frame)
         gain_camera = (1.0 / sensitivity_camera).astype(np.float32)
-        with create_stack(tmp / names["gain"], (1, *shape), np.float32,
-                          titles=["dedkit demo: gain reference, camera orientation"]) as w:
+        with create_stack(
+            tmp / names["gain"],
+            (1, *shape),
+            np.float32,
+            titles=["dedkit demo: gain reference, camera orientation"],
+        ) as w:
             w.write(gain_camera)
         write_defects(defects, tmp / names["defects"])
         mdoc = Mdoc()
         section = mdoc.add_section("FrameSet", 0)
-        for key, value in [("SubFramePath", names["raw"]), ("NumSubFrames", n_frames),
-                           ("ExposureDose", round(DOSE_PER_FRAME * n_frames * 4, 3)),
-                           ("PixelSpacing", 0.83), ("Binning", 0.5),
-                           ("RotationAndFlip", DEMO_ROTFLIP), ("GainReference", names["gain"]),
-                           ("DefectFile", names["defects"]), ("Voltage", 300)]:
+        for key, value in [
+            ("SubFramePath", names["raw"]),
+            ("NumSubFrames", n_frames),
+            ("ExposureDose", round(DOSE_PER_FRAME * n_frames * 4, 3)),
+            ("PixelSpacing", 0.83),
+            ("Binning", 0.5),
+            ("RotationAndFlip", DEMO_ROTFLIP),
+            ("GainReference", names["gain"]),
+            ("DefectFile", names["defects"]),
+            ("Voltage", 300),
+        ]:
             section.set(key, value)
         write_mdoc(mdoc, tmp / names["mdoc"])
 
         started = time.perf_counter()
-        report = normalize_stack(tmp / names["raw"], tmp / names["gain"], tmp / names["out"],
-                                 scale=K3_SCALE, mode="ushort", defects=tmp / names["defects"],
-                                 rotflip_value=-1)
+        report = normalize_stack(
+            tmp / names["raw"],
+            tmp / names["gain"],
+            tmp / names["out"],
+            scale=K3_SCALE,
+            mode="ushort",
+            defects=tmp / names["defects"],
+            rotflip_value=-1,
+        )
         seconds = time.perf_counter() - started
         normalized_sum = np.zeros(shape)
         with open_stack(tmp / names["out"]) as reader:
@@ -182,16 +218,26 @@ def run_demo(folder="dedkit-demo", *, n_frames: int = 8, seed: int = 1,
     norm_err = _rms_percent(_block_sum(normalized_sum)[clean] / K3_SCALE, expected_blocks)
     poisson = float(100 * np.sqrt(np.mean(expected_blocks)) / np.mean(expected_blocks))
     return DemoSummary(
-        folder=str(folder), frames=n_frames, frame_size=shape, raw_file=names["raw"],
-        raw_bytes=raw_bytes, gain_file=names["gain"], defects_file=names["defects"],
-        mdoc_file=names["mdoc"], output_file=names["out"], output_bytes=out_bytes,
-        normalize_seconds=seconds, defect_pixels=int(bad.sum()),
+        folder=str(folder),
+        frames=n_frames,
+        frame_size=shape,
+        raw_file=names["raw"],
+        raw_bytes=raw_bytes,
+        gain_file=names["gain"],
+        defects_file=names["defects"],
+        mdoc_file=names["mdoc"],
+        output_file=names["out"],
+        output_bytes=out_bytes,
+        normalize_seconds=seconds,
+        defect_pixels=int(bad.sum()),
         saturated=report.n_saturated,
-        error_raw_percent=raw_err, error_normalized_percent=norm_err,
+        error_raw_percent=raw_err,
+        error_normalized_percent=norm_err,
         counting_noise_percent=poisson,
         defect_error_raw=float(np.sqrt(np.mean((raw_sum[bad] - expected[bad]) ** 2)) / dose),
         defect_error_corrected=float(
-            np.sqrt(np.mean((normalized_sum[bad] / K3_SCALE - expected[bad]) ** 2)) / dose),
+            np.sqrt(np.mean((normalized_sum[bad] / K3_SCALE - expected[bad]) ** 2)) / dose
+        ),
     )
 
 

@@ -226,7 +226,9 @@ def normalize_stack(
         reference: GainReference | None = None
         if gain is not None:
             reference = prepare_gain(
-                read_image(gain), frame_shape, rotflip_value=applied_rotflip or 0,
+                read_image(gain),
+                frame_shape,
+                rotflip_value=applied_rotflip or 0,
                 name=f"gain reference {gain}",
             )
         if scale is None:
@@ -253,15 +255,29 @@ def normalize_stack(
         work_dtype = dtype if direct else np.dtype(np.float32)
         buffers = [np.empty(frame_shape, work_dtype) for _ in range(2)]
         n_truncated = 0
-        with create_stack(output, info.shape, dtype, packing=packing, titles=titles,
-                          pixel_size=info.pixel_size, force=force, inputs=[input, gain, defects]
-                          ) as writer:
+        with create_stack(
+            output,
+            info.shape,
+            dtype,
+            packing=packing,
+            titles=titles,
+            pixel_size=info.pixel_size,
+            force=force,
+            inputs=[input, gain, defects],
+        ) as writer:
 
             def compute(i, raw):
                 nonlocal n_truncated
-                result = normalize_frame(raw, reference, scale=scale, dtype=work_dtype,
-                                         high=high, low=low, packed_nx=packed_nx,
-                                         out=buffers[i % 2])
+                result = normalize_frame(
+                    raw,
+                    reference,
+                    scale=scale,
+                    dtype=work_dtype,
+                    high=high,
+                    low=low,
+                    packed_nx=packed_nx,
+                    out=buffers[i % 2],
+                )
                 n_truncated += result.n_truncated
                 writer.n_saturated += result.n_saturated
                 writer.n_negative += result.n_negative
@@ -277,26 +293,53 @@ def normalize_stack(
 
             run_pipeline(info.nz, read, compute, write, progress=progress)
     inputs = [p for p in (input, gain, defects) if p is not None]
-    report = _report("norm", inputs, writer, started, scale=scale, mode=mode,
-                     gain_rotflip=applied_rotflip,
-                     gain_factor=reference.factor if reference else None,
-                     defects=str(defects) if defects else None)
+    report = _report(
+        "norm",
+        inputs,
+        writer,
+        started,
+        scale=scale,
+        mode=mode,
+        gain_rotflip=applied_rotflip,
+        gain_factor=reference.factor if reference else None,
+        defects=str(defects) if defects else None,
+    )
     report.n_truncated = n_truncated
     return report
 
 
-def _map_frames(command, input, output, frame_fn, *, shape=None, dtype=None, packing="none",
-                titles=None, compression=None, force=False, progress=None, read_packed=False,
-                **details) -> StackReport:
+def _map_frames(
+    command,
+    input,
+    output,
+    frame_fn,
+    *,
+    shape=None,
+    dtype=None,
+    packing="none",
+    titles=None,
+    compression=None,
+    force=False,
+    progress=None,
+    read_packed=False,
+    **details,
+) -> StackReport:
     """Stream ``frame_fn(frame)`` over a stack into a new one (the shared job skeleton)."""
     started = time.perf_counter()
     with open_stack(input) as reader:
         info = reader.info
         out_shape = shape or info.shape
-        with create_stack(output, out_shape, dtype or info.dtype, packing=packing,
-                          titles=info.titles if titles is None else titles,
-                          pixel_size=info.pixel_size, compression=compression, force=force,
-                          inputs=[input]) as writer:
+        with create_stack(
+            output,
+            out_shape,
+            dtype or info.dtype,
+            packing=packing,
+            titles=info.titles if titles is None else titles,
+            pixel_size=info.pixel_size,
+            compression=compression,
+            force=force,
+            inputs=[input],
+        ) as writer:
             if read_packed:
 
                 def read(i):
@@ -322,15 +365,29 @@ def rotflip_stack(input, output, value: int, *, force=False, progress=None) -> S
         info = reader.info
     ny, nx = rotflip_shape((info.ny, info.nx), value)
     packing = info.packing if _packing_fits(info.packing, output) else "none"
-    return _map_frames("rotflip", input, output, lambda f: rotflip(f, value),
-                       shape=(info.nz, ny, nx), packing=packing, force=force,
-                       progress=progress, rotflip=value)
+    return _map_frames(
+        "rotflip",
+        input,
+        output,
+        lambda f: rotflip(f, value),
+        shape=(info.nz, ny, nx),
+        packing=packing,
+        force=force,
+        progress=progress,
+        rotflip=value,
+    )
 
 
 def _packing_fits(packing: str, output) -> bool:
     fmt = format_from_path(output)
-    return packing in {"mrc": ("mode101", "half-bytes"), "tiff": ("serialemccd", "tiff4"),
-                       "folder": ("serialemccd", "tiff4")}[fmt]
+    return (
+        packing
+        in {
+            "mrc": ("mode101", "half-bytes"),
+            "tiff": ("serialemccd", "tiff4"),
+            "folder": ("serialemccd", "tiff4"),
+        }[fmt]
+    )
 
 
 def pack_stack(input, output, target: str, *, force=False, progress=None) -> StackReport:
@@ -347,21 +404,36 @@ def pack_stack(input, output, target: str, *, force=False, progress=None) -> Sta
         raise DedkitError(f"unknown packing {target!r}; use one of {', '.join(PACK_TARGETS)}")
     packing, needed_format = PACK_TARGETS[target]
     fmt = format_from_path(output)
-    if needed_format is not None and fmt != needed_format and not (
-        needed_format == "tiff" and fmt == "folder"
+    if (
+        needed_format is not None
+        and fmt != needed_format
+        and not (needed_format == "tiff" and fmt == "folder")
     ):
         suffix = ".mrc" if needed_format == "mrc" else ".tif"
-        raise DedkitError(f"--as {target} writes {needed_format.upper()}: name the output *{suffix}")
+        raise DedkitError(
+            f"--as {target} writes {needed_format.upper()}: name the output *{suffix}"
+        )
     with open_stack(input) as reader:
-        titles = _titles_after(reader, scaling=None, packed=packing != "none",
-                               note=f"dedkit pack: as {target}")
+        titles = _titles_after(
+            reader, scaling=None, packed=packing != "none", note=f"dedkit pack: as {target}"
+        )
     if packing == "half-bytes":
         # IMOD's title rule wants a single "4 bits packed" title; the IMOD flag is set too
         titles = [t for t in titles if "4 bits packed" in t][:1] or ["dedkit: 4 bits packed"]
 
     # Bytes: the writer rounds, clips to 0-255 and counts, as it does for 4-bit packing.
-    return _map_frames("pack", input, output, lambda f: f, dtype=np.uint8, packing=packing,
-                       titles=titles, force=force, progress=progress, target=target)
+    return _map_frames(
+        "pack",
+        input,
+        output,
+        lambda f: f,
+        dtype=np.uint8,
+        packing=packing,
+        titles=titles,
+        force=force,
+        progress=progress,
+        target=target,
+    )
 
 
 def unpack_stack(input, output, *, force=False, progress=None) -> StackReport:
@@ -370,12 +442,21 @@ def unpack_stack(input, output, *, force=False, progress=None) -> StackReport:
         if not reader.info.is_4bit:
             raise DedkitError("input is not 4-bit packed data; use 'dedkit convert'", path=input)
         titles = _titles_after(reader, scaling=None, packed=False, note="dedkit unpack")
-    return _map_frames("unpack", input, output, lambda f: f, dtype=np.uint8, titles=titles,
-                       force=force, progress=progress)
+    return _map_frames(
+        "unpack",
+        input,
+        output,
+        lambda f: f,
+        dtype=np.uint8,
+        titles=titles,
+        force=force,
+        progress=progress,
+    )
 
 
-def convert_stack(input, output, *, compression: str | None = None, force=False,
-                  progress=None) -> StackReport:
+def convert_stack(
+    input, output, *, compression: str | None = None, force=False, progress=None
+) -> StackReport:
     """Copy a stack to another format (MRC, TIFF, folder), keeping data type and values;
     4-bit data stays packed when the output format can hold it."""
     with open_stack(input) as reader:
@@ -387,28 +468,42 @@ def convert_stack(input, output, *, compression: str | None = None, force=False,
             packing = info.packing if info.packing in ("mode101", "half-bytes") else "mode101"
         else:
             packing = info.packing if info.packing in ("serialemccd", "tiff4") else "serialemccd"
-    return _map_frames("convert", input, output, lambda f: f, packing=packing,
-                       compression=compression, force=force, progress=progress,
-                       read_packed=packing != "none" and _low_first_packed(info.packing),
-                       compression_used=compression or "none")
+    return _map_frames(
+        "convert",
+        input,
+        output,
+        lambda f: f,
+        packing=packing,
+        compression=compression,
+        force=force,
+        progress=progress,
+        read_packed=packing != "none" and _low_first_packed(info.packing),
+        compression_used=compression or "none",
+    )
 
 
 def _low_first_packed(packing: str) -> bool:
     return packing in ("mode101", "half-bytes", "serialemccd")
 
 
-def make_defect_map(defects, like, output, *, rotflip_value: int | None = None,
-                    force=False) -> StackReport:
+def make_defect_map(
+    defects, like, output, *, rotflip_value: int | None = None, force=False
+) -> StackReport:
     """Write ``clip defectmap``'s uint8 map (1 = defect) at the size of the ``like`` file."""
     started = time.perf_counter()
     shape = image_shape(like)
     value = None if rotflip_value is None else check_rotflip(rotflip_value)
     dmap = defect_map(read_defects(defects), shape, rotflip=value)
-    with create_stack(output, (1, *shape), np.uint8, titles=["dedkit defectmap: 1 = defect"],
-                      force=force, inputs=[defects, like]) as writer:
+    with create_stack(
+        output,
+        (1, *shape),
+        np.uint8,
+        titles=["dedkit defectmap: 1 = defect"],
+        force=force,
+        inputs=[defects, like],
+    ) as writer:
         writer.write(dmap)
-    report = _report("defectmap", [defects, like], writer, started,
-                     defect_pixels=int(dmap.sum()))
+    report = _report("defectmap", [defects, like], writer, started, defect_pixels=int(dmap.sum()))
     return report
 
 
@@ -436,4 +531,3 @@ def describe_stack(path) -> dict:
         "gain_reference": titles.gain_reference,
         "defect_file": titles.defect_file,
     }
-

@@ -16,8 +16,9 @@ import numpy as np
 __all__ = ["gain_nonuniformity", "simulate_counting_frames", "specimen_image"]
 
 
-def specimen_image(shape, rng: np.random.Generator, *, n_blobs: int = 40,
-                   contrast: float = 0.3) -> np.ndarray:
+def specimen_image(
+    shape, rng: np.random.Generator, *, n_blobs: int = 40, contrast: float = 0.3
+) -> np.ndarray:
     """A smooth positive test image of mean about 1: Gaussian blobs of lower transmission
     (particles) on a flat background, in [1 - contrast, 1]."""
     ny, nx = shape
@@ -31,8 +32,9 @@ def specimen_image(shape, rng: np.random.Generator, *, n_blobs: int = 40,
     return 1.0 - contrast * image
 
 
-def gain_nonuniformity(shape, rng: np.random.Generator, *, rms: float = 0.08,
-                       block: int = 2) -> np.ndarray:
+def gain_nonuniformity(
+    shape, rng: np.random.Generator, *, rms: float = 0.08, block: int = 2
+) -> np.ndarray:
     """Pixel sensitivities of mean 1: smooth variation across the sensor times pixel
     noise, constant over ``block x block`` super-resolution pixels (a physical pixel)."""
     ny, nx = shape
@@ -44,10 +46,17 @@ def gain_nonuniformity(shape, rng: np.random.Generator, *, rms: float = 0.08,
     return s / s.mean()
 
 
-def simulate_counting_frames(image: np.ndarray, dose_per_frame: float, n_frames: int,
-                             sensitivity: np.ndarray, rng: np.random.Generator, *,
-                             hot: np.ndarray | None = None, dead: np.ndarray | None = None,
-                             max_count: int = 15):
+def simulate_counting_frames(
+    image: np.ndarray,
+    dose_per_frame: float,
+    n_frames: int,
+    sensitivity: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    hot: np.ndarray | None = None,
+    dead: np.ndarray | None = None,
+    max_count: int = 15,
+):
     """Yield raw counting frames (uint8, Y up) one at a time.
 
     Parameters
