@@ -18,6 +18,7 @@ class DedkitError(Exception):
         super().__init__(where + message)
 
 
-def one_line(error: BaseException) -> str:
-    """An exception's message on a single line (library messages may span several)."""
-    return " ".join(str(error).split()) or type(error).__name__
+def one_line(error) -> str:
+    """An exception's (or any) message on a single line (library messages may span several)."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__

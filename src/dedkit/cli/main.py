@@ -8,6 +8,7 @@ complete).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -26,7 +27,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dedkit")
 def cli():
     """dedkit: raw frames from direct electron detectors to the best images their
@@ -277,6 +278,8 @@ def demo(outdir, frames, seed, force, as_json):
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit status instead of raising."""
+    # tifffile logs its complaints about damaged files; dedkit reports them as one line
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL + 1)
     try:
         cli.main(args=argv, prog_name="dedkit", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -287,7 +290,7 @@ def main(argv=None) -> int:
     except click.ClickException as e:
         # usage errors: one line, as for any other bad input
         command = e.ctx.command_path if getattr(e, "ctx", None) else "dedkit"
-        click.echo(f"{command}: error: {e.format_message()} (see --help)", err=True)
+        click.echo(f"{command}: error: {one_line(e.format_message())} (see --help)", err=True)
         return EXIT_BAD_INPUT
     except DedkitError as e:
         click.echo(f"dedkit: error: {e}", err=True)

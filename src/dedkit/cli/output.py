@@ -42,7 +42,7 @@ def emit_report(report, as_json: bool) -> None:
             f"{report.output_mb_per_second:.0f} MB/s"
         )
     for line in report.warnings():
-        stderr.print(f"dedkit {report.command}: warning: {line}")
+        click.echo(f"dedkit {report.command}: warning: {line}", err=True)
 
 
 def emit_json(data) -> None:

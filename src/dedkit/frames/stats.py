@@ -48,6 +48,7 @@ class FrameStats:
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _row_stats(a, out):
+    # float path: min, max, sum, sum of squares per row in float64
     ny, nx = a.shape
     for y in numba.prange(ny):
         lo = np.inf
@@ -66,6 +67,30 @@ def _row_stats(a, out):
         out[y, 3] = s2
 
 
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _row_stats_int(a, out):
+    # integer path for types of at most 16 bits: exact, and it vectorises (min/max in the
+    # array's own type, sums of values and of squares in 64-bit integers)
+    ny, nx = a.shape
+    for y in numba.prange(ny):
+        row = a[y]
+        lo = row[0]
+        hi = row[0]
+        s = np.int64(0)
+        s2 = np.int64(0)
+        for x in range(nx):
+            v = row[x]
+            lo = min(lo, v)
+            hi = max(hi, v)
+            w = np.int64(v)
+            s += w
+            s2 += w * w
+        out[y, 0] = lo
+        out[y, 1] = hi
+        out[y, 2] = s
+        out[y, 3] = s2
+
+
 def frame_stats(frame: np.ndarray) -> FrameStats:
     """Min, max, sum and sum of squares of a 2-D frame in one parallel pass."""
     a = np.asarray(frame)
@@ -73,12 +98,16 @@ def frame_stats(frame: np.ndarray) -> FrameStats:
         a = a.reshape(-1, a.shape[-1]) if a.ndim > 2 else a.reshape(1, -1)
     if a.size == 0:
         return FrameStats()
-    if a.dtype.kind == "c":
-        a = np.abs(a)
-    elif a.dtype == np.float16:  # numba has no float16
-        a = a.astype(np.float32)
-    rows = np.empty((a.shape[0], 4))
-    _row_stats(a, rows)
+    if a.dtype.kind in "ui" and a.dtype.itemsize <= 2:
+        rows = np.empty((a.shape[0], 4), np.int64)
+        _row_stats_int(a, rows)
+    else:
+        if a.dtype.kind == "c":
+            a = np.abs(a)
+        elif a.dtype == np.float16:  # numba has no float16
+            a = a.astype(np.float32)
+        rows = np.empty((a.shape[0], 4))
+        _row_stats(a, rows)
     return FrameStats(
         a.size,
         float(rows[:, 0].min()),

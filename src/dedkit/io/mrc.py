@@ -310,19 +310,6 @@ class MrcWriter(FrameWriter):
         self.stats = self.stats + frame_stats(frame)
         self._file.write(memoryview(frame.astype(frame.dtype.newbyteorder("<"), copy=False)))
 
-    def write_frame_with_stats(self, frame: np.ndarray, stats: FrameStats) -> None:
-        """Append a frame of the stack's exact dtype whose statistics are already known.
-
-        Fast path for producers that gather statistics while computing the frame; the
-        frame is written as-is (no conversion).
-        """
-        self._check_room()
-        if frame.shape != self.shape[1:] or frame.dtype != self.dtype or self.packing != "none":
-            raise DedkitError("write_frame_with_stats needs a frame of the stack's shape and dtype")
-        self.stats = self.stats + stats
-        self._file.write(memoryview(np.ascontiguousarray(frame)))
-        self.n_written += 1
-
     def _write_packed(self, packed: np.ndarray) -> None:
         nx = self.shape[2]
         self.stats = self.stats + nibble_stats(packed, nx)

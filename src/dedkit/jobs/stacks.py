@@ -25,7 +25,6 @@ from dedkit.frames.gain import (
 from dedkit.frames.rotflip import check_rotflip, rotflip, rotflip_shape
 from dedkit.io.defects import read_defects
 from dedkit.io.images import image_shape, read_image
-from dedkit.io.mrc import MrcWriter
 from dedkit.io.stack import FrameReader, create_stack, format_from_path, open_stack
 from dedkit.io.titles import format_frame_titles, parse_frame_titles, resolve_rotflip
 from dedkit.jobs.streaming import ProgressCallback, run_pipeline
@@ -286,10 +285,7 @@ def normalize_stack(
                 return result
 
             def write(i, result):
-                if direct and isinstance(writer, MrcWriter):
-                    writer.write_frame_with_stats(result.data, result.stats)
-                else:
-                    writer.write(result.data)
+                writer.write(result.data)
 
             run_pipeline(info.nz, read, compute, write, progress=progress)
     inputs = [p for p in (input, gain, defects) if p is not None]
@@ -466,8 +462,11 @@ def convert_stack(
     if info.is_4bit:
         if fmt == "mrc":
             packing = info.packing if info.packing in ("mode101", "half-bytes") else "mode101"
+        elif info.packing in ("serialemccd", "tiff4"):
+            packing = info.packing
         else:
-            packing = info.packing if info.packing in ("serialemccd", "tiff4") else "serialemccd"
+            # SerialEMCCD's half-width pages need an even width; a true 4-bit TIFF does not
+            packing = "serialemccd" if info.nx % 2 == 0 else "tiff4"
     return _map_frames(
         "convert",
         input,
