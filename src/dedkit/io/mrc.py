@@ -28,6 +28,7 @@ from mrcfile.utils import machine_stamp_from_byte_order
 from dedkit.errors import DedkitError
 from dedkit.frames.pack import packed_row_bytes, unpack_nibbles
 from dedkit.frames.stats import FrameStats, frame_stats, nibble_stats
+from dedkit.io.blockio import pwrite_all
 from dedkit.io.stack import FrameReader, FrameWriter, StackInfo
 
 __all__ = [
@@ -305,15 +306,18 @@ class MrcWriter(FrameWriter):
     def _open(self) -> None:
         self._file = open(self.tmp_path, "wb")  # noqa: SIM115 - closed in _finish/_abort
         self._file.write(bytes(HEADER_BYTES))
+        self._file.flush()
+        self._offset = HEADER_BYTES
 
     def _write(self, frame: np.ndarray) -> None:
         self.stats = self.stats + frame_stats(frame)
-        self._file.write(memoryview(frame.astype(frame.dtype.newbyteorder("<"), copy=False)))
+        data = np.ascontiguousarray(frame.astype(frame.dtype.newbyteorder("<"), copy=False))
+        self._offset = pwrite_all(self._file.fileno(), data, self._offset)
 
     def _write_packed(self, packed: np.ndarray) -> None:
         nx = self.shape[2]
         self.stats = self.stats + nibble_stats(packed, nx)
-        self._file.write(memoryview(packed))
+        self._offset = pwrite_all(self._file.fileno(), packed, self._offset)
 
     def _finish(self) -> None:
         self._file.seek(0)
