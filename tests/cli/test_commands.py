@@ -22,6 +22,7 @@ import pytest
 import tifffile
 
 from dedkit.io.stack import open_stack
+from dmwriter import write_dm
 
 NY, NX = 16, 24
 IMOD_STAMP = 1146047817
@@ -150,6 +151,21 @@ def test_norm_mode101_float_default_scale(mk, run, unchanged):
         assert float(m.header.dmax) == pytest.approx(float(expected.max()))
         assert float(m.header.dmin) == pytest.approx(float(expected.min()))
         assert float(m.header.dmean) == pytest.approx(float(expected.mean()), rel=1e-5)
+
+
+def test_norm_with_a_dm4_gain_reference(mk, run):
+    # DigitalMicrograph stores row 0 at the top: the reference as dedkit sees it (Y up) is
+    # the file's rows reversed, as IMOD reads DM files.
+    raw = mk.counts()
+    gain = mk.gain_values()
+    src = mk.mrc_4bit("raw.mrc", raw)
+    ref = mk.path("SuperRef.dm4")
+    write_dm(ref, np.flipud(gain), version=4)
+    out = mk.path("out.mrc")
+    r = run("norm", src, ref, out, "--json")
+    assert r.status == 0, r
+    expected, _ = norm_expected(raw, gain, 16, np.float32)
+    np.testing.assert_array_equal(mrc_data(out), expected)
 
 
 def test_norm_text_report(mk, run):
