@@ -15,7 +15,7 @@ import sys
 import click
 
 from dedkit import __version__
-from dedkit.cli.output import emit_json, emit_report, progress_bar
+from dedkit.cli.output import emit_json, emit_report, run_job
 from dedkit.errors import DedkitError, one_line
 
 EXIT_BAD_INPUT = 2
@@ -91,21 +91,22 @@ def norm(input, gain, output, scale, mode, high, low, defects, rotflip, force, a
     """
     from dedkit.jobs.stacks import normalize_stack
 
-    with progress_bar("norm", quiet=quiet) as progress:
-        report = normalize_stack(
-            input,
-            None if gain == "none" else gain,
-            output,
-            scale=scale,
-            mode=mode,
-            high=high,
-            low=low,
-            defects=defects,
-            rotflip_value=rotflip,
-            force=force,
-            progress=progress,
-        )
-    emit_report(report, as_json)
+    run_job(
+        "norm",
+        normalize_stack,
+        input,
+        None if gain == "none" else gain,
+        output,
+        scale=scale,
+        mode=mode,
+        high=high,
+        low=low,
+        defects=defects,
+        rotflip_value=rotflip,
+        force=force,
+        quiet=quiet,
+        as_json=as_json,
+    )
 
 
 @cli.command()
@@ -146,9 +147,9 @@ def rotflip_command(input, output, value, force, as_json, quiet):
     """Rotate and/or flip every frame by a SerialEM r/f value."""
     from dedkit.jobs.stacks import rotflip_stack
 
-    with progress_bar("rotflip", quiet=quiet) as progress:
-        report = rotflip_stack(input, output, value, force=force, progress=progress)
-    emit_report(report, as_json)
+    run_job(
+        "rotflip", rotflip_stack, input, output, value, force=force, quiet=quiet, as_json=as_json
+    )
 
 
 @cli.command()
@@ -169,9 +170,7 @@ def pack(input, output, target, force, as_json, quiet):
     reported, never silently lost."""
     from dedkit.jobs.stacks import pack_stack
 
-    with progress_bar("pack", quiet=quiet) as progress:
-        report = pack_stack(input, output, target, force=force, progress=progress)
-    emit_report(report, as_json)
+    run_job("pack", pack_stack, input, output, target, force=force, quiet=quiet, as_json=as_json)
 
 
 @cli.command()
@@ -184,9 +183,7 @@ def unpack(input, output, force, as_json, quiet):
     """Unpack 4-bit frames to one byte per pixel."""
     from dedkit.jobs.stacks import unpack_stack
 
-    with progress_bar("unpack", quiet=quiet) as progress:
-        report = unpack_stack(input, output, force=force, progress=progress)
-    emit_report(report, as_json)
+    run_job("unpack", unpack_stack, input, output, force=force, quiet=quiet, as_json=as_json)
 
 
 @cli.command()
@@ -207,11 +204,16 @@ def convert(input, output, compression, force, as_json, quiet):
     .mrc/.mrcs/.st, .tif/.tiff, none for a folder)."""
     from dedkit.jobs.stacks import convert_stack
 
-    with progress_bar("convert", quiet=quiet) as progress:
-        report = convert_stack(
-            input, output, compression=compression, force=force, progress=progress
-        )
-    emit_report(report, as_json)
+    run_job(
+        "convert",
+        convert_stack,
+        input,
+        output,
+        compression=compression,
+        force=force,
+        quiet=quiet,
+        as_json=as_json,
+    )
 
 
 @cli.command()

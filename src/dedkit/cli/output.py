@@ -45,5 +45,12 @@ def emit_report(report, as_json: bool) -> None:
         click.echo(f"dedkit {report.command}: warning: {line}", err=True)
 
 
+def run_job(label: str, job, *args, quiet: bool, as_json: bool, **kwargs) -> None:
+    """Run a streaming job with a progress bar and print its report."""
+    with progress_bar(label, quiet=quiet) as progress:
+        report = job(*args, progress=progress, **kwargs)
+    emit_report(report, as_json)
+
+
 def emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
