@@ -89,9 +89,24 @@ def test_high_truncation_uses_ring_mean_without_hot_neighbours():
     ]
     assert len(ring) == 40
     assert result.data[4, 4] == pytest.approx(np.mean(ring) * 2.0 * 3)
-    # raw x gain = 14 > 10 at (4,4) only; (0,1) = 12 > 10 too and gets its own ring mean
+    # raw x gain x 3 + 0 > 10 x 3 at (4,4) (28 x 3) and at (0,1) (12 x 3), which gets its
+    # own ring mean
     assert result.n_truncated == 2
     assert result.data[4, 5] == 27.0
+
+
+def test_high_compares_the_scaled_value_with_the_offset_as_imod():
+    # integer output: raw x gain x scale + 0.5 > high x scale; 10 x 1 x 2 + 0.5 = 20.5 > 20
+    raw = np.full((9, 9), 10, np.uint8)
+    ref = prepare_gain(np.ones((9, 9), np.float32), raw.shape)
+    assert normalize_frame(raw, ref, scale=2, dtype=np.uint16, high=10).n_truncated == 81
+    assert normalize_frame(raw, ref, scale=2, dtype=np.float32, high=10).n_truncated == 0
+
+
+def test_all_neighbours_too_high_gives_zero_as_imod():
+    raw = np.full((5, 5), 12, np.uint8)
+    result = normalize_frame(raw, None, scale=1, dtype=np.float32, high=10)
+    assert result.n_truncated == 25 and (result.data == 0).all()
 
 
 def test_high_with_low_replaces_by_low_times_gain_times_scale():

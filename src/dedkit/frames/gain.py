@@ -6,11 +6,12 @@ SerialEM applies when saving normalised frames; K3 users pass 32) and to 1 other
 gain reference 2 or 4 times smaller than the frames (e.g. a counting-mode reference for
 super-resolution frames) is expanded by replication, without making the large copy.
 
-High truncation (``clip -h v``): a pixel whose ``raw x gain`` exceeds ``v`` is replaced by
-the mean raw value of its 7x7 neighbourhood without the central 3x3, leaving out raw values
-above ``v``, times the pixel's own ``gain x scale``; with a low value (``clip -l w``) the
-replacement is ``w x gain x scale`` instead. If every neighbour is left out, the threshold
-``v`` stands in for their mean.
+High truncation (``clip -h v``), as IMOD's ``clipUnpack`` does it: a pixel whose value
+``raw x gain x scale + offset`` exceeds ``v x scale`` is replaced by the mean raw value of
+its 7x7 neighbourhood without the central 3x3 (clipped at the frame edges), leaving out
+raw values above ``v``, times the pixel's own ``gain x scale`` (plus the offset); with a
+low value (``clip -l w``) the replacement is ``w x gain x scale`` instead. If every
+neighbour is left out the mean is 0, as in IMOD. ``-l`` alone does nothing.
 
 4-bit packed input (MRC mode 101, IMOD's half-X bytes, SerialEMCCD TIFF) is read from the
 packed bytes directly: unpacking, scaling, rounding and clipping are one fused pass over
@@ -291,13 +292,13 @@ def _normalize_kernel(
             for x in range(nx):
                 g = grow[x // factor]
                 r = _raw(src, packed, y, x)
-                if r * g > high:
+                if r * (g * scale) + offset > high * scale:
                     ntrunc += 1
                     old_flag = _clip_flag(r * (g * scale) + offset, lo, hi, rounding)
                     if use_low:
                         r = low
                     else:
-                        r = _ring_mean(src, packed, y, x, ny, nx, high, high)
+                        r = _ring_mean(src, packed, y, x, ny, nx, high, np.float32(0.0))
                     v = r * (g * scale) + offset
                     flag = _clip_flag(v, lo, hi, rounding)
                     if rounding:
