@@ -168,8 +168,9 @@ def _titles_after(reader: FrameReader, *, scaling: float | None, packed: bool, n
 
 
 def _read_raw(reader: FrameReader):
-    """Reader function for the pipeline: packed rows when the file has them."""
-    packed = reader.info.is_4bit and reader.read_packed(0) is not None
+    """Reader function for the pipeline: packed rows when the file has them low nibble
+    first (the kernels' layout), else unpacked frames."""
+    packed = _low_first_packed(reader.info.packing)
 
     def read(i):
         return reader.read_packed(i) if packed else reader.read(i)
