@@ -1,0 +1,407 @@
+"""Cluster and event tables in HDF5: one group per table, one dataset per column.
+
+Layout of a file written here (one table per file)::
+
+    /<group>                         'clusters' or 'events' unless named otherwise
+        attrs: dedkit_kind           'clusters' or 'events'
+               dedkit_units          ClusterTable.units   (clusters)
+               dedkit_method         EventTable.method    (events)
+               dedkit_json_attrs     names of the attributes below stored as JSON text
+               <name>                processing parameters given as ``attrs``
+        frame, x, y                  (n,) datasets
+        data                         (n, rows, cols)      (clusters)
+        energy                       (n,)                 (events)
+        features                     (n, 7)               (clusters that have them)
+        extra/<name>                 (n, ...) per extra column
+
+Every dataset is chunked along rows, compressed (gzip or lzf) and resizable, so tables
+are appended in pieces (:class:`TableWriter`) and read in row ranges
+(``read_table(path, start, stop)``) without loading the rest. Attribute values that HDF5
+holds natively (numbers, strings, booleans, numeric arrays) are stored as they are; any
+other JSON-serialisable value (dicts, lists, None) as JSON text, restored on reading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import fields
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from dedkit.errors import DedkitError
+from dedkit.hpd.tables import ClusterTable, EventTable
+from dedkit.io.atomic import check_output_path, temporary_sibling
+
+__all__ = ["TableWriter", "read_attrs", "read_table", "table_length", "write_table"]
+
+_KINDS = {"clusters": ClusterTable, "events": EventTable}
+_RESERVED = ("dedkit_kind", "dedkit_units", "dedkit_method", "dedkit_json_attrs")
+_COMPRESSIONS = ("gzip", "lzf")
+_CHUNK_BYTES = 2**20
+
+
+def _kind_of(table) -> str:
+    for kind, cls in _KINDS.items():
+        if isinstance(table, cls):
+            return kind
+    raise DedkitError(f"cannot store a {type(table).__name__} (ClusterTable or EventTable)")
+
+
+def _columns(table) -> dict[str, np.ndarray]:
+    """The table's array columns by dataset name ('extra/<name>' for extra columns)."""
+    columns = {}
+    for f in fields(table):
+        value = getattr(table, f.name)
+        if isinstance(value, np.ndarray):
+            columns[f.name] = value
+        elif isinstance(value, dict):
+            for name, column in value.items():
+                if "/" in name or not name:
+                    raise DedkitError(f"extra column name {name!r} cannot be an HDF5 name")
+                columns[f"extra/{name}"] = np.asarray(column)
+    n = len(table)
+    for name, column in columns.items():
+        if len(column) != n:
+            raise DedkitError(f"column {name} has {len(column)} rows, the table {n}")
+    return columns
+
+
+def _store_attrs(group: h5py.Group, attrs: dict | None) -> None:
+    as_json = []
+    for name, value in (attrs or {}).items():
+        if name in _RESERVED:
+            raise DedkitError(f"attribute name {name!r} is reserved")
+        if isinstance(value, (str, bool, int, float, np.generic)) or (
+            isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
+        ):
+            group.attrs[name] = value
+            continue
+        try:
+            group.attrs[name] = json.dumps(value)
+        except TypeError as error:
+            raise DedkitError(f"attribute {name!r} is not JSON-serialisable: {error}") from None
+        as_json.append(name)
+    group.attrs["dedkit_json_attrs"] = json.dumps(as_json)
+
+
+class TableWriter:
+    """Write a table to HDF5 in pieces; the file appears, complete, on :meth:`close`.
+
+    Parameters
+    ----------
+    path : path-like
+        Output file.
+    kind : {'clusters', 'events'}
+        Which table the pieces are.
+    group : str, optional
+        Group name; default ``kind``.
+    chunk_rows : int, optional
+        Rows per HDF5 chunk; default about 1 MiB per chunk and column (HDF5's chunk
+        cache size, so partial reads do not re-read chunks).
+    compression : {'gzip', 'lzf'}
+        Dataset filter (gzip is readable everywhere; lzf is faster).
+    attrs : dict, optional
+        Processing parameters to store with the table.
+    force : bool
+        Replace an existing file.
+
+    Notes
+    -----
+    Usable as a context manager: leaving the block normally closes (and publishes) the
+    file; an exception discards it and leaves any existing file untouched. The first
+    appended piece fixes the columns (cluster shape, value types, extra columns,
+    features); later pieces must have the same.
+    """
+
+    def __init__(
+        self,
+        path,
+        kind: str,
+        *,
+        group: str | None = None,
+        chunk_rows: int | None = None,
+        compression: str = "gzip",
+        attrs: dict | None = None,
+        force: bool = False,
+    ):
+        if kind not in _KINDS:
+            raise DedkitError(f"kind must be 'clusters' or 'events', not {kind!r}")
+        if compression not in _COMPRESSIONS:
+            raise DedkitError(f"compression must be 'gzip' or 'lzf', not {compression!r}")
+        if chunk_rows is not None and chunk_rows < 1:
+            raise DedkitError(f"chunk_rows must be at least 1, not {chunk_rows}")
+        self.path = check_output_path(path, force=force)
+        self.kind = kind
+        self._chunk_rows = chunk_rows
+        self._compression = compression
+        self._units_or_method = None
+        self._n_rows = 0
+        self._temporary = temporary_sibling(self.path)
+        self._temporary.unlink(missing_ok=True)
+        try:
+            self._file = h5py.File(self._temporary, "w")
+            self._group = self._file.create_group(group or kind)
+            self._group.attrs["dedkit_kind"] = kind
+            _store_attrs(self._group, attrs)
+        except BaseException:
+            self._discard()
+            raise
+
+    def append(self, table) -> None:
+        """Add a piece of the table (rows after those appended before)."""
+        if self._file is None:
+            raise DedkitError("the table writer is closed", path=self.path)
+        if _kind_of(table) != self.kind:
+            raise DedkitError(
+                f"cannot append {_kind_of(table)} to a {self.kind} table", path=self.path
+            )
+        label = table.units if self.kind == "clusters" else table.method
+        if self._units_or_method is not None and label != self._units_or_method:
+            raise DedkitError(
+                f"piece has {label!r}, the table {self._units_or_method!r} "
+                f"({'units' if self.kind == 'clusters' else 'method'})",
+                path=self.path,
+            )
+        columns = _columns(table)
+        if not _dataset_names(self._group):
+            self._create(columns)
+        existing = set(_dataset_names(self._group))
+        if set(columns) != existing:
+            raise DedkitError(
+                f"piece has columns {sorted(columns)}, the table {sorted(existing)}",
+                path=self.path,
+            )
+        # check every column before writing any, so a refused piece leaves no trace
+        for name, column in columns.items():
+            dataset = self._group[name]
+            if column.shape[1:] != dataset.shape[1:] or not np.can_cast(
+                column.dtype, dataset.dtype, "safe"
+            ):
+                raise DedkitError(
+                    f"column {name} is {column.dtype} {column.shape[1:]}, the table "
+                    f"{dataset.dtype} {dataset.shape[1:]}",
+                    path=self.path,
+                )
+        n = len(table)
+        for name, column in columns.items():
+            dataset = self._group[name]
+            dataset.resize(self._n_rows + n, axis=0)
+            dataset[self._n_rows :] = column
+        self._n_rows += n
+        self._units_or_method = label
+
+    def _create(self, columns: dict[str, np.ndarray]) -> None:
+        for name, column in columns.items():
+            row_bytes = column.dtype.itemsize * int(np.prod(column.shape[1:]))
+            rows = self._chunk_rows or max(1, _CHUNK_BYTES // row_bytes)
+            self._group.create_dataset(
+                name,
+                shape=(0, *column.shape[1:]),
+                maxshape=(None, *column.shape[1:]),
+                dtype=column.dtype,
+                chunks=(rows, *column.shape[1:]),
+                compression=self._compression,
+                shuffle=True,  # byte shuffling makes integer columns compress far better
+            )
+
+    def close(self) -> Path:
+        """Finish the file and move it to its name. Returns the path."""
+        if self._file is None:
+            return self.path
+        try:
+            if not _dataset_names(self._group):
+                # nothing appended: store an empty table of the default columns
+                empty = ClusterTable.empty() if self.kind == "clusters" else _empty_events()
+                self.append(empty)
+            label = "dedkit_units" if self.kind == "clusters" else "dedkit_method"
+            self._group.attrs[label] = self._units_or_method
+            self._file.close()
+            self._file = None
+            os.replace(self._temporary, self.path)
+        except BaseException:
+            self._discard()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Discard everything written; leave any existing file as it was."""
+        self._discard()
+
+    def _discard(self) -> None:
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+        self._file = None
+        self._temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _empty_events() -> EventTable:
+    return EventTable(
+        np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.float64),
+        np.zeros(0, np.float32),
+    )  # fmt: skip
+
+
+def _dataset_names(group: h5py.Group) -> list[str]:
+    names = [name for name, item in group.items() if isinstance(item, h5py.Dataset)]
+    if "extra" in group:
+        names += [f"extra/{name}" for name in group["extra"]]
+    return names
+
+
+def write_table(
+    path,
+    table,
+    *,
+    attrs: dict | None = None,
+    group: str | None = None,
+    compression: str = "gzip",
+    chunk_rows: int | None = None,
+    force: bool = False,
+) -> Path:
+    """Write a ClusterTable or EventTable to an HDF5 file (see the module layout).
+
+    Parameters
+    ----------
+    path : path-like
+    table : ClusterTable or EventTable
+    attrs : dict, optional
+        Processing parameters stored as attributes.
+    group : str, optional
+        Group name; default 'clusters' or 'events'.
+    compression : {'gzip', 'lzf'}
+    chunk_rows : int, optional
+        Rows per HDF5 chunk (default about 1 MiB per column chunk).
+    force : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    with TableWriter(
+        path,
+        _kind_of(table),
+        group=group,
+        chunk_rows=chunk_rows,
+        compression=compression,
+        attrs=attrs,
+        force=force,
+    ) as writer:
+        writer.append(table)
+    return writer.path
+
+
+def _open(path) -> h5py.File:
+    path = Path(path)
+    if not path.is_file():
+        raise DedkitError("table file not found", path=path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise DedkitError(f"not a readable HDF5 file ({error})", path=path) from None
+
+
+def _table_group(file: h5py.File, group: str | None) -> h5py.Group:
+    if group is not None:
+        if group not in file or "dedkit_kind" not in file[group].attrs:
+            raise DedkitError(f"no dedkit table named {group!r}", path=file.filename)
+        return file[group]
+    tables = [g for g in file.values() if isinstance(g, h5py.Group) and "dedkit_kind" in g.attrs]
+    if len(tables) != 1:
+        raise DedkitError(f"expected one dedkit table, found {len(tables)}", path=file.filename)
+    return tables[0]
+
+
+def table_length(path, *, group: str | None = None) -> int:
+    """Number of rows of the table in ``path``."""
+    with _open(path) as file:
+        return len(_table_group(file, group)["frame"])
+
+
+def read_table(
+    path, start: int = 0, stop: int | None = None, *, group: str | None = None
+) -> ClusterTable | EventTable:
+    """Read a table, or only rows ``start`` to ``stop``.
+
+    Parameters
+    ----------
+    path : path-like
+    start, stop : int
+        Row range (``stop`` None: to the end); only these rows are read from disk.
+    group : str, optional
+        The table's group, needed only if the file holds several.
+
+    Returns
+    -------
+    ClusterTable or EventTable
+
+    Raises
+    ------
+    DedkitError
+        Missing, corrupt or foreign file, or a row range outside the table.
+    """
+    with _open(path) as file:
+        table_group = _table_group(file, group)
+        try:
+            kind = str(table_group.attrs["dedkit_kind"])
+            n = len(table_group["frame"])
+            stop = n if stop is None else stop
+            if not 0 <= start <= stop <= n:
+                raise DedkitError(f"rows {start}:{stop} are outside the table's {n}", path=path)
+            rows = slice(start, stop)
+            extra = {}
+            if "extra" in table_group:
+                extra = {name: d[rows] for name, d in table_group["extra"].items()}
+            columns = {"frame": table_group["frame"][rows], "x": table_group["x"][rows],
+                       "y": table_group["y"][rows]}  # fmt: skip
+            if kind == "clusters":
+                return ClusterTable(
+                    **columns,
+                    data=table_group["data"][rows],
+                    units=str(table_group.attrs["dedkit_units"]),
+                    features=table_group["features"][rows] if "features" in table_group else None,
+                    extra=extra,
+                )
+            if kind == "events":
+                return EventTable(
+                    **columns,
+                    energy=table_group["energy"][rows],
+                    method=str(table_group.attrs["dedkit_method"]),
+                    extra=extra,
+                )
+            raise DedkitError(f"unknown table kind {kind!r}", path=path)
+        except (KeyError, OSError) as error:
+            raise DedkitError(f"damaged table file: {error}", path=path) from None
+
+
+def read_attrs(path, *, group: str | None = None) -> dict:
+    """The processing parameters stored with the table (JSON values decoded)."""
+    with _open(path) as file:
+        attrs = _table_group(file, group).attrs
+        try:
+            as_json = set(json.loads(attrs.get("dedkit_json_attrs", "[]")))
+            out = {}
+            for name, value in attrs.items():
+                if name in _RESERVED:
+                    continue
+                if name in as_json:
+                    out[name] = json.loads(value)
+                elif isinstance(value, bytes):
+                    out[name] = value.decode()
+                else:
+                    out[name] = value.item() if isinstance(value, np.generic) else value
+            return out
+        except (json.JSONDecodeError, OSError) as error:
+            raise DedkitError(f"damaged table attributes: {error}", path=path) from None
