@@ -33,7 +33,7 @@ from dedkit.errors import DedkitError
 from dedkit.hpd.tables import ClusterTable
 from dedkit.io.atomic import atomic_output, check_output_path
 
-__all__ = ["cluster_record_dtype", "iter_clust", "read_clust", "write_clust"]
+__all__ = ["ClustWriter", "cluster_record_dtype", "iter_clust", "read_clust", "write_clust"]
 
 _FRAME_HEADER_BYTES = 8  # int32 frame number + uint32 cluster count
 _BLOCK_BYTES = 64 * 2**20  # bytes read at a time when streaming
@@ -280,7 +280,13 @@ def write_clust(path, table: ClusterTable, *, frames=None, force: bool = False) 
         Coordinates outside uint16, frame numbers outside int32, clusters of frames not
         in ``frames``, an existing output without force.
     """
-    path = check_output_path(path, force=force)
+    with ClustWriter(path, force=force) as writer:
+        writer.append(table, frames=frames)
+    return writer.path
+
+
+def _encode(table: ClusterTable, frames, path) -> np.ndarray:
+    """The bytes of a table's frames (see :func:`write_clust`)."""
     record = cluster_record_dtype(table.cluster_shape, table.data.dtype)
     for name, values in (("x", table.x), ("y", table.y)):
         if len(values) and (values.min() < 0 or values.max() > 0xFFFF):
@@ -304,9 +310,65 @@ def write_clust(path, table: ClusterTable, *, frames=None, force: bool = False) 
     _pack_frames(
         frame_numbers, counts.astype(np.int64), records.view(np.uint8), record.itemsize, out
     )
-    with atomic_output(path) as temporary:
-        out.tofile(temporary)
-    return path
+    return out
+
+
+class ClustWriter:
+    """Writes a ``.clust`` file chunk by chunk (frames in ascending order within and
+    across chunks), under a temporary name renamed on :meth:`close`.
+
+    Parameters
+    ----------
+    path : path-like
+    force : bool
+        Replace an existing file.
+    inputs : sequence of path-like
+        Files being read, which the output may not replace.
+    """
+
+    def __init__(self, path, *, force: bool = False, inputs=()):
+        self.path = check_output_path(path, inputs, force)
+        self._atomic = atomic_output(self.path)
+        self._tmp = self._atomic.__enter__()
+        self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in close/abort
+        self._record = None
+        self._last_frame = None
+
+    def append(self, table: ClusterTable, *, frames=None) -> None:
+        """Add the clusters of some frames (and, with ``frames``, those frames even
+        without clusters); frames must come after those already written."""
+        record = cluster_record_dtype(table.cluster_shape, table.data.dtype)
+        if self._record is not None and record != self._record:
+            raise DedkitError("all clusters of a .clust file must have one size and type")
+        self._record = record
+        numbers = np.asarray(table.frame if frames is None else frames, np.int64)
+        if len(numbers):
+            if self._last_frame is not None and numbers.min() <= self._last_frame:
+                raise DedkitError("chunks of a .clust file must come in frame order")
+            self._last_frame = int(numbers.max())
+        _encode(table, frames, self.path).tofile(self._file)
+
+    def close(self) -> Path:
+        self._file.close()
+        self._atomic.__exit__(None, None, None)
+        return self.path
+
+    def abort(self) -> None:
+        self._file.close()
+        err = RuntimeError("aborted")
+        try:
+            self._atomic.__exit__(RuntimeError, err, None)
+        except RuntimeError:
+            pass
+
+    def __enter__(self) -> ClustWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def _file_size(path: Path) -> int:
