@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 import click
 
 from dedkit import __version__
-from dedkit.cli.output import emit_json, emit_report, run_job
+from dedkit.cli.output import emit_json, emit_report, progress_bar, run_job
 from dedkit.errors import DedkitError, one_line
 
 EXIT_BAD_INPUT = 2
@@ -248,6 +249,151 @@ def header(file, as_json):
         click.echo(f"  title {i:<9d} {t}")
 
 
+def frame_range(text: str | None) -> tuple[int, int | None]:
+    """'A:B' (either side may be empty) -> (start, stop)."""
+    if not text:
+        return 0, None
+    try:
+        a, b = text.split(":")
+        return (int(a) if a else 0), (int(b) if b else None)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not START:STOP") from None
+
+
+frames_option = click.option(
+    "--frames", default=None, help="Frames START:STOP of the run (default: all)."
+)
+
+
+@cli.group()
+def raw():
+    """slsDetector raw files (MÖNCH, Jungfrau)."""
+
+
+@raw.command("info")
+@click.argument("master", type=click.Path())
+@json_option
+def raw_info(master, as_json):
+    """Show what a run's master file says, and any missing packets."""
+    from dedkit.jobs.hpd import describe_run
+
+    d = describe_run(master)
+    if as_json:
+        emit_json(d)
+        return
+    rows, cols = d["shape"]
+    click.echo(f"{d['master']}: {d['detector_type']}, {d['frames']} frames of {cols} x {rows}, "
+               f"{d['ports']} port(s), {d['bit_depth']}-bit, master version {d['version']}")
+    click.echo(f"  exposure {d['exposure_s']} s, period {d['period_s']} s, "
+               f"{d['frames_per_file']} frames per file, frame padding {d['frame_padding']}")
+    click.echo(f"  {d['missing']}")
+    if d["truncated"]:
+        click.echo(f"  truncated: {d['truncated']}")
+
+
+@cli.group()
+def hpd():
+    """Hybrid pixel detector pipeline: pedestal, clusters, localisation, images."""
+
+
+def emit_hpd_report(report, as_json: bool) -> None:
+    emit_json(report.to_dict()) if as_json else click.echo(report.text())
+
+
+@hpd.command("pedestal")
+@click.argument("master", type=click.Path())
+@click.option("--output", "-o", required=True, type=click.Path(), help="PED.h5 to write.")
+@frames_option
+@click.option("--window", type=int, default=1000,
+              help="aare's moving-window length in frames; 0 for the plain mean of all frames.")
+@force_option
+@json_option
+@quiet_option
+def hpd_pedestal(master, output, frames, window, force, as_json, quiet):
+    """Pedestal and noise per pixel (ADU) from a run of dark frames."""
+    from dedkit.jobs.hpd import compute_pedestal
+
+    start, stop = frame_range(frames)
+    with progress_bar("pedestal", quiet=quiet) as progress:
+        report = compute_pedestal(master, output, start=start, stop=stop,
+                                  window=window or None, force=force, progress=progress)
+    emit_hpd_report(report, as_json)
+
+
+@hpd.command("clusters")
+@click.argument("master", type=click.Path())
+@click.option("--pedestal", "-p", required=True, type=click.Path(), help="PED.h5 (dark frames).")
+@click.option("--output", "-o", required=True, type=click.Path(), help="OUT.h5 or OUT.clust.")
+@click.option("--finder", type=click.Choice(["aare3x3", "aare5x5", "connected"]),
+              default="aare3x3", help="aare's local-maximum finder or the paper's finder.")
+@click.option("--nsigma", type=float, default=5.0, help="Threshold in noise sigmas.")
+@click.option("--gain", default=None,
+              help="keV per ADU: a number or a per-pixel map (.npy/.h5/.mrc/.tif).")
+@click.option("--beam-energy", type=float, default=200.0, help="Beam energy, keV.")
+@frames_option
+@click.option("--chunk", "chunk_frames", type=click.IntRange(1), default=1000,
+              help="Frames per chunk (one Dask task).")
+@click.option("--scheduler", default=None, help="Dask scheduler address (default: a "
+              "LocalCluster when the run has several chunks).")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="LocalCluster workers (default one per core; 0: run in this process).")
+@force_option
+@json_option
+@quiet_option
+def hpd_clusters(master, pedestal, output, finder, nsigma, gain, beam_energy, frames,
+                 chunk_frames, scheduler, workers, force, as_json, quiet):
+    """Find clusters in a raw run."""
+    from dedkit.jobs.hpd import find_clusters_in_run
+
+    start, stop = frame_range(frames)
+    with progress_bar("clusters", quiet=quiet) as progress:
+        report = find_clusters_in_run(
+            master, pedestal, output, finder=finder, nsigma=nsigma, gain=gain,
+            beam_energy_keV=beam_energy, start=start, stop=stop, chunk_frames=chunk_frames,
+            scheduler=scheduler, workers=workers, force=force, progress=progress)
+    emit_hpd_report(report, as_json)
+
+
+@hpd.command("localize")
+@click.argument("clusters", type=click.Path())
+@click.option("--method", type=click.Choice(["centroid", "eta2", "eta3"]), default="centroid")
+@click.option("--output", "-o", required=True, type=click.Path(), help="EVENTS.h5 to write.")
+@click.option("--flat-field", type=click.Path(), default=None,
+              help="Clusters of a flat illumination for the eta map (default: the input).")
+@click.option("--beam-energy", type=float, default=None,
+              help="keV (default: from the clusters file, else 200).")
+@click.option("--no-select", is_flag=True, help="Keep every cluster (no energy window).")
+@force_option
+@json_option
+@quiet_option
+def hpd_localize(clusters, method, output, flat_field, beam_energy, no_select, force,
+                 as_json, quiet):
+    """Select single electrons and localise them (centroid or eta)."""
+    from dedkit.jobs.hpd import localize_clusters
+
+    with progress_bar("localize", quiet=quiet) as progress:
+        report = localize_clusters(clusters, output, method=method, flat_field=flat_field,
+                                   beam_energy_keV=beam_energy, select=not no_select,
+                                   force=force, progress=progress)
+    emit_hpd_report(report, as_json)
+
+
+@hpd.command("image")
+@click.argument("events", type=click.Path())
+@click.option("--upsample", type=click.IntRange(1, 8), default=4,
+              help="Image pixels per detector pixel along each axis.")
+@click.option("--output", "-o", required=True, type=click.Path(), help="IMAGE.mrc or .tif.")
+@click.option("--no-flat-field", is_flag=True, help="Plain counts, no sub-pixel correction.")
+@force_option
+@json_option
+def hpd_image(events, upsample, output, no_flat_field, force, as_json):
+    """Super-resolution image from localised events."""
+    from dedkit.jobs.hpd import make_image
+
+    emit_hpd_report(make_image(events, output, upsample=upsample,
+                               flat_field=not no_flat_field, force=force), as_json)
+
+
 @cli.command()
 @click.option(
     "--output",
@@ -282,6 +428,7 @@ def main(argv=None) -> int:
     """Run the command line; returns the exit status instead of raising."""
     # tifffile logs its complaints about damaged files; dedkit reports them as one line
     logging.getLogger("tifffile").setLevel(logging.CRITICAL + 1)
+    warnings.showwarning = _one_line_warning
     try:
         cli.main(args=argv, prog_name="dedkit", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -314,6 +461,10 @@ def main(argv=None) -> int:
         )
         return EXIT_INTERNAL
     return 0
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"dedkit: warning: {one_line(message)}", err=True)
 
 
 def entry_point() -> None:

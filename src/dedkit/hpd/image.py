@@ -24,7 +24,13 @@ from dedkit.errors import DedkitError
 from dedkit.hpd.tables import EventTable
 from dedkit.io.stack import create_stack
 
-__all__ = ["MAX_UPSAMPLE", "subpixel_response", "super_resolution_image", "write_image"]
+__all__ = [
+    "divide_by_response",
+    "MAX_UPSAMPLE",
+    "subpixel_response",
+    "super_resolution_image",
+    "write_image",
+]
 
 #: Largest upsampling factor (bins of 1/8 pixel, 3.1 um on MÖNCH)
 MAX_UPSAMPLE = 8
@@ -130,6 +136,16 @@ def super_resolution_image(
     ).reshape(fine_rows, fine_cols)
     if response is None:
         return counts.astype(np.float32)
+    return divide_by_response(counts, response)
+
+
+def divide_by_response(counts: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """A super-resolution count image divided, sub-bin by sub-bin, by the sub-pixel
+    response (``(upsample, upsample)``, from :func:`subpixel_response`); sub-bins the
+    response never saw become 0."""
+    upsample = response.shape[0]
+    fine_rows, fine_cols = counts.shape
+    rows, cols = fine_rows // upsample, fine_cols // upsample
     blocks = counts.reshape(rows, upsample, cols, upsample).astype(np.float64)
     tiled = np.broadcast_to(response[np.newaxis, :, np.newaxis, :], blocks.shape)
     image = np.divide(blocks, tiled, out=np.zeros_like(blocks), where=tiled > 0)

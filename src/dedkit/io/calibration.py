@@ -31,7 +31,8 @@ def write_pedestal_file(path, arrays: dict, attrs: dict | None = None, *, force=
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         group = f.create_group(PEDESTAL_GROUP)
         for name, value in arrays.items():
-            group.create_dataset(name, data=np.asarray(value), compression="gzip")
+            value = np.asarray(value)
+            group.create_dataset(name, data=value, compression="gzip" if value.ndim else None)
         for key, value in (attrs or {}).items():
             group.attrs[key] = value if isinstance(value, int | float | str) else json.dumps(value)
     return path

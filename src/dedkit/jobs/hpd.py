@@ -1,0 +1,507 @@
+"""Hybrid-pixel jobs: raw runs to pedestals, clusters, localised events and images.
+
+Each job streams the run in chunks of frames, so memory stays bounded whatever the run
+length. Finding clusters runs the chunks on Dask (a LocalCluster by default, or the
+scheduler given by address) when a run has more than one chunk; with aare's finder the
+running pedestal is handed from chunk to chunk, so the result is identical to a single
+pass over the run, and it is identical whichever way the chunks run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dedkit.errors import DedkitError
+from dedkit.hpd.connected import find_connected_clusters_batch
+from dedkit.hpd.finder import ClusterFinder
+from dedkit.hpd.image import (
+    divide_by_response,
+    subpixel_response,
+    super_resolution_image,
+    write_image,
+)
+from dedkit.hpd.localize import EtaInterpolator, get_localizer
+from dedkit.hpd.pedestal import Pedestal
+from dedkit.hpd.select import select_single_electrons
+from dedkit.hpd.tables import ClusterTable
+from dedkit.io.atomic import check_output_path
+from dedkit.io.calibration import read_gain_map, read_pedestal_file, write_pedestal_file
+from dedkit.io.clust import ClustWriter, read_clust
+from dedkit.io.events import TableWriter, read_attrs, read_table, table_length
+from dedkit.io.sls import RawRun
+from dedkit.jobs.streaming import ProgressCallback
+from dedkit.parallel.chunks import Chunk, plan_chunks
+from dedkit.parallel.scheduler import dask_client, run_chained, run_independent
+
+__all__ = [
+    "FINDERS",
+    "HpdReport",
+    "describe_run",
+    "compute_pedestal",
+    "find_clusters_in_run",
+    "localize_clusters",
+    "make_image",
+]
+
+#: ``--finder`` choices -> cluster size of aare's finder, or None for the paper's finder
+FINDERS = {"aare3x3": (3, 3), "aare5x5": (5, 5), "connected": None}
+#: the detector the pipeline is built for (Jungfrau frames carry gain bits and would need
+#: per-gain pedestals)
+DETECTOR = "Moench"
+#: frames read at a time inside a chunk by the connected finder (keV frames are float32)
+CONNECTED_BATCH = 100
+TABLE_CHUNK_ROWS = 1_000_000
+
+
+@dataclass
+class HpdReport:
+    """What a hybrid-pixel job did (``str`` for people, :meth:`to_dict` for programs)."""
+
+    command: str
+    inputs: list[str]
+    output: str
+    seconds: float
+    counts: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 4)
+        return d
+
+    def text(self) -> str:
+        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items())
+        return f"{self.command}: wrote {self.output} in {self.seconds:.2f} s ({counts})"
+
+
+def describe_run(master) -> dict:
+    """What ``dedkit raw info`` shows: the master's settings and any missing packets."""
+    run = RawRun(master)
+    m = run.master
+    missing = run.scan_missing()
+    return {
+        "master": str(master),
+        "detector_type": m.detector_type,
+        "version": m.version,
+        "shape": list(run.shape),
+        "frames": run.n_frames,
+        "ports": run.n_ports,
+        "bit_depth": m.bit_depth,
+        "frames_per_file": m.max_frames_per_file,
+        "exposure_s": m.exposure_s,
+        "period_s": m.period_s,
+        "frame_padding": m.frame_padding,
+        "incomplete_frames": int(missing.n_incomplete),
+        "missing": missing.summary(),
+        "truncated": run.truncated,
+    }
+
+
+def _frame_range(run: RawRun, start: int, stop: int | None) -> tuple[int, int]:
+    stop = run.n_frames if stop is None else stop
+    if not 0 <= start < stop <= run.n_frames:
+        raise DedkitError(f"frames {start}:{stop} are outside the run's {run.n_frames} frames")
+    return start, stop
+
+
+def compute_pedestal(
+    master,
+    output,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    window: int | None = 1000,
+    chunk_frames: int = 500,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> HpdReport:
+    """Pedestal (mean) and noise (standard deviation) per pixel from dark frames, saved
+    as ``PED.h5``; ``window`` frames of aare's moving window (at most the number of dark
+    frames), or None for the plain mean."""
+    started = time.perf_counter()
+    check_output_path(output, [master], force)
+    run = RawRun(master, expect_detector=DETECTOR)
+    start, stop = _frame_range(run, start, stop)
+    if window is not None:
+        # a window longer than the dark run would never fill, and aare's tracking then
+        # pulls the pedestal of every pixel down
+        window = min(window, stop - start)
+    pedestal = Pedestal(run.shape, window)
+    for i, raw in enumerate(run.iter_chunks(chunk_frames, start, stop)):
+        pedestal.push_frames(raw.frames)
+        if progress is not None:
+            progress(min((i + 1) * chunk_frames, stop - start), stop - start)
+    attrs = {
+        "master": str(master),
+        "frames": [start, stop],
+        "window": window,
+        "detector_type": run.master.detector_type,
+        "shape": list(run.shape),
+    }
+    write_pedestal_file(output, pedestal.to_arrays(), attrs, force=force, inputs=[master])
+    noise = pedestal.std
+    return HpdReport(
+        "pedestal",
+        [str(master)],
+        str(output),
+        time.perf_counter() - started,
+        {"frames": stop - start},
+        {
+            "median_pedestal_adu": float(np.median(pedestal.mean)),
+            "median_noise_adu": float(np.median(noise)),
+            "window": window,
+        },
+    )
+
+
+def load_pedestal(path, shape) -> Pedestal:
+    """The pedestal state of a ``PED.h5`` file, checked against the detector shape."""
+    arrays, _ = read_pedestal_file(path)
+    pedestal = Pedestal.from_arrays(arrays)
+    if pedestal.shape != tuple(shape):
+        raise DedkitError(
+            f"pedestal is {pedestal.shape[1]} x {pedestal.shape[0]}, the run is "
+            f"{shape[1]} x {shape[0]}",
+            path=path,
+        )
+    return pedestal
+
+
+@dataclass
+class FinderSettings:
+    """Everything a chunk task needs besides its frames (sent once to each worker)."""
+
+    master: str
+    finder: str
+    nsigma: float
+    window: int
+    beam_energy_keV: float
+    crop: int = 15
+    gain: np.ndarray | None = None  # keV per ADU, per pixel or (1, 1)
+    pedestal_mean: np.ndarray | None = None
+    noise_adu: np.ndarray | None = None
+
+
+def aare_chunk(chunk: Chunk, pedestal_state: dict, settings: FinderSettings):
+    """aare-compatible finding on one chunk, continuing from the previous chunk's
+    pedestal; returns ((clusters, frame numbers), pedestal state after the chunk)."""
+    run = RawRun(settings.master)
+    raw = run.read(chunk.start, chunk.stop)
+    finder = ClusterFinder(run.shape, FINDERS[settings.finder], settings.nsigma, settings.window)
+    finder.pedestal = Pedestal.from_arrays(pedestal_state)
+    table = finder.find_clusters_in_frames(raw.frames, raw.frame_numbers)
+    if settings.gain is not None:
+        table = _clusters_to_kev(table, settings.gain)
+    return (table, raw.frame_numbers), finder.pedestal.to_arrays()
+
+
+def connected_chunk(chunk: Chunk, settings: FinderSettings):
+    """The paper's finder on one chunk (fixed pedestal: chunks are independent);
+    returns (clusters, frame numbers)."""
+    run = RawRun(settings.master)
+    gain = settings.gain
+    noise_kev = settings.noise_adu * gain
+    tables, numbers = [], []
+    for raw in run.iter_chunks(CONNECTED_BATCH, chunk.start, chunk.stop):
+        numbers.append(raw.frame_numbers)
+        kev = (raw.frames - settings.pedestal_mean).astype(np.float32)
+        kev *= gain
+        tables.append(
+            find_connected_clusters_batch(
+                kev,
+                noise_kev,
+                nsigma=settings.nsigma,
+                crop=settings.crop,
+                beam_energy_keV=settings.beam_energy_keV,
+                frame_numbers=raw.frame_numbers,
+            )
+        )
+    return ClusterTable.concatenate(tables), np.concatenate(numbers)
+
+
+def _clusters_to_kev(table: ClusterTable, gain: np.ndarray) -> ClusterTable:
+    """ADU clusters times the gain of the pixels they cover (outside the frame: 0)."""
+    if gain.shape == (1, 1):
+        data = table.data.astype(np.float32) * gain[0, 0]
+    else:
+        sy, sx = table.cluster_shape
+        rows = table.y[:, None] + np.arange(sy)[None, :] - sy // 2
+        cols = table.x[:, None] + np.arange(sx)[None, :] - sx // 2
+        inside = ((rows >= 0) & (rows < gain.shape[0]))[:, :, None] & (
+            (cols >= 0) & (cols < gain.shape[1])
+        )[:, None, :]
+        g = gain[
+            np.clip(rows, 0, gain.shape[0] - 1)[:, :, None],
+            np.clip(cols, 0, gain.shape[1] - 1)[:, None, :],
+        ]
+        data = table.data.astype(np.float32) * np.where(inside, g, 0)
+    return ClusterTable(
+        table.frame, table.x, table.y, data.astype(np.float32), "keV", table.features, table.extra
+    )
+
+
+def _gain_array(gain, shape) -> np.ndarray | None:
+    if gain is None:
+        return None
+    try:
+        value = float(gain)
+    except (TypeError, ValueError):
+        return read_gain_map(gain, shape)
+    if not np.isfinite(value) or value <= 0:
+        raise DedkitError(f"gain must be a positive number of keV per ADU, got {gain}")
+    return np.full((1, 1), value, np.float32)
+
+
+def find_clusters_in_run(
+    master,
+    pedestal,
+    output,
+    *,
+    finder: str = "aare3x3",
+    nsigma: float = 5.0,
+    gain=None,
+    beam_energy_keV: float = 200.0,
+    start: int = 0,
+    stop: int | None = None,
+    chunk_frames: int = 1000,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> HpdReport:
+    """Find clusters in a raw run and write them (``.h5`` table or aare ``.clust``).
+
+    Parameters
+    ----------
+    master : path-like
+        Master file of the run.
+    pedestal : path-like
+        ``PED.h5`` from :func:`compute_pedestal` (dark frames).
+    output : path-like
+        ``.h5`` (any finder) or ``.clust`` (aare finders, ADU).
+    finder : {'aare3x3', 'aare5x5', 'connected'}
+        aare's local-maximum finder with pedestal tracking, or the paper's finder
+        (pixels above ``nsigma`` x noise grouped by 8-connectivity, 15x15 crops in keV
+        centred on the charge centroid, the 7 features); the latter needs ``gain``.
+    gain : float, path-like or None
+        keV per ADU: a number or a per-pixel map (.npy, .h5, .mrc, .tif). With an aare
+        finder and an .h5 output, cluster values are converted to keV.
+    chunk_frames : int
+        Frames per chunk (a Dask task).
+    scheduler : str, optional
+        Dask scheduler address; default a LocalCluster of ``workers`` processes (one per
+        core) when the run has more than one chunk, else in this process.
+    workers : int, optional
+        LocalCluster size; 0 runs every chunk in this process.
+    """
+    started = time.perf_counter()
+    if finder not in FINDERS:
+        raise DedkitError(f"unknown finder {finder!r}; use one of {', '.join(FINDERS)}")
+    out_path = Path(output)
+    suffix = out_path.suffix.lower()
+    if suffix not in (".h5", ".hdf5", ".clust"):
+        raise DedkitError("cluster output must be .h5 or .clust", path=out_path)
+    if suffix == ".clust" and (finder == "connected" or gain is not None):
+        raise DedkitError(
+            "a .clust file holds aare's ADU clusters: use .h5 for keV clusters", path=out_path
+        )
+    check_output_path(out_path, [master, pedestal], force)
+    if not np.isfinite(nsigma) or nsigma <= 0:
+        raise DedkitError(f"nsigma must be positive, got {nsigma}")
+    run = RawRun(master, expect_detector=DETECTOR)
+    start, stop = _frame_range(run, start, stop)
+    state = load_pedestal(pedestal, run.shape)
+    gain_map = _gain_array(gain, run.shape)
+    if finder == "connected" and gain_map is None:
+        raise DedkitError("the connected finder works in keV: give --gain (keV per ADU)")
+    settings = FinderSettings(
+        str(master),
+        finder,
+        float(nsigma),
+        state.window or 1000,
+        float(beam_energy_keV),
+        gain=gain_map,
+    )
+    if finder == "connected":
+        settings.pedestal_mean = state.mean.astype(np.float32)
+        settings.noise_adu = state.std.astype(np.float32)
+    chunks = plan_chunks(stop - start, chunk_frames, start)
+    attrs = {
+        "master": str(master),
+        "pedestal": str(pedestal),
+        "finder": finder,
+        "nsigma": nsigma,
+        "gain": None if gain is None else str(gain),
+        "beam_energy_keV": beam_energy_keV,
+        "frames": [start, stop],
+        "detector_shape": list(run.shape),
+        "chunk_frames": chunk_frames,
+    }
+    writer = (
+        ClustWriter(out_path, force=force, inputs=[master, pedestal])
+        if suffix == ".clust"
+        else TableWriter(out_path, "clusters", attrs=attrs, force=force)
+    )
+    counts = {"frames": stop - start, "clusters": 0}
+
+    def consume(chunk, result):
+        table, frame_numbers = result
+        counts["clusters"] += len(table)
+        if suffix == ".clust":
+            # every processed frame gets a record, even without clusters, as aare writes
+            writer.append(table, frames=frame_numbers)
+        else:
+            writer.append(table)
+        if progress is not None:
+            progress(chunk.stop - start, stop - start)
+
+    try:
+        use_dask = scheduler is not None or (workers != 0 and len(chunks) > 1)
+        if use_dask:
+            with dask_client(scheduler, n_workers=workers or None) as client:
+                _run_chunks(client, chunks, settings, state, consume)
+        else:
+            _run_chunks(None, chunks, settings, state, consume)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    return HpdReport(
+        "clusters",
+        [str(master), str(pedestal)],
+        str(out_path),
+        time.perf_counter() - started,
+        counts,
+        {"finder": finder, "chunks": len(chunks), "dask": use_dask},
+    )
+
+
+def _run_chunks(client, chunks, settings: FinderSettings, state: Pedestal, consume) -> None:
+    if settings.finder == "connected":
+        if client is None:
+            for chunk in chunks:
+                consume(chunk, connected_chunk(chunk, settings))
+        else:
+            run_independent(client, chunks, connected_chunk, settings, consume=consume)
+        return
+    arrays = state.to_arrays()
+    if client is None:
+        for chunk in chunks:
+            table, arrays = aare_chunk(chunk, arrays, settings)
+            consume(chunk, table)
+    else:
+        run_chained(client, chunks, aare_chunk, arrays, settings, consume=consume)
+
+
+def _read_clusters(path, cluster_size) -> tuple[ClusterTable, dict]:
+    path = Path(path)
+    if path.suffix.lower() == ".clust":
+        return read_clust(path, cluster_size), {}
+    return read_table(path), read_attrs(path)
+
+
+def localize_clusters(
+    clusters,
+    output,
+    *,
+    method: str = "centroid",
+    flat_field=None,
+    beam_energy_keV: float | None = None,
+    energy_window_keV=None,
+    select: bool = True,
+    cluster_size=(3, 3),
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> HpdReport:
+    """Localise clusters (``.h5`` or ``.clust``) and write an events table (``.h5``).
+
+    Clusters in keV are first selected as single electrons by energy (default window
+    20-205 keV at 200 keV, scaled by the beam energy), counting every rejection. η
+    methods linearise with the η distribution of ``flat_field`` (a cluster file from a
+    flat illumination), by default of the clusters themselves.
+    """
+    started = time.perf_counter()
+    out_path = Path(output)
+    if out_path.suffix.lower() not in (".h5", ".hdf5"):
+        raise DedkitError("events output must be .h5", path=out_path)
+    check_output_path(out_path, [clusters, flat_field], force)
+    table, attrs = _read_clusters(clusters, cluster_size)
+    beam = beam_energy_keV if beam_energy_keV is not None else attrs.get("beam_energy_keV", 200.0)
+    report_counts = {"clusters": len(table)}
+    selection = None
+    if select and table.units == "keV":
+        table, selection = select_single_electrons(
+            table, beam_energy_keV=beam, window_keV=energy_window_keV
+        )
+        report_counts.update(selected=len(table), rejected=selection.n_rejected)
+    if method in ("eta2", "eta3"):
+        reference = table if flat_field is None else _read_clusters(flat_field, cluster_size)[0]
+        localizer = EtaInterpolator(kind=method)
+        localizer.fit(reference)
+    else:
+        localizer = get_localizer(method)
+    events_attrs = {
+        **attrs,
+        "clusters": str(clusters),
+        "method": method,
+        "selection": selection.to_dict() if selection else None,
+        "flat_field": None if flat_field is None else str(flat_field),
+    }
+    with TableWriter(out_path, "events", attrs=events_attrs, force=force) as writer:
+        for first in range(0, max(len(table), 1), TABLE_CHUNK_ROWS):
+            part = table[first : first + TABLE_CHUNK_ROWS]
+            writer.append(localizer.localize(part))
+            if progress is not None:
+                progress(min(first + TABLE_CHUNK_ROWS, len(table)), len(table))
+    report_counts["events"] = len(table)
+    return HpdReport(
+        "localize",
+        [str(clusters)],
+        str(out_path),
+        time.perf_counter() - started,
+        report_counts,
+        {"method": method, "selection": selection.to_dict() if selection else None},
+    )
+
+
+def make_image(
+    events, output, *, upsample: int = 4, flat_field: bool = True, shape=None, force: bool = False
+) -> HpdReport:
+    """Super-resolution image of an events table (``upsample`` x finer grid, 1-8),
+    flat-field normalised by the events' own sub-pixel response; MRC or TIFF."""
+    started = time.perf_counter()
+    check_output_path(output, [events], force)
+    attrs = read_attrs(events)
+    if shape is None:
+        shape = attrs.get("detector_shape")
+        if shape is None:
+            raise DedkitError(
+                "the events file does not record the detector shape; give it", path=events
+            )
+    n = table_length(events)
+    image = None
+    response_counts = None
+    for first in range(0, max(n, 1), TABLE_CHUNK_ROWS):
+        part = read_table(events, first, min(first + TABLE_CHUNK_ROWS, n))
+        counts = super_resolution_image(part, shape, upsample)
+        image = counts if image is None else image + counts
+        if flat_field and len(part):
+            part_counts = subpixel_response(part, upsample) * len(part) / upsample**2
+            response_counts = (
+                part_counts if response_counts is None else (response_counts + part_counts)
+            )
+    if flat_field and response_counts is not None:
+        image = divide_by_response(image, response_counts / response_counts.mean())
+    write_image(output, image, force=force)
+    return HpdReport(
+        "image",
+        [str(events)],
+        str(output),
+        time.perf_counter() - started,
+        {"events": n},
+        {"upsample": upsample, "flat_field": flat_field, "shape": list(image.shape)},
+    )
