@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError
+from dedkit.hpd.calibrate import apply_gain, clusters_to_kev
 from dedkit.hpd.connected import find_connected_clusters_batch
 from dedkit.hpd.finder import ClusterFinder
 from dedkit.hpd.image import (
@@ -181,7 +182,7 @@ class FinderSettings:
     window: int
     beam_energy_keV: float
     crop: int = 15
-    gain: np.ndarray | None = None  # keV per ADU, per pixel or (1, 1)
+    gain: np.ndarray | float | None = None  # keV per ADU: per-pixel map or a number
     pedestal_mean: np.ndarray | None = None
     noise_adu: np.ndarray | None = None
 
@@ -193,9 +194,10 @@ def aare_chunk(chunk: Chunk, pedestal_state: dict, settings: FinderSettings):
     raw = run.read(chunk.start, chunk.stop)
     finder = ClusterFinder(run.shape, FINDERS[settings.finder], settings.nsigma, settings.window)
     finder.pedestal = Pedestal.from_arrays(pedestal_state)
-    table = finder.find_clusters_in_frames(raw.frames, raw.frame_numbers)
+    # row bands on every core, identical to one sequential pass
+    table = finder.find_clusters_parallel(raw.frames, raw.frame_numbers)
     if settings.gain is not None:
-        table = _clusters_to_kev(table, settings.gain)
+        table = clusters_to_kev(table, settings.gain)
     return (table, raw.frame_numbers), finder.pedestal.to_arrays()
 
 
@@ -203,13 +205,11 @@ def connected_chunk(chunk: Chunk, settings: FinderSettings):
     """The paper's finder on one chunk (fixed pedestal: chunks are independent);
     returns (clusters, frame numbers)."""
     run = RawRun(settings.master)
-    gain = settings.gain
-    noise_kev = settings.noise_adu * gain
+    noise_kev = apply_gain(settings.noise_adu, settings.gain)
     tables, numbers = [], []
     for raw in run.iter_chunks(CONNECTED_BATCH, chunk.start, chunk.stop):
         numbers.append(raw.frame_numbers)
-        kev = (raw.frames - settings.pedestal_mean).astype(np.float32)
-        kev *= gain
+        kev = apply_gain(raw.frames - settings.pedestal_mean, settings.gain)
         tables.append(
             find_connected_clusters_batch(
                 kev,
@@ -223,28 +223,7 @@ def connected_chunk(chunk: Chunk, settings: FinderSettings):
     return ClusterTable.concatenate(tables), np.concatenate(numbers)
 
 
-def _clusters_to_kev(table: ClusterTable, gain: np.ndarray) -> ClusterTable:
-    """ADU clusters times the gain of the pixels they cover (outside the frame: 0)."""
-    if gain.shape == (1, 1):
-        data = table.data.astype(np.float32) * gain[0, 0]
-    else:
-        sy, sx = table.cluster_shape
-        rows = table.y[:, None] + np.arange(sy)[None, :] - sy // 2
-        cols = table.x[:, None] + np.arange(sx)[None, :] - sx // 2
-        inside = ((rows >= 0) & (rows < gain.shape[0]))[:, :, None] & (
-            (cols >= 0) & (cols < gain.shape[1])
-        )[:, None, :]
-        g = gain[
-            np.clip(rows, 0, gain.shape[0] - 1)[:, :, None],
-            np.clip(cols, 0, gain.shape[1] - 1)[:, None, :],
-        ]
-        data = table.data.astype(np.float32) * np.where(inside, g, 0)
-    return ClusterTable(
-        table.frame, table.x, table.y, data.astype(np.float32), "keV", table.features, table.extra
-    )
-
-
-def _gain_array(gain, shape) -> np.ndarray | None:
+def _gain_array(gain, shape) -> np.ndarray | float | None:
     if gain is None:
         return None
     try:
@@ -253,7 +232,7 @@ def _gain_array(gain, shape) -> np.ndarray | None:
         return read_gain_map(gain, shape)
     if not np.isfinite(value) or value <= 0:
         raise DedkitError(f"gain must be a positive number of keV per ADU, got {gain}")
-    return np.full((1, 1), value, np.float32)
+    return value
 
 
 def find_clusters_in_run(
