@@ -117,7 +117,9 @@ def aare_clusters(aare, table):
 @pytest.mark.parametrize("transform", ["conditional", "rosenblatt"])
 @pytest.mark.parametrize("integer_values", [False, True])
 def test_eta_interpolation_matches_aare(rng, kind, transform, integer_values):
-    aare = pytest.importorskip("aare")
+    aare = pytest.importorskip(
+        "aare", reason="aare (PSI) is not installed: pip install aare==2025.11.21"
+    )
     n = 3000
     data = rng.gamma(2.0, 5.0, (n, 3, 3))
     data[:, 1, 1] += 40

@@ -25,7 +25,9 @@ def random_table(rng, size=(3, 3), dtype=np.int32, frames=(3, 4, 7, 9)):
 
 
 def write_with_aare(path, table, frames, size, dtype):
-    aare = pytest.importorskip("aare")
+    aare = pytest.importorskip(
+        "aare", reason="aare (PSI) is not installed: pip install aare==2025.11.21"
+    )
     cluster_file = aare.ClusterFile(str(path), cluster_size=size, dtype=dtype, mode="w")
     for number in frames:
         vector = aare.ClusterVector(size, dtype)
@@ -47,7 +49,9 @@ def assert_tables_equal(a, b):
 
 
 def test_record_sizes_match_aare():
-    aare = pytest.importorskip("aare")
+    aare = pytest.importorskip(
+        "aare", reason="aare (PSI) is not installed: pip install aare==2025.11.21"
+    )
     for size, dtype in AARE_TYPES:
         expected = aare.ClusterVector(size, dtype).item_size()
         assert cluster_record_dtype(size, dtype).itemsize == expected
@@ -63,7 +67,9 @@ def test_aare_writes_we_read(tmp_path, rng, size, dtype):
 
 @pytest.mark.parametrize("size, dtype", AARE_TYPES)
 def test_we_write_aare_reads(tmp_path, rng, size, dtype):
-    aare = pytest.importorskip("aare")
+    aare = pytest.importorskip(
+        "aare", reason="aare (PSI) is not installed: pip install aare==2025.11.21"
+    )
     table = random_table(rng, size, dtype)
     write_clust(tmp_path / "d.clust", table, frames=[3, 4, 7, 9])
     cluster_file = aare.ClusterFile(str(tmp_path / "d.clust"), cluster_size=size, dtype=dtype)
@@ -82,7 +88,9 @@ def test_we_write_aare_reads(tmp_path, rng, size, dtype):
 
 def test_x_is_column_y_is_row_as_aare_finds_them(tmp_path, rng):
     """aare's finder stores the local maximum's column as x and row as y."""
-    aare = pytest.importorskip("aare")
+    aare = pytest.importorskip(
+        "aare", reason="aare (PSI) is not installed: pip install aare==2025.11.21"
+    )
     finder = aare.ClusterFinder((50, 60), (3, 3), n_sigma=5)
     for _ in range(50):
         finder.push_pedestal_frame((1000 + rng.normal(0, 3, (50, 60))).astype(np.uint16))

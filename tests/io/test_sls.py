@@ -28,7 +28,9 @@ def aare_read(master):
     aare 2025.11.21 returns multi-port headers with shape (n_ports, n_frames) but fills
     them frame by frame, port by port; reshaping the flat array restores the order.
     """
-    aare = pytest.importorskip("aare")
+    aare = pytest.importorskip(
+        "aare", reason="aare (PSI) is not installed: pip install aare==2025.11.21"
+    )
     raw = aare.RawFile(str(master))
     headers, frames = raw.read()
     return frames, headers.reshape(-1).reshape(len(frames), -1)
