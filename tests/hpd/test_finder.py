@@ -1,6 +1,5 @@
 import warnings
 
-import aare
 import numba
 import numpy as np
 import pytest
@@ -8,6 +7,10 @@ import pytest
 from dedkit.errors import DedkitError
 from dedkit.hpd.finder import ClusterFinder
 from dedkit.hpd.pedestal import pedestal_from_frames
+
+aare = pytest.importorskip(
+    "aare", reason="aare (PSI) is not installed: pip install aare==2025.11.21"
+)
 
 SHAPE = (48, 40)  # rows, columns
 WINDOW = 1000  # aare's cluster finder's pedestal window
@@ -209,3 +212,100 @@ def test_bad_input(frames):
         finder.find_clusters_in_frames(data[:3], [1, 2])
     with pytest.raises(DedkitError, match="window"):
         finder.pedestal = pedestal_from_frames(dark[:10], window=10)
+
+
+# -- fast paths: exact division by the window, "surely dark" test near its limits ------
+
+
+@pytest.mark.parametrize("window", [1, 2, 7, 333, 999, 1000, 1001, 12345, 2**30 - 1])
+def test_fma_division_is_the_division(window):
+    from dedkit.hpd.finder import _divide, _divide_safe
+
+    @numba.njit
+    def divide_all(a, n, out):
+        reciprocal = 1.0 / n
+        n_unsafe = 0
+        for i in range(a.shape[0]):
+            out[i] = _divide(a[i], n, reciprocal)
+            n_unsafe += not _divide_safe(a[i])
+        return n_unsafe
+
+    rng = np.random.default_rng(window)
+    n = 200_000
+    a = np.concatenate(
+        [
+            rng.uniform(-1, 1, n) * 2.0 ** rng.integers(-80, 80, n),
+            np.round(rng.uniform(0, 2**53, n)),  # whole numbers, e.g. sums of ADU
+            # near multiples of the window and halfway between: rounding ties
+            rng.integers(0, 2**40, n) * float(window) + rng.integers(-3, 4, n) * 0.5,
+            rng.integers(0, 2**16, n) ** 2 * 1000.0,
+        ]
+    )
+    a = a[a != 0]
+    out = np.empty_like(a)
+    assert divide_all(a, float(window), out) == 0
+    edges = np.array([0.0, -0.0, 2.0**-1000, np.inf, -np.inf, np.nan, 2.0**1000])
+    assert divide_all(edges, float(window), np.empty_like(edges)) == len(edges)
+    np.testing.assert_array_equal(out.view(np.int64), (a / window).view(np.int64))
+
+
+def commit_reference(frow, srow, s2row, mrow, qrow, window):
+    # aare's steady push_fast with plain divisions
+    value = frow.astype(np.float64)
+    new_sum = srow + (value - mrow)
+    new_sum2 = s2row + (value * value - qrow)
+    new_mean = new_sum / window
+    return new_sum, new_sum2, new_mean, new_sum2 / window, value - new_mean
+
+
+@pytest.mark.parametrize("window", [7, 333, 1000])
+def test_commit_row_falls_back_to_divisions(window):
+    from dedkit.hpd.finder import _commit_row
+
+    rng = np.random.default_rng(window)
+    nx = 64
+    frow = rng.integers(900, 1100, nx).astype(np.uint16)
+    srow = rng.normal(1000, 30, nx) * window
+    s2row = srow * srow / window + rng.uniform(50, 150, nx) * window
+    specials = {0: (1000.0, -0.0), 1: (-0.0, 0.0), 2: (np.inf, 0.0), 3: (np.nan, 0.0),
+                4: (2.0**-1070, 1e-300), 5: (1e305, 1e308), 6: (0.0, np.inf)}  # fmt: skip
+    frow[list(specials)] = 0
+    for ix, (s, s2) in specials.items():
+        srow[ix], s2row[ix] = s, s2
+    mrow, qrow = srow / window, s2row / window
+    for rows in ([], list(specials)):  # a clean row, then one needing the fallback
+        keep = np.setdiff1d(np.arange(nx), rows) if not rows else np.arange(nx)
+        state = [a[keep].copy() for a in (srow, s2row, mrow, qrow)]
+        f = frow[keep].copy()
+        centre = np.zeros(len(keep) + 2)
+        with np.errstate(invalid="ignore", over="ignore"):
+            expected = commit_reference(f, *state, window)
+            _commit_row(f, *state, np.full(len(keep), window, np.uint32), centre, window,
+                        True, 1)  # fmt: skip
+        for got, want in zip([*state, centre[1:-1]], expected, strict=True):
+            np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+
+
+@pytest.mark.parametrize("cluster_size", [(3, 3), (5, 5)])
+def test_values_at_the_thresholds_match_aare(cluster_size):
+    # dark frames alternating a +-1 ADU around the pedestal give a noise of exactly
+    # 1 ADU, so 5 sigma is 5 ADU: data frames put pixels and neighbourhood sums right
+    # at, just below and just above aare's thresholds, where the fast test must hand
+    # over to the exact one
+    shape = (24, 30)
+    rng = np.random.default_rng(7)
+    pedestal = rng.integers(900, 1100, shape)
+    dark = np.stack([pedestal + (1 if k % 2 else -1) for k in range(WINDOW)])
+    dark = dark.astype(np.uint16)
+    data = np.repeat(pedestal[np.newaxis], 60, axis=0)
+    offsets = np.array([-6, -5, -4, -1, 0, 1, 2, 3, 4, 5, 6])
+    weights = np.array([1, 1, 1, 10, 10, 10, 10, 10, 1, 1, 1], float)
+    data = data + rng.choice(offsets, data.shape, p=weights / weights.sum())
+    data = data.astype(np.uint16)
+    found, aare_pedestal, _ = aare_run(dark, data, cluster_size)
+    finder = ClusterFinder(shape, cluster_size=cluster_size)
+    finder.push_pedestal_frames(dark)
+    table = finder.find_clusters_in_frames(data)
+    assert len(table) > 0
+    assert_same_clusters(table, found)
+    np.testing.assert_array_equal(finder.pedestal.mean, aare_pedestal)

@@ -1,9 +1,12 @@
-import aare
 import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.pedestal import Pedestal, pedestal_from_frames
+
+aare = pytest.importorskip(
+    "aare", reason="aare (PSI) is not installed: pip install aare==2025.11.21"
+)
 
 SHAPE = (23, 31)
 

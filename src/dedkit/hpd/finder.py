@@ -53,8 +53,11 @@ from __future__ import annotations
 import math
 import warnings
 
+import llvmlite.ir as llvm_ir
 import numba
 import numpy as np
+from numba.core import types as numba_types
+from numba.extending import intrinsic
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.pedestal import Pedestal
@@ -85,6 +88,52 @@ _ABSOLUTE_MARGIN = 1e-6
 _COLUMN_SUM, _COLUMN_MAX, _TOTAL, _HIGH = range(4)
 _KEEP_SUM, _KEEP_SUM2, _KEEP_MEAN, _KEEP_Q2, _KEEP_VALUE, _KEEP_COLUMN = range(4, 10)
 _N_ROW_BUFFERS = 10
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    # a * b + c with one rounding (LLVM's fma: the processor's FMA instruction, or an
+    # exact software fallback); vectorises to vfmadd
+    signature = numba_types.float64(numba_types.float64, numba_types.float64, numba_types.float64)
+
+    def codegen(context, builder, sig, args):
+        double = llvm_ir.DoubleType()
+        function_type = llvm_ir.FunctionType(double, [double, double, double])
+        fma = builder.module.declare_intrinsic("llvm.fma", [double], function_type)
+        return builder.call(fma, args)
+
+    return signature, codegen
+
+
+# Operands of _divide whose quotient is surely correctly rounded (see _divide)
+_DIVIDE_LOW = 2.0**-900
+_DIVIDE_HIGH = 2.0**1000
+
+
+@numba.njit(inline="always")
+def _divide(a, n, reciprocal):
+    """a / n, bit for bit as the division, for _DIVIDE_LOW <= |a| < _DIVIDE_HIGH.
+
+    ``n`` is a whole number 1 <= n < 2**49 and ``reciprocal`` = 1 / n (rounded). With
+    u = 2**-53: q0 = a * reciprocal has a relative error below 2u + u**2, the residual
+    r0 = fma(-q0, n, a) one below u, so z = q0 + r0 * reciprocal (exact, before the
+    last rounding of the fma) is within |a / n| * 2**-103 of a / n. A quotient a / n
+    with a = A * 2**e (A a whole number) lies at least |a / n| * 2**-55 / n from every
+    midpoint between two floats (the numerator of a / n - midpoint is a non-zero
+    multiple of the midpoints' or a's last bit; a / n is never a midpoint itself: an
+    odd n times a 54-bit float has 54 bits or more). For n < 2**48 no midpoint lies
+    between z and a / n, so rounding z gives the rounded a / n. Outside the range of
+    |a| (0, -0, subnormal results, infinities, NaN) the caller uses the division.
+    """
+    q0 = a * reciprocal
+    return _fma(_fma(-q0, n, a), reciprocal, q0)
+
+
+@numba.njit(inline="always")
+def _divide_safe(a):
+    # whether _divide is exact for a (False for 0, tiny, huge, infinite or NaN)
+    magnitude = abs(a)
+    return (magnitude >= _DIVIDE_LOW) & (magnitude < _DIVIDE_HIGH)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -134,7 +183,7 @@ def _neighbourhood_row(ring, iy, dy, dx, rowbuf):
         for j in range(width):
             a, b, c = r0[j], r1[j], r2[j]
             column_sum[j] = a + b + c
-            column_max[j] = np.maximum(np.maximum(np.maximum(a, b), c), 0.0)
+            column_max[j] = np.maximum(np.maximum(abs(a), abs(b)), abs(c))
     else:
         column_sum[:] = 0.0
         column_max[:] = 0.0
@@ -142,7 +191,7 @@ def _neighbourhood_row(ring, iy, dy, dx, rowbuf):
             rr = ring[(iy - dy + k) % n_ring]
             for j in range(width):
                 column_sum[j] += rr[j]
-                column_max[j] = np.maximum(column_max[j], rr[j])
+                column_max[j] = np.maximum(column_max[j], abs(rr[j]))
     if dx == 1:
         return  # _dark_row sums the three columns itself, saving a pass
     total[:] = 0.0
@@ -156,18 +205,20 @@ def _neighbourhood_row(ring, iy, dy, dx, rowbuf):
 
 
 @numba.njit(inline="always")
-def _is_dark(value, left, total, high, var, limits):
+def _is_dark(left, total, high, var, limits):
     # Surely dark: a negative variance (aare's noise is then NaN and every test fails,
-    # so the pixel is updated), or each threshold cleared by the margins. The left
-    # neighbour's update may raise the sum by up to -left (when left is negative).
+    # so the pixel is updated), or each threshold cleared by the margins. ``high`` is
+    # the largest magnitude in the neighbourhood, so that one test bounds both the
+    # pixel's value from below and aare's maximum from above. The left neighbour's
+    # update may raise the sum by up to -left (when left is negative). A NaN among
+    # the values makes the sum NaN, and the pixel is not surely dark.
     nsigma2, c3_nsigma2 = limits
     top = high + _ABSOLUTE_MARGIN
     spread = total + max(-left, 0.0) + _ABSOLUTE_MARGIN
     limit = var * nsigma2
-    not_negative = (value >= 0.0) | (value * value < limit)
     not_photon = top * top < limit
     not_spread = (spread <= 0.0) | (spread * spread < var * c3_nsigma2)
-    return (var < 0.0) | (not_negative & not_photon & not_spread)
+    return (var < 0.0) | (not_photon & not_spread)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -175,7 +226,6 @@ def _dark_row(centre, rowbuf, mrow, qrow, dx, limits, updated):
     # Marks the pixels that are surely dark and returns how many are not. Only in the
     # steady state, where an update moves a value towards 0 (see _ABSOLUTE_MARGIN).
     nx = mrow.shape[0]
-    value = centre[dx : dx + nx]
     left = centre[dx - 1 : dx - 1 + nx]
     dark = updated[dx : dx + nx]
     n_unsure = 0
@@ -190,8 +240,11 @@ def _dark_row(centre, rowbuf, mrow, qrow, dx, limits, updated):
             m = mrow[ix]
             var = qrow[ix] - m * m
             total = column_sum[ix] + s1[ix] + s2[ix]
-            high = np.maximum(np.maximum(column_max[ix], m1[ix]), m2[ix])
-            is_dark = _is_dark(value[ix], left[ix], total, high, var, limits)
+            # plain comparisons (vmaxpd): a NaN they drop is caught by the sum
+            high = column_max[ix]
+            high = m1[ix] if m1[ix] > high else high
+            high = m2[ix] if m2[ix] > high else high
+            is_dark = _is_dark(left[ix], total, high, var, limits)
             dark[ix] = is_dark
             n_unsure += not is_dark
     else:
@@ -200,7 +253,7 @@ def _dark_row(centre, rowbuf, mrow, qrow, dx, limits, updated):
         for ix in range(nx):
             m = mrow[ix]
             var = qrow[ix] - m * m
-            is_dark = _is_dark(value[ix], left[ix], total[ix], high[ix], var, limits)
+            is_dark = _is_dark(left[ix], total[ix], high[ix], var, limits)
             dark[ix] = is_dark
             n_unsure += not is_dark
     return n_unsure
@@ -304,16 +357,27 @@ def _commit_row(frow, srow, s2row, mrow, qrow, crow, centre, window, steady, dx)
     window_f = np.float64(window)
     value_row = centre[dx : dx + nx]
     if steady:
+        # divisions by the window as multiplications and FMAs (_divide), checked
+        reciprocal = 1.0 / window_f
+        n_unsafe = 0
         for ix in range(nx):
             value = np.float64(frow[ix])
             new_sum = srow[ix] + (value - mrow[ix])
             new_sum2 = s2row[ix] + (value * value - qrow[ix])
-            new_mean = new_sum / window_f
+            new_mean = _divide(new_sum, window_f, reciprocal)
             srow[ix] = new_sum
             s2row[ix] = new_sum2
             mrow[ix] = new_mean
-            qrow[ix] = new_sum2 / window_f
+            qrow[ix] = _divide(new_sum2, window_f, reciprocal)
             value_row[ix] = value - new_mean
+            n_unsafe += not (_divide_safe(new_sum) & _divide_safe(new_sum2))
+        if n_unsafe > 0:
+            # some sum is 0, tiny, huge or not finite: the row again, with divisions
+            for ix in range(nx):
+                new_mean = srow[ix] / window_f
+                mrow[ix] = new_mean
+                qrow[ix] = s2row[ix] / window_f
+                value_row[ix] = np.float64(frow[ix]) - new_mean
     else:
         for ix in range(nx):
             value = np.float64(frow[ix])
