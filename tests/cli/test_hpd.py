@@ -209,6 +209,7 @@ def test_bad_input(run, runs, pedestal_file, tmp_path):
     r = run("hpd", "clusters", runs[2], "-p", other, "-o", out)
     assert r.status == 2 and "pedestal is 10 x 10" in r.err and not out.exists()
     # wrong detector type
+    (tmp_path / "jf").mkdir()
     jungfrau = write_raw_run(
         tmp_path / "jf",
         "jf",
