@@ -309,3 +309,34 @@ def test_values_at_the_thresholds_match_aare(cluster_size):
     assert len(table) > 0
     assert_same_clusters(table, found)
     np.testing.assert_array_equal(finder.pedestal.mean, aare_pedestal)
+
+
+@pytest.mark.parametrize("cluster_size", [(3, 3), (5, 5)])
+@pytest.mark.parametrize("nsigma, amplitude", [(3.0, 1), (4.0, 2), (2.5, 2), (5.0, 3)])
+def test_values_at_other_thresholds_match_aare(cluster_size, nsigma, amplitude):
+    # as above with a noise of exactly `amplitude` ADU and other thresholds: pixel
+    # values and neighbourhood sums (of size_x * size_y pixels, compared with
+    # sqrt(size_x * size_y) * nsigma * rms) land exactly on, just below and just above
+    # both thresholds, and negative left neighbours raise the sums by their update
+    shape = (20, 26)
+    rng = np.random.default_rng(int(10 * nsigma) + amplitude)
+    pedestal = rng.integers(900, 1100, shape)
+    dark = np.stack([pedestal + (amplitude if k % 2 else -amplitude) for k in range(WINDOW)])
+    dark = dark.astype(np.uint16)
+    limit = int(np.ceil(nsigma * amplitude))
+    offsets = np.arange(-limit - 2, limit + 3)
+    weights = np.where(abs(offsets) <= amplitude, 12.0, 1.0)
+    weights[abs(abs(offsets) - nsigma * amplitude) <= 1] = 4.0
+    data = np.repeat(pedestal[np.newaxis], 50, axis=0)
+    data = data + rng.choice(offsets, data.shape, p=weights / weights.sum())
+    data = data.astype(np.uint16)
+    found, aare_pedestal, _ = aare_run(dark, data, cluster_size, nsigma=nsigma)
+    finder = ClusterFinder(shape, cluster_size=cluster_size, nsigma=nsigma)
+    finder.push_pedestal_frames(dark)
+    table = finder.find_clusters_in_frames(data)
+    assert len(table) > 0
+    assert_same_clusters(table, found)
+    np.testing.assert_array_equal(finder.pedestal.mean, aare_pedestal)
+    parallel = ClusterFinder(shape, cluster_size=cluster_size, nsigma=nsigma)
+    parallel.push_pedestal_frames(dark)
+    assert_same_tables(table, parallel.find_clusters_parallel(data, n_threads=2))
