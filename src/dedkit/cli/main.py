@@ -282,10 +282,14 @@ def raw_info(master, as_json):
         emit_json(d)
         return
     rows, cols = d["shape"]
-    click.echo(f"{d['master']}: {d['detector_type']}, {d['frames']} frames of {cols} x {rows}, "
-               f"{d['ports']} port(s), {d['bit_depth']}-bit, master version {d['version']}")
-    click.echo(f"  exposure {d['exposure_s']} s, period {d['period_s']} s, "
-               f"{d['frames_per_file']} frames per file, frame padding {d['frame_padding']}")
+    click.echo(
+        f"{d['master']}: {d['detector_type']}, {d['frames']} frames of {cols} x {rows}, "
+        f"{d['ports']} port(s), {d['bit_depth']}-bit, master version {d['version']}"
+    )
+    click.echo(
+        f"  exposure {d['exposure_s']} s, period {d['period_s']} s, "
+        f"{d['frames_per_file']} frames per file, frame padding {d['frame_padding']}"
+    )
     click.echo(f"  {d['missing']}")
     if d["truncated"]:
         click.echo(f"  truncated: {d['truncated']}")
@@ -304,8 +308,12 @@ def emit_hpd_report(report, as_json: bool) -> None:
 @click.argument("master", type=click.Path())
 @click.option("--output", "-o", required=True, type=click.Path(), help="PED.h5 to write.")
 @frames_option
-@click.option("--window", type=int, default=1000,
-              help="aare's moving-window length in frames; 0 for the plain mean of all frames.")
+@click.option(
+    "--window",
+    type=int,
+    default=1000,
+    help="aare's moving-window length in frames; 0 for the plain mean of all frames.",
+)
 @force_option
 @json_option
 @quiet_option
@@ -315,8 +323,15 @@ def hpd_pedestal(master, output, frames, window, force, as_json, quiet):
 
     start, stop = frame_range(frames)
     with progress_bar("pedestal", quiet=quiet) as progress:
-        report = compute_pedestal(master, output, start=start, stop=stop,
-                                  window=window or None, force=force, progress=progress)
+        report = compute_pedestal(
+            master,
+            output,
+            start=start,
+            stop=stop,
+            window=window or None,
+            force=force,
+            progress=progress,
+        )
     emit_hpd_report(report, as_json)
 
 
@@ -324,33 +339,76 @@ def hpd_pedestal(master, output, frames, window, force, as_json, quiet):
 @click.argument("master", type=click.Path())
 @click.option("--pedestal", "-p", required=True, type=click.Path(), help="PED.h5 (dark frames).")
 @click.option("--output", "-o", required=True, type=click.Path(), help="OUT.h5 or OUT.clust.")
-@click.option("--finder", type=click.Choice(["aare3x3", "aare5x5", "connected"]),
-              default="aare3x3", help="aare's local-maximum finder or the paper's finder.")
+@click.option(
+    "--finder",
+    type=click.Choice(["aare3x3", "aare5x5", "connected"]),
+    default="aare3x3",
+    help="aare's local-maximum finder or the paper's finder.",
+)
 @click.option("--nsigma", type=float, default=5.0, help="Threshold in noise sigmas.")
-@click.option("--gain", default=None,
-              help="keV per ADU: a number or a per-pixel map (.npy/.h5/.mrc/.tif).")
+@click.option(
+    "--gain", default=None, help="keV per ADU: a number or a per-pixel map (.npy/.h5/.mrc/.tif)."
+)
 @click.option("--beam-energy", type=float, default=200.0, help="Beam energy, keV.")
 @frames_option
-@click.option("--chunk", "chunk_frames", type=click.IntRange(1), default=1000,
-              help="Frames per chunk (one Dask task).")
-@click.option("--scheduler", default=None, help="Dask scheduler address (default: a "
-              "LocalCluster when the run has several chunks).")
-@click.option("--workers", type=click.IntRange(0), default=None,
-              help="LocalCluster workers (default one per core; 0: run in this process).")
+@click.option(
+    "--chunk",
+    "chunk_frames",
+    type=click.IntRange(1),
+    default=1000,
+    help="Frames per chunk (one Dask task).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Dask scheduler address (default: a LocalCluster when the run has several chunks).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=None,
+    help="LocalCluster workers (default one per core; 0: run in this process).",
+)
 @force_option
 @json_option
 @quiet_option
-def hpd_clusters(master, pedestal, output, finder, nsigma, gain, beam_energy, frames,
-                 chunk_frames, scheduler, workers, force, as_json, quiet):
+def hpd_clusters(
+    master,
+    pedestal,
+    output,
+    finder,
+    nsigma,
+    gain,
+    beam_energy,
+    frames,
+    chunk_frames,
+    scheduler,
+    workers,
+    force,
+    as_json,
+    quiet,
+):
     """Find clusters in a raw run."""
     from dedkit.jobs.hpd import find_clusters_in_run
 
     start, stop = frame_range(frames)
     with progress_bar("clusters", quiet=quiet) as progress:
         report = find_clusters_in_run(
-            master, pedestal, output, finder=finder, nsigma=nsigma, gain=gain,
-            beam_energy_keV=beam_energy, start=start, stop=stop, chunk_frames=chunk_frames,
-            scheduler=scheduler, workers=workers, force=force, progress=progress)
+            master,
+            pedestal,
+            output,
+            finder=finder,
+            nsigma=nsigma,
+            gain=gain,
+            beam_energy_keV=beam_energy,
+            start=start,
+            stop=stop,
+            chunk_frames=chunk_frames,
+            scheduler=scheduler,
+            workers=workers,
+            force=force,
+            progress=progress,
+        )
     emit_hpd_report(report, as_json)
 
 
@@ -358,30 +416,50 @@ def hpd_clusters(master, pedestal, output, finder, nsigma, gain, beam_energy, fr
 @click.argument("clusters", type=click.Path())
 @click.option("--method", type=click.Choice(["centroid", "eta2", "eta3"]), default="centroid")
 @click.option("--output", "-o", required=True, type=click.Path(), help="EVENTS.h5 to write.")
-@click.option("--flat-field", type=click.Path(), default=None,
-              help="Clusters of a flat illumination for the eta map (default: the input).")
-@click.option("--beam-energy", type=float, default=None,
-              help="keV (default: from the clusters file, else 200).")
+@click.option(
+    "--flat-field",
+    type=click.Path(),
+    default=None,
+    help="Clusters of a flat illumination for the eta map (default: the input).",
+)
+@click.option(
+    "--beam-energy",
+    type=float,
+    default=None,
+    help="keV (default: from the clusters file, else 200).",
+)
 @click.option("--no-select", is_flag=True, help="Keep every cluster (no energy window).")
 @force_option
 @json_option
 @quiet_option
-def hpd_localize(clusters, method, output, flat_field, beam_energy, no_select, force,
-                 as_json, quiet):
+def hpd_localize(
+    clusters, method, output, flat_field, beam_energy, no_select, force, as_json, quiet
+):
     """Select single electrons and localise them (centroid or eta)."""
     from dedkit.jobs.hpd import localize_clusters
 
     with progress_bar("localize", quiet=quiet) as progress:
-        report = localize_clusters(clusters, output, method=method, flat_field=flat_field,
-                                   beam_energy_keV=beam_energy, select=not no_select,
-                                   force=force, progress=progress)
+        report = localize_clusters(
+            clusters,
+            output,
+            method=method,
+            flat_field=flat_field,
+            beam_energy_keV=beam_energy,
+            select=not no_select,
+            force=force,
+            progress=progress,
+        )
     emit_hpd_report(report, as_json)
 
 
 @hpd.command("image")
 @click.argument("events", type=click.Path())
-@click.option("--upsample", type=click.IntRange(1, 8), default=4,
-              help="Image pixels per detector pixel along each axis.")
+@click.option(
+    "--upsample",
+    type=click.IntRange(1, 8),
+    default=4,
+    help="Image pixels per detector pixel along each axis.",
+)
 @click.option("--output", "-o", required=True, type=click.Path(), help="IMAGE.mrc or .tif.")
 @click.option("--no-flat-field", is_flag=True, help="Plain counts, no sub-pixel correction.")
 @force_option
@@ -390,8 +468,10 @@ def hpd_image(events, upsample, output, no_flat_field, force, as_json):
     """Super-resolution image from localised events."""
     from dedkit.jobs.hpd import make_image
 
-    emit_hpd_report(make_image(events, output, upsample=upsample,
-                               flat_field=not no_flat_field, force=force), as_json)
+    emit_hpd_report(
+        make_image(events, output, upsample=upsample, flat_field=not no_flat_field, force=force),
+        as_json,
+    )
 
 
 @cli.command()

@@ -19,8 +19,9 @@ __all__ = ["write_pedestal_file", "read_pedestal_file", "read_gain_map"]
 PEDESTAL_GROUP = "pedestal"
 
 
-def write_pedestal_file(path, arrays: dict, attrs: dict | None = None, *, force=False,
-                        inputs=()) -> Path:
+def write_pedestal_file(
+    path, arrays: dict, attrs: dict | None = None, *, force=False, inputs=()
+) -> Path:
     """Save a pedestal state (named arrays: mean, variance, counts...) with its settings.
 
     ``attrs`` values may be numbers, strings or JSON-serialisable objects.
@@ -106,8 +107,7 @@ def read_gain_map(path, shape: tuple[int, int] | None = None) -> np.ndarray:
         raise DedkitError(f"gain map must be 2-D, got shape {gain.shape}", path=path)
     if shape is not None and gain.shape != tuple(shape):
         raise DedkitError(
-            f"gain map is {gain.shape[1]} x {gain.shape[0]}, detector is "
-            f"{shape[1]} x {shape[0]}",
+            f"gain map is {gain.shape[1]} x {gain.shape[0]}, detector is {shape[1]} x {shape[0]}",
             path=path,
         )
     if not np.all(np.isfinite(gain)):
