@@ -76,6 +76,20 @@ def atomic_output(path) -> Iterator[Path]:
     os.replace(tmp, path)
 
 
+class CommitOnSuccess:
+    """Mixin for writers with ``close()`` (finish and rename into place) and ``abort()``
+    (discard): a ``with`` block closes on success and aborts on any exception."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p, ignore_errors=True)

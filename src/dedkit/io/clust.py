@@ -31,7 +31,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.tables import ClusterTable
-from dedkit.io.atomic import atomic_output, check_output_path
+from dedkit.io.atomic import CommitOnSuccess, atomic_output, check_output_path
 
 __all__ = ["ClustWriter", "cluster_record_dtype", "iter_clust", "read_clust", "write_clust"]
 
@@ -313,7 +313,7 @@ def _encode(table: ClusterTable, frames, path) -> np.ndarray:
     return out
 
 
-class ClustWriter:
+class ClustWriter(CommitOnSuccess):
     """Writes a ``.clust`` file chunk by chunk (frames in ascending order within and
     across chunks), under a temporary name renamed on :meth:`close`.
 
@@ -360,15 +360,6 @@ class ClustWriter:
             self._atomic.__exit__(RuntimeError, err, None)
         except RuntimeError:
             pass
-
-    def __enter__(self) -> ClustWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _file_size(path: Path) -> int:

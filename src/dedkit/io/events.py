@@ -33,7 +33,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.tables import ClusterTable, EventTable
-from dedkit.io.atomic import check_output_path, temporary_sibling
+from dedkit.io.atomic import CommitOnSuccess, check_output_path, temporary_sibling
 
 __all__ = ["TableWriter", "read_attrs", "read_table", "table_length", "write_table"]
 
@@ -87,7 +87,7 @@ def _store_attrs(group: h5py.Group, attrs: dict | None) -> None:
     group.attrs["dedkit_json_attrs"] = json.dumps(as_json)
 
 
-class TableWriter:
+class TableWriter(CommitOnSuccess):
     """Write a table to HDF5 in pieces; the file appears, complete, on :meth:`close`.
 
     Parameters
@@ -235,15 +235,6 @@ class TableWriter:
             self._file.close()
         self._file = None
         self._temporary.unlink(missing_ok=True)
-
-    def __enter__(self) -> TableWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _empty_events() -> EventTable:

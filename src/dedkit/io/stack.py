@@ -21,7 +21,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.frames.pack import PackResult, convert_dtype, pack_4bit, packed_row_bytes
-from dedkit.io.atomic import atomic_output, check_output_path
+from dedkit.io.atomic import CommitOnSuccess, atomic_output, check_output_path
 
 __all__ = [
     "PACKINGS",
@@ -139,7 +139,7 @@ class FrameReader(abc.ABC):
         self.close()
 
 
-class FrameWriter(abc.ABC):
+class FrameWriter(CommitOnSuccess, abc.ABC):
     """Writes frames one at a time to a temporary name; :meth:`close` renames it into place.
 
     Subclasses implement :meth:`_open`, :meth:`_write` (frames of the stack's dtype),
@@ -249,15 +249,6 @@ class FrameWriter(abc.ABC):
             self._atomic.__exit__(RuntimeError, err, None)
         except RuntimeError:
             pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     @abc.abstractmethod
     def _open(self) -> None:
