@@ -258,3 +258,56 @@ def test_truncated_run_is_refused_beyond_its_complete_frames(run, runs, pedestal
         "0:24",
     )
     assert r.status == 2 and len(r.err_lines) == 1, r
+
+
+@pytest.mark.slow
+def test_clusters_on_a_scheduler_given_by_address(run, runs, pedestal_file, tmp_path):
+    from distributed import LocalCluster
+
+    reference = tmp_path / "ref.h5"
+    assert (
+        run(
+            "hpd", "clusters", runs[2], "-p", pedestal_file, "-o", reference, "--workers", "0"
+        ).status
+        == 0
+    )
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        out = tmp_path / "remote.h5"
+        r = run(
+            "hpd",
+            "clusters",
+            runs[2],
+            "-p",
+            pedestal_file,
+            "-o",
+            out,
+            "--chunk",
+            "8",
+            "--scheduler",
+            cluster.scheduler_address,
+            "--json",
+        )
+    assert r.status == 0, r
+    assert r.json["details"]["dask"] is True and r.json["details"]["chunks"] == 3
+    a, b = read_table(reference), read_table(out)
+    for name in ("frame", "x", "y", "data"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_unreachable_scheduler_is_one_line(run, runs, pedestal_file, tmp_path):
+    out = tmp_path / "c.h5"
+    r = run(
+        "hpd",
+        "clusters",
+        runs[2],
+        "-p",
+        pedestal_file,
+        "-o",
+        out,
+        "--scheduler",
+        "tcp://127.0.0.1:1",
+    )
+    assert r.status == 2 and len(r.err_lines) == 1 and "Dask scheduler" in r.err
+    assert not out.exists() and not list(tmp_path.iterdir())
