@@ -340,3 +340,34 @@ def test_values_at_other_thresholds_match_aare(cluster_size, nsigma, amplitude):
     parallel = ClusterFinder(shape, cluster_size=cluster_size, nsigma=nsigma)
     parallel.push_pedestal_frames(dark)
     assert_same_tables(table, parallel.find_clusters_parallel(data, n_threads=2))
+
+
+@pytest.mark.parametrize("cluster_size", [(3, 3), (7, 7)])
+@pytest.mark.parametrize("nsigma", [5.0, 3.0])
+def test_large_pedestal_and_noise_at_the_thresholds_match_aare(cluster_size, nsigma):
+    # as above at other magnitudes: a pedestal near 15000 ADU and a noise of exactly
+    # 50 ADU, so that margins relative to the values and thresholds are exercised;
+    # values land on, just below and just above both thresholds
+    shape = (22, 28)
+    amplitude = 50
+    rng = np.random.default_rng(int(nsigma) + cluster_size[0])
+    pedestal = rng.integers(14800, 15200, shape)
+    dark = np.stack([pedestal + (amplitude if k % 2 else -amplitude) for k in range(WINDOW)])
+    dark = dark.astype(np.uint16)
+    limit = int(np.ceil(nsigma * amplitude))
+    offsets = np.arange(-limit - 2, limit + 3)
+    weights = np.where(abs(offsets) <= amplitude, 12.0, 0.2)
+    weights[abs(abs(offsets) - nsigma * amplitude) <= 1] = 8.0
+    data = np.repeat(pedestal[np.newaxis], 40, axis=0)
+    data = data + rng.choice(offsets, data.shape, p=weights / weights.sum())
+    data = data.astype(np.uint16)
+    found, aare_pedestal, _ = aare_run(dark, data, cluster_size, nsigma=nsigma)
+    finder = ClusterFinder(shape, cluster_size=cluster_size, nsigma=nsigma)
+    finder.push_pedestal_frames(dark)
+    table = finder.find_clusters_in_frames(data)
+    assert len(table) > 0
+    assert_same_clusters(table, found)
+    np.testing.assert_array_equal(finder.pedestal.mean, aare_pedestal)
+    parallel = ClusterFinder(shape, cluster_size=cluster_size, nsigma=nsigma)
+    parallel.push_pedestal_frames(dark)
+    assert_same_tables(table, parallel.find_clusters_parallel(data, n_threads=2))
