@@ -311,25 +311,24 @@ def test_values_at_the_thresholds_match_aare(cluster_size):
     np.testing.assert_array_equal(finder.pedestal.mean, aare_pedestal)
 
 
-@pytest.mark.parametrize("cluster_size", [(3, 3), (5, 5)])
-@pytest.mark.parametrize("nsigma, amplitude", [(3.0, 1), (4.0, 2), (2.5, 2), (5.0, 3)])
-def test_values_at_other_thresholds_match_aare(cluster_size, nsigma, amplitude):
-    # as above with a noise of exactly `amplitude` ADU and other thresholds: pixel
-    # values and neighbourhood sums (of size_x * size_y pixels, compared with
-    # sqrt(size_x * size_y) * nsigma * rms) land exactly on, just below and just above
-    # both thresholds, and negative left neighbours raise the sums by their update
-    shape = (20, 26)
-    rng = np.random.default_rng(int(10 * nsigma) + amplitude)
-    pedestal = rng.integers(900, 1100, shape)
+def check_thresholds_against_aare(
+    shape, pedestal_range, amplitude, nsigma, cluster_size, *, n_frames, weights, seed
+):
+    """Dark frames alternating +-amplitude around the pedestal (noise exactly
+    ``amplitude``), data whose values land on, just below and just above both of aare's
+    thresholds (``weights``: within the noise, at a threshold, elsewhere); clusters and
+    final pedestal must equal aare's, and two threads must equal one."""
+    rng = np.random.default_rng(seed)
+    pedestal = rng.integers(*pedestal_range, shape)
     dark = np.stack([pedestal + (amplitude if k % 2 else -amplitude) for k in range(WINDOW)])
     dark = dark.astype(np.uint16)
     limit = int(np.ceil(nsigma * amplitude))
     offsets = np.arange(-limit - 2, limit + 3)
-    weights = np.where(abs(offsets) <= amplitude, 12.0, 1.0)
-    weights[abs(abs(offsets) - nsigma * amplitude) <= 1] = 4.0
-    data = np.repeat(pedestal[np.newaxis], 50, axis=0)
-    data = data + rng.choice(offsets, data.shape, p=weights / weights.sum())
-    data = data.astype(np.uint16)
+    inside, at_threshold, elsewhere = weights
+    p = np.where(abs(offsets) <= amplitude, inside, elsewhere)
+    p[abs(abs(offsets) - nsigma * amplitude) <= 1] = at_threshold
+    data = np.repeat(pedestal[np.newaxis], n_frames, axis=0)
+    data = (data + rng.choice(offsets, data.shape, p=p / p.sum())).astype(np.uint16)
     found, aare_pedestal, _ = aare_run(dark, data, cluster_size, nsigma=nsigma)
     finder = ClusterFinder(shape, cluster_size=cluster_size, nsigma=nsigma)
     finder.push_pedestal_frames(dark)
@@ -340,6 +339,19 @@ def test_values_at_other_thresholds_match_aare(cluster_size, nsigma, amplitude):
     parallel = ClusterFinder(shape, cluster_size=cluster_size, nsigma=nsigma)
     parallel.push_pedestal_frames(dark)
     assert_same_tables(table, parallel.find_clusters_parallel(data, n_threads=2))
+
+
+@pytest.mark.parametrize("cluster_size", [(3, 3), (5, 5)])
+@pytest.mark.parametrize("nsigma, amplitude", [(3.0, 1), (4.0, 2), (2.5, 2), (5.0, 3)])
+def test_values_at_other_thresholds_match_aare(cluster_size, nsigma, amplitude):
+    # as above with a noise of exactly `amplitude` ADU and other thresholds: pixel
+    # values and neighbourhood sums (of size_x * size_y pixels, compared with
+    # sqrt(size_x * size_y) * nsigma * rms) land exactly on, just below and just above
+    # both thresholds, and negative left neighbours raise the sums by their update
+    check_thresholds_against_aare(
+        (20, 26), (900, 1100), amplitude, nsigma, cluster_size, n_frames=50,
+        weights=(12.0, 4.0, 1.0), seed=int(10 * nsigma) + amplitude,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("cluster_size", [(3, 3), (7, 7)])
@@ -348,26 +360,7 @@ def test_large_pedestal_and_noise_at_the_thresholds_match_aare(cluster_size, nsi
     # as above at other magnitudes: a pedestal near 15000 ADU and a noise of exactly
     # 50 ADU, so that margins relative to the values and thresholds are exercised;
     # values land on, just below and just above both thresholds
-    shape = (22, 28)
-    amplitude = 50
-    rng = np.random.default_rng(int(nsigma) + cluster_size[0])
-    pedestal = rng.integers(14800, 15200, shape)
-    dark = np.stack([pedestal + (amplitude if k % 2 else -amplitude) for k in range(WINDOW)])
-    dark = dark.astype(np.uint16)
-    limit = int(np.ceil(nsigma * amplitude))
-    offsets = np.arange(-limit - 2, limit + 3)
-    weights = np.where(abs(offsets) <= amplitude, 12.0, 0.2)
-    weights[abs(abs(offsets) - nsigma * amplitude) <= 1] = 8.0
-    data = np.repeat(pedestal[np.newaxis], 40, axis=0)
-    data = data + rng.choice(offsets, data.shape, p=weights / weights.sum())
-    data = data.astype(np.uint16)
-    found, aare_pedestal, _ = aare_run(dark, data, cluster_size, nsigma=nsigma)
-    finder = ClusterFinder(shape, cluster_size=cluster_size, nsigma=nsigma)
-    finder.push_pedestal_frames(dark)
-    table = finder.find_clusters_in_frames(data)
-    assert len(table) > 0
-    assert_same_clusters(table, found)
-    np.testing.assert_array_equal(finder.pedestal.mean, aare_pedestal)
-    parallel = ClusterFinder(shape, cluster_size=cluster_size, nsigma=nsigma)
-    parallel.push_pedestal_frames(dark)
-    assert_same_tables(table, parallel.find_clusters_parallel(data, n_threads=2))
+    check_thresholds_against_aare(
+        (22, 28), (14800, 15200), 50, nsigma, cluster_size, n_frames=40,
+        weights=(12.0, 8.0, 0.2), seed=int(nsigma) + cluster_size[0],
+    )  # fmt: skip
