@@ -6,7 +6,7 @@ import pytest
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.finder import ClusterFinder
-from dedkit.hpd.pedestal import pedestal_from_frames
+from dedkit.hpd.pedestal import Pedestal, pedestal_from_frames
 
 aare = pytest.importorskip(
     "aare", reason="aare (PSI) is not installed: pip install aare==2025.11.21"
@@ -214,21 +214,18 @@ def test_bad_input(frames):
         finder.pedestal = pedestal_from_frames(dark[:10], window=10)
 
 
-# -- fast paths: exact division by the window, "surely dark" test near its limits ------
+# -- fast path: exact division by the window, the float32 "surely dark" test -------------
 
 
 @pytest.mark.parametrize("window", [1, 2, 7, 333, 999, 1000, 1001, 12345, 2**30 - 1])
 def test_fma_division_is_the_division(window):
-    from dedkit.hpd.finder import _divide, _divide_safe
+    from dedkit.hpd.finder_steady import _divide
 
     @numba.njit
     def divide_all(a, n, out):
         reciprocal = 1.0 / n
-        n_unsafe = 0
         for i in range(a.shape[0]):
             out[i] = _divide(a[i], n, reciprocal)
-            n_unsafe += not _divide_safe(a[i])
-        return n_unsafe
 
     rng = np.random.default_rng(window)
     n = 200_000
@@ -239,51 +236,89 @@ def test_fma_division_is_the_division(window):
             # near multiples of the window and halfway between: rounding ties
             rng.integers(0, 2**40, n) * float(window) + rng.integers(-3, 4, n) * 0.5,
             rng.integers(0, 2**16, n) ** 2 * 1000.0,
+            [2.0**-900, -(2.0**-899), 2.0**999, 0.0],  # the limits, and zero
         ]
     )
-    a = a[a != 0]
     out = np.empty_like(a)
-    assert divide_all(a, float(window), out) == 0
-    edges = np.array([0.0, -0.0, 2.0**-1000, np.inf, -np.inf, np.nan, 2.0**1000])
-    assert divide_all(edges, float(window), np.empty_like(edges)) == len(edges)
-    np.testing.assert_array_equal(out.view(np.int64), (a / window).view(np.int64))
+    divide_all(a, float(window), out)
+    np.testing.assert_array_equal(abs(out).view(np.int64), abs(a / window).view(np.int64))
+    np.testing.assert_array_equal(np.signbit(out[a != 0]), np.signbit(a[a != 0]))
 
 
-def commit_reference(frow, srow, s2row, mrow, qrow, window):
-    # aare's steady push_fast with plain divisions
-    value = frow.astype(np.float64)
-    new_sum = srow + (value - mrow)
-    new_sum2 = s2row + (value * value - qrow)
-    new_mean = new_sum / window
-    return new_sum, new_sum2, new_mean, new_sum2 / window, value - new_mean
+def test_fast_path_budget():
+    from dedkit.hpd.finder_steady import fast_path_budget
+
+    rng = np.random.default_rng(1)
+    total = rng.normal(1000, 30, (8, 9)) * WINDOW
+    total2 = total * total / WINDOW + 100.0 * WINDOW
+    assert fast_path_budget(total, total2, WINDOW) > 500_000
+    total[3, 4] = 0.0  # a dead pixel: exact zeros divide exactly
+    assert fast_path_budget(total, total2, WINDOW) > 500_000
+    total[3, 4] = 1e-250  # decays below 2**-900 after a few hundred thousand frames
+    budget = fast_path_budget(total, total2, WINDOW)
+    assert 0 < budget < 500_000
+    assert 1e-250 * (1 - 1 / WINDOW) ** budget > 2.0**-900
+    for bad in (1e-300, np.nan, np.inf, 2.0**950):
+        total[3, 4] = bad
+        assert fast_path_budget(total, total2, WINDOW) == 0
 
 
-@pytest.mark.parametrize("window", [7, 333, 1000])
-def test_commit_row_falls_back_to_divisions(window):
-    from dedkit.hpd.finder import _commit_row
+def odd_pixels(seed, shape, n_frames):
+    """Dark and data frames with dead (always 0), stuck (constant, no noise), saturated,
+    very noisy and very quiet pixels next to ordinary ones and charge clouds."""
+    rng = np.random.default_rng(seed)
+    dark, data = synthetic(WINDOW, n_frames, 6, seed, shape)
+    dark, data = dark.astype(np.int64), data.astype(np.int64)
+    kinds = rng.integers(0, 6, shape)
+    for kind, value in ((1, 0), (2, 1234), (3, 16383)):
+        where = kinds == kind
+        dark[:, where] = data[:, where] = value
+    noisy = kinds == 4  # noise of 400 ADU
+    for frames in (dark, data):
+        frames[:, noisy] += rng.normal(0, 400, (len(frames), int(noisy.sum()))).astype(int)
+    quiet = kinds == 5  # noise below 1 ADU: mostly the pedestal, sometimes 1 more
+    for frames in (dark, data):
+        frames[:, quiet] = 1000 + (rng.random((len(frames), int(quiet.sum()))) < 0.05)
+    clip = (0, 16383)
+    return np.clip(dark, *clip).astype(np.uint16), np.clip(data, *clip).astype(np.uint16)
 
-    rng = np.random.default_rng(window)
-    nx = 64
-    frow = rng.integers(900, 1100, nx).astype(np.uint16)
-    srow = rng.normal(1000, 30, nx) * window
-    s2row = srow * srow / window + rng.uniform(50, 150, nx) * window
-    specials = {0: (1000.0, -0.0), 1: (-0.0, 0.0), 2: (np.inf, 0.0), 3: (np.nan, 0.0),
-                4: (2.0**-1070, 1e-300), 5: (1e305, 1e308), 6: (0.0, np.inf)}  # fmt: skip
-    frow[list(specials)] = 0
-    for ix, (s, s2) in specials.items():
-        srow[ix], s2row[ix] = s, s2
-    mrow, qrow = srow / window, s2row / window
-    for rows in ([], list(specials)):  # a clean row, then one needing the fallback
-        keep = np.setdiff1d(np.arange(nx), rows) if not rows else np.arange(nx)
-        state = [a[keep].copy() for a in (srow, s2row, mrow, qrow)]
-        f = frow[keep].copy()
-        centre = np.zeros(len(keep) + 2)
-        with np.errstate(invalid="ignore", over="ignore"):
-            expected = commit_reference(f, *state, window)
-            _commit_row(f, *state, np.full(len(keep), window, np.uint32), centre, window,
-                        True, 1)  # fmt: skip
-        for got, want in zip([*state, centre[1:-1]], expected, strict=True):
-            np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+
+@pytest.mark.parametrize("cluster_size", [(3, 3), (5, 5)])
+@pytest.mark.parametrize("seed", [11, 12])
+def test_fast_path_matches_aare_on_odd_pixels(cluster_size, seed):
+    dark, data = odd_pixels(seed, (30, 34), 40)
+    found, aare_pedestal, _ = aare_run(dark, data, cluster_size)
+    for n_threads in (1, 2, 3):
+        finder = ClusterFinder((30, 34), cluster_size=cluster_size)
+        finder.push_pedestal_frames(dark)
+        assert finder._fast_path(len(data))
+        table = finder.find_clusters_parallel(data, n_threads=n_threads)
+        assert_same_clusters(table, found)
+        np.testing.assert_array_equal(finder.pedestal.mean, aare_pedestal)
+
+
+def test_exact_path_when_the_fast_one_is_not_allowed(frames, monkeypatch):
+    from dedkit.hpd import finder_steady
+
+    dark, data = frames
+    expected = ready_finder(dark).find_clusters_in_frames(data[:20])
+    state = ready_finder(dark).pedestal.to_arrays()
+    state["sum"][5, 6] = 1e-300  # might round differently in the fast arithmetic
+    state["mean"][5, 6] = state["sum"][5, 6] / WINDOW
+    finder = ClusterFinder(SHAPE)
+    finder.pedestal = Pedestal.from_arrays(state)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the fast kernels must not run")
+
+    monkeypatch.setattr(finder_steady, "scan_all", refuse)
+    monkeypatch.setattr(finder_steady, "scan_band", refuse)
+    table = finder.find_clusters_parallel(data[:20], n_threads=2)
+    # the same clusters away from the odd pixel, whose pedestal is 0 instead of ~1000
+    away = (abs(table.x.astype(int) - 6) > 1) | (abs(table.y.astype(int) - 5) > 1)
+    away_expected = (abs(expected.x.astype(int) - 6) > 1) | (abs(expected.y.astype(int) - 5) > 1)
+    assert np.sum(away) == np.sum(away_expected)
+    np.testing.assert_array_equal(table.x[away], expected.x[away_expected])
 
 
 @pytest.mark.parametrize("cluster_size", [(3, 3), (5, 5)])

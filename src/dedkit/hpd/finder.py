@@ -26,40 +26,34 @@ int32), 0 outside the frame, with the pedestal as it is at that moment. As in aa
 pushed (a pedestal of 100 dark frames with a window of 1000 is scaled down by 10 at
 the first data frame): push at least ``window`` dark frames (a warning says so).
 
-How it is fast yet identical: for each row, one vectorised pass finds the pixels that
-are dark for certain (their value, neighbourhood maximum and sum clear the thresholds
-by a safety margin, whichever the state of the left neighbour, which may be updated
-just before); only the few others (photons and their surroundings) go through aare's
-exact test, in raster order. Then the whole row takes aare's update in one vectorised
-pass and the pixels that were not to be updated are put back. Thresholds are compared
-squared, so the noise's square root is only taken for those few pixels. With an
-incomplete pedestal window every pixel takes the exact test (slow, but still aare's
-result).
+Two paths give these decisions:
 
-Two or more cores with identical results (:meth:`ClusterFinder.find_clusters_parallel`):
-the frame is cut into row bands separated by strips ``size_y // 2`` rows high. A band's
-neighbourhoods reach into the strips but never into another band, so while band ``b``
-scans frame ``f``, band ``b + 1`` scans frame ``f - 1`` (a wavefront over frames); a
-strip is scanned alone, between the two bands' turns, when the band above has finished
-frame ``f`` and the band below frame ``f - 1``. Every pixel thus sees exactly the
-pedestal states the sequential scan shows it. Splitting the frames themselves between
-cores cannot give aare's result: the running pedestal makes each frame depend on all
-those before it (aare's own ``ClusterFinderMT`` runs independent finders with separate
-pedestals, which differ from one ``ClusterFinder``).
+- with a full pedestal window (the normal case), the fast kernels of
+  :mod:`dedkit.hpd.finder_steady`: a float32 "surely dark" test with bounded errors
+  for eight pixels at a time, aare's exact test only for the few others, and on
+  several cores row bands that scan successive frames at once (a wavefront), each
+  band on its own thread;
+- otherwise (an incomplete window, or sums so extreme that the fast arithmetic could
+  round differently), aare's exact test for every pixel, in raster order (slow, but
+  still aare's result), in this module.
+
+Splitting the frames themselves between cores cannot give aare's result: the running
+pedestal makes each frame depend on all those before it (aare's own
+``ClusterFinderMT`` runs independent finders with separate pedestals, which differ
+from one ``ClusterFinder``).
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 
-import llvmlite.ir as llvm_ir
 import numba
 import numpy as np
-from numba.core import types as numba_types
-from numba.extending import intrinsic
 
 from dedkit.errors import DedkitError
+from dedkit.hpd import finder_steady
 from dedkit.hpd.pedestal import Pedestal
 from dedkit.hpd.tables import ClusterTable
 
@@ -71,75 +65,15 @@ CLUSTER_SIZES = ((3, 3), (5, 5), (7, 7), (9, 9))
 #: Cluster pixel types of aare's cluster finders ('i', 'f', 'd')
 CLUSTER_DTYPES = (np.dtype(np.int32), np.dtype(np.float32), np.dtype(np.float64))
 
-# Margins of the vectorised "surely dark" test. Thresholds are compared squared (no
-# square root) with a relative margin far above the few roundings involved. Sums and
-# maxima get an absolute margin far above two effects: the neighbourhood is summed in
-# another order than aare's (a difference of at most ~1e-8 ADU for 81 values below
-# 2**16), and the left neighbour's value may drop towards 0 by its own update just
-# before (its value x becomes about x * (1 - 1/window), so it stays between 0 and x,
-# give or take a rounding). A pixel within the margins is decided by the exact test,
-# so the margins cost no accuracy.
-_RELATIVE_MARGIN = 1e-9
-_ABSOLUTE_MARGIN = 1e-6
-
-# Row buffers per worker, each ``nx + 2 * dx`` long: column sums and maxima of the
-# neighbourhood rows, then neighbourhood sums and maxima, then the state of the pixels
-# that stay as they are (kept while the whole row is updated, then put back)
-_COLUMN_SUM, _COLUMN_MAX, _TOTAL, _HIGH = range(4)
-_KEEP_SUM, _KEEP_SUM2, _KEEP_MEAN, _KEEP_Q2, _KEEP_VALUE, _KEEP_COLUMN = range(4, 10)
-_N_ROW_BUFFERS = 10
-
-
-@intrinsic
-def _fma(typingctx, a, b, c):
-    # a * b + c with one rounding (LLVM's fma: the processor's FMA instruction, or an
-    # exact software fallback); vectorises to vfmadd
-    signature = numba_types.float64(numba_types.float64, numba_types.float64, numba_types.float64)
-
-    def codegen(context, builder, sig, args):
-        double = llvm_ir.DoubleType()
-        function_type = llvm_ir.FunctionType(double, [double, double, double])
-        fma = builder.module.declare_intrinsic("llvm.fma", [double], function_type)
-        return builder.call(fma, args)
-
-    return signature, codegen
-
-
-# Operands of _divide whose quotient is surely correctly rounded (see _divide)
-_DIVIDE_LOW = 2.0**-900
-_DIVIDE_HIGH = 2.0**1000
-
-
-@numba.njit(inline="always")
-def _divide(a, n, reciprocal):
-    """a / n, bit for bit as the division, for _DIVIDE_LOW <= |a| < _DIVIDE_HIGH.
-
-    ``n`` is a whole number 1 <= n < 2**49 and ``reciprocal`` = 1 / n (rounded). With
-    u = 2**-53: q0 = a * reciprocal has a relative error below 2u + u**2, the residual
-    r0 = fma(-q0, n, a) one below u, so z = q0 + r0 * reciprocal (exact, before the
-    last rounding of the fma) is within |a / n| * 2**-103 of a / n. A quotient a / n
-    with a = A * 2**e (A a whole number) lies at least |a / n| * 2**-55 / n from every
-    midpoint between two floats (the numerator of a / n - midpoint is a non-zero
-    multiple of the midpoints' or a's last bit; a / n is never a midpoint itself: an
-    odd n times a 54-bit float has 54 bits or more). For n < 2**48 no midpoint lies
-    between z and a / n, so rounding z gives the rounded a / n. Outside the range of
-    |a| (0, -0, subnormal results, infinities, NaN) the caller uses the division.
-    """
-    q0 = a * reciprocal
-    return _fma(_fma(-q0, n, a), reciprocal, q0)
-
-
-@numba.njit(inline="always")
-def _divide_safe(a):
-    # whether _divide is exact for a (False for 0, tiny, huge, infinite or NaN)
-    magnitude = abs(a)
-    return (magnitude >= _DIVIDE_LOW) & (magnitude < _DIVIDE_HIGH)
+# Row buffers of the exact path, each ``nx + 2 * dx`` long: the state of the pixels that
+# stay as they are (kept while the whole row is updated, then put back)
+_KEEP_SUM, _KEEP_SUM2, _KEEP_MEAN, _KEEP_Q2, _KEEP_VALUE, _KEEP_COLUMN = range(6)
+_N_ROW_BUFFERS = 6
 
 
 @numba.njit(cache=True, nogil=True)
 def _fill_row(frame, mean, row, dx, out):
-    # value = frame - pedestal of one row as the pedestal stands now (zeros outside).
-    # Loops index views from 0, so that no index can be negative and loops vectorise.
+    # value = frame - pedestal of one row as the pedestal stands now (zeros outside)
     ny, nx = frame.shape
     if row < 0 or row >= ny:
         out[:] = 0.0
@@ -152,119 +86,18 @@ def _fill_row(frame, mean, row, dx, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pushed_mean(value, s, m, window, steady):
-    # mean after aare's push_fast of value into a pixel with sum s and mean m. Steady
-    # (every count == window): the cached mean is sum / window, bit for bit, which
-    # saves a division.
+def _pushed_mean(value, s, window):
+    # mean after aare's push_fast of value into a pixel with sum s
     window_f = np.float64(window)
-    if steady:
-        return (s + (value - m)) / window_f
     return (s + (value - s / window_f)) / window_f
-
-
-@numba.njit(cache=True, nogil=True)
-def _neighbourhood_row(ring, iy, dy, dx, rowbuf):
-    # Sum and maximum (from 0) of each pixel's neighbourhood, over the values as they
-    # are before the row's updates: column sums first, then sums of those. The 3 and
-    # 5 pixel cases are written out so that their loops vectorise in registers;
-    # np.maximum (rather than a comparison) keeps LLVM from turning the maximum into
-    # masked stores, which are slow on AMD processors.
-    n_ring = ring.shape[0]
-    width = ring.shape[1]
-    nx = width - 2 * dx
-    column_sum = rowbuf[_COLUMN_SUM]
-    column_max = rowbuf[_COLUMN_MAX]
-    total = rowbuf[_TOTAL, :nx]
-    high = rowbuf[_HIGH, :nx]
-    if dy == 1:
-        r0 = ring[(iy - 1) % n_ring]
-        r1 = ring[iy % n_ring]
-        r2 = ring[(iy + 1) % n_ring]
-        for j in range(width):
-            a, b, c = r0[j], r1[j], r2[j]
-            column_sum[j] = a + b + c
-            column_max[j] = np.maximum(np.maximum(abs(a), abs(b)), abs(c))
-    else:
-        column_sum[:] = 0.0
-        column_max[:] = 0.0
-        for k in range(2 * dy + 1):
-            rr = ring[(iy - dy + k) % n_ring]
-            for j in range(width):
-                column_sum[j] += rr[j]
-                column_max[j] = np.maximum(column_max[j], abs(rr[j]))
-    if dx == 1:
-        return  # _dark_row sums the three columns itself, saving a pass
-    total[:] = 0.0
-    high[:] = 0.0
-    for c in range(2 * dx + 1):
-        shifted_sum = column_sum[c : c + nx]
-        shifted_max = column_max[c : c + nx]
-        for ix in range(nx):
-            total[ix] += shifted_sum[ix]
-            high[ix] = np.maximum(high[ix], shifted_max[ix])
-
-
-@numba.njit(inline="always")
-def _is_dark(left, total, high, var, limits):
-    # Surely dark: a negative variance (aare's noise is then NaN and every test fails,
-    # so the pixel is updated), or each threshold cleared by the margins. ``high`` is
-    # the largest magnitude in the neighbourhood, so that one test bounds both the
-    # pixel's value from below and aare's maximum from above. The left neighbour's
-    # update may raise the sum by up to -left (when left is negative). A NaN among
-    # the values makes the sum NaN, and the pixel is not surely dark.
-    nsigma2, c3_nsigma2 = limits
-    top = high + _ABSOLUTE_MARGIN
-    spread = total + max(-left, 0.0) + _ABSOLUTE_MARGIN
-    limit = var * nsigma2
-    not_photon = top * top < limit
-    not_spread = (spread <= 0.0) | (spread * spread < var * c3_nsigma2)
-    return (var < 0.0) | (not_photon & not_spread)
-
-
-@numba.njit(cache=True, nogil=True)
-def _dark_row(centre, rowbuf, mrow, qrow, dx, limits, updated):
-    # Marks the pixels that are surely dark and returns how many are not. Only in the
-    # steady state, where an update moves a value towards 0 (see _ABSOLUTE_MARGIN).
-    nx = mrow.shape[0]
-    left = centre[dx - 1 : dx - 1 + nx]
-    dark = updated[dx : dx + nx]
-    n_unsure = 0
-    if dx == 1:
-        column_sum = rowbuf[_COLUMN_SUM]
-        column_max = rowbuf[_COLUMN_MAX]
-        s1 = column_sum[1 : nx + 1]
-        s2 = column_sum[2 : nx + 2]
-        m1 = column_max[1 : nx + 1]
-        m2 = column_max[2 : nx + 2]
-        for ix in range(nx):
-            m = mrow[ix]
-            var = qrow[ix] - m * m
-            total = column_sum[ix] + s1[ix] + s2[ix]
-            # plain comparisons (vmaxpd): a NaN they drop is caught by the sum
-            high = column_max[ix]
-            high = m1[ix] if m1[ix] > high else high
-            high = m2[ix] if m2[ix] > high else high
-            is_dark = _is_dark(left[ix], total, high, var, limits)
-            dark[ix] = is_dark
-            n_unsure += not is_dark
-    else:
-        total = rowbuf[_TOTAL]
-        high = rowbuf[_HIGH]
-        for ix in range(nx):
-            m = mrow[ix]
-            var = qrow[ix] - m * m
-            is_dark = _is_dark(left[ix], total[ix], high[ix], var, limits)
-            dark[ix] = is_dark
-            n_unsure += not is_dark
-    return n_unsure
 
 
 _SKIP, _UPDATE, _STORE = range(3)
 
 
 @numba.njit(cache=True, nogil=True)
-def _aare_decision(frame, iy, ix, total, mean, q2, count, window, steady, nsigma,
-                   c3_nsigma, dy, dx, ring, updated):  # fmt: skip
+def _aare_decision(frame, iy, ix, total, mean, q2, count, window, nsigma, c3_nsigma, dy,
+                   dx, ring, updated):  # fmt: skip
     # aare's test for pixel (iy, ix), with the values it sees there: rows above after
     # this frame's updates, the pixels to the left after theirs (computed here, the
     # row's pedestal being still the old one), the others before.
@@ -284,7 +117,7 @@ def _aare_decision(frame, iy, ix, total, mean, q2, count, window, steady, nsigma
             col = ix + c
             if k == dy and c < 0 and col >= 0 and updated[col + dx]:
                 f = np.float64(frame[iy, col])
-                v = f - _pushed_mean(f, total[iy, col], mean[iy, col], window, steady)
+                v = f - _pushed_mean(f, total[iy, col], window)
             nb_sum += v
             high = max(high, v)
     if high > nsigma * rms:
@@ -297,22 +130,20 @@ def _aare_decision(frame, iy, ix, total, mean, q2, count, window, steady, nsigma
 
 @numba.njit(cache=True, nogil=True)
 def _exact_row(
-    frame, frame_index, iy, total, total2, mean, q2, count, window, steady, nsigma,
-    c3_nsigma, dy, dx, ring, rowbuf, updated, out_frame, out_x, out_y, out_data, n_out,
+    frame, frame_index, iy, total, total2, mean, q2, count, window, nsigma, c3_nsigma, dy,
+    dx, ring, rowbuf, updated, out_frame, out_x, out_y, out_data, n_out,
 ):  # fmt: skip
-    # aare's test, in raster order, for the pixels of row iy not marked dark. Stores
-    # their clusters and returns the new number of clusters and the number of pixels
-    # kept as they are, whose state is saved in rowbuf for _restore_row.
+    # aare's test, in raster order, for every pixel of row iy. Stores their clusters and
+    # returns the new number of clusters and the number of pixels kept as they are,
+    # whose state is saved in rowbuf for _restore_row.
     ny, nx = frame.shape
     n_ring = ring.shape[0]
     cast = out_data.dtype.type
     n_keep = 0
     for ix in range(nx):
-        if updated[ix + dx]:
-            continue
         decision = _aare_decision(
-            frame, iy, ix, total, mean, q2, count, window, steady, nsigma, c3_nsigma,
-            dy, dx, ring, updated,
+            frame, iy, ix, total, mean, q2, count, window, nsigma, c3_nsigma, dy, dx,
+            ring, updated,
         )  # fmt: skip
         if decision == _UPDATE:
             updated[ix + dx] = 1
@@ -338,60 +169,32 @@ def _exact_row(
                     continue
                 ped = mean[r, col]
                 if r == iy and c < 0 and updated[col + dx]:
-                    ped = _pushed_mean(
-                        np.float64(frame[r, col]), total[r, col], ped, window, steady
-                    )
+                    ped = _pushed_mean(np.float64(frame[r, col]), total[r, col], window)
                 out_data[n_out, k, c + dx] = cast(frame[r, col]) - cast(ped)
         n_out += 1
     return n_out, n_keep
 
 
 @numba.njit(cache=True, nogil=True)
-def _commit_row(frow, srow, s2row, mrow, qrow, crow, centre, window, steady, dx):
-    # aare's push_fast for the whole row (the pixels that stay are put back after):
-    # plain stores, which vectorise, where choosing per pixel would make LLVM emit
-    # masked stores, slow on AMD processors. The row's values become those after the
-    # update. Steady: sum / window and sum2 / window are the cached mean and q2, which
-    # saves two divisions.
+def _commit_row(frow, srow, s2row, mrow, qrow, crow, centre, window, dx):
+    # aare's push_fast for the whole row (the pixels that stay are put back after); the
+    # row's values become those after the update
     nx = frow.shape[0]
     window_f = np.float64(window)
     value_row = centre[dx : dx + nx]
-    if steady:
-        # divisions by the window as multiplications and FMAs (_divide), checked
-        reciprocal = 1.0 / window_f
-        n_unsafe = 0
-        for ix in range(nx):
-            value = np.float64(frow[ix])
-            new_sum = srow[ix] + (value - mrow[ix])
-            new_sum2 = s2row[ix] + (value * value - qrow[ix])
-            new_mean = _divide(new_sum, window_f, reciprocal)
-            srow[ix] = new_sum
-            s2row[ix] = new_sum2
-            mrow[ix] = new_mean
-            qrow[ix] = _divide(new_sum2, window_f, reciprocal)
-            value_row[ix] = value - new_mean
-            n_unsafe += not (_divide_safe(new_sum) & _divide_safe(new_sum2))
-        if n_unsafe > 0:
-            # some sum is 0, tiny, huge or not finite: the row again, with divisions
-            for ix in range(nx):
-                new_mean = srow[ix] / window_f
-                mrow[ix] = new_mean
-                qrow[ix] = s2row[ix] / window_f
-                value_row[ix] = np.float64(frow[ix]) - new_mean
-    else:
-        for ix in range(nx):
-            value = np.float64(frow[ix])
-            s = srow[ix]
-            s2 = s2row[ix]
-            new_sum = s + (value - s / window_f)
-            new_sum2 = s2 + (value * value - s2 / window_f)
-            new_mean = new_sum / window_f
-            c = crow[ix]
-            srow[ix] = new_sum
-            s2row[ix] = new_sum2
-            mrow[ix] = new_mean
-            qrow[ix] = new_sum2 / np.float64(c) if c > 0 else 0.0
-            value_row[ix] = value - new_mean
+    for ix in range(nx):
+        value = np.float64(frow[ix])
+        s = srow[ix]
+        s2 = s2row[ix]
+        new_sum = s + (value - s / window_f)
+        new_sum2 = s2 + (value * value - s2 / window_f)
+        new_mean = new_sum / window_f
+        c = crow[ix]
+        srow[ix] = new_sum
+        s2row[ix] = new_sum2
+        mrow[ix] = new_mean
+        qrow[ix] = new_sum2 / np.float64(c) if c > 0 else 0.0
+        value_row[ix] = value - new_mean
 
 
 @numba.njit(cache=True, nogil=True)
@@ -409,10 +212,10 @@ def _restore_row(srow, s2row, mrow, qrow, centre, rowbuf, n_keep, dx):
 @numba.njit(cache=True, nogil=True)
 def _scan_rows(
     frame, frame_index, row_start, row_stop, total, total2, mean, q2, count, window,
-    steady, nsigma, c3_nsigma, dy, dx, ring, rowbuf, updated, out_frame, out_x, out_y,
-    out_data, n_out,
+    nsigma, c3_nsigma, dy, dx, ring, rowbuf, updated, out_frame, out_x, out_y, out_data,
+    n_out,
 ):  # fmt: skip
-    """Scan rows ``row_start`` to ``row_stop - 1`` of one frame; see the module docstring.
+    """Scan rows ``row_start`` to ``row_stop - 1`` of one frame with aare's exact test.
 
     Stops before a row when the output has no room for ``nx`` more clusters (a row's
     most) and returns ``(next_row, n_out)``; the state is then that of a scan stopped
@@ -421,40 +224,24 @@ def _scan_rows(
     nx = frame.shape[1]
     n_ring = ring.shape[0]
     capacity = out_x.shape[0]
-    limits = (
-        nsigma * nsigma * (1.0 - _RELATIVE_MARGIN),
-        c3_nsigma * c3_nsigma * (1.0 - _RELATIVE_MARGIN),
-    )
-    updated[:] = 0
-
     # Rows above hold their values after this frame's updates, rows below before: both
     # are simply frame - pedestal as the pedestal stands now.
     for row in range(row_start - dy, row_start + dy):
         _fill_row(frame, mean, row, dx, ring[row % n_ring])
-
     for iy in range(row_start, row_stop):
         if n_out + nx > capacity:
             return iy, n_out
         _fill_row(frame, mean, iy + dy, dx, ring[(iy + dy) % n_ring])
         centre = ring[iy % n_ring]
-        _neighbourhood_row(ring, iy, dy, dx, rowbuf)
-        if steady:
-            n_unsure = _dark_row(centre, rowbuf, mean[iy], q2[iy], dx, limits, updated)
-        else:
-            # an incomplete window: aare's update rescales the pedestal, which the
-            # margins do not bound, so every pixel takes the exact test
-            updated[:] = 0
-            n_unsure = nx
-        n_keep = 0
-        if n_unsure > 0:
-            n_out, n_keep = _exact_row(
-                frame, frame_index, iy, total, total2, mean, q2, count, window, steady,
-                nsigma, c3_nsigma, dy, dx, ring, rowbuf, updated, out_frame, out_x, out_y,
-                out_data, n_out,
-            )  # fmt: skip
+        updated[:] = 0
+        n_out, n_keep = _exact_row(
+            frame, frame_index, iy, total, total2, mean, q2, count, window, nsigma,
+            c3_nsigma, dy, dx, ring, rowbuf, updated, out_frame, out_x, out_y, out_data,
+            n_out,
+        )  # fmt: skip
         _commit_row(
             frame[iy], total[iy], total2[iy], mean[iy], q2[iy], count[iy], centre, window,
-            steady, dx,
+            dx,
         )  # fmt: skip
         _restore_row(total[iy], total2[iy], mean[iy], q2[iy], centre, rowbuf, n_keep, dx)
     return row_stop, n_out
@@ -462,104 +249,22 @@ def _scan_rows(
 
 @numba.njit(cache=True, nogil=True)
 def _find_sequential(
-    frames,
-    frame_start,
-    row_start,
-    total,
-    total2,
-    mean,
-    q2,
-    count,
-    window,
-    steady,
-    nsigma,
-    c3_nsigma,
-    dy,
-    dx,
-    ring,
-    rowbuf,
-    updated,
-    out_frame,
-    out_x,
-    out_y,
-    out_data,
-    n_out,
-):
+    frames, frame_start, row_start, total, total2, mean, q2, count, window, nsigma,
+    c3_nsigma, dy, dx, ring, rowbuf, updated, out_frame, out_x, out_y, out_data, n_out,
+):  # fmt: skip
     # All frames in order in one call; returns where it stopped for lack of output room
     # (frame index, row) and the number of clusters, or (n_frames, 0, n) when done.
     n_frames, ny, _ = frames.shape
     for fi in range(frame_start, n_frames):
         row, n_out = _scan_rows(
-            frames[fi], fi, row_start, ny, total, total2, mean, q2, count, window,
-            steady, nsigma, c3_nsigma, dy, dx, ring, rowbuf, updated,
-            out_frame, out_x, out_y, out_data, n_out,
+            frames[fi], fi, row_start, ny, total, total2, mean, q2, count, window, nsigma,
+            c3_nsigma, dy, dx, ring, rowbuf, updated, out_frame, out_x, out_y, out_data,
+            n_out,
         )  # fmt: skip
         if row < ny:
             return fi, row, n_out
         row_start = 0
     return n_frames, 0, n_out
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _find_banded(
-    frames,
-    step_start,
-    bands,
-    total,
-    total2,
-    mean,
-    q2,
-    count,
-    window,
-    steady,
-    nsigma,
-    c3_nsigma,
-    dy,
-    dx,
-    ring,
-    rowbuf,
-    updated,
-    out_frame,
-    out_x,
-    out_y,
-    out_data,
-    n_out,
-):
-    # The wavefront of the module docstring: at step t, strip b (between bands b and
-    # b + 1, worker slot n_bands) scans frame t - b - 1 alone, then band b scans frame
-    # t - b in parallel with the others. ``bands[b]`` = (first row, end row) of band b;
-    # strip b spans bands[b, 1] to bands[b + 1, 0]. Returns the step it stopped at (for
-    # lack of room: each slot must hold a whole band's or all strips' worst case).
-    n_frames, ny, nx = frames.shape
-    n_bands = bands.shape[0]
-    capacity = out_x.shape[1]
-    strip_rows = ny - np.sum(bands[:, 1] - bands[:, 0])
-    n_steps = n_frames + n_bands - 1
-    for t in range(step_start, n_steps):
-        if n_out[n_bands] + strip_rows * nx > capacity:
-            return t
-        for b in range(n_bands):
-            if n_out[b] + (bands[b, 1] - bands[b, 0]) * nx > capacity:
-                return t
-        for b in range(n_bands - 1):
-            fi = t - b - 1
-            if 0 <= fi < n_frames:
-                _, n_out[n_bands] = _scan_rows(
-                    frames[fi], fi, bands[b, 1], bands[b + 1, 0], total, total2, mean,
-                    q2, count, window, steady, nsigma, c3_nsigma, dy, dx,
-                    ring[n_bands], rowbuf[n_bands], updated[n_bands], out_frame[n_bands],
-                    out_x[n_bands], out_y[n_bands], out_data[n_bands], n_out[n_bands],
-                )  # fmt: skip
-        for b in numba.prange(n_bands):
-            fi = t - b
-            if 0 <= fi < n_frames:
-                _, n_out[b] = _scan_rows(
-                    frames[fi], fi, bands[b, 0], bands[b, 1], total, total2, mean, q2,
-                    count, window, steady, nsigma, c3_nsigma, dy, dx, ring[b],
-                    rowbuf[b], updated[b], out_frame[b], out_x[b], out_y[b],
-                    out_data[b], n_out[b],
-                )  # fmt: skip
-    return n_steps
 
 
 def _band_rows(ny: int, n_bands: int, dy: int) -> np.ndarray:
@@ -685,17 +390,32 @@ class ClusterFinder:
         self._state_changed()
 
     def _state_changed(self) -> None:
-        # The kernels work on the pedestal's own arrays, in place, plus sum2 / count.
+        # The exact path works on the pedestal's own arrays, in place, plus sum2 / count.
         p = self._pedestal
         self._arrays = (p._sum, p._sum2, p._mean, p._count)
         with np.errstate(invalid="ignore", divide="ignore"):
             self._q2 = np.where(p._count > 0, p._sum2 / np.maximum(p._count, 1), 0.0)
-        # Steady state: the cached mean and q2 are sum / window and sum2 / window, which
-        # lets the kernels skip two divisions per pixel.
+        # Steady state: every count is the window and the cached mean is sum / window,
+        # as the fast kernels (which keep only sum and sum2) assume
         self._steady = bool(
             np.all(p._count == self.window) and np.array_equal(p._mean, p._sum / self.window)
         )
         self._incomplete = bool(np.any(p._count < self.window))
+        # frames the fast kernels may run before their arithmetic must be checked again
+        self._fast_budget = (
+            finder_steady.fast_path_budget(p._sum, p._sum2, self.window) if self._steady else 0
+        )
+
+    def _fast_path(self, n_frames: int) -> bool:
+        return self._steady and n_frames <= self._fast_budget
+
+    def _after_fast_run(self, n_frames: int) -> None:
+        # the fast kernels update sum and sum2 only: the cached mean and sum2 / count
+        # follow (the state stays steady)
+        p = self._pedestal
+        np.divide(p._sum, self.window, out=p._mean)
+        np.divide(p._sum2, self.window, out=self._q2)
+        self._fast_budget -= n_frames
 
     # -- finding -------------------------------------------------------------------------
 
@@ -721,34 +441,16 @@ class ClusterFinder:
     def _kernel_parameters(self):
         size_x, size_y = self.cluster_size
         c3_nsigma = math.sqrt(size_x * size_y) * self.nsigma
-        return (self.window, self._steady, self.nsigma, c3_nsigma, size_y // 2, size_x // 2)
+        return (self.window, self.nsigma, c3_nsigma, size_y // 2, size_x // 2)
 
-    def _workspace(self, n_workers: int):
-        size_x, size_y = self.cluster_size
-        nx = self.shape[1]
-        ring = np.zeros((n_workers, size_y, nx + size_x - 1))
-        rowbuf = np.zeros((n_workers, _N_ROW_BUFFERS, nx + size_x - 1))
-        updated = np.zeros((n_workers, nx + size_x - 1), np.uint8)
-        return ring, rowbuf, updated
-
-    def _outputs(self, n_workers: int, capacity: int):
+    def _outputs(self, capacity: int):
         size_x, size_y = self.cluster_size
         return (
-            np.empty((n_workers, capacity), np.int64),
-            np.empty((n_workers, capacity), np.int32),
-            np.empty((n_workers, capacity), np.int32),
-            np.empty((n_workers, capacity, size_y, size_x), self.dtype),
+            np.empty(capacity, np.int64),
+            np.empty(capacity, np.int32),
+            np.empty(capacity, np.int32),
+            np.empty((capacity, size_y, size_x), self.dtype),
         )
-
-    @staticmethod
-    def _grown(outputs, n_out, capacity):
-        grown = []
-        for array in outputs:
-            new = np.empty((array.shape[0], capacity, *array.shape[2:]), array.dtype)
-            for w, n in enumerate(n_out):
-                new[w, :n] = array[w, :n]
-            grown.append(new)
-        return tuple(grown)
 
     def _table(self, frame_numbers, pieces) -> ClusterTable:
         # pieces: (frame index, x, y, data) arrays of the workers, joined in raster
@@ -807,38 +509,112 @@ class ClusterFinder:
         return self._find_in_order(frames, self._frame_numbers(frame_numbers, len(frames)))
 
     def _find_in_order(self, frames: np.ndarray, frame_numbers: np.ndarray) -> ClusterTable:
+        if self._fast_path(len(frames)):
+            pieces = [self._run_fast(frames)]
+            self._after_fast_run(len(frames))
+        else:
+            pieces = [self._run_exact(frames)]
+        return self._table(frame_numbers, pieces)
+
+    def _run_exact(self, frames: np.ndarray):
+        # aare's exact test for every pixel (any pedestal state)
+        size_x, size_y = self.cluster_size
         nx = self.shape[1]
-        ring, rowbuf, updated = self._workspace(1)
+        ring = np.zeros((size_y, nx + size_x - 1))
+        rowbuf = np.zeros((_N_ROW_BUFFERS, nx + size_x - 1))
+        updated = np.zeros(nx + size_x - 1, np.uint8)
         capacity = max(4 * nx, 32 * len(frames))
-        outputs = self._outputs(1, capacity)
+        outputs = self._outputs(capacity)
         frame_index, row, n_out = 0, 0, 0
         while True:
             frame_index, row, n_out = _find_sequential(
                 frames, frame_index, row, *self._arrays[:3], self._q2, self._arrays[3],
-                *self._kernel_parameters(), ring[0], rowbuf[0], updated[0],
-                *(array[0] for array in outputs), n_out,
+                *self._kernel_parameters(), ring, rowbuf, updated, *outputs, n_out,
             )  # fmt: skip
             if frame_index == len(frames):
                 break
             capacity *= 2
-            outputs = self._grown(outputs, [n_out], capacity)
-        return self._table(frame_numbers, [tuple(array[0, :n_out] for array in outputs)])
+            grown = self._outputs(capacity)
+            for new, old in zip(grown, outputs, strict=True):
+                new[:n_out] = old[:n_out]
+            outputs = grown
+        return tuple(array[:n_out] for array in outputs)
+
+    def _fast_parameters(self, frames: np.ndarray):
+        p = self._pedestal
+        largest = np.iinfo(frames.dtype).max
+        smallest = np.iinfo(frames.dtype).min
+        return finder_steady.steady_parameters(
+            p._sum, self.window, self.nsigma, self.cluster_size, max(largest, -smallest)
+        )
+
+    def _run_fast(self, frames: np.ndarray):
+        # the fast kernels on one thread
+        p = self._pedestal
+        threshold = np.empty(self.shape, np.float32)
+        outputs = self._outputs(max(4 * self.shape[1], 32 * len(frames)))
+        outputs, n_out = finder_steady.scan_all(
+            frames, p._sum, p._sum2, threshold, self._fast_parameters(frames),
+            finder_steady.new_workspace(self.shape[1], self.cluster_size), outputs,
+        )  # fmt: skip
+        return tuple(array[:n_out] for array in outputs)
+
+    def _run_fast_banded(self, frames: np.ndarray, bands: np.ndarray):
+        # the fast kernels on one thread per band (this one runs the first band)
+        p = self._pedestal
+        n_bands = len(bands)
+        threshold = np.empty(self.shape, np.float32)
+        parameters = self._fast_parameters(frames)
+        band_done = np.zeros(n_bands, np.int64)
+        strip_done = np.zeros(n_bands, np.int64)
+        abort = np.zeros(1, np.int64)
+        capacity = max(4 * self.shape[1], 32 * len(frames) // n_bands)
+        results = [None] * n_bands
+        errors = []
+
+        def work(band):
+            try:
+                results[band] = finder_steady.scan_band(
+                    frames, band, bands, p._sum, p._sum2, threshold, parameters,
+                    finder_steady.new_workspace(self.shape[1], self.cluster_size),
+                    self._outputs(capacity), band_done, strip_done, abort,
+                )  # fmt: skip
+            except BaseException as error:  # the other threads must not wait forever
+                abort[0] = 1
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(b,), daemon=True) for b in range(1, n_bands)]
+        for thread in threads:
+            thread.start()
+        try:
+            work(0)
+        finally:
+            for thread in threads:
+                thread.join()
+        if errors:
+            raise errors[0]
+        pieces = []
+        for outputs, n_out, completed in results:
+            assert completed
+            pieces.append(tuple(array[:n_out] for array in outputs))
+        return pieces
 
     def find_clusters_parallel(
         self, frames: np.ndarray, frame_numbers=None, n_threads: int | None = None
     ) -> ClusterTable:
         """Clusters of frames on several cores, identical to :meth:`find_clusters_in_frames`.
 
-        The frame is split into row bands that scan successive frames at the same time
-        (the wavefront of the module docstring), so results do not depend on the
-        number of threads.
+        The frame is split into row bands, one thread each, that scan successive frames
+        at the same time (a wavefront, see :mod:`dedkit.hpd.finder_steady`), so results
+        do not depend on the number of threads. Needs a full pedestal window; otherwise
+        the frames are scanned on one core (with the same results).
 
         Parameters
         ----------
         frames : (n, ny, nx) integer ndarray
         frame_numbers : (n,) ints, optional
         n_threads : int, optional
-            Row bands (default: numba's thread count).
+            Row bands (default: numba's thread count, ``NUMBA_NUM_THREADS``).
 
         Returns
         -------
@@ -846,28 +622,12 @@ class ClusterFinder:
         """
         frames = self._check_frames(frames, 3)
         frame_numbers = self._frame_numbers(frame_numbers, len(frames))
-        ny, nx = self.shape
         n_threads = numba.get_num_threads() if n_threads is None else int(n_threads)
         if n_threads < 1:
             raise DedkitError(f"n_threads must be at least 1, got {n_threads}")
-        bands = _band_rows(ny, n_threads, self.cluster_size[1] // 2)
-        n_workers = len(bands) + 1  # the last slot is for the strips
-        ring, rowbuf, updated = self._workspace(n_workers)
-        strip_rows = ny - int(np.sum(bands[:, 1] - bands[:, 0]))
-        worst_step = int(max(np.max(bands[:, 1] - bands[:, 0]), strip_rows)) * nx
-        capacity = max(worst_step, 32 * len(frames) // len(bands))
-        outputs = self._outputs(n_workers, capacity)
-        n_out = np.zeros(n_workers, np.int64)
-        n_steps = len(frames) + len(bands) - 1
-        step = 0
-        while True:
-            step = _find_banded(
-                frames, step, bands, *self._arrays[:3], self._q2, self._arrays[3],
-                *self._kernel_parameters(), ring, rowbuf, updated, *outputs, n_out,
-            )  # fmt: skip
-            if step >= n_steps:
-                break
-            capacity *= 2
-            outputs = self._grown(outputs, n_out, capacity)
-        pieces = [tuple(array[w, : n_out[w]] for array in outputs) for w in range(n_workers)]
+        bands = _band_rows(self.shape[0], n_threads, self.cluster_size[1] // 2)
+        if len(bands) < 2 or not self._fast_path(len(frames)):
+            return self._find_in_order(frames, frame_numbers)
+        pieces = self._run_fast_banded(frames, bands)
+        self._after_fast_run(len(frames))
         return self._table(frame_numbers, pieces)

@@ -1,0 +1,546 @@
+"""Fast kernels of the aare-compatible cluster finder, for a full pedestal window.
+
+:class:`dedkit.hpd.finder.ClusterFinder` uses them when every pixel's pedestal holds
+its whole window (aare's ``push_fast`` regime, where the mean is ``sum / window``): the
+state after a window of dark frames. The decisions are aare's, pixel for pixel (see
+:mod:`dedkit.hpd.finder`); this module makes them with little work per pixel:
+
+- The state is aare's own: ``sum`` and ``sum2`` per pixel (float64). Means are not
+  stored but recomputed: exactly (``sum / window`` with a multiplication and two FMAs
+  that give the correctly rounded quotient, :func:`_divide`) where aare's arithmetic
+  is reproduced, approximately elsewhere.
+- The "surely dark" test runs in float32 on eight pixels at a time: the
+  neighbourhood's largest magnitude ``H`` and sum ``S`` of float32 values, inflated by
+  bounds of every rounding and approximation in them, against a float32 per-pixel
+  threshold below aare's ``(nsigma * rms)**2``. The threshold is refreshed every
+  ``K`` frames from the state; in between it stays below aare's because an update
+  never lowers a variance by more than a factor ``1 - 1 / window``
+  (``var' = (1 - 1/w) var + (1 - 1/w) (x - mean)**2 / w``). A pixel that clears the
+  test is one aare updates whatever the order of the scan: the left neighbours' own
+  updates move their values towards 0 by ``1 / window`` of them, which the sum's
+  margin covers.
+- The few others (photons and their surroundings) take aare's exact test in raster
+  order, with values recomputed from the frame and the state in float64 (divisions).
+- Then every pixel of the row takes aare's update at once (vector stores), and the
+  pixels aare leaves alone are put back from what the exact test saved.
+
+The kernels assume what :func:`fast_path_budget` checks before a call: finite sums
+far from overflow, and no sum that can decay to a magnitude where :func:`_divide`
+stops being exact within the call.
+
+Several cores (:func:`scan_band`): the frame is cut into row bands separated by strips
+of ``size_y // 2`` rows, as in :mod:`dedkit.hpd.finder`. Each band runs on its own
+thread over all the frames and also scans the strip below it, once the band below has
+finished the previous frame; the band below starts a frame once that strip is done.
+The threads wait on counters read and written with acquire/release atomics, so no
+scheduler runs between frames. Every pixel sees the pedestal states of the sequential
+scan, so the results are identical to it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import llvmlite.ir as llvm_ir
+import numba
+import numpy as np
+from numba.core import cgutils
+from numba.core import types as numba_types
+from numba.extending import intrinsic
+
+__all__ = [
+    "fast_path_budget",
+    "steady_parameters",
+    "scan_all",
+    "scan_band",
+    "new_workspace",
+]
+
+# _divide is exact for magnitudes in [_DIVIDE_LOW, _DIVIDE_HIGH) and for 0 (up to the sign
+# of a zero quotient, which changes no value the finder computes)
+_DIVIDE_LOW = 2.0**-900
+_SAFE_STATE_LIMIT = 2.0**900
+# A sum only gets close to 0 by cancellation (an integer frame value against a sum of
+# order 1 or more leaves at least ~2**-54) or by decaying by 1 - 1/window per frame of
+# zeros. Sums below this floor are assumed to decay from it.
+_CANCELLATION_FLOOR = 2.0**-60
+
+# Relative margin of the threshold: far above the few roundings between it and aare's
+# nsigma * sqrt(var) (square root, products, float32 rounding)
+_THRESHOLD_RELATIVE = 1e-6
+# float32 values, squares and sums: inflation bounding their relative rounding errors
+_F32_INFLATE = 1.0 + 2.0**-19
+# Refresh the thresholds every K frames, K = window // _FRAMES_PER_REFRESH (1 to
+# _MAX_REFRESH): the margin (1 - 1/window)**K stays above 98 %
+_FRAMES_PER_REFRESH = 64
+_MAX_REFRESH = 32
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    # a * b + c with one rounding (LLVM's fma: vfmadd, or an exact software fallback)
+    signature = numba_types.float64(numba_types.float64, numba_types.float64, numba_types.float64)
+
+    def codegen(context, builder, sig, args):
+        double = llvm_ir.DoubleType()
+        function_type = llvm_ir.FunctionType(double, [double, double, double])
+        fma = builder.module.declare_intrinsic("llvm.fma", [double], function_type)
+        return builder.call(fma, args)
+
+    return signature, codegen
+
+
+@numba.njit(inline="always")
+def _divide(a, n, reciprocal):
+    """a / n, bit for bit as the division, for 2**-900 <= |a| < 2**1000 (and a = 0, up to
+    the sign of the zero).
+
+    ``n`` is a whole number 1 <= n < 2**48 and ``reciprocal`` = 1 / n (rounded). With
+    u = 2**-53: q0 = a * reciprocal has a relative error below 2u + u**2, the residual
+    r0 = fma(-q0, n, a) one below u, so z = q0 + r0 * reciprocal (exact, before the
+    last rounding of the fma) is within |a / n| * 2**-103 of a / n. A quotient a / n
+    with a = A * 2**e (A a whole number) lies at least |a / n| * 2**-55 / n from every
+    midpoint between two floats (the numerator of a / n - midpoint is a non-zero
+    multiple of the midpoints' or a's last bit; a / n is never a midpoint itself: an
+    odd n times a 54-bit float has 54 bits or more). For n < 2**48 no midpoint lies
+    between z and a / n, so rounding z gives the rounded a / n.
+    """
+    q0 = a * reciprocal
+    return _fma(_fma(-q0, n, a), reciprocal, q0)
+
+
+@intrinsic
+def _atomic_load(typingctx, array, index):
+    # array[index] (int64) read with acquire ordering
+    signature = numba_types.int64(array, index)
+
+    def codegen(context, builder, sig, args):
+        array_type = sig.args[0]
+        ary = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, ary, [args[1]])
+        return builder.load_atomic(pointer, ordering="acquire", align=8)
+
+    return signature, codegen
+
+
+@intrinsic
+def _atomic_store(typingctx, array, index, value):
+    # array[index] = value (int64) with release ordering
+    signature = numba_types.void(array, index, value)
+
+    def codegen(context, builder, sig, args):
+        array_type = sig.args[0]
+        ary = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, ary, [args[1]])
+        builder.store_atomic(args[2], pointer, ordering="release", align=8)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+# POSIX sched_yield, resolved by name when the kernel is linked (so it can be cached)
+_sched_yield = numba_types.ExternalFunction("sched_yield", numba_types.int32())
+# ~1 ms of spinning (an atomic load a few ns each) before a waiting thread yields
+_SPINS_BEFORE_YIELD = 200_000
+
+
+# -- parameters and checks -------------------------------------------------------------------
+
+
+def fast_path_budget(total: np.ndarray, total2: np.ndarray, window: int) -> int:
+    """How many frames the fast kernels may scan from this state and stay exact.
+
+    Sums must be finite and far below overflow (an update then keeps them so, as it
+    averages them towards ``window`` times the frame values), and a non-zero sum must
+    stay above 2**-900 even if it decays by ``1 - 1/window`` in every frame. 0 if the
+    fast kernels must not run at all.
+    """
+    with np.errstate(invalid="ignore"):
+        for array in (total, total2):
+            if not np.all(np.abs(array) < _SAFE_STATE_LIMIT):
+                return 0
+    floor = _CANCELLATION_FLOOR
+    for array in (total, total2):
+        magnitude = np.abs(array[array != 0])
+        if magnitude.size:
+            floor = min(floor, float(magnitude.min()))
+    # log2(floor) + n log2(decay) must stay above -899
+    per_frame = -math.log2(1.0 - 1.0 / window - 2.0**-50)
+    return max(0, int((math.log2(floor) + 899.0) / per_frame) - 1)
+
+
+def steady_parameters(total, window, nsigma, cluster_size, frames_max: float):
+    """The kernels' parameters: (window, nsigma, c3_nsigma, dy, dx, refresh, factor,
+    slack, absolute).
+
+    refresh : frames between threshold refreshes (K)
+    factor : nsigma**2 (1 - 1e-6) (1 - 1/window)**K, the threshold's factor
+    slack : relative bound of the threshold's variance rounding, over K updates
+    absolute : bound of the error of a float32 value from approximate means
+    """
+    size_x, size_y = cluster_size
+    c3_nsigma = math.sqrt(size_x * size_y) * nsigma
+    refresh = max(1, min(_MAX_REFRESH, window // _FRAMES_PER_REFRESH))
+    decay = (1.0 - 1.0 / window) ** refresh * (1.0 - 1e-12)
+    factor = nsigma * nsigma * (1.0 - _THRESHOLD_RELATIVE) * decay
+    slack = (16.0 + 32.0 * refresh) * 2.0**-52
+    # |f - s * r - (f - s / w)| <= 2**-51 (|mean| + |f|); means stay within the state's
+    # and the frames' range (an update is a weighted average)
+    largest_mean = float(np.max(np.abs(total))) / window if total.size else 0.0
+    scale = max(largest_mean, float(frames_max))
+    absolute = size_x * size_y * 2.0**-48 * (2.0 * scale + 1.0) + 1e-9
+    return (
+        int(window), float(nsigma), c3_nsigma, size_y // 2, size_x // 2, refresh, factor,
+        slack, absolute,
+    )  # fmt: skip
+
+
+def new_workspace(nx: int, cluster_size):
+    """Row buffers of one thread: (ring32, columns32, updated, keep_ix, keep_state)."""
+    size_x, size_y = cluster_size
+    width = nx + size_x - 1
+    return (
+        np.zeros((size_y, width), np.float32),
+        np.zeros((2, width), np.float32),
+        np.zeros(nx, np.uint8),
+        np.zeros(nx, np.int64),
+        np.zeros((3, nx), np.float64),
+    )
+
+
+# -- one row ---------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _refresh_thresholds(srow, s2row, trow, window, factor, slack):
+    # float32 lower bound of aare's (nsigma * rms)**2 for the next K frames, or -1 where
+    # the variance may be <= 0 (those pixels always take the exact test)
+    reciprocal = 1.0 / np.float64(window)
+    for ix in range(srow.shape[0]):
+        m = srow[ix] * reciprocal
+        q = s2row[ix] * reciprocal
+        var = _fma(-m, m, q) - slack * abs(q)
+        trow[ix] = np.float32(factor * var) if var > 0.0 else np.float32(-1.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_row(frame, total, row, window, dx, out):
+    # float32 value = frame - sum / window (approximate) of one row, 0 outside the frame
+    ny, nx = frame.shape
+    if row < 0 or row >= ny:
+        out[:] = 0.0
+        return
+    reciprocal = 1.0 / np.float64(window)
+    frow = frame[row]
+    srow = total[row]
+    inner = out[dx : dx + nx]
+    for ix in range(nx):
+        inner[ix] = np.float32(_fma(-srow[ix], reciprocal, np.float64(frow[ix])))
+
+
+@numba.njit(inline="always")
+def _dark(total, high, threshold, sum_margin, absolute, size, inflate):
+    # Surely dark: |values| <= high (so no photon and not below -nsigma rms) and the sum,
+    # left neighbours' updates included, at most c3 nsigma rms (threshold * size)
+    top = high * inflate + absolute
+    spread = total + high * sum_margin + absolute
+    wide = spread * inflate
+    not_photon = top * top < threshold
+    not_spread = (spread <= np.float32(0.0)) | (wide * wide < size * threshold)
+    return not_photon & not_spread
+
+
+@numba.njit(cache=True, nogil=True)
+def _dark_row(ring32, iy, dy, dx, columns, threshold_row, window, absolute, dark):
+    # Marks the row's surely dark pixels and returns how many are not. Errors bounded:
+    # float32 values (2**-24 |v| each, plus ``absolute`` from approximate means), the
+    # float32 sum of n values (n**2 2**-24 H), the left neighbours' updates (dx H / w).
+    n_ring = 2 * dy + 1
+    nx = threshold_row.shape[0]
+    width = nx + 2 * dx
+    size = n_ring * (2 * dx + 1)
+    column_sum = columns[0]
+    column_max = columns[1]
+    if dy == 1:
+        r0 = ring32[(iy - 1) % n_ring]
+        r1 = ring32[iy % n_ring]
+        r2 = ring32[(iy + 1) % n_ring]
+        for j in range(width):
+            a, b, c = r0[j], r1[j], r2[j]
+            column_sum[j] = a + b + c
+            column_max[j] = np.maximum(np.maximum(abs(a), abs(b)), abs(c))
+    else:
+        column_sum[:] = 0.0
+        column_max[:] = 0.0
+        for k in range(n_ring):
+            rr = ring32[(iy - dy + k) % n_ring]
+            for j in range(width):
+                column_sum[j] += rr[j]
+                column_max[j] = np.maximum(column_max[j], abs(rr[j]))
+    sum_margin = np.float32(size * size * 2.0**-22 + dx / window)
+    absolute32 = np.float32(absolute)
+    inflate = np.float32(_F32_INFLATE)
+    size32 = np.float32(size)
+    n_unsure = 0
+    if dx == 1:
+        s1 = column_sum[1 : nx + 1]
+        s2 = column_sum[2 : nx + 2]
+        m1 = column_max[1 : nx + 1]
+        m2 = column_max[2 : nx + 2]
+        for ix in range(nx):
+            total = column_sum[ix] + s1[ix] + s2[ix]
+            high = np.maximum(np.maximum(column_max[ix], m1[ix]), m2[ix])
+            is_dark = _dark(total, high, threshold_row[ix], sum_margin, absolute32, size32, inflate)
+            dark[ix] = is_dark
+            n_unsure += not is_dark
+    else:
+        for ix in range(nx):
+            total = np.float32(0.0)
+            high = np.float32(0.0)
+            for c in range(2 * dx + 1):
+                total += column_sum[ix + c]
+                high = np.maximum(high, column_max[ix + c])
+            is_dark = _dark(total, high, threshold_row[ix], sum_margin, absolute32, size32, inflate)
+            dark[ix] = is_dark
+            n_unsure += not is_dark
+    return n_unsure
+
+
+@numba.njit(inline="always")
+def _seen_value(frame, total, window_f, iy, ix, r, col, updated):
+    # The value aare sees at (r, col) while testing pixel (iy, ix): frame - pedestal,
+    # the pedestal updated for this frame in rows above and in updated pixels to the left
+    f = np.float64(frame[r, col])
+    s = total[r, col]
+    if r == iy and col < ix and updated[col]:
+        s = s + (f - s / window_f)
+    return f, s / window_f
+
+
+_SKIP, _UPDATE, _STORE = range(3)
+
+
+@numba.njit(cache=True, nogil=True)
+def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma, dy, dx,
+               ring32, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
+               n_out):  # fmt: skip
+    # aare's test, in raster order, for the row's pixels not marked dark, with float64
+    # values from the frame and the state (row iy's state is still the old one). Stores
+    # the clusters and saves the state of the pixels aare does not update (keep_*).
+    # Returns (n_out, n_keep).
+    ny, nx = frame.shape
+    n_ring = 2 * dy + 1
+    window_f = np.float64(window)
+    cast = out_data.dtype.type
+    centre = ring32[iy % n_ring]
+    n_keep = 0
+    for ix in range(nx):
+        if updated[ix]:
+            continue
+        m = total[iy, ix] / window_f
+        var = total2[iy, ix] / window_f - m * m
+        rms = math.sqrt(var) if var >= 0.0 else np.nan
+        value = np.float64(frame[iy, ix]) - m
+        decision = _SKIP
+        if not value < -nsigma * rms:
+            nb_sum = 0.0
+            high = 0.0
+            for r in range(iy - dy, iy + dy + 1):
+                if r < 0 or r >= ny:
+                    continue
+                for col in range(ix - dx, ix + dx + 1):
+                    if col < 0 or col >= nx:
+                        continue
+                    f, ped = _seen_value(frame, total, window_f, iy, ix, r, col, updated)
+                    v = f - ped
+                    nb_sum += v
+                    high = max(high, v)
+            if high > nsigma * rms:
+                decision = _STORE if value == high else _SKIP
+            elif not nb_sum > c3_nsigma * rms:
+                decision = _UPDATE
+            else:
+                decision = _STORE if value == high else _SKIP
+        if decision == _UPDATE:
+            updated[ix] = 1
+            continue
+        keep_ix[n_keep] = ix
+        keep_state[0, n_keep] = total[iy, ix]
+        keep_state[1, n_keep] = total2[iy, ix]
+        keep_state[2, n_keep] = centre[ix + dx]
+        n_keep += 1
+        if decision == _SKIP:
+            continue
+        out_frame[n_out] = frame_index
+        out_x[n_out] = ix
+        out_y[n_out] = iy
+        for k in range(2 * dy + 1):
+            r = iy - dy + k
+            for c in range(2 * dx + 1):
+                col = ix - dx + c
+                if r < 0 or r >= ny or col < 0 or col >= nx:
+                    out_data[n_out, k, c] = 0
+                    continue
+                _, ped = _seen_value(frame, total, window_f, iy, ix, r, col, updated)
+                out_data[n_out, k, c] = cast(frame[r, col]) - cast(ped)
+        n_out += 1
+    return n_out, n_keep
+
+
+@numba.njit(cache=True, nogil=True)
+def _update_row(frow, srow, s2row, window, centre, dx):
+    # aare's push_fast for every pixel of the row (the pixels aare leaves alone are put
+    # back after), and the row's float32 values after the update
+    nx = frow.shape[0]
+    window_f = np.float64(window)
+    reciprocal = 1.0 / window_f
+    inner = centre[dx : dx + nx]
+    for ix in range(nx):
+        f = np.float64(frow[ix])
+        s = srow[ix]
+        s2 = s2row[ix]
+        new_sum = s + (f - _divide(s, window_f, reciprocal))
+        srow[ix] = new_sum
+        s2row[ix] = s2 + (f * f - _divide(s2, window_f, reciprocal))
+        inner[ix] = np.float32(_fma(-new_sum, reciprocal, f))
+
+
+@numba.njit(cache=True, nogil=True)
+def _restore_row(srow, s2row, centre, keep_ix, keep_state, n_keep, dx):
+    for i in range(n_keep):
+        ix = keep_ix[i]
+        srow[ix] = keep_state[0, i]
+        s2row[ix] = keep_state[1, i]
+        centre[ix + dx] = np.float32(keep_state[2, i])
+
+
+# -- rows, frames, bands ---------------------------------------------------------------------
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, threshold,
+               parameters, workspace, out_frame, out_x, out_y, out_data, n_out):  # fmt: skip
+    # Rows row_start to row_stop - 1 of one frame. Stops before a row when the output
+    # has no room for nx more clusters and returns (next_row, n_out); a call from
+    # next_row continues exactly.
+    window, nsigma, c3_nsigma, dy, dx, refresh, factor, slack, absolute = parameters
+    ring32, columns, updated, keep_ix, keep_state = workspace
+    nx = frame.shape[1]
+    n_ring = 2 * dy + 1
+    capacity = out_x.shape[0]
+    refreshing = frame_index % refresh == 0
+    # rows above hold their values after this frame's updates, rows below before: both
+    # are frame - sum / window as the state stands now
+    for row in range(row_start - dy, row_start + dy):
+        _fill_row(frame, total, row, window, dx, ring32[row % n_ring])
+    for iy in range(row_start, row_stop):
+        if n_out + nx > capacity:
+            return iy, n_out
+        _fill_row(frame, total, iy + dy, window, dx, ring32[(iy + dy) % n_ring])
+        if refreshing:
+            _refresh_thresholds(total[iy], total2[iy], threshold[iy], window, factor, slack)
+        n_unsure = _dark_row(ring32, iy, dy, dx, columns, threshold[iy], window, absolute,
+                             updated)  # fmt: skip
+        n_keep = 0
+        if n_unsure > 0:
+            n_out, n_keep = _exact_row(
+                frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma, dy, dx,
+                ring32, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
+                n_out,
+            )  # fmt: skip
+        centre = ring32[iy % n_ring]
+        _update_row(frame[iy], total[iy], total2[iy], window, centre, dx)
+        _restore_row(total[iy], total2[iy], centre, keep_ix, keep_state, n_keep, dx)
+    return row_stop, n_out
+
+
+@numba.njit(cache=True, nogil=True)
+def _grown(out_frame, out_x, out_y, out_data, n_out):
+    capacity = 2 * out_x.shape[0]
+    new_frame = np.empty(capacity, out_frame.dtype)
+    new_x = np.empty(capacity, out_x.dtype)
+    new_y = np.empty(capacity, out_y.dtype)
+    new_data = np.empty((capacity,) + out_data.shape[1:], out_data.dtype)
+    new_frame[:n_out] = out_frame[:n_out]
+    new_x[:n_out] = out_x[:n_out]
+    new_y[:n_out] = out_y[:n_out]
+    new_data[:n_out] = out_data[:n_out]
+    return new_frame, new_x, new_y, new_data
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_rows_growing(frame, fi, row_start, row_stop, total, total2, threshold, parameters,
+                       workspace, outputs, n_out):  # fmt: skip
+    # _scan_rows, growing the outputs whenever they run short
+    out_frame, out_x, out_y, out_data = outputs
+    row = row_start
+    while True:
+        row, n_out = _scan_rows(
+            frame, fi, row, row_stop, total, total2, threshold, parameters, workspace,
+            out_frame, out_x, out_y, out_data, n_out,
+        )  # fmt: skip
+        if row >= row_stop:
+            return (out_frame, out_x, out_y, out_data), n_out
+        out_frame, out_x, out_y, out_data = _grown(out_frame, out_x, out_y, out_data, n_out)
+
+
+@numba.njit(cache=True, nogil=True)
+def scan_all(frames, total, total2, threshold, parameters, workspace, outputs):
+    """All frames in order, all rows: returns the grown outputs and the number of
+    clusters. ``threshold``: (ny, nx) float32 scratch, refreshed from frame 0."""
+    n_frames, ny, _ = frames.shape
+    n_out = 0
+    for fi in range(n_frames):
+        outputs, n_out = _scan_rows_growing(
+            frames[fi], fi, 0, ny, total, total2, threshold, parameters, workspace,
+            outputs, n_out,
+        )  # fmt: skip
+    return outputs, n_out
+
+
+@numba.njit(cache=True, nogil=True)
+def _wait(counters, index, target, abort):
+    # spins until counters[index] >= target; False if the run was aborted meanwhile.
+    # After a while (the other thread is not running: a busy machine) it yields the
+    # core at each turn rather than burn it.
+    spins = 0
+    while _atomic_load(counters, index) < target:
+        if _atomic_load(abort, 0) != 0:
+            return False
+        spins += 1
+        if spins > _SPINS_BEFORE_YIELD:
+            _sched_yield()
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def scan_band(frames, band, bands, total, total2, threshold, parameters, workspace,
+              outputs, band_done, strip_done, abort):  # fmt: skip
+    """One thread's share of a banded run: band ``band`` of every frame, then the strip
+    below it (all but the last band), synchronised with the neighbouring bands'
+    threads through ``band_done`` / ``strip_done`` (frames finished per band) and
+    ``abort`` (non-zero: stop). Returns the outputs, the number of clusters and whether
+    the run went to the end."""
+    n_frames = frames.shape[0]
+    n_bands = bands.shape[0]
+    first, end = bands[band, 0], bands[band, 1]
+    n_out = 0
+    for fi in range(n_frames):
+        if band > 0 and not _wait(strip_done, band - 1, fi + 1, abort):
+            return outputs, n_out, False
+        outputs, n_out = _scan_rows_growing(
+            frames[fi], fi, first, end, total, total2, threshold, parameters, workspace,
+            outputs, n_out,
+        )  # fmt: skip
+        _atomic_store(band_done, band, fi + 1)
+        if band < n_bands - 1:
+            # the strip's rows below belong to the next band: it must have finished
+            # the previous frame (and waits for this strip before starting this one)
+            if not _wait(band_done, band + 1, fi, abort):
+                return outputs, n_out, False
+            outputs, n_out = _scan_rows_growing(
+                frames[fi], fi, end, bands[band + 1, 0], total, total2, threshold,
+                parameters, workspace, outputs, n_out,
+            )  # fmt: skip
+            _atomic_store(strip_done, band, fi + 1)
+    return outputs, n_out, True
