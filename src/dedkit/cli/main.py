@@ -16,6 +16,7 @@ import warnings
 import click
 
 from dedkit import __version__
+from dedkit.cli.camera import camera
 from dedkit.cli.output import emit_json, emit_report, progress_bar, run_job
 from dedkit.errors import DedkitError, one_line
 
@@ -504,13 +505,18 @@ def demo(outdir, frames, seed, force, as_json):
         click.echo(summary.text())
 
 
+cli.add_command(camera)
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status instead of raising."""
     # tifffile logs its complaints about damaged files; dedkit reports them as one line
     logging.getLogger("tifffile").setLevel(logging.CRITICAL + 1)
     warnings.showwarning = _one_line_warning
     try:
-        cli.main(args=argv, prog_name="dedkit", standalone_mode=False)
+        # a command ending with ctx.exit(status) (a result, e.g. 'camera check' finding a
+        # violated rule) makes click return that status
+        status = cli.main(args=argv, prog_name="dedkit", standalone_mode=False)
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort:
@@ -540,7 +546,7 @@ def main(argv=None) -> int:
             err=True,
         )
         return EXIT_INTERNAL
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
