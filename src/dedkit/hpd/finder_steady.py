@@ -239,6 +239,12 @@ def _fill_row(frame, total, row, window, dx, out):
 
 
 @numba.njit(inline="always")
+def _larger(a, b):
+    # max of two non-NaN values: one vmaxps (np.maximum's NaN handling costs four ops)
+    return a if a > b else b
+
+
+@numba.njit(inline="always")
 def _dark(total, high, threshold, sum_margin, absolute, size, inflate):
     # Surely dark: |values| <= high (so no photon and not below -nsigma rms) and the sum,
     # left neighbours' updates included, at most c3 nsigma rms (threshold * size)
@@ -251,37 +257,72 @@ def _dark(total, high, threshold, sum_margin, absolute, size, inflate):
 
 
 @numba.njit(cache=True, nogil=True)
-def _dark_row(ring32, iy, dy, dx, columns, threshold_row, window, absolute, dark):
+def _fill_row_columns(frame, total, iy, window, dx, ring32, columns):
+    # 3-row neighbourhoods: _fill_row for row iy + 1 and, in the same pass, the column
+    # sums and largest magnitudes of rows iy - 1, iy, iy + 1 (float32)
+    ny, nx = frame.shape
+    below = ring32[(iy + 1) % 3]
+    r0 = ring32[(iy - 1) % 3]
+    r1 = ring32[iy % 3]
+    column_sum = columns[0]
+    column_max = columns[1]
+    width = nx + 2 * dx
+    if iy + 1 >= ny:
+        below[:] = 0.0
+        for j in range(width):
+            a, b = r0[j], r1[j]
+            column_sum[j] = a + b
+            column_max[j] = _larger(abs(a), abs(b))
+        return
+    reciprocal = 1.0 / np.float64(window)
+    frow = frame[iy + 1]
+    srow = total[iy + 1]
+    for j in range(dx):  # the zero margins
+        for k in (j, width - 1 - j):
+            a, b = r0[k], r1[k]
+            column_sum[k] = a + b
+            column_max[k] = _larger(abs(a), abs(b))
+    r0 = r0[dx : dx + nx]
+    r1 = r1[dx : dx + nx]
+    inner = below[dx : dx + nx]
+    inner_sum = column_sum[dx : dx + nx]
+    inner_max = column_max[dx : dx + nx]
+    for ix in range(nx):
+        c = np.float32(_fma(-srow[ix], reciprocal, np.float64(frow[ix])))
+        inner[ix] = c
+        a, b = r0[ix], r1[ix]
+        inner_sum[ix] = a + b + c
+        inner_max[ix] = _larger(_larger(abs(a), abs(b)), abs(c))
+
+
+@numba.njit(cache=True, nogil=True)
+def _columns(ring32, iy, dy, dx, columns):
+    # column sums and largest magnitudes of the rows iy - dy to iy + dy (float32)
+    n_ring = 2 * dy + 1
+    column_sum = columns[0]
+    column_max = columns[1]
+    column_sum[:] = 0.0
+    column_max[:] = 0.0
+    for k in range(n_ring):
+        rr = ring32[(iy - dy + k) % n_ring]
+        for j in range(column_sum.shape[0]):
+            column_sum[j] += rr[j]
+            column_max[j] = np.maximum(column_max[j], abs(rr[j]))  # no masked store
+
+
+@numba.njit(cache=True, nogil=True)
+def _dark_row(columns, threshold_row, dy, dx, window, absolute, dark):
     # Marks the row's surely dark pixels and returns how many are not. Errors bounded:
     # float32 values (2**-24 |v| each, plus ``absolute`` from approximate means), the
     # float32 sum of n values (n**2 2**-24 H), the left neighbours' updates (dx H / w).
-    n_ring = 2 * dy + 1
     nx = threshold_row.shape[0]
-    width = nx + 2 * dx
-    size = n_ring * (2 * dx + 1)
+    size = (2 * dy + 1) * (2 * dx + 1)
     column_sum = columns[0]
     column_max = columns[1]
-    if dy == 1:
-        r0 = ring32[(iy - 1) % n_ring]
-        r1 = ring32[iy % n_ring]
-        r2 = ring32[(iy + 1) % n_ring]
-        for j in range(width):
-            a, b, c = r0[j], r1[j], r2[j]
-            column_sum[j] = a + b + c
-            column_max[j] = np.maximum(np.maximum(abs(a), abs(b)), abs(c))
-    else:
-        column_sum[:] = 0.0
-        column_max[:] = 0.0
-        for k in range(n_ring):
-            rr = ring32[(iy - dy + k) % n_ring]
-            for j in range(width):
-                column_sum[j] += rr[j]
-                column_max[j] = np.maximum(column_max[j], abs(rr[j]))
     sum_margin = np.float32(size * size * 2.0**-22 + dx / window)
     absolute32 = np.float32(absolute)
     inflate = np.float32(_F32_INFLATE)
     size32 = np.float32(size)
-    n_unsure = 0
     if dx == 1:
         s1 = column_sum[1 : nx + 1]
         s2 = column_sum[2 : nx + 2]
@@ -289,35 +330,39 @@ def _dark_row(ring32, iy, dy, dx, columns, threshold_row, window, absolute, dark
         m2 = column_max[2 : nx + 2]
         for ix in range(nx):
             total = column_sum[ix] + s1[ix] + s2[ix]
-            high = np.maximum(np.maximum(column_max[ix], m1[ix]), m2[ix])
-            is_dark = _dark(total, high, threshold_row[ix], sum_margin, absolute32, size32, inflate)
-            dark[ix] = is_dark
-            n_unsure += not is_dark
+            high = _larger(_larger(column_max[ix], m1[ix]), m2[ix])
+            threshold = threshold_row[ix]
+            dark[ix] = _dark(total, high, threshold, sum_margin, absolute32, size32, inflate)
     else:
         for ix in range(nx):
             total = np.float32(0.0)
             high = np.float32(0.0)
             for c in range(2 * dx + 1):
                 total += column_sum[ix + c]
-                high = np.maximum(high, column_max[ix + c])
-            is_dark = _dark(total, high, threshold_row[ix], sum_margin, absolute32, size32, inflate)
-            dark[ix] = is_dark
-            n_unsure += not is_dark
-    return n_unsure
+                high = _larger(high, column_max[ix + c])
+            threshold = threshold_row[ix]
+            dark[ix] = _dark(total, high, threshold, sum_margin, absolute32, size32, inflate)
+    # counted apart: a count in the loops above would make them run four lanes wide
+    n_dark = 0
+    for ix in range(nx):
+        n_dark += dark[ix]
+    return nx - n_dark
 
 
 @numba.njit(inline="always")
-def _seen_value(frame, total, window_f, iy, ix, r, col, updated):
+def _seen_value(frame, total, window_f, reciprocal, iy, ix, r, col, updated):
     # The value aare sees at (r, col) while testing pixel (iy, ix): frame - pedestal,
-    # the pedestal updated for this frame in rows above and in updated pixels to the left
+    # the pedestal updated for this frame in rows above and in updated pixels to the
+    # left. Divisions by the window as _divide: bit for bit the same, cheaper.
     f = np.float64(frame[r, col])
     s = total[r, col]
     if r == iy and col < ix and updated[col]:
-        s = s + (f - s / window_f)
-    return f, s / window_f
+        s = s + (f - _divide(s, window_f, reciprocal))
+    return f, _divide(s, window_f, reciprocal)
 
 
 _SKIP, _UPDATE, _STORE = range(3)
+_ALL_DARK = np.uint64(0x0101010101010101)  # eight dark flags read as one word
 
 
 @numba.njit(cache=True, nogil=True)
@@ -332,13 +377,23 @@ def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma,
     n_ring = 2 * dy + 1
     window_f = np.float64(window)
     cast = out_data.dtype.type
+    reciprocal = 1.0 / window_f
     centre = ring32[iy % n_ring]
+    # the row's dark flags eight at a time: most words are all dark
+    words = updated[: nx - nx % 8].view(np.uint64)
     n_keep = 0
-    for ix in range(nx):
+    ix = -1
+    while True:
+        ix += 1
+        if ix % 8 == 0:
+            while ix // 8 < words.shape[0] and words[ix // 8] == _ALL_DARK:
+                ix += 8
+        if ix >= nx:
+            break
         if updated[ix]:
             continue
-        m = total[iy, ix] / window_f
-        var = total2[iy, ix] / window_f - m * m
+        m = _divide(total[iy, ix], window_f, reciprocal)
+        var = _divide(total2[iy, ix], window_f, reciprocal) - m * m
         rms = math.sqrt(var) if var >= 0.0 else np.nan
         value = np.float64(frame[iy, ix]) - m
         decision = _SKIP
@@ -351,7 +406,9 @@ def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma,
                 for col in range(ix - dx, ix + dx + 1):
                     if col < 0 or col >= nx:
                         continue
-                    f, ped = _seen_value(frame, total, window_f, iy, ix, r, col, updated)
+                    f, ped = _seen_value(
+                        frame, total, window_f, reciprocal, iy, ix, r, col, updated
+                    )
                     v = f - ped
                     nb_sum += v
                     high = max(high, v)
@@ -381,7 +438,7 @@ def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma,
                 if r < 0 or r >= ny or col < 0 or col >= nx:
                     out_data[n_out, k, c] = 0
                     continue
-                _, ped = _seen_value(frame, total, window_f, iy, ix, r, col, updated)
+                _, ped = _seen_value(frame, total, window_f, reciprocal, iy, ix, r, col, updated)
                 out_data[n_out, k, c] = cast(frame[r, col]) - cast(ped)
         n_out += 1
     return n_out, n_keep
@@ -436,11 +493,14 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, threshold
     for iy in range(row_start, row_stop):
         if n_out + nx > capacity:
             return iy, n_out
-        _fill_row(frame, total, iy + dy, window, dx, ring32[(iy + dy) % n_ring])
+        if dy == 1:
+            _fill_row_columns(frame, total, iy, window, dx, ring32, columns)
+        else:
+            _fill_row(frame, total, iy + dy, window, dx, ring32[(iy + dy) % n_ring])
+            _columns(ring32, iy, dy, dx, columns)
         if refreshing:
             _refresh_thresholds(total[iy], total2[iy], threshold[iy], window, factor, slack)
-        n_unsure = _dark_row(ring32, iy, dy, dx, columns, threshold[iy], window, absolute,
-                             updated)  # fmt: skip
+        n_unsure = _dark_row(columns, threshold[iy], dy, dx, window, absolute, updated)
         n_keep = 0
         if n_unsure > 0:
             n_out, n_keep = _exact_row(
