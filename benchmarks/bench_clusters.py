@@ -10,8 +10,9 @@ finding 3 x 3 clusters at 5 sigma with pedestal tracking, the frames/s of
 
 - aare's ``ClusterFinder`` (C++, one thread), one ``find_clusters`` call per frame;
 - dedkit's ``ClusterFinder.find_clusters_in_frames`` with numba limited to 1 thread;
-- dedkit's ``ClusterFinder.find_clusters_parallel`` on all numba threads: row bands
-  scanning successive frames as a wavefront (see :mod:`dedkit.hpd.finder`);
+- dedkit's ``ClusterFinder.find_clusters_parallel`` with one thread per core
+  (``NUMBA_NUM_THREADS``): row bands, each on its own thread, scanning successive
+  frames as a wavefront (see :mod:`dedkit.hpd.finder_steady`);
 
 and checks that the three give the same clusters. It also reports the paper's
 connected-component finder (frames/s on the same frames in keV) and the localisation
