@@ -18,6 +18,8 @@ import click
 from dedkit import __version__
 from dedkit.cli.camera import camera
 from dedkit.cli.output import emit_json, emit_report, progress_bar, run_job
+from dedkit.cli.reduce import reduce_command
+from dedkit.cli.study import study
 from dedkit.errors import DedkitError, one_line
 
 EXIT_BAD_INPUT = 2
@@ -506,6 +508,8 @@ def demo(outdir, frames, seed, force, as_json):
 
 
 cli.add_command(camera)
+cli.add_command(reduce_command)
+cli.add_command(study)
 
 
 def main(argv=None) -> int:

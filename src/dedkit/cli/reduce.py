@@ -1,0 +1,63 @@
+"""``dedkit reduce``: antialiased reduction (or binning) of every frame of a stack."""
+
+from __future__ import annotations
+
+import click
+
+from dedkit.cli.output import run_job
+
+#: the reductions of :data:`dedkit.frames.reduce.REDUCTIONS` (spelled out here so that
+#: the command line starts without importing numba; a test keeps the two equal)
+FILTER_CHOICES = ("box", "blackman", "triangle", "mitchell", "lanczos2", "lanczos3", "bin")
+MODE_CHOICES = ("byte", "short", "ushort", "float")
+
+
+@click.command("reduce")
+@click.argument("input", type=click.Path())
+@click.argument("output", type=click.Path())
+@click.option("--factor", "-f", type=click.IntRange(min=1), required=True, help="Reduction factor.")
+@click.option(
+    "--filter",
+    "filter_name",
+    type=click.Choice(FILTER_CHOICES),
+    default="lanczos3",
+    show_default=True,
+    help="IMOD's antialias filter, or 'bin' for plain binning.",
+)
+@click.option(
+    "--mode",
+    "-m",
+    type=click.Choice(MODE_CHOICES),
+    default="float",
+    show_default=True,
+    help="Output type (integers are rounded; clipped values are counted and reported).",
+)
+@click.option(
+    "--values",
+    type=click.Choice(("sum", "mean")),
+    default="sum",
+    show_default=True,
+    help="Output pixels hold the sum of the pixels they replace (SerialEM) or their mean (IMOD).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def reduce_command(input, output, factor, filter_name, mode, values, force, as_json, quiet):
+    """Reduce every frame of a stack by an integer factor, antialiased as SerialEM
+    and IMOD do (Lanczos-3 by default) or by binning; the pixel size in the header is
+    scaled by the factor."""
+    from dedkit.jobs.reduce import reduce_stack
+
+    run_job(
+        "reduce",
+        reduce_stack,
+        input,
+        output,
+        factor,
+        filter=filter_name,
+        values=values,
+        mode=mode,
+        force=force,
+        quiet=quiet,
+        as_json=as_json,
+    )
