@@ -211,7 +211,11 @@ def new_workspace(nx: int, cluster_size):
 # -- one row ---------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
+# The per-row functions called once per row are inlined into _scan_rows: a call with
+# its array arguments costs about as much as a short row's work
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _refresh_thresholds(srow, s2row, trow, window, factor, slack):
     # float32 lower bound of aare's (nsigma * rms)**2 for the next K frames, or -1 where
     # the variance may be <= 0 (those pixels always take the exact test)
@@ -256,7 +260,7 @@ def _dark(total, high, threshold, sum_margin, absolute, size, inflate):
     return not_photon & not_spread
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _fill_row_columns(frame, total, iy, window, dx, ring32, columns):
     # 3-row neighbourhoods: _fill_row for row iy + 1 and, in the same pass, the column
     # sums and largest magnitudes of rows iy - 1, iy, iy + 1 (float32)
@@ -310,7 +314,7 @@ def _columns(ring32, iy, dy, dx, columns):
             column_max[j] = np.maximum(column_max[j], abs(rr[j]))  # no masked store
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _dark_row(columns, threshold_row, dy, dx, window, absolute, dark):
     # Marks the row's surely dark pixels and returns how many are not. Errors bounded:
     # float32 values (2**-24 |v| each, plus ``absolute`` from approximate means), the
@@ -444,7 +448,7 @@ def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma,
     return n_out, n_keep
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _update_row(frow, srow, s2row, window, centre, dx):
     # aare's push_fast for every pixel of the row (the pixels aare leaves alone are put
     # back after), and the row's float32 values after the update
@@ -462,7 +466,7 @@ def _update_row(frow, srow, s2row, window, centre, dx):
         inner[ix] = np.float32(_fma(-new_sum, reciprocal, f))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _restore_row(srow, s2row, centre, keep_ix, keep_state, n_keep, dx):
     for i in range(n_keep):
         ix = keep_ix[i]
