@@ -19,6 +19,7 @@ from dedkit import __version__
 from dedkit.cli.camera import camera
 from dedkit.cli.output import emit_json, emit_report, progress_bar, run_job
 from dedkit.cli.reduce import reduce_command
+from dedkit.cli.sim import sim
 from dedkit.cli.study import study
 from dedkit.errors import DedkitError, one_line
 
@@ -510,6 +511,7 @@ def demo(outdir, frames, seed, force, as_json):
 cli.add_command(camera)
 cli.add_command(reduce_command)
 cli.add_command(study)
+cli.add_command(sim)
 
 
 def main(argv=None) -> int:

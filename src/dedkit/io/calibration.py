@@ -14,7 +14,7 @@ import numpy as np
 from dedkit.errors import DedkitError, one_line
 from dedkit.io.atomic import atomic_output, check_output_path
 
-__all__ = ["write_pedestal_file", "read_pedestal_file", "read_gain_map"]
+__all__ = ["write_pedestal_file", "read_pedestal_file", "read_gain_map", "write_gain_map"]
 
 PEDESTAL_GROUP = "pedestal"
 
@@ -69,6 +69,20 @@ def _decode(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def write_gain_map(path, gain, *, force=False) -> Path:
+    """Save a per-pixel gain map (keV per ADU) as ``.npy``, which :func:`read_gain_map`
+    reads (written under a temporary name and renamed when complete)."""
+    path = check_output_path(path, force=force)
+    if path.suffix.lower() != ".npy":
+        raise DedkitError("gain maps are written as .npy", path=path)
+    gain = np.asarray(gain, dtype=np.float32)
+    if gain.ndim != 2:
+        raise DedkitError(f"gain map must be 2-D, got shape {gain.shape}", path=path)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, gain, allow_pickle=False)
+    return path
 
 
 def read_gain_map(path, shape: tuple[int, int] | None = None) -> np.ndarray:

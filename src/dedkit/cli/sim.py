@@ -1,0 +1,417 @@
+"""``dedkit sim``: detector simulation (Geant4 electron transport, MÖNCH response).
+
+Geant4 (``geant4-pybind``) is optional: nothing here imports it; the commands that need it
+say so in one line when it is missing.
+"""
+
+from __future__ import annotations
+
+import click
+
+from dedkit.cli.output import emit_json, progress_bar
+
+
+@click.group()
+def sim():
+    """Detector simulation: Geant4 electron transport in the silicon sensor, charge
+    transport and MÖNCH response."""
+
+
+# ----- dedkit sim electrons ---------------------------------------------------------------
+
+
+def _sensor_size(size, area):
+    if size is not None and area is not None:
+        raise click.UsageError("give --size or --area, not both")
+    return size, area
+
+
+@sim.command("electrons")
+@click.option("--energy", "-E", type=float, required=True, help="Beam energy, keV (1-1000).")
+@click.option("--n", "n", type=int, required=True, help="Number of primary electrons.")
+@click.option(
+    "--seed", type=int, required=True, help="Random seed (with the settings it fixes the result)."
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Geant4 worker processes (default one per core); the result does not depend on it.",
+)
+@click.option(
+    "--physics",
+    default="option3",
+    show_default=True,
+    help="Geant4 EM physics list: standard, option1, option3 or wvi.",
+)
+@click.option(
+    "--msc-step-limit",
+    default=None,
+    help="Override the list's msc step limitation: minimal, safety, safety-plus, "
+    "distance-to-boundary.",
+)
+@click.option(
+    "--cut", "cut_um", type=float, default=10.0, show_default=True, help="Production cut, um."
+)
+@click.option(
+    "--max-step",
+    "max_step_um",
+    type=float,
+    default=None,
+    help="Geant4 step limit in the sensor, um (default none).",
+)
+@click.option(
+    "--segment",
+    "segment_um",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Split steps into deposits at most this long, um (0: one deposit per step).",
+)
+@click.option(
+    "--thickness", type=float, default=320.0, show_default=True, help="Sensor thickness, um."
+)
+@click.option("--pitch", type=float, default=25.0, show_default=True, help="Pixel pitch, um.")
+@click.option(
+    "--size",
+    type=(int, int),
+    default=None,
+    metavar="NX NY",
+    help="Sensor size in pixels (default 400 400).",
+)
+@click.option("--nx", type=int, default=None, help="Pixels along x (columns).")
+@click.option("--ny", type=int, default=None, help="Pixels along y (rows).")
+@click.option(
+    "--area",
+    type=(float, float),
+    default=None,
+    metavar="W H",
+    help="Sensor size in um instead of --size (a whole number of pixels).",
+)
+@click.option(
+    "--entry",
+    type=click.Choice(["random", "centre-pixel"]),
+    default="random",
+    show_default=True,
+    help="Entry points: uniform over the sensor away from its edges, or uniform in the "
+    "centre pixel.",
+)
+@click.option(
+    "--incidence",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Angle of incidence from the sensor normal, degrees.",
+)
+@click.option(
+    "--azimuth",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Azimuth of the incidence plane from +x, degrees.",
+)
+@click.option("--output", "-o", required=True, type=click.Path(), help="OUT.h5 to write.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def sim_electrons(
+    energy,
+    n,
+    seed,
+    workers,
+    physics,
+    msc_step_limit,
+    cut_um,
+    max_step_um,
+    segment_um,
+    thickness,
+    pitch,
+    size,
+    nx,
+    ny,
+    area,
+    entry,
+    incidence,
+    azimuth,
+    output,
+    force,
+    as_json,
+    quiet,
+):
+    """Track N electrons of one energy through the sensor with Geant4 and write the
+    energy deposits (per electron and per step) to HDF5."""
+    from dedkit.jobs.electrons import simulate_electrons_to_file
+
+    size, area = _sensor_size(size, area)
+    if size is not None and (nx is not None or ny is not None):
+        raise click.UsageError("give --size or --nx/--ny, not both")
+    if size is not None:
+        nx, ny = size
+    with progress_bar("electrons", quiet=quiet) as progress:
+        report = simulate_electrons_to_file(
+            output,
+            energy_keV=energy,
+            n=n,
+            seed=seed,
+            workers=workers,
+            physics=physics,
+            msc_step_limit=msc_step_limit,
+            production_cut_um=cut_um,
+            max_step_um=max_step_um,
+            segment_um=segment_um,
+            thickness_um=thickness,
+            pitch_um=pitch,
+            nx=nx,
+            ny=ny,
+            area_um=area,
+            entry=entry,
+            incidence_deg=incidence,
+            azimuth_deg=azimuth,
+            force=force,
+            progress=progress,
+        )
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(report.text())
+
+
+# ----- dedkit sim frames / dataset / validate: charge transport and MÖNCH response ------------
+
+
+def _detector_options(f):
+    """Options shared by the commands that simulate the whole detector."""
+    options = [
+        click.option("--thickness", type=float, default=320.0, show_default=True,
+                     help="Sensor thickness, um."),
+        click.option("--pitch", type=float, default=25.0, show_default=True,
+                     help="Pixel pitch, um."),
+        click.option("--area", type=(float, float), default=None, metavar="W H",
+                     help="Sensor size in um (default 400 x 400 pixels)."),
+        click.option("--bias", type=float, default=90.0, show_default=True, help="Bias, V."),
+        click.option("--depletion", type=float, default=30.0, show_default=True,
+                     help="Full-depletion voltage, V."),
+        click.option("--temperature", type=float, default=293.0, show_default=True,
+                     help="Sensor temperature, K."),
+        click.option("--noise", type=float, default=0.18, show_default=True,
+                     help="Electronic noise per pixel, keV rms."),
+        click.option("--no-coulomb", is_flag=True,
+                     help="Leave out the Coulomb repulsion of the charge cloud."),
+        click.option("--physics", default=None,
+                     help="Geant4 EM physics list (default: the transport's, option3)."),
+        click.option("--cut", "cut_um", type=float, default=None,
+                     help="Geant4 production cut, um (default: the transport's, 10)."),
+        click.option("--incidence", type=float, default=0.0, show_default=True,
+                     help="Beam angle from the sensor normal, degrees."),
+        click.option("--azimuth", type=float, default=0.0, show_default=True,
+                     help="Azimuth of the plane of incidence from +x, degrees."),
+        click.option("--seed", type=int, default=1, show_default=True, help="Random seed."),
+        click.option("--workers", type=click.IntRange(1), default=None,
+                     help="Geant4 worker processes (default one per core)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _detector(o: dict):
+    """Sensor, charge model, response and transport options from the shared options."""
+    from dedkit.jobs.sim import make_sensor
+    from dedkit.sim.charge import ChargeModel
+    from dedkit.sim.response import DetectorResponse
+
+    sensor = make_sensor(o.pop("thickness"), o.pop("pitch"), o.pop("area"))
+    model = ChargeModel(
+        bias_V=o.pop("bias"),
+        depletion_V=o.pop("depletion"),
+        temperature_K=o.pop("temperature"),
+        coulomb=not o.pop("no_coulomb"),
+    )
+    response = DetectorResponse(noise_keV=o.pop("noise"))
+    transport = {}
+    physics, cut = o.pop("physics"), o.pop("cut_um")
+    if physics is not None:
+        transport["physics"] = physics
+    if cut is not None:
+        transport["production_cut_um"] = cut
+    incidence, azimuth = o.pop("incidence"), o.pop("azimuth")
+    if incidence or azimuth:
+        transport.update(incidence_deg=incidence, azimuth_deg=azimuth)
+    return {"sensor": sensor, "model": model, "response": response,
+            "transport_options": transport}  # fmt: skip
+
+
+def _emit(report, as_json: bool) -> None:
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    click.echo(report.text())
+    for line in getattr(report, "warnings", []) or []:
+        click.echo(f"dedkit sim: warning: {line}", err=True)
+
+
+@sim.command("frames")
+@click.option("--energy", "-E", type=float, required=True, help="Beam energy, keV (20-300).")
+@click.option(
+    "--frames", "n_frames", type=click.IntRange(1), required=True, help="Frames with beam."
+)
+@click.option("--flux", type=float, required=True, help="Mean electrons per frame (Poisson).")
+@click.option(
+    "--pattern",
+    type=click.Choice(["flat", "spot", "scan", "image"]),
+    default="flat",
+    show_default=True,
+    help="Beam intensity pattern.",
+)
+@click.option(
+    "--image",
+    "image",
+    type=click.Path(),
+    default=None,
+    help="Intensity image (MRC/TIFF) for --pattern image, stretched over the sensor.",
+)
+@click.option(
+    "--spot",
+    "centre",
+    type=(float, float),
+    default=None,
+    metavar="X Y",
+    help="Spot centre in pixels (default the sensor centre).",
+)
+@click.option(
+    "--spot-sigma",
+    type=float,
+    default=None,
+    help="Spot rms in pixels (default 0.034: a 2 um beam on 25 um pixels).",
+)
+@click.option(
+    "--scan-points",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Random scan points for --pattern scan.",
+)
+@click.option(
+    "--dwell",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Frames on each scan point.",
+)
+@click.option(
+    "--dark-frames",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Dark frames, written as the run NAME_dark (for the pedestal).",
+)
+@click.option("--name", default="sim", show_default=True, help="Run name.")
+@click.option("--output", "-o", required=True, type=click.Path(), help="Folder to write.")
+@click.option("--force", is_flag=True, help="Replace a previous simulated run there.")
+@_detector_options
+def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_points, dwell,
+               dark_frames, name, output, force, **options):  # fmt: skip
+    """Simulate a raw MÖNCH run (slsDetector files), its dark run, the truth about every
+    electron and the gain map, which 'dedkit hpd' reads as a measured run."""
+    from dedkit.jobs.sim import beam_pattern, write_simulated_run
+
+    as_json, quiet = options.pop("as_json"), options.pop("quiet")
+    seed, workers = options.pop("seed"), options.pop("workers")
+    detector = _detector(options)
+    sensor = detector["sensor"]
+    beam = beam_pattern(
+        pattern,
+        shape=(sensor.ny, sensor.nx),
+        image=image,
+        centre_px=centre,
+        sigma_px=spot_sigma,
+        scan_points=scan_points,
+        dwell_frames=dwell,
+        seed=seed,
+    )
+    with progress_bar("frames", quiet=quiet) as progress:
+        report = write_simulated_run(
+            output, energy_keV=energy, n_frames=n_frames, flux=flux, pattern=beam,
+            dark_frames=dark_frames, seed=seed, workers=workers, name=name, force=force,
+            progress=progress, **detector,
+        )  # fmt: skip
+    _emit(report, as_json)
+
+
+@sim.command("dataset")
+@click.option("--energy", "-E", type=float, required=True, help="Beam energy, keV (20-300).")
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(1),
+    required=True,
+    help="Selected single-electron clusters to write.",
+)
+@click.option(
+    "--chunk",
+    "chunk_primaries",
+    type=click.IntRange(1),
+    default=20000,
+    show_default=True,
+    help="Primaries per chunk (the unit of resumption).",
+)
+@click.option("--no-adc", is_flag=True, help="Keep keV values (no ADC rounding/saturation).")
+@click.option("--output", "-o", required=True, type=click.Path(), help="OUT.h5 to write.")
+@click.option("--force", is_flag=True, help="Overwrite OUT.h5 and discard unfinished parts.")
+@_detector_options
+def sim_dataset(energy, n, chunk_primaries, no_adc, output, force, **options):
+    """Write a training set of N single-electron clusters (15 x 15 images in keV, the 7
+    features, the true entry point relative to the crop, backscatter flag). An
+    interrupted run continues where it stopped when started again with the same
+    arguments."""
+    from dedkit.jobs.sim import build_training_set
+
+    as_json, quiet = options.pop("as_json"), options.pop("quiet")
+    seed, workers = options.pop("seed"), options.pop("workers")
+    detector = _detector(options)
+    with progress_bar("clusters", quiet=quiet) as progress:
+        report = build_training_set(
+            output, energy_keV=energy, n=n, seed=seed, workers=workers,
+            chunk_primaries=chunk_primaries, adc=not no_adc, force=force, progress=progress,
+            **detector,
+        )  # fmt: skip
+    _emit(report, as_json)
+
+
+@sim.command("validate")
+@click.option(
+    "--energy",
+    "-E",
+    type=float,
+    default=200.0,
+    show_default=True,
+    help="Beam energy, keV (published figures at 60, 100, 200, 300).",
+)
+@click.option(
+    "--n", "n", type=click.IntRange(1), default=20000, show_default=True, help="Primary electrons."
+)
+@click.option(
+    "--chunk",
+    "chunk_primaries",
+    type=click.IntRange(1),
+    default=10000,
+    show_default=True,
+    help="Primaries per Geant4 call.",
+)
+@_detector_options
+def sim_validate(energy, n, chunk_primaries, **options):
+    """Simulate N primaries through the whole chain and compare backscatter, absorption,
+    deposited energy, charge-centroid RMSE and penetration with the published figures."""
+    from dedkit.sim.validate import validate
+
+    as_json, quiet = options.pop("as_json"), options.pop("quiet")
+    seed, workers = options.pop("seed"), options.pop("workers")
+    detector = _detector(options)
+    with progress_bar("primaries", quiet=quiet) as progress:
+        report = validate(
+            energy, n, seed, workers, chunk_primaries=chunk_primaries, progress=progress,
+            **detector,
+        )  # fmt: skip
+    _emit(report, as_json)

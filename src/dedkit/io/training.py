@@ -1,0 +1,369 @@
+"""Training sets of single-electron clusters in HDF5, and the parts of an unfinished one.
+
+Layout of a training set (one group)::
+
+    /training
+        attrs: dedkit_kind       'training'
+               format_version    1
+               parameters        JSON: everything that determined the samples
+               stats             JSON: counts over all simulated primaries
+               feature_names     JSON: the 7 feature names, in column order
+               convention        the frame of the entry points, in words
+        image        (n, 15, 15) float32   cluster in keV, pixels outside it zeroed
+        features     (n, 7)      float32
+        entry_x, entry_y         (n,) float64   true entry point relative to the crop
+        centroid_x, centroid_y   (n,) float64   charge centroid relative to the crop
+        backscattered            (n,) bool
+        deposit_keV              (n,) float32
+        primary                  (n,) int64     primary index within the whole set
+        n_selected               (n,) int16
+        chunk                    (n,) int32     chunk that produced the row
+
+Datasets are chunked along rows (about 1 MiB per HDF5 chunk), compressed and resizable;
+rows can be read in ranges without loading the rest.
+
+**Resumable writing.** A set is produced in chunks of work; each finished chunk is saved
+as its own small HDF5 file in a parts folder beside the output (``.NAME.parts``), under a
+temporary name renamed when complete, together with ``parameters.json``. An interrupted
+run leaves the finished parts; a new run with the same parameters reuses them and
+computes only the rest; the final file is assembled from the parts (appended part by
+part) under a temporary name, renamed into place, and the parts folder removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from dedkit.errors import DedkitError, one_line
+from dedkit.io.atomic import CommitOnSuccess, check_output_path, temporary_sibling
+
+__all__ = [
+    "TRAINING_COLUMNS",
+    "TrainingParts",
+    "TrainingSetWriter",
+    "parts_folder",
+    "read_training_attrs",
+    "read_training_set",
+    "training_set_length",
+]
+
+GROUP = "training"
+FORMAT_VERSION = 1
+#: Column name -> (dtype, shape after the row axis, or None for the crop's shape)
+TRAINING_COLUMNS = {
+    "image": (np.float32, None),
+    "features": (np.float32, (7,)),
+    "entry_x": (np.float64, ()),
+    "entry_y": (np.float64, ()),
+    "centroid_x": (np.float64, ()),
+    "centroid_y": (np.float64, ()),
+    "backscattered": (np.bool_, ()),
+    "deposit_keV": (np.float32, ()),
+    "primary": (np.int64, ()),
+    "n_selected": (np.int16, ()),
+    "chunk": (np.int32, ()),
+}
+_CHUNK_BYTES = 2**20
+_PART_NAME = re.compile(r"^chunk_(\d{6})\.h5$")
+
+
+def _check_columns(columns: dict) -> int:
+    if set(columns) != set(TRAINING_COLUMNS):
+        missing = sorted(set(TRAINING_COLUMNS) - set(columns))
+        extra = sorted(set(columns) - set(TRAINING_COLUMNS))
+        raise DedkitError(f"training columns missing {missing}, unknown {extra}")
+    n = len(columns["primary"])
+    for name, column in columns.items():
+        if len(column) != n:
+            raise DedkitError(f"training column {name} has {len(column)} rows, not {n}")
+    image = np.asarray(columns["image"])
+    if image.ndim != 3 or image.shape[1] != image.shape[2]:
+        raise DedkitError(f"training images must be (n, crop, crop), got {image.shape}")
+    return n
+
+
+def _as_stored(name: str, column) -> np.ndarray:
+    dtype, _ = TRAINING_COLUMNS[name]
+    return np.ascontiguousarray(column, dtype=dtype)
+
+
+class TrainingSetWriter(CommitOnSuccess):
+    """Write a training set piece by piece; the file appears, complete, on :meth:`close`.
+
+    Parameters
+    ----------
+    path : path-like
+    attrs : dict
+        'parameters' and 'stats' (JSON-serialisable) and any other attributes.
+    compression : {'gzip', 'lzf'}
+    force : bool
+        Replace an existing file.
+    """
+
+    def __init__(self, path, *, attrs: dict | None = None, compression="gzip", force=False):
+        if compression not in ("gzip", "lzf"):
+            raise DedkitError(f"compression must be 'gzip' or 'lzf', not {compression!r}")
+        self.path = check_output_path(path, force=force)
+        self._compression = compression
+        self._n_rows = 0
+        self._temporary = temporary_sibling(self.path)
+        self._temporary.unlink(missing_ok=True)
+        try:
+            self._file = h5py.File(self._temporary, "w")
+            self._group = self._file.create_group(GROUP)
+            self._group.attrs["dedkit_kind"] = "training"
+            self._group.attrs["format_version"] = FORMAT_VERSION
+            self.set_attrs(attrs or {})
+        except BaseException:
+            self.abort()
+            raise
+
+    def set_attrs(self, attrs: dict) -> None:
+        """Store attributes (non-scalar values as JSON text)."""
+        for name, value in attrs.items():
+            if isinstance(value, str | int | float | bool | np.generic):
+                self._group.attrs[name] = value
+            else:
+                self._group.attrs[name] = json.dumps(value)
+
+    def append(self, columns: dict) -> None:
+        """Add rows: a dict of every column of :data:`TRAINING_COLUMNS`."""
+        if self._file is None:
+            raise DedkitError("the training-set writer is closed", path=self.path)
+        n = _check_columns(columns)
+        if "image" not in self._group:
+            self._create(np.asarray(columns["image"]).shape[1])
+        for name, column in columns.items():
+            dataset = self._group[name]
+            data = _as_stored(name, column)
+            if data.shape[1:] != dataset.shape[1:]:
+                raise DedkitError(
+                    f"column {name} rows are {data.shape[1:]}, the set's {dataset.shape[1:]}",
+                    path=self.path,
+                )
+            dataset.resize(self._n_rows + n, axis=0)
+            dataset[self._n_rows :] = data
+        self._n_rows += n
+
+    def _create(self, crop: int) -> None:
+        for name, (dtype, shape) in TRAINING_COLUMNS.items():
+            shape = (crop, crop) if shape is None else shape
+            row_bytes = np.dtype(dtype).itemsize * int(np.prod(shape))
+            rows = max(1, _CHUNK_BYTES // row_bytes)
+            self._group.create_dataset(
+                name,
+                shape=(0, *shape),
+                maxshape=(None, *shape),
+                dtype=dtype,
+                chunks=(rows, *shape),
+                compression=self._compression,
+                shuffle=True,
+            )
+
+    @property
+    def n_rows(self) -> int:
+        return self._n_rows
+
+    def close(self) -> Path:
+        """Finish the file and move it to its name."""
+        if self._file is None:
+            return self.path
+        try:
+            if "image" not in self._group:
+                raise DedkitError("a training set needs at least one row", path=self.path)
+            self._group.attrs["n_rows"] = self._n_rows
+            self._file.close()
+            self._file = None
+            os.replace(self._temporary, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Discard the file being written."""
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+        self._file = None
+        self._temporary.unlink(missing_ok=True)
+
+
+def _open(path) -> h5py.File:
+    path = Path(path)
+    if not path.is_file():
+        raise DedkitError("training set not found", path=path)
+    try:
+        file = h5py.File(path, "r")
+    except OSError as error:
+        raise DedkitError(f"not a readable HDF5 file ({one_line(error)})", path=path) from None
+    if GROUP not in file or file[GROUP].attrs.get("dedkit_kind") != "training":
+        file.close()
+        raise DedkitError("not a dedkit training set", path=path)
+    return file
+
+
+def _decode(value):
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def read_training_attrs(path) -> dict:
+    """The attributes of a training set (JSON values decoded)."""
+    with _open(path) as file:
+        return {name: _decode(value) for name, value in file[GROUP].attrs.items()}
+
+
+def training_set_length(path) -> int:
+    """Number of samples in a training set."""
+    with _open(path) as file:
+        return len(file[GROUP]["primary"])
+
+
+def read_training_set(path, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+    """Rows ``start:stop`` of every column of a training set.
+
+    Parameters
+    ----------
+    path : path-like
+    start, stop : int
+
+    Returns
+    -------
+    dict of ndarray
+        Keyed by the names of :data:`TRAINING_COLUMNS`.
+    """
+    with _open(path) as file:
+        group = file[GROUP]
+        n = len(group["primary"])
+        stop = n if stop is None else stop
+        if not 0 <= start <= stop <= n:
+            raise DedkitError(f"rows {start}:{stop} are outside the set's {n}", path=path)
+        try:
+            return {name: group[name][start:stop] for name in TRAINING_COLUMNS}
+        except KeyError as error:
+            raise DedkitError(f"damaged training set: {error}", path=path) from None
+
+
+# ------------------------------------------------------------------------------ parts
+
+
+def parts_folder(output) -> Path:
+    """The folder holding the finished chunks of an unfinished training set."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.parts")
+
+
+class TrainingParts:
+    """The finished chunks of a training set being produced (see the module docstring).
+
+    Parameters
+    ----------
+    folder : path-like
+        The parts folder (:func:`parts_folder` of the output).
+    parameters : dict
+        JSON-serialisable: what determines the chunks. Existing parts made with other
+        parameters are refused unless ``restart``.
+    restart : bool
+        Discard existing parts and start afresh.
+    """
+
+    def __init__(self, folder, parameters: dict, *, restart: bool = False):
+        self.folder = Path(folder)
+        self.parameters = json.loads(json.dumps(parameters))
+        if restart and self.folder.exists():
+            shutil.rmtree(self.folder)
+        if self.folder.exists():
+            stored = self._stored_parameters()
+            if stored != self.parameters:
+                differ = sorted(
+                    k
+                    for k in set(stored) | set(self.parameters)
+                    if stored.get(k) != self.parameters.get(k)
+                )
+                raise DedkitError(
+                    "an unfinished training set made with other parameters "
+                    f"({', '.join(differ)}) is in the way; use --force to start afresh",
+                    path=self.folder,
+                )
+            # a chunk being written when the last run stopped
+            for leftover in self.folder.glob(".*.part-*"):
+                leftover.unlink(missing_ok=True)
+        else:
+            if not self.folder.parent.is_dir():
+                raise DedkitError("output folder does not exist", path=self.folder.parent)
+            self.folder.mkdir()
+            self._write_json("parameters.json", self.parameters)
+
+    def _stored_parameters(self) -> dict:
+        path = self.folder / "parameters.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise DedkitError(
+                f"unreadable parts folder ({one_line(error)}); use --force to start afresh",
+                path=self.folder,
+            ) from None
+
+    def _write_json(self, name: str, value) -> None:
+        path = self.folder / name
+        temporary = temporary_sibling(path)
+        temporary.write_text(json.dumps(value, indent=1), encoding="utf-8")
+        os.replace(temporary, path)
+
+    def _path(self, index: int) -> Path:
+        return self.folder / f"chunk_{index:06d}.h5"
+
+    def completed(self) -> list[int]:
+        """Indices of the finished chunks, in order."""
+        found = (_PART_NAME.match(p.name) for p in self.folder.iterdir())
+        return sorted(int(m[1]) for m in found if m)
+
+    def write_chunk(self, index: int, columns: dict, stats: dict) -> None:
+        """Save one finished chunk (atomically)."""
+        _check_columns(columns)
+        path = self._path(index)
+        temporary = temporary_sibling(path)
+        try:
+            with h5py.File(temporary, "w") as file:
+                for name, column in columns.items():
+                    file.create_dataset(name, data=_as_stored(name, column))
+                file.attrs["stats"] = json.dumps(stats)
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+    def read_chunk(self, index: int) -> tuple[dict[str, np.ndarray], dict]:
+        """(columns, stats) of a finished chunk."""
+        path = self._path(index)
+        try:
+            with h5py.File(path, "r") as file:
+                columns = {name: file[name][()] for name in TRAINING_COLUMNS}
+                stats = json.loads(file.attrs["stats"])
+        except (OSError, KeyError, json.JSONDecodeError) as error:
+            raise DedkitError(
+                f"damaged part ({one_line(error)}); use --force to start afresh", path=path
+            ) from None
+        return columns, stats
+
+    def chunk_length(self, index: int) -> int:
+        """Rows of a finished chunk (without reading its images)."""
+        with h5py.File(self._path(index), "r") as file:
+            return len(file["primary"])
+
+    def remove(self) -> None:
+        """Delete the parts folder (after the set is assembled)."""
+        shutil.rmtree(self.folder, ignore_errors=True)

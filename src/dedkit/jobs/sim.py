@@ -1,0 +1,559 @@
+"""Simulation jobs behind ``dedkit sim frames`` and ``dedkit sim dataset``.
+
+- :func:`write_simulated_run`: a folder holding a simulated MÖNCH run as the detector
+  writes it (slsDetector raw files, JSON master), its dark run, the truth about every
+  electron (HDF5 event table) and the gain map (keV per ADU) that ``dedkit hpd clusters
+  --gain`` takes. Everything is written into a hidden folder beside the output and
+  renamed into place when complete.
+- :func:`build_training_set`: N selected single-electron clusters with their truth, in
+  chunks that survive an interruption (:mod:`dedkit.io.training`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dedkit.errors import DedkitError
+from dedkit.io.atomic import atomic_output
+from dedkit.io.calibration import write_gain_map
+from dedkit.io.events import TableWriter
+from dedkit.io.sls import write_raw_run
+from dedkit.io.training import TrainingParts, TrainingSetWriter, parts_folder
+from dedkit.jobs.streaming import ProgressCallback
+from dedkit.sim.beam import BeamPattern
+from dedkit.sim.charge import ChargeModel
+from dedkit.sim.response import DetectorResponse
+from dedkit.sim.runs import (
+    _STREAM_TRAINING,
+    CROP,
+    NSIGMA,
+    SimulatedDetector,
+    SimulateFn,
+    _default_simulate,
+    check_energy,
+    check_sensor,
+    chunk_rng,
+    chunk_seed,
+    detector_maps,
+    iter_run_chunks,
+    simulate_dark_frames,
+    training_clusters,
+    training_entry_points,
+)
+
+__all__ = [
+    "SimReport",
+    "beam_pattern",
+    "build_training_set",
+    "make_sensor",
+    "write_simulated_run",
+]
+
+#: dark frames are generated this many at a time
+_DARK_CHUNK = 200
+#: random stream of the scan points of a seed
+_STREAM_SCAN = 6
+
+
+@dataclass
+class SimReport:
+    """What a simulation job did (:meth:`text` for people, :meth:`to_dict` for programs)."""
+
+    command: str
+    output: str
+    seconds: float
+    counts: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+    def text(self) -> str:
+        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items())
+        lines = [f"sim {self.command}: wrote {self.output} in {self.seconds:.1f} s ({counts})"]
+        for line in self.details.get("next", []):
+            lines.append(f"  {line}")
+        return "\n".join(lines)
+
+
+def _sensor_or_default(sensor):
+    if sensor is None:
+        from dedkit.sim.geometry import SensorGeometry
+
+        sensor = SensorGeometry()
+    check_sensor(sensor)
+    return sensor
+
+
+def _sensor_dict(sensor) -> dict:
+    return {"thickness_um": float(sensor.thickness_um), "pitch_um": float(sensor.pitch_um),
+            "nx": int(sensor.nx), "ny": int(sensor.ny)}  # fmt: skip
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise DedkitError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def make_sensor(thickness_um: float = 320.0, pitch_um: float = 25.0, area_um=None):
+    """The sensor of the command-line options: 400 x 400 pixels of ``pitch_um``, or an
+    area ``(width, height)`` in um (refused when the pitch is larger than the sensor)."""
+    from dedkit.sim.geometry import SensorGeometry
+
+    if area_um is not None:
+        width, height = area_um
+        return SensorGeometry.from_size(width, height, pitch_um=pitch_um,
+                                        thickness_um=thickness_um)  # fmt: skip
+    return SensorGeometry(thickness_um=thickness_um, pitch_um=pitch_um)
+
+
+def beam_pattern(
+    kind: str,
+    *,
+    shape: tuple[int, int] = (400, 400),
+    image=None,
+    centre_px=None,
+    sigma_px: float | None = None,
+    scan_points: int = 100,
+    dwell_frames: int = 10,
+    seed: int = 1,
+) -> BeamPattern:
+    """A beam pattern from the command-line options.
+
+    ``image`` is an MRC/TIFF/DM file (row 0 = the first row ``dedkit hpd image`` writes)
+    or an array; a scan visits ``scan_points`` points drawn uniformly over the sensor
+    (20 pixels from its edges) from ``seed``, ``dwell_frames`` frames each.
+    """
+    from dedkit.sim.beam import DEFAULT_SPOT_SIGMA_PX, random_scan_points
+
+    sigma = DEFAULT_SPOT_SIGMA_PX if sigma_px is None else sigma_px
+    if kind == "image":
+        if image is None:
+            raise DedkitError("the image pattern needs an intensity image (--image FILE)")
+        if isinstance(image, str | Path):
+            from dedkit.io.images import read_image
+
+            image = read_image(image)
+        return BeamPattern("image", image=np.asarray(image, dtype=np.float64))
+    if image is not None:
+        raise DedkitError(f"an intensity image is only used with the image pattern, not {kind}")
+    if kind == "scan":
+        points = random_scan_points(
+            _positive_int(scan_points, "the number of scan points"), shape,
+            chunk_rng(seed, _STREAM_SCAN, 0),
+        )  # fmt: skip
+        return BeamPattern("scan", points_px=points, sigma_px=sigma,
+                           dwell_frames=_positive_int(dwell_frames, "the dwell"))  # fmt: skip
+    if kind == "spot":
+        return BeamPattern("spot", centre_px=centre_px, sigma_px=sigma)
+    return BeamPattern(kind)
+
+
+# ------------------------------------------------------------------------------ runs
+
+
+def _run_file_pattern(name: str) -> re.Pattern:
+    n = re.escape(name)
+    return re.compile(
+        rf"^{n}(_dark)?_(master_\d+\.json|d\d+_f\d+_\d+\.raw)$|^{n}_(truth\.h5|gain\.npy)$"
+    )
+
+
+def _check_run_folder(output: Path, name: str, force: bool) -> None:
+    if not output.parent.is_dir():
+        raise DedkitError(f"output folder {output.parent} does not exist", path=output)
+    if not output.exists():
+        return
+    if not output.is_dir():
+        raise DedkitError("output exists and is not a folder", path=output)
+    contents = list(output.iterdir())
+    if not contents:
+        return
+    if not force:
+        raise DedkitError("output folder is not empty; use --force to replace it", path=output)
+    pattern = _run_file_pattern(name)
+    foreign = [p.name for p in contents if not pattern.match(p.name)]
+    if foreign:
+        raise DedkitError(
+            f"output folder holds files that are not a simulated run named {name!r} "
+            f"({', '.join(sorted(foreign)[:3])}); refusing to replace it",
+            path=output,
+        )
+
+
+def write_simulated_run(
+    output,
+    *,
+    energy_keV: float,
+    n_frames: int,
+    flux: float,
+    pattern: BeamPattern | None = None,
+    dark_frames: int = 1000,
+    seed: int = 1,
+    workers: int | None = None,
+    name: str = "sim",
+    sensor=None,
+    model: ChargeModel | None = None,
+    response: DetectorResponse | None = None,
+    transport_options: dict | None = None,
+    chunk_frames: int = 100,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+    stream: SimulateFn | None = None,
+) -> SimReport:
+    """Simulate a MÖNCH run and write it as the detector would, with its truth.
+
+    Parameters
+    ----------
+    output : path-like
+        Folder to create (an existing empty folder is used; a previous simulated run of
+        the same name is replaced with ``force``).
+    energy_keV : float
+        Beam energy (20-300 keV).
+    n_frames : int
+        Frames with beam.
+    flux : float
+        Mean electrons per frame (Poisson).
+    pattern : BeamPattern, optional
+        Default: flat illumination.
+    dark_frames : int
+        Frames without beam, written as the run ``NAME_dark`` (for the pedestal).
+    seed : int
+    workers : int, optional
+        Geant4 worker processes (default one per core).
+    name : str
+        Run name (``NAME_master_0.json``).
+    sensor, model, response, transport_options
+        Sensor geometry, charge transport, electronics, Geant4 options.
+    chunk_frames : int
+        Frames simulated per Geant4 call.
+    force : bool
+    progress : callable(done, total), optional
+        Frames written (dark and beam).
+    stream : callable, optional
+        Replaces :func:`dedkit.sim.transport.iter_simulate_electrons` (tests).
+
+    Returns
+    -------
+    SimReport
+    """
+    started = time.perf_counter()
+    energy = check_energy(energy_keV)
+    n_frames = _positive_int(n_frames, "the number of frames")
+    dark_frames = _positive_int(dark_frames, "the number of dark frames")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
+        raise DedkitError(f"run name must be letters, digits, '_', '.' or '-', got {name!r}")
+    sensor = _sensor_or_default(sensor)
+    if (int(sensor.ny), int(sensor.nx)) != (400, 400):
+        raise DedkitError(
+            f"raw runs are written in MÖNCH's 400 x 400 format; the sensor is "
+            f"{sensor.nx} x {sensor.ny} pixels"
+        )
+    pattern = pattern or BeamPattern("flat")
+    model = model or ChargeModel()
+    response = response or DetectorResponse()
+    if response.adc_bits != 14:
+        raise DedkitError("raw MÖNCH runs hold 14-bit values; use adc_bits=14")
+    output = Path(output)
+    _check_run_folder(output, name, force)
+    detector = SimulatedDetector(sensor, model, response, detector_maps(sensor, response, seed))
+    # build (and check) the chunk generator before anything is written
+    chunks = iter_run_chunks(
+        detector, energy, n_frames, flux, pattern, seed=seed, workers=workers,
+        chunk_frames=chunk_frames, stream=stream,
+        transport_options=transport_options,
+    )  # fmt: skip
+    from dedkit.sim.beam import check_flux
+    from dedkit.sim.response import adc_range_keV
+
+    warnings = check_flux(pattern, flux, energy, detector.shape, adc_range_keV(response))
+    total = dark_frames + n_frames
+    done = 0
+    counts = {"frames": n_frames, "dark_frames": dark_frames, "electrons": 0,
+              "backscattered": 0, "saturated_pixel_values": 0}  # fmt: skip
+    rows, cols = detector.shape
+    with atomic_output(output) as tmp:
+        tmp.mkdir()
+        # scratch space: write_raw_run takes a run as one array, which for long runs
+        # would not fit in memory; the memory map lives in the hidden folder only
+        scratch = tmp / ".frames.scratch"
+        dark = np.lib.format.open_memmap(
+            scratch, mode="w+", dtype=np.uint16, shape=(dark_frames, rows, cols)
+        )
+        for i, start in enumerate(range(0, dark_frames, _DARK_CHUNK)):
+            stop = min(start + _DARK_CHUNK, dark_frames)
+            dark[start:stop] = simulate_dark_frames(detector, stop - start, seed, chunk=i)
+            done += stop - start
+            if progress is not None:
+                progress(done, total)
+        write_raw_run(tmp, f"{name}_dark", dark)
+        del dark
+        scratch.unlink()
+        frames = np.lib.format.open_memmap(
+            scratch, mode="w+", dtype=np.uint16, shape=(n_frames, rows, cols)
+        )
+        attrs = {
+            "description": "every simulated electron: frame = detector frame number "
+            "(1 = the run's first frame), x/y = entry point in pixels, energy = keV "
+            "deposited in the sensor",
+            "energy_keV": energy,
+            "flux_electrons_per_frame": float(flux),
+            "pattern": pattern.to_dict(),
+            "seed": int(seed),
+            "n_frames": n_frames,
+            "dark_frames": dark_frames,
+            "sensor": _sensor_dict(sensor),
+            "charge_model": model.to_dict(),
+            "response": response.to_dict(),
+            "transport_options": dict(transport_options or {}),
+        }
+        with TableWriter(tmp / f"{name}_truth.h5", "events", group="truth", attrs=attrs) as truth:
+            position = 0
+            for chunk in chunks:
+                count = len(chunk.frames)
+                frames[position : position + count] = chunk.frames
+                position += count
+                truth.append(chunk.truth)
+                counts["electrons"] += chunk.n_electrons
+                counts["backscattered"] += int(chunk.truth.extra["backscattered"].sum())
+                counts["saturated_pixel_values"] += int(
+                    np.count_nonzero(chunk.frames >= response.adc_max)
+                )
+                done += count
+                if progress is not None:
+                    progress(done, total)
+        master = write_raw_run(tmp, name, frames)
+        del frames
+        scratch.unlink()
+        write_gain_map(tmp / f"{name}_gain.npy", detector.maps.gain_keV_per_adu)
+        files = sorted(p.name for p in tmp.iterdir())
+    base = output / name
+    details = {
+        "master": str(output / master.name),
+        "dark_master": str(output / f"{name}_dark_master_0.json"),
+        "truth": str(base) + "_truth.h5",
+        "gain_keV_per_adu": str(base) + "_gain.npy",
+        "files": files,
+        "energy_keV": energy,
+        "flux": float(flux),
+        "pattern": pattern.to_dict(),
+        "seed": int(seed),
+        "next": [
+            f"dedkit hpd pedestal {output / f'{name}_dark_master_0.json'} -o PED.h5",
+            f"dedkit hpd clusters {output / master.name} -p PED.h5 --finder connected "
+            f"--gain {base}_gain.npy --beam-energy {energy:g} -o clusters.h5",
+        ],
+    }
+    return SimReport("frames", str(output), time.perf_counter() - started, counts, details,
+                     warnings)  # fmt: skip
+
+
+# -------------------------------------------------------------------------- datasets
+
+
+def training_parameters(
+    energy: float, n: int, seed: int, chunk_primaries: int, sensor, model, response,
+    transport_options, adc: bool,
+) -> dict:  # fmt: skip
+    """Everything that determines a training set's samples (the resumption key)."""
+    return {
+        "energy_keV": energy,
+        "n": n,
+        "seed": int(seed),
+        "chunk_primaries": chunk_primaries,
+        "sensor": _sensor_dict(sensor),
+        "charge_model": model.to_dict(),
+        "response": response.to_dict(),
+        "transport_options": json.loads(json.dumps(transport_options or {})),
+        "nsigma": NSIGMA,
+        "crop": CROP,
+        "adc": bool(adc),
+        "entry": "uniform over the 8 x 8 pixels at the sensor centre, normal incidence",
+    }
+
+
+def _chunk_columns(batch, chunk: int, chunk_primaries: int) -> dict:
+    columns = batch.columns()
+    columns["primary"] = columns["primary"] + chunk * chunk_primaries
+    columns["chunk"] = np.full(len(batch), chunk, dtype=np.int32)
+    return columns
+
+
+def _add_stats(total: dict, part: dict) -> None:
+    for key, value in part.items():
+        if isinstance(value, dict):
+            _add_stats(total.setdefault(key, {}), value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+        else:
+            total.setdefault(key, value)
+
+
+def build_training_set(
+    output,
+    *,
+    energy_keV: float,
+    n: int,
+    seed: int = 1,
+    workers: int | None = None,
+    chunk_primaries: int = 20000,
+    sensor=None,
+    model: ChargeModel | None = None,
+    response: DetectorResponse | None = None,
+    transport_options: dict | None = None,
+    adc: bool = True,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+    simulate: SimulateFn | None = None,
+) -> SimReport:
+    """Write a training set of ``n`` selected single-electron clusters (resumable).
+
+    Chunk k simulates ``chunk_primaries`` primaries from its own random stream and Geant4
+    seed, so it is the same whenever it is computed; finished chunks are kept beside the
+    output, and a run interrupted for any reason continues where it stopped when started
+    again with the same arguments. The set is the first ``n`` selected clusters of chunks
+    0, 1, ... in order.
+
+    Parameters
+    ----------
+    output : path-like
+        ``OUT.h5``.
+    energy_keV : float
+    n : int
+        Selected clusters wanted.
+    seed : int
+    workers : int, optional
+        Geant4 worker processes (default one per core); not part of the result.
+    chunk_primaries : int
+        Primaries per chunk (a chunk is the unit of resumption).
+    sensor, model, response, transport_options
+    adc : bool
+        Include the ADC round trip (rounding, saturation).
+    force : bool
+        Replace an existing output and discard unfinished parts.
+    progress : callable(done, total), optional
+        Clusters produced so far.
+    simulate : callable, optional
+        Replaces :func:`dedkit.sim.transport.simulate_electrons` (tests).
+
+    Returns
+    -------
+    SimReport
+    """
+    started = time.perf_counter()
+    energy = check_energy(energy_keV)
+    n = _positive_int(n, "the number of clusters")
+    chunk_primaries = _positive_int(chunk_primaries, "chunk_primaries")
+    sensor = _sensor_or_default(sensor)
+    model = model or ChargeModel()
+    response = response or DetectorResponse()
+    output = Path(output)
+    if output.exists() and not force:
+        raise DedkitError("output exists; use --force to overwrite it", path=output)
+    if output.exists() and output.is_dir():
+        raise DedkitError("output is a folder", path=output)
+    if not output.parent.is_dir():
+        raise DedkitError(f"output folder {output.parent} does not exist", path=output)
+    parameters = training_parameters(
+        energy, n, seed, chunk_primaries, sensor, model, response, transport_options, adc
+    )
+    simulate = simulate or _default_simulate()
+    parts = TrainingParts(parts_folder(output), parameters, restart=force)
+    finished = set(parts.completed())
+    resumed = len(finished)
+    lengths = []
+    total = 0
+    chunk = 0
+    timing = {"transport_s": 0.0, "geant4_cpu_s": 0.0, "charge_s": 0.0, "response_s": 0.0,
+              "clusters_s": 0.0}  # fmt: skip
+    while total < n:
+        if chunk in finished:
+            rows = parts.chunk_length(chunk)
+        else:
+            rng = chunk_rng(seed, _STREAM_TRAINING, chunk)
+            entry = training_entry_points(chunk_primaries, sensor, rng)
+            t0 = time.perf_counter()
+            deposits = simulate(
+                energy,
+                chunk_primaries,
+                seed=chunk_seed(seed, _STREAM_TRAINING, chunk),
+                workers=workers,
+                sensor=sensor,
+                entry=entry,
+                **(transport_options or {}),
+            )
+            t1 = time.perf_counter()
+            batch = training_clusters(deposits, rng, model=model, response=response, adc=adc)
+            timing["transport_s"] += t1 - t0
+            timing["geant4_cpu_s"] += float(getattr(deposits, "geant4_seconds", 0.0))
+            del deposits
+            for key, seconds in batch.timing.items():
+                timing[key] += seconds
+            parts.write_chunk(chunk, _chunk_columns(batch, chunk, chunk_primaries), batch.stats)
+            rows = len(batch)
+        lengths.append(rows)
+        total += rows
+        chunk += 1
+        if progress is not None:
+            progress(min(total, n), n)
+        if total == 0 and chunk >= 10:
+            raise DedkitError(
+                f"no cluster passed the selection in {chunk * chunk_primaries} primaries"
+            )
+
+    stats: dict = {}
+    with TrainingSetWriter(output, force=force) as writer:
+        for index, rows in enumerate(lengths):
+            columns, chunk_stats = parts.read_chunk(index)
+            _add_stats(stats, chunk_stats)
+            take = min(rows, n - writer.n_rows)
+            writer.append({k: v[:take] for k, v in columns.items()})
+        writer.set_attrs(
+            {
+                "parameters": parameters,
+                "stats": stats,
+                "feature_names": list(_feature_names()),
+                "convention": (
+                    "entry_x/entry_y and centroid_x/centroid_y are in pixels relative to "
+                    "the crop: crop pixel [i, j] covers j <= x < j + 1, i <= y < i + 1 "
+                    "(the centre pixel [7, 7] spans 7..8); the crop is centred on the "
+                    "pixel holding the cluster's charge centroid"
+                ),
+            }
+        )
+    parts.remove()
+    seconds = time.perf_counter() - started
+    primaries = stats.get("n_primaries", 0)
+    counts = {"clusters": n, "chunks": chunk, "resumed_chunks": resumed,
+              "primaries": primaries}  # fmt: skip
+    details = {
+        "energy_keV": energy,
+        "seed": int(seed),
+        "clusters_produced": int(sum(lengths)),
+        "selected_per_primary": (stats.get("n_selected_clusters", 0) / primaries)
+        if primaries
+        else math.nan,
+        "stats": stats,
+        "timing_s": {k: round(v, 3) for k, v in timing.items()},
+    }
+    return SimReport("dataset", str(output), seconds, counts, details)
+
+
+def _feature_names():
+    from dedkit.hpd.tables import FEATURE_NAMES
+
+    return FEATURE_NAMES

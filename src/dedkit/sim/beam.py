@@ -1,0 +1,350 @@
+"""Where and when electrons arrive: Poisson arrivals per frame from an intensity pattern.
+
+The number of electrons in each frame is Poisson with mean ``flux`` (electrons per frame);
+each electron's entry point is drawn from the pattern's intensity:
+
+- ``flat``: uniform over the sensor;
+- ``spot``: a Gaussian spot (default: the sensor centre, sigma 0.034 px, i.e. the paper's
+  beam of about 2 um diameter as a 2 um FWHM on 25 um pixels);
+- ``scan``: the spot dwelling ``dwell_frames`` frames on each of a list of points in
+  turn, as the paper's random scan across the sensor (section 2.2), repeated if the run
+  has more frames than points x dwell;
+- ``image``: an intensity image of any size stretched over the whole sensor (image pixel
+  (i, j) covers ``x in [j, j + 1) * nx / w``, ``y in [i, i + 1) * ny / h``), uniform
+  within each image pixel.
+
+Positions are in pixel units, pixel (r, c) covering x in [c, c + 1), y in [r, r + 1).
+Electrons of a spot or scan that fall outside the sensor miss it and are dropped (the
+flux is the beam's).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import erf
+
+from dedkit.errors import DedkitError
+
+__all__ = [
+    "PATTERNS",
+    "Arrivals",
+    "BeamPattern",
+    "check_flux",
+    "expected_energy_map",
+    "random_scan_points",
+    "sample_arrivals",
+]
+
+PATTERNS = ("flat", "spot", "scan", "image")
+#: rms of the paper's focused beam, about 2 um across (FWHM), on 25 um pixels
+DEFAULT_SPOT_SIGMA_PX = 2.0 / 2.3548 / 25.0
+
+
+@dataclass(frozen=True, eq=False)
+class BeamPattern:
+    """An intensity pattern on the sensor.
+
+    Attributes
+    ----------
+    kind : {'flat', 'spot', 'scan', 'image'}
+    centre_px : (x, y), optional
+        Spot centre in pixels (default: the sensor centre).
+    sigma_px : float
+        Spot rms per axis, pixels (spot and scan).
+    points_px : (m, 2) array, optional
+        Scan points (x, y) in pixels, visited in order.
+    dwell_frames : int
+        Frames spent on each scan point.
+    image : (h, w) array, optional
+        Non-negative intensity covering the whole sensor.
+    """
+
+    kind: str = "flat"
+    centre_px: tuple[float, float] | None = None
+    sigma_px: float = DEFAULT_SPOT_SIGMA_PX
+    points_px: np.ndarray | None = None
+    dwell_frames: int = 1
+    image: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.kind not in PATTERNS:
+            raise DedkitError(
+                f"beam pattern must be one of {', '.join(PATTERNS)}, not {self.kind!r}"
+            )
+        if not (math.isfinite(self.sigma_px) and self.sigma_px >= 0):
+            raise DedkitError(f"spot sigma must be a number >= 0 pixels, got {self.sigma_px}")
+        if self.kind == "scan":
+            points = (
+                np.asarray(self.points_px, dtype=np.float64) if self.points_px is not None else None
+            )
+            if points is None or points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+                raise DedkitError("a scan needs an (m, 2) array of points (x, y) in pixels")
+            if not np.all(np.isfinite(points)):
+                raise DedkitError("scan points must be finite")
+            object.__setattr__(self, "points_px", points)
+            if not (isinstance(self.dwell_frames, int | np.integer) and self.dwell_frames >= 1):
+                raise DedkitError(f"dwell must be at least 1 frame, got {self.dwell_frames}")
+        if self.kind == "image":
+            if self.image is None:
+                raise DedkitError("an image pattern needs an intensity image")
+            image = np.asarray(self.image, dtype=np.float64)
+            if image.ndim != 2 or image.size == 0:
+                raise DedkitError(f"the intensity image must be 2-D, got shape {image.shape}")
+            if not np.all(np.isfinite(image)) or np.any(image < 0):
+                raise DedkitError("the intensity image must be finite and non-negative")
+            if image.sum() <= 0:
+                raise DedkitError("the intensity image is zero everywhere")
+            object.__setattr__(self, "image", image)
+        if self.centre_px is not None:
+            centre = tuple(float(v) for v in self.centre_px)
+            if len(centre) != 2 or not all(math.isfinite(v) for v in centre):
+                raise DedkitError(f"spot centre must be two finite numbers, got {self.centre_px}")
+            object.__setattr__(self, "centre_px", centre)
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly description (the image by its shape only)."""
+        out = {"kind": self.kind}
+        if self.kind in ("spot", "scan"):
+            out["sigma_px"] = self.sigma_px
+        if self.kind == "spot":
+            out["centre_px"] = list(self.centre_px) if self.centre_px else None
+        if self.kind == "scan":
+            out["n_points"] = len(self.points_px)
+            out["dwell_frames"] = int(self.dwell_frames)
+        if self.kind == "image":
+            out["image_shape"] = list(self.image.shape)
+        return out
+
+
+@dataclass
+class Arrivals:
+    """Electrons arriving in a run of frames.
+
+    Attributes
+    ----------
+    frame : (m,) int64
+        Frame index of each electron (0 = the first frame of the call).
+    x_px, y_px : (m,) float64
+        Entry points in pixels.
+    """
+
+    frame: np.ndarray
+    x_px: np.ndarray
+    y_px: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def random_scan_points(
+    n_points: int, shape: tuple[int, int], rng: np.random.Generator, *, margin_px: float = 20.0
+) -> np.ndarray:
+    """Scan points drawn uniformly over the sensor, ``margin_px`` away from its edges.
+
+    Parameters
+    ----------
+    n_points : int
+    shape : (rows, cols)
+    rng : numpy.random.Generator
+    margin_px : float
+
+    Returns
+    -------
+    (n_points, 2) ndarray of float64
+        (x, y) in pixels.
+    """
+    rows, cols = shape
+    if n_points < 1:
+        raise DedkitError(f"a scan needs at least one point, got {n_points}")
+    margin = min(float(margin_px), 0.25 * min(rows, cols))
+    x = rng.uniform(margin, cols - margin, n_points)
+    y = rng.uniform(margin, rows - margin, n_points)
+    return np.column_stack([x, y])
+
+
+def _centre(pattern: BeamPattern, shape) -> tuple[float, float]:
+    rows, cols = shape
+    return pattern.centre_px if pattern.centre_px is not None else (cols / 2.0, rows / 2.0)
+
+
+def _check_flux_value(flux: float) -> float:
+    try:
+        flux = float(flux)
+    except (TypeError, ValueError):
+        raise DedkitError(f"flux must be a number of electrons per frame, got {flux!r}") from None
+    if not (math.isfinite(flux) and flux > 0):
+        raise DedkitError(f"flux must be a positive number of electrons per frame, got {flux}")
+    return flux
+
+
+def sample_arrivals(
+    pattern: BeamPattern,
+    n_frames: int,
+    flux: float,
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    *,
+    first_frame: int = 0,
+) -> Arrivals:
+    """Draw the electrons of ``n_frames`` frames: Poisson counts, then entry points.
+
+    Parameters
+    ----------
+    pattern : BeamPattern
+    n_frames : int
+    flux : float
+        Mean electrons per frame.
+    shape : (rows, cols)
+        Sensor in pixels.
+    rng : numpy.random.Generator
+    first_frame : int
+        Run frame index of the first frame (sets the scan position).
+
+    Returns
+    -------
+    Arrivals
+        Sorted by frame; frame indices from 0 (relative to ``first_frame``).
+    """
+    flux = _check_flux_value(flux)
+    rows, cols = (int(v) for v in shape)
+    counts = rng.poisson(flux, int(n_frames))
+    frame = np.repeat(np.arange(int(n_frames), dtype=np.int64), counts)
+    m = len(frame)
+    if pattern.kind == "flat":
+        x = rng.uniform(0.0, cols, m)
+        y = rng.uniform(0.0, rows, m)
+    elif pattern.kind == "image":
+        image = pattern.image
+        h, w = image.shape
+        cdf = np.cumsum(image.ravel())
+        index = np.searchsorted(cdf, rng.uniform(0.0, cdf[-1], m), side="right")
+        index = np.minimum(index, image.size - 1)
+        i, j = np.divmod(index, w)
+        x = (j + rng.uniform(0.0, 1.0, m)) * (cols / w)
+        y = (i + rng.uniform(0.0, 1.0, m)) * (rows / h)
+    else:
+        if pattern.kind == "spot":
+            cx, cy = _centre(pattern, shape)
+            centre_x = np.full(m, cx)
+            centre_y = np.full(m, cy)
+        else:
+            point = ((frame + int(first_frame)) // int(pattern.dwell_frames)) % len(
+                pattern.points_px
+            )
+            centre_x = pattern.points_px[point, 0]
+            centre_y = pattern.points_px[point, 1]
+        x = centre_x + pattern.sigma_px * rng.standard_normal(m)
+        y = centre_y + pattern.sigma_px * rng.standard_normal(m)
+    inside = (x >= 0) & (x < cols) & (y >= 0) & (y < rows)
+    return Arrivals(frame=frame[inside], x_px=x[inside], y_px=y[inside])
+
+
+def _spot_fraction(cx: float, cy: float, sigma: float, rows: int, cols: int) -> np.ndarray:
+    # fraction of a Gaussian spot landing in each pixel (erf products)
+    if sigma <= 0:
+        out = np.zeros((rows, cols))
+        c, r = int(math.floor(cx)), int(math.floor(cy))
+        if 0 <= r < rows and 0 <= c < cols:
+            out[r, c] = 1.0
+        return out
+    s = math.sqrt(2.0) * sigma
+    fx = np.diff(0.5 * erf((np.arange(cols + 1) - cx) / s))
+    fy = np.diff(0.5 * erf((np.arange(rows + 1) - cy) / s))
+    return np.outer(fy, fx)
+
+
+def expected_energy_map(
+    pattern: BeamPattern, flux: float, energy_keV: float, shape: tuple[int, int]
+) -> np.ndarray:
+    """Mean beam energy arriving on each pixel per frame (keV), an upper bound of the
+    deposited energy (backscattered electrons take some away and tracks spread it).
+
+    Parameters
+    ----------
+    pattern : BeamPattern
+    flux : float
+    energy_keV : float
+    shape : (rows, cols)
+
+    Returns
+    -------
+    (rows, cols) ndarray of float64
+    """
+    flux = _check_flux_value(flux)
+    rows, cols = (int(v) for v in shape)
+    if pattern.kind == "flat":
+        fraction = np.full((rows, cols), 1.0 / (rows * cols))
+    elif pattern.kind == "spot":
+        cx, cy = _centre(pattern, shape)
+        fraction = _spot_fraction(cx, cy, pattern.sigma_px, rows, cols)
+    elif pattern.kind == "scan":
+        fraction = np.zeros((rows, cols))
+        for x, y in pattern.points_px:
+            fraction += _spot_fraction(x, y, pattern.sigma_px, rows, cols)
+        fraction /= len(pattern.points_px)
+    else:
+        image = pattern.image / pattern.image.sum()
+        h, w = image.shape
+        # sensor pixel centres looked up in the image (nearest image pixel)
+        i = np.minimum(((np.arange(rows) + 0.5) * h / rows).astype(int), h - 1)
+        j = np.minimum(((np.arange(cols) + 0.5) * w / cols).astype(int), w - 1)
+        fraction = image[np.ix_(i, j)] * (h * w) / (rows * cols)
+    return flux * float(energy_keV) * fraction
+
+
+def check_flux(
+    pattern: BeamPattern,
+    flux: float,
+    energy_keV: float,
+    shape: tuple[int, int],
+    range_keV: float,
+) -> list[str]:
+    """Refuse a flux that saturates every pixel; return warnings for a partly saturating one.
+
+    Parameters
+    ----------
+    pattern : BeamPattern
+    flux : float
+        Mean electrons per frame.
+    energy_keV : float
+        Beam energy.
+    shape : (rows, cols)
+    range_keV : float
+        Charge a pixel holds before its ADC saturates.
+
+    Returns
+    -------
+    list of str
+        Warnings (empty unless the brightest pixels receive on average more than twice
+        ``range_keV`` per frame).
+
+    Raises
+    ------
+    DedkitError
+        When even the least illuminated pixel receives on average more than
+        ``range_keV`` per frame.
+    """
+    expected = expected_energy_map(pattern, flux, energy_keV, shape)
+    lowest = float(expected.min())
+    if lowest >= range_keV:
+        rows, cols = shape
+        limit = flux * range_keV / lowest
+        raise DedkitError(
+            f"a flux of {flux:g} electrons/frame saturates every pixel: each receives "
+            f"{lowest:.0f} keV per frame on average, above the ADC range of "
+            f"{range_keV:.0f} keV; use a flux below {limit:.0f} electrons/frame "
+            f"on {cols} x {rows} pixels"
+        )
+    highest = float(expected.max())
+    if highest >= 2 * range_keV:
+        # one electron spreads its energy over several pixels, so only a mean of more
+        # than twice the range makes saturation and pile-up in the brightest pixels likely
+        return [
+            f"the brightest pixels receive {highest:.0f} keV per frame on average, over "
+            f"twice the ADC range of {range_keV:.0f} keV: expect saturated pixels and "
+            "piled-up electrons there"
+        ]
+    return []
