@@ -28,7 +28,6 @@ start, stop)``). The file appears under its name only when complete (dedkit.io.a
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import h5py
@@ -36,7 +35,7 @@ import numpy as np
 
 from dedkit import __version__
 from dedkit.errors import DedkitError
-from dedkit.io.atomic import CommitOnSuccess, check_output_path, temporary_sibling
+from dedkit.io.h5 import H5Writer, open_h5
 from dedkit.sim.geometry import SensorGeometry
 from dedkit.sim.transport import ElectronDeposits
 
@@ -56,7 +55,7 @@ _STEP = {"x_um": "step_x_um", "y_um": "step_y_um", "z_um": "step_z_um", "edep_ke
 _CHUNK = 65536
 
 
-class DepositsWriter(CommitOnSuccess):
+class DepositsWriter(H5Writer):
     """Write electron deposits to HDF5 in batches; the file appears on :meth:`close`.
 
     Parameters
@@ -76,16 +75,13 @@ class DepositsWriter(CommitOnSuccess):
     """
 
     def __init__(self, path, *, force: bool = False, attrs: dict | None = None):
-        self.path = check_output_path(path, force=force)
-        self._temporary = temporary_sibling(self.path)
-        self._temporary.unlink(missing_ok=True)
         self._attrs = dict(attrs or {})
         self._first: ElectronDeposits | None = None
         self._n = 0
         self._m = 0
         self._seconds = 0.0
         try:
-            self._file = h5py.File(self._temporary, "w")
+            self._start(path, force=force)
             prim = self._file.create_group("primaries")
             for name, (dtype, shape) in _PRIMARY.items():
                 prim.create_dataset(
@@ -112,7 +108,7 @@ class DepositsWriter(CommitOnSuccess):
                     shuffle=True,
                 )
         except BaseException:
-            self._discard()
+            self.abort()
             raise
 
     def append(self, deposits: ElectronDeposits) -> None:
@@ -191,23 +187,10 @@ class DepositsWriter(CommitOnSuccess):
                 if name in attrs:
                     raise DedkitError(f"attribute name {name!r} is reserved")
                 attrs[name] = json.dumps(value)
-            self._file.close()
-            self._file = None
-            os.replace(self._temporary, self.path)
+            return self._publish()
         except BaseException:
-            self._discard()
+            self.abort()
             raise
-        return self.path
-
-    def abort(self) -> None:
-        """Discard everything written; leave any existing file as it was."""
-        self._discard()
-
-    def _discard(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self._file.close()
-        self._file = None
-        self._temporary.unlink(missing_ok=True)
 
 
 def write_deposits(path, deposits: ElectronDeposits, *, force: bool = False) -> Path:
@@ -219,12 +202,7 @@ def write_deposits(path, deposits: ElectronDeposits, *, force: bool = False) -> 
 
 def _open(path) -> h5py.File:
     path = Path(path)
-    if not path.is_file():
-        raise DedkitError("deposits file not found", path=path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as error:
-        raise DedkitError(f"not a readable HDF5 file ({error})", path=path) from None
+    f = open_h5(path, "deposits file")
     if f.attrs.get("dedkit_kind") != KIND:
         f.close()
         raise DedkitError("not a dedkit electron deposits file", path=path)

@@ -24,7 +24,6 @@ other JSON-serialisable value (dicts, lists, None) as JSON text, restored on rea
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import fields
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.tables import ClusterTable, EventTable
-from dedkit.io.atomic import CommitOnSuccess, check_output_path, temporary_sibling
+from dedkit.io.h5 import H5Writer, open_h5
 
 __all__ = ["TableWriter", "read_attrs", "read_table", "table_length", "write_table"]
 
@@ -87,7 +86,7 @@ def _store_attrs(group: h5py.Group, attrs: dict | None) -> None:
     group.attrs["dedkit_json_attrs"] = json.dumps(as_json)
 
 
-class TableWriter(CommitOnSuccess):
+class TableWriter(H5Writer):
     """Write a table to HDF5 in pieces; the file appears, complete, on :meth:`close`.
 
     Parameters
@@ -133,21 +132,18 @@ class TableWriter(CommitOnSuccess):
             raise DedkitError(f"compression must be 'gzip' or 'lzf', not {compression!r}")
         if chunk_rows is not None and chunk_rows < 1:
             raise DedkitError(f"chunk_rows must be at least 1, not {chunk_rows}")
-        self.path = check_output_path(path, force=force)
         self.kind = kind
         self._chunk_rows = chunk_rows
         self._compression = compression
         self._units_or_method = None
         self._n_rows = 0
-        self._temporary = temporary_sibling(self.path)
-        self._temporary.unlink(missing_ok=True)
         try:
-            self._file = h5py.File(self._temporary, "w")
+            self._start(path, force=force)
             self._group = self._file.create_group(group or kind)
             self._group.attrs["dedkit_kind"] = kind
             _store_attrs(self._group, attrs)
         except BaseException:
-            self._discard()
+            self.abort()
             raise
 
     def append(self, table) -> None:
@@ -218,23 +214,10 @@ class TableWriter(CommitOnSuccess):
                 self.append(empty)
             label = "dedkit_units" if self.kind == "clusters" else "dedkit_method"
             self._group.attrs[label] = self._units_or_method
-            self._file.close()
-            self._file = None
-            os.replace(self._temporary, self.path)
+            return self._publish()
         except BaseException:
-            self._discard()
+            self.abort()
             raise
-        return self.path
-
-    def abort(self) -> None:
-        """Discard everything written; leave any existing file as it was."""
-        self._discard()
-
-    def _discard(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self._file.close()
-        self._file = None
-        self._temporary.unlink(missing_ok=True)
 
 
 def _empty_events() -> EventTable:
@@ -295,13 +278,7 @@ def write_table(
 
 
 def _open(path) -> h5py.File:
-    path = Path(path)
-    if not path.is_file():
-        raise DedkitError("table file not found", path=path)
-    try:
-        return h5py.File(path, "r")
-    except OSError as error:
-        raise DedkitError(f"not a readable HDF5 file ({error})", path=path) from None
+    return open_h5(path, "table file")
 
 
 def _table_group(file: h5py.File, group: str | None) -> h5py.Group:

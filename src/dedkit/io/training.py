@@ -42,7 +42,8 @@ import h5py
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import CommitOnSuccess, check_output_path, temporary_sibling
+from dedkit.io.atomic import temporary_sibling
+from dedkit.io.h5 import H5Writer, open_h5
 
 __all__ = [
     "TRAINING_COLUMNS",
@@ -94,7 +95,7 @@ def _as_stored(name: str, column) -> np.ndarray:
     return np.ascontiguousarray(column, dtype=dtype)
 
 
-class TrainingSetWriter(CommitOnSuccess):
+class TrainingSetWriter(H5Writer):
     """Write a training set piece by piece; the file appears, complete, on :meth:`close`.
 
     Parameters
@@ -110,13 +111,10 @@ class TrainingSetWriter(CommitOnSuccess):
     def __init__(self, path, *, attrs: dict | None = None, compression="gzip", force=False):
         if compression not in ("gzip", "lzf"):
             raise DedkitError(f"compression must be 'gzip' or 'lzf', not {compression!r}")
-        self.path = check_output_path(path, force=force)
         self._compression = compression
         self._n_rows = 0
-        self._temporary = temporary_sibling(self.path)
-        self._temporary.unlink(missing_ok=True)
         try:
-            self._file = h5py.File(self._temporary, "w")
+            self._start(path, force=force)
             self._group = self._file.create_group(GROUP)
             self._group.attrs["dedkit_kind"] = "training"
             self._group.attrs["format_version"] = FORMAT_VERSION
@@ -179,30 +177,15 @@ class TrainingSetWriter(CommitOnSuccess):
             if "image" not in self._group:
                 raise DedkitError("a training set needs at least one row", path=self.path)
             self._group.attrs["n_rows"] = self._n_rows
-            self._file.close()
-            self._file = None
-            os.replace(self._temporary, self.path)
+            return self._publish()
         except BaseException:
             self.abort()
             raise
-        return self.path
-
-    def abort(self) -> None:
-        """Discard the file being written."""
-        if getattr(self, "_file", None) is not None:
-            self._file.close()
-        self._file = None
-        self._temporary.unlink(missing_ok=True)
 
 
 def _open(path) -> h5py.File:
     path = Path(path)
-    if not path.is_file():
-        raise DedkitError("training set not found", path=path)
-    try:
-        file = h5py.File(path, "r")
-    except OSError as error:
-        raise DedkitError(f"not a readable HDF5 file ({one_line(error)})", path=path) from None
+    file = open_h5(path, "training set")
     if GROUP not in file or file[GROUP].attrs.get("dedkit_kind") != "training":
         file.close()
         raise DedkitError("not a dedkit training set", path=path)
