@@ -17,6 +17,7 @@ import click
 
 from dedkit import __version__
 from dedkit.cli.camera import camera
+from dedkit.cli.learn import learn
 from dedkit.cli.output import emit_json, emit_report, progress_bar, run_job
 from dedkit.cli.reduce import reduce_command
 from dedkit.cli.sim import sim
@@ -418,7 +419,15 @@ def hpd_clusters(
 
 @hpd.command("localize")
 @click.argument("clusters", type=click.Path())
-@click.option("--method", type=click.Choice(["centroid", "eta2", "eta3"]), default="centroid")
+@click.option(
+    "--method", type=click.Choice(["centroid", "eta2", "eta3", "cnn"]), default="centroid"
+)
+@click.option(
+    "--model",
+    type=click.Path(),
+    default=None,
+    help="cnn: MODEL (.npz/.json) from 'dedkit learn train' (default: the shipped one).",
+)
 @click.option("--output", "-o", required=True, type=click.Path(), help="EVENTS.h5 to write.")
 @click.option(
     "--flat-field",
@@ -437,9 +446,9 @@ def hpd_clusters(
 @json_option
 @quiet_option
 def hpd_localize(
-    clusters, method, output, flat_field, beam_energy, no_select, force, as_json, quiet
+    clusters, method, model, output, flat_field, beam_energy, no_select, force, as_json, quiet
 ):
-    """Select single electrons and localise them (centroid or eta)."""
+    """Select single electrons and localise them (centroid, eta or the CNN)."""
     from dedkit.jobs.hpd import localize_clusters
 
     with progress_bar("localize", quiet=quiet) as progress:
@@ -450,6 +459,7 @@ def hpd_localize(
             flat_field=flat_field,
             beam_energy_keV=beam_energy,
             select=not no_select,
+            model=model,
             force=force,
             progress=progress,
         )
@@ -512,6 +522,7 @@ cli.add_command(camera)
 cli.add_command(reduce_command)
 cli.add_command(study)
 cli.add_command(sim)
+cli.add_command(learn)
 
 
 def main(argv=None) -> int:

@@ -48,6 +48,7 @@ bilinear interpolation is disabled). Finally ``x = column + 0.5 + u + dx`` for e
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -117,8 +118,15 @@ def available_localizers() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
+# Localizers that live in optional packages and register themselves when imported (the
+# import itself needs no optional dependency; using them does)
+_REGISTERED_ON_IMPORT = {"cnn": "dedkit.learn.localizer"}
+
+
 def get_localizer(name: str, **kwargs) -> Localizer:
     """Build the localizer registered as ``name`` with keyword arguments ``kwargs``."""
+    if name not in _REGISTRY and name in _REGISTERED_ON_IMPORT:
+        importlib.import_module(_REGISTERED_ON_IMPORT[name])
     if name not in _REGISTRY:
         raise DedkitError(
             f"unknown localizer {name!r}; use one of {', '.join(available_localizers())}"

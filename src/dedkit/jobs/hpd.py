@@ -393,10 +393,15 @@ def localize_clusters(
     energy_window_keV=None,
     select: bool = True,
     cluster_size=(3, 3),
+    model=None,
     force: bool = False,
     progress: ProgressCallback | None = None,
 ) -> HpdReport:
     """Localise clusters (``.h5`` or ``.clust``) and write an events table (``.h5``).
+
+    ``method='cnn'`` uses the network ``model`` (default the shipped one, see
+    :mod:`dedkit.learn`) and refuses clusters whose beam energy (``beam_energy_keV``, else
+    the clusters file's) or sensor (when the file records it) differs from its card.
 
     Clusters in keV are first selected as single electrons by energy (default window
     20-205 keV at 200 keV, scaled by the beam energy), counting every rejection. η
@@ -421,6 +426,8 @@ def localize_clusters(
         reference = table if flat_field is None else _read_clusters(flat_field, cluster_size)[0]
         localizer = EtaInterpolator(kind=method)
         localizer.fit(reference)
+    elif method == "cnn":
+        localizer = _cnn_localizer(model, beam_energy_keV, attrs)
     else:
         localizer = get_localizer(method)
     events_attrs = {
@@ -445,6 +452,20 @@ def localize_clusters(
         report_counts,
         {"method": method, "selection": selection.to_dict() if selection else None},
     )
+
+
+def _cnn_localizer(model, beam_energy_keV, attrs: dict):
+    # the data's energy: given, else the clusters file's; its sensor when recorded
+    import dedkit.learn.localizer  # noqa: F401  (registers 'cnn'; imports no torch)
+
+    beam = beam_energy_keV if beam_energy_keV is not None else attrs.get("beam_energy_keV")
+    if beam is None:
+        raise DedkitError(
+            "the clusters file does not record the beam energy; give --beam-energy for the cnn"
+        )
+    sensor = attrs.get("sensor") if isinstance(attrs.get("sensor"), dict) else {}
+    sensor = {k: sensor.get(k, attrs.get(k)) for k in ("thickness_um", "pitch_um")}
+    return get_localizer("cnn", model=model, beam_energy_keV=float(beam), sensor=sensor)
 
 
 def make_image(

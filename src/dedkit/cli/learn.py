@@ -1,0 +1,204 @@
+"""``dedkit learn``: train and evaluate the CNN localiser (needs the ``learn`` extra)."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+
+import click
+
+from dedkit.cli.output import emit_json, stderr
+from dedkit.errors import DedkitError
+
+
+def _need_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise DedkitError(
+            "dedkit learn needs PyTorch: pip install -c constraints.txt 'dedkit[learn]'"
+        ) from None
+
+
+@contextlib.contextmanager
+def _training_bar(quiet: bool):
+    """A progress bar with epoch and loss (stderr, terminals only)."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("train", total=None, epoch="-", loss="-")
+        smoothed = {"loss": None}
+
+        def update(done: int, total: int, epoch: int = 0, loss: float = float("nan")) -> None:
+            s = smoothed["loss"]
+            smoothed["loss"] = loss if s is None else 0.98 * s + 0.02 * loss
+            bar.update(task, completed=done, total=total, epoch=epoch,
+                       loss=f"{smoothed['loss']:.4f}")  # fmt: skip
+
+        yield update
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command with every option spelt out (recorded on the model card)."""
+    words = [ctx.command_path]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            words.append(shlex.quote(str(value)))
+        elif param.is_flag:
+            if value and param.name not in ("as_json", "quiet"):
+                words.append(param.opts[0])
+        elif value is not None:
+            words += [max(param.opts, key=len), shlex.quote(str(value))]
+    return " ".join(words)
+
+
+@click.group()
+def learn():
+    """Deep-learning electron localisation (the MÖNCH paper's CNN): train, evaluate."""
+
+
+@learn.command("train")
+@click.argument("dataset", type=click.Path())
+@click.option("--output", "-o", required=True, type=click.Path(), help="MODEL (.npz + .json).")
+@click.option(
+    "--arch",
+    default="paper",
+    show_default=True,
+    help="Architecture: paper (7 x 64 channels), c48, c32, c24, c16, c8 (7 x N), c32x5.",
+)
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate.")
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
+@click.option("--weight-decay", type=float, default=1e-4, show_default=True)
+@click.option(
+    "--schedule",
+    type=click.Choice(["constant", "cosine"]),
+    default="constant",
+    show_default=True,
+    help="Learning-rate schedule.",
+)
+@click.option(
+    "--label-noise",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Gaussian label noise sd (label smoothing), in --label-noise-unit.",
+)
+@click.option(
+    "--label-noise-unit", type=click.Choice(["px", "um"]), default="px", show_default=True
+)
+@click.option(
+    "--pixel-noise",
+    type=float,
+    default=0.18,
+    show_default=True,
+    help="Extra noise on the cluster's pixels, keV.",
+)
+@click.option("--no-augment", is_flag=True, help="No flips/rotations.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=None,
+    help="Use only the first N clusters of DATASET.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="auto: CUDA when available, else CPU.",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
+@click.option("--force", is_flag=True, help="Overwrite MODEL; discard an old checkpoint.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def learn_train(dataset, output, arch, epochs, batch_size, optimizer, lr, momentum,
+                weight_decay, schedule, label_noise, label_noise_unit, pixel_noise,
+                no_augment, limit, seed, threads, device, resume, force, as_json,
+                quiet):  # fmt: skip
+    """Train the localisation network on a training set (dedkit sim dataset): 7:3
+    split, 8 symmetries, label and pixel noise, a checkpoint every epoch."""
+    _need_torch()
+    from dedkit.learn.train import TrainConfig, train_model
+
+    config = TrainConfig(
+        arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+        momentum=momentum, weight_decay=weight_decay, schedule=schedule,
+        label_noise=label_noise, label_noise_unit=label_noise_unit,
+        pixel_noise_keV=pixel_noise, augment=not no_augment, limit=limit, seed=seed,
+        threads=threads, device=device,
+    )  # fmt: skip
+    command = _command_line(click.get_current_context())
+    with _training_bar(quiet) as progress:
+        report = train_model(dataset, output, config, resume=resume, force=force,
+                             command=command, progress=progress)  # fmt: skip
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(report.text())
+
+
+@learn.command("evaluate")
+@click.argument("dataset", type=click.Path())
+@click.option(
+    "--model",
+    "-m",
+    type=click.Path(),
+    default=None,
+    help="MODEL (.npz or .json; default: the shipped 200 keV model).",
+)
+@click.option(
+    "--limit", type=click.IntRange(1), default=None, help="Evaluate only the first N clusters."
+)
+@click.option(
+    "--eta-reference",
+    type=click.Path(),
+    default=None,
+    help="Training set for the eta flat-field map (default: DATASET).",
+)
+@click.option("--figure", type=click.Path(), default=None, help="Residual histograms, PNG.")
+@click.option("--force", is_flag=True, help="Overwrite the figure.")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Add the results to the model card (metrics.held_out.<dataset name>).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, as_json):
+    """RMSE and mean residual per axis of CNN, eta and centroid on a held-out set, for
+    all, fully absorbed and backscattered electrons."""
+    _need_torch()
+    from dedkit.learn.evaluate import evaluate_model
+
+    report = evaluate_model(dataset, model, limit=limit, eta_reference=eta_reference,
+                            figure=figure, force=force, record=record)  # fmt: skip
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(report.text())
+    if report.figure_note:
+        click.echo(f"dedkit learn evaluate: {report.figure_note}", err=True)

@@ -1,0 +1,494 @@
+"""Training the localisation network as in the MÖNCH paper (section 3.2).
+
+Defaults are the paper's: SGD (lr 0.001, momentum 0.9, weight decay 1e-4), batch 128,
+MSE over the two coordinates, a 7:3 train/test split, each cluster turned by a random
+one of the 8 symmetries of the square, Gaussian label noise (sd 1.0, unit explicit:
+``label_noise_unit``), extra pixel noise of 0.18 keV. ``optimizer='adam'`` and
+``schedule='cosine'`` are offered for CPU budgets too small for SGD at lr 0.001.
+
+**Reproducibility.** The split depends on ``seed`` only; the shuffling, augmentation and
+noise of epoch k come from ``SeedSequence(seed, spawn_key=(k,))`` and the initial weights
+from ``torch.manual_seed(seed)``, so a run interrupted and resumed gives the same model as
+an uninterrupted one (on the same device and thread count).
+
+**Checkpoints.** After every epoch the network, the optimiser's state and the loss
+history are written (atomically) to a folder beside the output, ``.NAME.ckpt``; a run
+with ``resume=True`` continues from the last finished epoch. The folder is removed once
+the model is written. Loss curves: ``NAME.loss.csv`` and, with matplotlib,
+``NAME.loss.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dedkit import __version__
+from dedkit.errors import DedkitError, one_line
+from dedkit.hpd.tables import FEATURE_NAMES
+from dedkit.io.atomic import check_output_path, temporary_sibling
+from dedkit.learn.data import (
+    LABEL_NOISE_UNITS,
+    add_label_noise,
+    add_pixel_noise,
+    file_sha256,
+    load_training_arrays,
+    random_symmetries,
+    split_indices,
+)
+from dedkit.learn.model import ARCHITECTURES, build_model, count_parameters, predict, state_arrays
+from dedkit.learn.store import model_paths, save_model
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "TrainReport", "train_model"]
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (stored on the model card).
+
+    Attributes
+    ----------
+    arch : str
+        Architecture preset (:data:`dedkit.learn.model.ARCHITECTURES`).
+    epochs : int
+    batch_size : int
+    optimizer : {'sgd', 'adam'}
+    lr, momentum, weight_decay : float
+        momentum is SGD's (Adam uses its defaults).
+    schedule : {'constant', 'cosine'}
+        Learning rate constant, or cosine-annealed to 0 over the run, batch by batch.
+    label_noise : float
+        Standard deviation of the Gaussian noise added to the labels.
+    label_noise_unit : {'px', 'um'}
+    pixel_noise_keV : float
+        Extra Gaussian noise on the cluster's pixels.
+    augment : bool
+        Random symmetry of the square per cluster.
+    train_fraction : float
+    seed : int
+    limit : int or None
+        Use only the first ``limit`` clusters of the set.
+    eval_samples : int
+        Test clusters evaluated after every epoch (the loss curve); all at the end.
+    threads : int or None
+        torch CPU threads (default: torch's).
+    device : str
+        'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.
+    image_scale_keV : float
+        The image is divided by this inside the network.
+    """
+
+    arch: str = "paper"
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "constant"
+    label_noise: float = 1.0
+    label_noise_unit: str = "px"
+    pixel_noise_keV: float = 0.18
+    augment: bool = True
+    train_fraction: float = 0.7
+    seed: int = 0
+    limit: int | None = None
+    eval_samples: int = 20000
+    threads: int | None = None
+    device: str = "auto"
+    image_scale_keV: float = 10.0
+
+    def check(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise DedkitError(
+                f"unknown architecture {self.arch!r}; use one of {', '.join(ARCHITECTURES)}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise DedkitError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise DedkitError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        if self.label_noise_unit not in LABEL_NOISE_UNITS:
+            raise DedkitError(f"label noise unit must be one of {', '.join(LABEL_NOISE_UNITS)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise DedkitError("device must be auto, cpu or cuda")
+        for name in ("epochs", "batch_size", "eval_samples"):
+            if getattr(self, name) < 1:
+                raise DedkitError(f"{name.replace('_', ' ')} must be >= 1")
+        for name in ("lr", "image_scale_keV"):
+            if not getattr(self, name) > 0:
+                raise DedkitError(f"{name} must be > 0")
+        if self.label_noise < 0 or self.pixel_noise_keV < 0 or self.weight_decay < 0:
+            raise DedkitError("noise levels and weight decay must be >= 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainReport:
+    """What a training run did."""
+
+    command: str
+    inputs: list[str]
+    output: str
+    seconds: float
+    counts: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 2)
+        return d
+
+    def text(self) -> str:
+        m = self.details.get("metrics", {}).get("split_test", {})
+        rmse = m.get("rmse_px", {})
+        return (
+            f"learn train: wrote {self.output} in {self.seconds:.1f} s "
+            f"({self.counts.get('epochs')} epochs, {self.counts.get('train')} training / "
+            f"{self.counts.get('test')} test clusters); "
+            f"test RMSE x {rmse.get('x', float('nan')):.3f}"
+            f" px, y {rmse.get('y', float('nan')):.3f} px"
+        )
+
+
+def checkpoint_folder(output) -> Path:
+    """Where the checkpoints of a run writing ``output`` live."""
+    weights, _ = model_paths(output)
+    return weights.with_name(f".{weights.stem}.ckpt")
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise DedkitError("no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _learning_rate(config: TrainConfig, step: int, total: int) -> float:
+    if config.schedule == "constant":
+        return config.lr
+    return 0.5 * config.lr * (1 + math.cos(math.pi * min(step, total) / total))
+
+
+def _make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _save_checkpoint(folder: Path, model, optimizer, epoch: int, meta: dict) -> None:
+    folder.mkdir(exist_ok=True)
+    arrays = {f"model/{k}": v for k, v in state_arrays(model).items()}
+    opt = optimizer.state_dict()
+    for index, state in opt["state"].items():
+        for key, value in state.items():
+            arrays[f"opt/{index}/{key}"] = torch.as_tensor(value).detach().cpu().numpy()
+    weights = folder / "checkpoint.npz"
+    temporary = temporary_sibling(weights)
+    with temporary.open("wb") as f:
+        np.savez(f, **arrays)
+    # the state file names the epoch; written after the weights so it never points ahead
+    os.replace(temporary, weights)
+    state = {**meta, "epoch": epoch, "param_groups": opt["param_groups"]}
+    path = folder / "state.json"
+    temporary = temporary_sibling(path)
+    temporary.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _load_checkpoint(folder: Path, model, optimizer) -> dict:
+    try:
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        with np.load(folder / "checkpoint.npz", allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, json.JSONDecodeError) as error:
+        raise DedkitError(f"unreadable checkpoint ({one_line(error)})", path=folder) from None
+    model.load_state_dict(
+        {
+            k[len("model/") :]: torch.from_numpy(v)
+            for k, v in arrays.items()
+            if k.startswith("model/")
+        }
+    )
+    opt_state: dict = {}
+    for name, value in arrays.items():
+        if name.startswith("opt/"):
+            _, index, key = name.split("/", 2)
+            opt_state.setdefault(int(index), {})[key] = torch.from_numpy(value)
+    optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
+    return state
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def rmse_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
+    """RMSE and mean residual (predicted - truth) per axis, pixels."""
+    residual = np.asarray(predicted, np.float64) - np.asarray(truth, np.float64)
+    return {
+        "n": int(len(residual)),
+        "rmse_px": {a: float(np.sqrt(np.mean(residual[:, i] ** 2))) for i, a in enumerate("xy")},
+        "mean_residual_px": {a: float(np.mean(residual[:, i])) for i, a in enumerate("xy")},
+    }
+
+
+def write_loss_curves(history: list[dict], output) -> tuple[Path, Path | None]:
+    """``NAME.loss.csv`` and, if matplotlib is installed, ``NAME.loss.png``."""
+    weights, _ = model_paths(output)
+    csv_path = weights.with_name(weights.stem + ".loss.csv")
+    temporary = temporary_sibling(csv_path)
+    with temporary.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(temporary, csv_path)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return csv_path, None
+    png_path = weights.with_name(weights.stem + ".loss.png")
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+    ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="training (noisy labels)")
+    ax.plot(epochs, [h["test_loss"] for h in history], "s-", label="test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE loss (px$^2$, both axes)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    temporary = temporary_sibling(png_path)
+    fig.savefig(temporary, format="png")
+    plt.close(fig)
+    os.replace(temporary, png_path)
+    return csv_path, png_path
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train_model(
+    dataset,
+    output,
+    config: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    command: str | None = None,
+    progress=None,
+) -> TrainReport:
+    """Train a network on a training set and save it as ``output`` (.npz + .json card).
+
+    Parameters
+    ----------
+    dataset : path-like
+        Training set of ``dedkit sim dataset`` (:mod:`dedkit.io.training`).
+    output : path-like
+        The model: ``M`` / ``M.npz`` / ``M.json``.
+    config : TrainConfig
+    resume : bool
+        Continue from the checkpoint of an interrupted run with the same settings.
+    force : bool
+        Overwrite an existing model, discard an existing checkpoint (without ``resume``).
+    command : str, optional
+        The command line, recorded on the card.
+    progress : callable, optional
+        ``progress(done, total, **info)`` after each batch (done and total in batches,
+        info: epoch, loss).
+    """
+    started = time.perf_counter()
+    config = config or TrainConfig()
+    config.check()
+    weights_path, card_path = model_paths(output)
+    check_output_path(weights_path, [dataset], force)
+    check_output_path(card_path, [dataset], force)
+    folder = checkpoint_folder(output)
+    if folder.exists() and not resume:
+        if not force:
+            raise DedkitError(
+                "an unfinished training run's checkpoint is in the way; use --resume to "
+                "continue it or --force to start afresh",
+                path=folder,
+            )
+        shutil.rmtree(folder)
+    if resume and not folder.exists():
+        raise DedkitError("nothing to resume: no checkpoint beside the output", path=folder)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = _device(config.device)
+
+    data = load_training_arrays(dataset, config.limit)
+    train_index, test_index = split_indices(len(data), config.train_fraction, config.seed)
+    train, test = data.subset(train_index), data.subset(test_index)
+    pitch_um = float(data.sensor.get("pitch_um", 25.0))
+    feature_mean = train.features.astype(np.float64).mean(axis=0)
+    feature_std = train.features.astype(np.float64).std(axis=0)
+    feature_std[feature_std == 0] = 1.0  # a constant feature (the beam energy)
+    torch.manual_seed(config.seed)
+    model = build_model(
+        config.arch,
+        image_scale=config.image_scale_keV,
+        feature_mean=feature_mean,
+        feature_std=feature_std,
+    ).to(device)
+    optimizer = _make_optimizer(config, model)
+    dataset_hash = file_sha256(dataset)
+    meta = {"config": config.to_dict(), "dataset_sha256": dataset_hash}
+    history: list[dict] = []
+    first_epoch = 0
+    if resume:
+        state = _load_checkpoint(folder, model, optimizer)
+        stored = dict(state.get("config", {}))
+        differ = sorted(
+            k
+            for k in meta["config"]
+            if k not in ("threads",) and stored.get(k) != meta["config"][k]
+        )
+        if differ or state.get("dataset_sha256") != dataset_hash:
+            raise DedkitError(
+                "the checkpoint was made with other settings "
+                f"({', '.join(differ) or 'training data'}); use --force to start afresh",
+                path=folder,
+            )
+        history = state.get("history", [])
+        first_epoch = int(state["epoch"])
+        model.to(device)
+
+    n_batches = math.ceil(len(train) / config.batch_size)
+    total_steps = config.epochs * n_batches
+    eval_part = test.subset(slice(0, min(config.eval_samples, len(test))))
+    for epoch in range(first_epoch, config.epochs):
+        epoch_started = time.perf_counter()
+        rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(epoch,)))
+        order = rng.permutation(len(train))
+        model.train()
+        total_loss = 0.0
+        for b in range(n_batches):
+            chosen = np.sort(order[b * config.batch_size : (b + 1) * config.batch_size])
+            images = train.images[chosen]
+            targets = train.targets[chosen]
+            features = train.features[chosen]
+            if config.augment:
+                images, targets, features = random_symmetries(images, targets, features, rng)
+            images = add_pixel_noise(images, config.pixel_noise_keV, rng)
+            targets = add_label_noise(
+                targets, config.label_noise, config.label_noise_unit, pitch_um, rng
+            )
+            step = epoch * n_batches + b
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(config, step, total_steps)
+            x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+            f = torch.from_numpy(np.ascontiguousarray(features)).to(device)
+            y = torch.from_numpy(np.ascontiguousarray(targets)).to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.mse_loss(model(x, f), y)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise DedkitError(
+                    f"training diverged at epoch {epoch + 1} (loss {value}); lower the "
+                    "learning rate"
+                )
+            total_loss += value * len(chosen)
+            if progress is not None:
+                progress(step + 1, total_steps, epoch=epoch + 1, loss=value)
+        predicted = predict(model, eval_part.images, eval_part.features, device=device)
+        metrics = rmse_metrics(predicted, eval_part.targets)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": total_loss / len(train),
+                "test_loss": float(np.mean((predicted - eval_part.targets) ** 2)),
+                "test_rmse_x_px": metrics["rmse_px"]["x"],
+                "test_rmse_y_px": metrics["rmse_px"]["y"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": round(time.perf_counter() - epoch_started, 2),
+            }
+        )
+        _save_checkpoint(folder, model, optimizer, epoch + 1, {**meta, "history": history})
+
+    model.eval()
+    predicted = predict(model, test.images, test.features, device=device)
+    split_metrics = rmse_metrics(predicted, test.targets)
+    centroid_metrics = rmse_metrics(test.centroid, test.targets)
+    arch = ARCHITECTURES[config.arch]
+    parameters = data.attrs.get("parameters", {})
+    card = {
+        "architecture": arch.to_dict(),
+        "n_parameters": count_parameters(model),
+        "input": {
+            "crop": data.crop,
+            "image_units": "keV",
+            "image_scale_keV": config.image_scale_keV,
+            "feature_names": list(FEATURE_NAMES),
+            "feature_mean": feature_mean.tolist(),
+            "feature_std": feature_std.tolist(),
+        },
+        "output": "impact point (x, y) in pixels from the crop centre (the centre of the "
+        "cluster's reference pixel); frame position = reference pixel + 0.5 + output",
+        "energy_keV": data.energy_keV,
+        "sensor": {
+            "thickness_um": data.sensor.get("thickness_um"),
+            "pitch_um": data.sensor.get("pitch_um"),
+        },
+        "training": {
+            "dataset": Path(dataset).name,
+            "dataset_sha256": dataset_hash,
+            "dataset_seed": parameters.get("seed"),
+            "n_clusters": len(data),
+            "n_train": len(train),
+            "n_test": len(test),
+            "config": config.to_dict(),
+            "history": history,
+            "device": str(device),
+            "torch": torch.__version__,
+            "dedkit": __version__,
+        },
+        "metrics": {"split_test": split_metrics, "split_test_centroid": centroid_metrics},
+        "command": command,
+    }
+    save_model(output, {k: v.astype(np.float32) for k, v in state_arrays(model).items()}, card,
+               force=force or resume)  # fmt: skip
+    csv_path, png_path = write_loss_curves(history, output)
+    shutil.rmtree(folder, ignore_errors=True)
+    return TrainReport(
+        "train",
+        [str(dataset)],
+        str(weights_path),
+        time.perf_counter() - started,
+        {"epochs": config.epochs, "train": len(train), "test": len(test)},
+        {
+            "card": str(card_path),
+            "loss_csv": str(csv_path),
+            "loss_png": None if png_path is None else str(png_path),
+            "metrics": card["metrics"],
+            "resumed_from_epoch": first_epoch,
+            "device": str(device),
+        },
+    )

@@ -1,0 +1,117 @@
+"""``dedkit learn train / evaluate`` and ``dedkit hpd localize --method cnn`` (torch only;
+a tiny training set made without Geant4, a few seconds on one CPU)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "learn"))
+
+from tiny_set import make_tiny_set  # noqa: E402
+
+from dedkit.io.events import TableWriter, read_table  # noqa: E402
+from dedkit.io.training import read_training_set  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(training set, model) from the CLI itself."""
+    from dedkit.cli.main import main
+
+    folder = tmp_path_factory.mktemp("learn_cli")
+    data = make_tiny_set(folder / "set.h5", n=200, seed=5)
+    status = main(["learn", "train", str(data), "-o", str(folder / "m"), "--arch", "c16",
+                   "--epochs", "2", "--optimizer", "adam", "--threads", "1", "-q"])  # fmt: skip
+    assert status == 0
+    return data, folder / "m.json"
+
+
+def test_train_and_evaluate(run, trained, tmp_path):
+    data, model = trained
+    card = model.with_suffix(".json").read_text()
+    assert '"arch": "c16"' in card and "learn train" in card
+    r = run("learn", "evaluate", data, "--model", model, "--json", "--figure", tmp_path / "f.png")
+    assert r.status == 0, r
+    d = r.json
+    assert d["n_clusters"] == 200
+    for key in ("rmse_px", "mean_residual_px"):
+        assert set(d[key]) == {"cnn", "eta", "centroid"}
+        assert set(d[key]["cnn"]) == {"x", "y"}
+    assert d["backscattered"]["n"] + d["fully_absorbed"]["n"] == 200
+    assert (tmp_path / "f.png").exists() and d["figure"] == str(tmp_path / "f.png")
+    r = run("learn", "evaluate", data, "--model", model, "--limit", "50")
+    assert r.status == 0 and "50 clusters" in r.out and "CNN / centroid" in r.out
+    # the figure is not overwritten without --force
+    r = run("learn", "evaluate", data, "--model", model, "--figure", tmp_path / "f.png")
+    assert r.status == 2 and len(r.err_lines) == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "{missing}", "-o", "{tmp}/m"], "not found"),
+        (["train", "{data}", "-o", "{tmp}/m", "--arch", "huge"], "unknown architecture"),
+        (["train", "{data}", "-o", "{tmp}/m", "--resume"], "nothing to resume"),
+        (["train", "{data}", "-o", "{model}"], "exists"),
+        (["evaluate", "{data}", "--model", "{tmp}/none.json"], "not found"),
+        (["evaluate", "{missing}", "--model", "{model}"], "not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(run, trained, tmp_path, args, message):
+    data, model = trained
+    values = {"missing": tmp_path / "no.h5", "tmp": tmp_path, "data": data,
+              "model": model.with_suffix(".npz")}  # fmt: skip
+    r = run("learn", *[a.format(**values) for a in args])
+    assert r.status == 2, r
+    assert len(r.err_lines) == 1 and message in r.err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def _clusters_file(path, data, beam_energy_keV):
+    columns = read_training_set(data)
+    from dedkit.hpd.tables import ClusterTable
+
+    n = len(columns["image"])
+    table = ClusterTable(
+        np.zeros(n, np.int64), np.full(n, 40, np.int32), np.full(n, 60, np.int32),
+        columns["image"], units="keV", features=columns["features"],
+    )  # fmt: skip
+    with TableWriter(path, "clusters", attrs={"beam_energy_keV": beam_energy_keV,
+                                              "finder": "connected"}) as writer:  # fmt: skip
+        writer.append(table)
+    return path
+
+
+def test_hpd_localize_with_the_cnn(run, trained, tmp_path):
+    data, model = trained
+    clusters = _clusters_file(tmp_path / "c.h5", data, 200.0)
+    r = run("hpd", "localize", clusters, "--method", "cnn", "--model", model,
+            "-o", tmp_path / "e.h5", "--json")  # fmt: skip
+    assert r.status == 0, r
+    events = read_table(tmp_path / "e.h5")
+    assert events.method == "cnn" and len(events) == r.json["counts"]["selected"] > 0
+    assert np.all(np.abs(events.x - 40.5) < 7.5) and np.all(np.abs(events.y - 60.5) < 7.5)
+
+
+def test_hpd_localize_refuses_another_energy(run, trained, tmp_path):
+    data, model = trained
+    clusters = _clusters_file(tmp_path / "c300.h5", data, 300.0)
+    r = run(
+        "hpd", "localize", clusters, "--method", "cnn", "--model", model, "-o", tmp_path / "e.h5"
+    )
+    assert r.status == 2, r
+    assert r.err_lines == [
+        "dedkit: error: the CNN model was trained for 200 keV, the data are 300 keV; train a "
+        "model for this energy (dedkit learn train) and give it with --model"
+    ]
+    assert not (tmp_path / "e.h5").exists()
+    # the energy given on the command line is what is checked
+    r = run("hpd", "localize", clusters, "--method", "cnn", "--model", model,
+            "--beam-energy", "250", "-o", tmp_path / "e.h5")  # fmt: skip
+    assert r.status == 2 and "250 keV" in r.err

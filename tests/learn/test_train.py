@@ -1,0 +1,81 @@
+"""Training: a small run end to end, its card and curves, and resuming after an
+interruption gives the same network as an uninterrupted run."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from dedkit.errors import DedkitError  # noqa: E402
+from dedkit.learn.data import file_sha256  # noqa: E402
+from dedkit.learn.store import load_model  # noqa: E402
+from dedkit.learn.train import TrainConfig, checkpoint_folder, train_model  # noqa: E402
+
+
+def test_small_run_writes_model_card_and_loss_curves(tiny_set, tiny_model):
+    state, card = load_model(tiny_model)
+    assert card["architecture"]["name"] == "c16"
+    assert card["energy_keV"] == 200.0
+    assert card["sensor"] == {"thickness_um": 320.0, "pitch_um": 25.0}
+    assert card["training"]["dataset_sha256"] == file_sha256(tiny_set)
+    assert card["training"]["n_train"] == 210 and card["training"]["n_test"] == 90
+    assert card["command"] == "pytest tiny_model"
+    assert len(card["input"]["feature_mean"]) == 7
+    history = card["training"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(np.isfinite(h["train_loss"]) and h["test_loss"] > 0 for h in history)
+    rmse = card["metrics"]["split_test"]["rmse_px"]
+    assert 0 < rmse["x"] < 20 and 0 < rmse["y"] < 20
+    with open(tiny_model.with_name("tiny.loss.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert tiny_model.with_name("tiny.loss.png").stat().st_size > 1000
+    assert not checkpoint_folder(tiny_model).exists()
+    assert all(v.dtype == np.float32 for v in state.values())
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_after_an_interruption_gives_the_same_model(tiny_set, tmp_path):
+    config = TrainConfig(arch="c16", epochs=2, optimizer="adam", threads=1, eval_samples=30,
+                         limit=120, batch_size=32)  # fmt: skip
+    train_model(tiny_set, tmp_path / "whole", config)
+    whole, _ = load_model(tmp_path / "whole.npz")
+
+    def stop_in_epoch_two(done, total, epoch, loss):
+        if epoch == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_model(tiny_set, tmp_path / "cut", config, progress=stop_in_epoch_two)
+    folder = checkpoint_folder(tmp_path / "cut")
+    assert json.loads((folder / "state.json").read_text())["epoch"] == 1
+    assert not (tmp_path / "cut.npz").exists()
+    with pytest.raises(DedkitError, match="--resume"):
+        train_model(tiny_set, tmp_path / "cut", config)
+    changed = TrainConfig(**{**config.to_dict(), "lr": 0.01})
+    with pytest.raises(DedkitError, match="lr"):
+        train_model(tiny_set, tmp_path / "cut", changed, resume=True)
+    report = train_model(tiny_set, tmp_path / "cut", config, resume=True)
+    assert report.details["resumed_from_epoch"] == 1
+    resumed, card = load_model(tmp_path / "cut.json")
+    for name in whole:
+        np.testing.assert_array_equal(resumed[name], whole[name])
+    assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
+
+
+def test_bad_settings_are_refused(tiny_set, tmp_path):
+    for bad in ({"arch": "huge"}, {"optimizer": "lbfgs"}, {"label_noise_unit": "mm"},
+                {"epochs": 0}, {"lr": 0.0}):  # fmt: skip
+        with pytest.raises(DedkitError):
+            train_model(tiny_set, tmp_path / "m", TrainConfig(**bad))
+    with pytest.raises(DedkitError, match="nothing to resume"):
+        train_model(tiny_set, tmp_path / "m", TrainConfig(epochs=1), resume=True)
+    assert list(tmp_path.iterdir()) == []
