@@ -202,3 +202,67 @@ def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, 
         click.echo(report.text())
     if report.figure_note:
         click.echo(f"dedkit learn evaluate: {report.figure_note}", err=True)
+
+
+@learn.command("scan-labels")
+@click.argument("clusters", type=click.Path())
+@click.option(
+    "--scan",
+    "scan_csv",
+    type=click.Path(),
+    default=None,
+    help="Measured scan: CSV of first_frame,last_frame[,x_px,y_px] per point.",
+)
+@click.option(
+    "--sim-run",
+    type=click.Path(),
+    default=None,
+    help="Simulated scan: the folder of 'dedkit sim frames --pattern scan' (truth kept).",
+)
+@click.option(
+    "--sigma",
+    type=float,
+    default=None,
+    help="Centroid resolution per axis, px (the paper: 1.83); default: from the data.",
+)
+@click.option(
+    "--n-sigma",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Reject clusters farther than N x sqrt(2) x sigma from the point.",
+)
+@click.option(
+    "--min-clusters",
+    type=click.IntRange(2),
+    default=20,
+    show_default=True,
+    help="Drop points with fewer single-electron clusters.",
+)
+@click.option(
+    "--labels",
+    type=click.Choice(["scan", "truth"]),
+    default="scan",
+    show_default=True,
+    help="Label with the scan estimate, or (simulated runs) the true entry point.",
+)
+@click.option("--output", "-o", required=True, type=click.Path(), help="TRAIN.h5 to write.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def learn_scan_labels(clusters, scan_csv, sim_run, sigma, n_sigma, min_clusters, labels,
+                      output, force, as_json):  # fmt: skip
+    """Training set from a beam scan (paper 2.2): each point's impact estimated as the
+    mean charge centroid of its single-electron clusters; clusters far from it or not
+    covering it rejected."""
+    from dedkit.jobs.learn import write_scan_training_set
+
+    if (scan_csv is None) == (sim_run is None):
+        raise click.UsageError("give exactly one of --scan SCAN.csv and --sim-run RUN_FOLDER")
+    report = write_scan_training_set(
+        clusters, output, scan_csv=scan_csv, sim_run=sim_run, sigma_px=sigma,
+        n_sigma=n_sigma, min_clusters=min_clusters, labels=labels, force=force,
+    )  # fmt: skip
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(report.text())

@@ -18,6 +18,9 @@ Layout of a training set (one group)::
         primary                  (n,) int64     primary index within the whole set
         n_selected               (n,) int16
         chunk                    (n,) int32     chunk that produced the row
+        true_entry_x, true_entry_y   optional (n,) float64: the true entry point, relative
+                                 to the crop, of a set whose entry_x/entry_y are estimates
+                                 (``dedkit learn scan-labels`` on a simulated run)
 
 Datasets are chunked along rows (about 1 MiB per HDF5 chunk), compressed and resizable;
 rows can be read in ranges without loading the rest.
@@ -46,6 +49,7 @@ from dedkit.io.atomic import temporary_sibling
 from dedkit.io.h5 import H5Writer, open_h5
 
 __all__ = [
+    "OPTIONAL_TRAINING_COLUMNS",
     "TRAINING_COLUMNS",
     "TrainingParts",
     "TrainingSetWriter",
@@ -71,14 +75,20 @@ TRAINING_COLUMNS = {
     "n_selected": (np.int16, ()),
     "chunk": (np.int32, ()),
 }
+#: Columns a set may also hold (all rows, or none): name -> (dtype, shape after the row axis)
+OPTIONAL_TRAINING_COLUMNS = {
+    "true_entry_x": (np.float64, ()),
+    "true_entry_y": (np.float64, ()),
+}
+_ALL_COLUMNS = {**TRAINING_COLUMNS, **OPTIONAL_TRAINING_COLUMNS}
 _CHUNK_BYTES = 2**20
 _PART_NAME = re.compile(r"^chunk_(\d{6})\.h5$")
 
 
 def _check_columns(columns: dict) -> int:
-    if set(columns) != set(TRAINING_COLUMNS):
+    if not set(TRAINING_COLUMNS) <= set(columns) <= set(_ALL_COLUMNS):
         missing = sorted(set(TRAINING_COLUMNS) - set(columns))
-        extra = sorted(set(columns) - set(TRAINING_COLUMNS))
+        extra = sorted(set(columns) - set(_ALL_COLUMNS))
         raise DedkitError(f"training columns missing {missing}, unknown {extra}")
     n = len(columns["primary"])
     for name, column in columns.items():
@@ -91,7 +101,7 @@ def _check_columns(columns: dict) -> int:
 
 
 def _as_stored(name: str, column) -> np.ndarray:
-    dtype, _ = TRAINING_COLUMNS[name]
+    dtype, _ = _ALL_COLUMNS[name]
     return np.ascontiguousarray(column, dtype=dtype)
 
 
@@ -137,7 +147,13 @@ class TrainingSetWriter(H5Writer):
             raise DedkitError("the training-set writer is closed", path=self.path)
         n = _check_columns(columns)
         if "image" not in self._group:
-            self._create(np.asarray(columns["image"]).shape[1])
+            self._create(np.asarray(columns["image"]).shape[1], set(columns))
+        stored = {name for name in _ALL_COLUMNS if name in self._group}
+        if set(columns) != stored:
+            raise DedkitError(
+                f"rows with columns {sorted(columns)} do not fit a set of {sorted(stored)}",
+                path=self.path,
+            )
         for name, column in columns.items():
             dataset = self._group[name]
             data = _as_stored(name, column)
@@ -150,8 +166,10 @@ class TrainingSetWriter(H5Writer):
             dataset[self._n_rows :] = data
         self._n_rows += n
 
-    def _create(self, crop: int) -> None:
-        for name, (dtype, shape) in TRAINING_COLUMNS.items():
+    def _create(self, crop: int, names: set) -> None:
+        for name, (dtype, shape) in _ALL_COLUMNS.items():
+            if name not in names:
+                continue
             shape = (crop, crop) if shape is None else shape
             row_bytes = np.dtype(dtype).itemsize * int(np.prod(shape))
             rows = max(1, _CHUNK_BYTES // row_bytes)
@@ -226,7 +244,8 @@ def read_training_set(path, start: int = 0, stop: int | None = None) -> dict[str
     Returns
     -------
     dict of ndarray
-        Keyed by the names of :data:`TRAINING_COLUMNS`.
+        Keyed by the names of :data:`TRAINING_COLUMNS`, and those of
+        :data:`OPTIONAL_TRAINING_COLUMNS` the set holds.
     """
     with _open(path) as file:
         group = file[GROUP]
@@ -235,7 +254,8 @@ def read_training_set(path, start: int = 0, stop: int | None = None) -> dict[str
         if not 0 <= start <= stop <= n:
             raise DedkitError(f"rows {start}:{stop} are outside the set's {n}", path=path)
         try:
-            return {name: group[name][start:stop] for name in TRAINING_COLUMNS}
+            names = [*TRAINING_COLUMNS, *(n for n in OPTIONAL_TRAINING_COLUMNS if n in group)]
+            return {name: group[name][start:stop] for name in names}
         except KeyError as error:
             raise DedkitError(f"damaged training set: {error}", path=path) from None
 
