@@ -10,7 +10,7 @@ pass over the run, and it is identical whichever way the chunks run.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from dedkit.io.sls import RawRun
 from dedkit.jobs.streaming import ProgressCallback
 from dedkit.parallel.chunks import Chunk, plan_chunks
 from dedkit.parallel.scheduler import dask_client, run_chained, run_independent
+from dedkit.report import JobReport
 
 __all__ = [
     "FINDERS",
@@ -58,25 +59,8 @@ CONNECTED_BATCH = 100
 TABLE_CHUNK_ROWS = 1_000_000
 
 
-@dataclass
-class HpdReport:
+class HpdReport(JobReport):
     """What a hybrid-pixel job did (``str`` for people, :meth:`to_dict` for programs)."""
-
-    command: str
-    inputs: list[str]
-    output: str
-    seconds: float
-    counts: dict = field(default_factory=dict)
-    details: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["seconds"] = round(self.seconds, 4)
-        return d
-
-    def text(self) -> str:
-        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items())
-        return f"{self.command}: wrote {self.output} in {self.seconds:.2f} s ({counts})"
 
 
 def describe_run(master) -> dict:

@@ -15,7 +15,6 @@ import json
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from dedkit.io.events import TableWriter
 from dedkit.io.sls import write_raw_run
 from dedkit.io.training import TrainingParts, TrainingSetWriter, parts_folder
 from dedkit.jobs.streaming import ProgressCallback
+from dedkit.report import JobReport
 from dedkit.sim.beam import BeamPattern
 from dedkit.sim.charge import ChargeModel
 from dedkit.sim.response import DetectorResponse
@@ -62,21 +62,8 @@ _DARK_CHUNK = 200
 _STREAM_SCAN = 6
 
 
-@dataclass
-class SimReport:
+class SimReport(JobReport):
     """What a simulation job did (:meth:`text` for people, :meth:`to_dict` for programs)."""
-
-    command: str
-    output: str
-    seconds: float
-    counts: dict = field(default_factory=dict)
-    details: dict = field(default_factory=dict)
-    warnings: list = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["seconds"] = round(self.seconds, 3)
-        return d
 
     def text(self) -> str:
         counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items())
@@ -358,7 +345,7 @@ def write_simulated_run(
             f"--gain {base}_gain.npy --beam-energy {energy:g} -o clusters.h5",
         ],
     }
-    return SimReport("frames", str(output), time.perf_counter() - started, counts, details,
+    return SimReport("frames", [], str(output), time.perf_counter() - started, counts, details,
                      warnings)  # fmt: skip
 
 
@@ -550,7 +537,7 @@ def build_training_set(
         "stats": stats,
         "timing_s": {k: round(v, 3) for k, v in timing.items()},
     }
-    return SimReport("dataset", str(output), seconds, counts, details)
+    return SimReport("dataset", [], str(output), seconds, counts, details)
 
 
 def _feature_names():

@@ -26,7 +26,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ from dedkit.learn.data import (
 )
 from dedkit.learn.model import ARCHITECTURES, build_model, count_parameters, predict, state_arrays
 from dedkit.learn.store import model_paths, save_model
+from dedkit.report import JobReport
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "TrainReport", "train_model"]
 
@@ -136,21 +137,8 @@ class TrainConfig:
         return asdict(self)
 
 
-@dataclass
-class TrainReport:
+class TrainReport(JobReport):
     """What a training run did."""
-
-    command: str
-    inputs: list[str]
-    output: str
-    seconds: float
-    counts: dict = field(default_factory=dict)
-    details: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["seconds"] = round(self.seconds, 2)
-        return d
 
     def text(self) -> str:
         m = self.details.get("metrics", {}).get("split_test", {})
