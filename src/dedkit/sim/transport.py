@@ -493,7 +493,20 @@ def _check_entry(entry, n: int, sensor: SensorGeometry):
 # ----- public functions --------------------------------------------------------------------
 
 
-def simulate_electrons(
+def simulate_electrons(energy_keV: float, n: int, **options) -> ElectronDeposits:
+    """Track ``n`` electrons through the sensor with Geant4 and return their deposits.
+
+    The keyword options are those of :func:`iter_simulate_electrons` (``seed`` is
+    required); this joins its batches.
+
+    Returns
+    -------
+    ElectronDeposits
+    """
+    return ElectronDeposits.concatenate(list(iter_simulate_electrons(energy_keV, n, **options)))
+
+
+def iter_simulate_electrons(
     energy_keV: float,
     n: int,
     *,
@@ -511,8 +524,13 @@ def simulate_electrons(
     batch_size: int = DEFAULT_BATCH_SIZE,
     edge_margin_um: float = DEFAULT_EDGE_MARGIN_UM,
     progress: Callable[[int, int], None] | None = None,
-) -> ElectronDeposits:
-    """Track ``n`` electrons through the sensor with Geant4 and return their deposits.
+) -> Iterator[ElectronDeposits]:
+    """Track ``n`` electrons through the sensor with Geant4, one batch at a time and in
+    order (for streaming; :func:`simulate_electrons` joins the batches).
+
+    The parameters are checked when this is called; the workers start at the first
+    ``next()`` and keep simulating ahead while the caller processes a batch. Closing the
+    iterator early stops the workers.
 
     Parameters
     ----------
@@ -553,58 +571,10 @@ def simulate_electrons(
     progress : callable, optional
         ``progress(done, total)`` in primaries, called as batches complete.
 
-    Returns
-    -------
+    Yields
+    ------
     ElectronDeposits
-    """
-    parts = list(
-        iter_simulate_electrons(
-            energy_keV,
-            n,
-            seed=seed,
-            workers=workers,
-            sensor=sensor,
-            entry=entry,
-            incidence_deg=incidence_deg,
-            azimuth_deg=azimuth_deg,
-            physics=physics,
-            msc_step_limit=msc_step_limit,
-            production_cut_um=production_cut_um,
-            max_step_um=max_step_um,
-            segment_um=segment_um,
-            batch_size=batch_size,
-            edge_margin_um=edge_margin_um,
-            progress=progress,
-        )
-    )
-    return ElectronDeposits.concatenate(parts)
-
-
-def iter_simulate_electrons(
-    energy_keV: float,
-    n: int,
-    *,
-    seed: int,
-    workers: int | None = None,
-    sensor: SensorGeometry | None = None,
-    entry="random",
-    incidence_deg: float = 0.0,
-    azimuth_deg: float = 0.0,
-    physics: str = DEFAULT_PHYSICS,
-    msc_step_limit: str | None = None,
-    production_cut_um: float = DEFAULT_CUT_UM,
-    max_step_um: float | None = None,
-    segment_um: float = DEFAULT_SEGMENT_UM,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    edge_margin_um: float = DEFAULT_EDGE_MARGIN_UM,
-    progress: Callable[[int, int], None] | None = None,
-) -> Iterator[ElectronDeposits]:
-    """:func:`simulate_electrons`, one batch at a time and in order (for streaming).
-
-    The parameters are checked when this is called; the workers start at the first
-    ``next()``. The batches are the same as those :func:`simulate_electrons` joins; the
-    workers keep simulating ahead while the caller processes a batch. Closing the iterator
-    early stops the workers.
+        One batch of ``batch_size`` primaries (the last may be shorter).
     """
     sensor = SensorGeometry() if sensor is None else sensor
     settings = TransportSettings(
