@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.finder import ClusterFinder
+from dedkit.hpd import finder_steady
+from dedkit.hpd.finder import ClusterFinder, _band_rows
 from dedkit.hpd.pedestal import Pedestal, pedestal_from_frames
 
 aare = pytest.importorskip(
@@ -153,6 +154,38 @@ def test_parallel_identical_to_sequential(frames, cluster_size, n_threads):
     np.testing.assert_array_equal(parallel.pedestal.sum2, sequential.pedestal.sum2)
 
 
+@pytest.mark.parametrize("cluster_size", [(5, 5), (7, 7)])
+def test_parallel_with_the_thinnest_bands(frames, cluster_size):
+    # as many threads as the rows allow: bands of about dy rows, each strip reading
+    # the whole head of the band below it while that band's thread moves on
+    dark, data = frames
+    expected = ready_finder(dark, cluster_size=cluster_size).find_clusters_in_frames(data)
+    parallel = ready_finder(dark, cluster_size=cluster_size)
+    table = parallel.find_clusters_parallel(data, n_threads=64)
+    assert_same_tables(expected, table)
+
+
+@pytest.mark.parametrize("ny", [1, 2, 5, 7, 8, 13, 48, 400])
+@pytest.mark.parametrize("dy", [1, 2, 3, 4])
+@pytest.mark.parametrize("n_bands", [1, 2, 3, 8, 64])
+def test_bands_hold_what_their_strips_read(ny, dy, n_bands):
+    bands = _band_rows(ny, n_bands, dy)
+    assert 1 <= len(bands) <= n_bands
+    assert bands[0, 0] == 0 and bands[-1, 1] == ny
+    np.testing.assert_array_equal(bands[1:, 0] - bands[:-1, 1], dy)  # the strips
+    if len(bands) > 1:
+        assert np.all(bands[:, 1] - bands[:, 0] >= dy)
+
+
+def test_fast_means_are_the_float32_quotients():
+    rng = np.random.default_rng(4)
+    total = rng.normal(1.2e6, 3e4, (7, 9))
+    total[0, :3] = (0.0, -5e5, 1e-300)
+    means = finder_steady.new_means(total, 1000)
+    assert means.dtype == np.float32
+    np.testing.assert_array_equal(means, (total * (1.0 / 1000)).astype(np.float32))
+
+
 def test_parallel_with_numba_threads(frames):
     dark, data = frames
     expected = ready_finder(dark).find_clusters_in_frames(data)
@@ -298,8 +331,6 @@ def test_fast_path_matches_aare_on_odd_pixels(cluster_size, seed):
 
 
 def test_exact_path_when_the_fast_one_is_not_allowed(frames, monkeypatch):
-    from dedkit.hpd import finder_steady
-
     dark, data = frames
     expected = ready_finder(dark).find_clusters_in_frames(data[:20])
     state = ready_finder(dark).pedestal.to_arrays()

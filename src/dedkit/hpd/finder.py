@@ -269,8 +269,9 @@ def _find_sequential(
 
 def _band_rows(ny: int, n_bands: int, dy: int) -> np.ndarray:
     # (first row, end row) of each band: equal shares of the rows left after the
-    # n_bands - 1 strips of dy rows; fewer bands if the frame is too short for them
-    n_bands = max(1, min(n_bands, (ny + dy) // (dy + 1)))
+    # n_bands - 1 strips of dy rows; fewer bands if the frame is too short for them (a
+    # band has at least dy rows: a strip reads dy rows of the band below it)
+    n_bands = max(1, min(n_bands, (ny + dy) // (2 * dy)))
     band_total = ny - (n_bands - 1) * dy
     sizes = np.full(n_bands, band_total // n_bands)
     sizes[: band_total % n_bands] += 1
@@ -552,9 +553,10 @@ class ClusterFinder:
         # the fast kernels on one thread
         p = self._pedestal
         threshold = np.empty(self.shape, np.float32)
+        means = finder_steady.new_means(p._sum, self.window)
         outputs = self._outputs(max(4 * self.shape[1], 32 * len(frames)))
         outputs, n_out = finder_steady.scan_all(
-            frames, p._sum, p._sum2, threshold, self._fast_parameters(frames),
+            frames, p._sum, p._sum2, means, threshold, self._fast_parameters(frames),
             finder_steady.new_workspace(self.shape[1], self.cluster_size), outputs,
         )  # fmt: skip
         return tuple(array[:n_out] for array in outputs)
@@ -564,8 +566,9 @@ class ClusterFinder:
         p = self._pedestal
         n_bands = len(bands)
         threshold = np.empty(self.shape, np.float32)
+        means = finder_steady.new_means(p._sum, self.window)
         parameters = self._fast_parameters(frames)
-        band_done = np.zeros(n_bands, np.int64)
+        head_done = np.zeros(n_bands, np.int64)
         strip_done = np.zeros(n_bands, np.int64)
         abort = np.zeros(1, np.int64)
         capacity = max(4 * self.shape[1], 32 * len(frames) // n_bands)
@@ -575,9 +578,9 @@ class ClusterFinder:
         def work(band):
             try:
                 results[band] = finder_steady.scan_band(
-                    frames, band, bands, p._sum, p._sum2, threshold, parameters,
+                    frames, band, bands, p._sum, p._sum2, means, threshold, parameters,
                     finder_steady.new_workspace(self.shape[1], self.cluster_size),
-                    self._outputs(capacity), band_done, strip_done, abort,
+                    self._outputs(capacity), head_done, strip_done, abort,
                 )  # fmt: skip
             except BaseException as error:  # the other threads must not wait forever
                 abort[0] = 1

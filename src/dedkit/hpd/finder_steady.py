@@ -5,10 +5,12 @@ its whole window (aare's ``push_fast`` regime, where the mean is ``sum / window`
 state after a window of dark frames. The decisions are aare's, pixel for pixel (see
 :mod:`dedkit.hpd.finder`); this module makes them with little work per pixel:
 
-- The state is aare's own: ``sum`` and ``sum2`` per pixel (float64). Means are not
-  stored but recomputed: exactly (``sum / window`` with a multiplication and two FMAs
-  that give the correctly rounded quotient, :func:`_divide`) where aare's arithmetic
-  is reproduced, approximately elsewhere.
+- The state is aare's own: ``sum`` and ``sum2`` per pixel (float64). Exact means are
+  recomputed where aare's arithmetic is reproduced (``sum / window`` with a
+  multiplication and two FMAs that give the correctly rounded quotient,
+  :func:`_divide`); the "surely dark" test uses float32 means kept beside the state
+  (``float32(sum * (1 / window))``, :func:`new_means`, rewritten with every update), so
+  that its values ``frame - mean`` cost no float64 work.
 - The "surely dark" test runs in float32 on eight pixels at a time: the
   neighbourhood's largest magnitude ``H`` and sum ``S`` of float32 values, inflated by
   bounds of every rounding and approximation in them, against a float32 per-pixel
@@ -16,9 +18,9 @@ state after a window of dark frames. The decisions are aare's, pixel for pixel (
   ``K`` frames from the state; in between it stays below aare's because an update
   never lowers a variance by more than a factor ``1 - 1 / window``
   (``var' = (1 - 1/w) var + (1 - 1/w) (x - mean)**2 / w``). A pixel that clears the
-  test is one aare updates whatever the order of the scan: the left neighbours' own
-  updates move their values towards 0 by ``1 / window`` of them, which the sum's
-  margin covers.
+  test is one aare updates whatever the order of the scan: the values of the rows
+  above and of the left neighbours are taken from before their own updates, which
+  move them towards 0 by ``1 / window`` of them; the sum's margin covers that.
 - The few others (photons and their surroundings) take aare's exact test in raster
   order, with values recomputed from the frame and the state in float64 (divisions).
 - Then every pixel of the row takes aare's update at once (vector stores), and the
@@ -31,10 +33,12 @@ stops being exact within the call.
 Several cores (:func:`scan_band`): the frame is cut into row bands separated by strips
 of ``size_y // 2`` rows, as in :mod:`dedkit.hpd.finder`. Each band runs on its own
 thread over all the frames and also scans the strip below it, once the band below has
-finished the previous frame; the band below starts a frame once that strip is done.
-The threads wait on counters read and written with acquire/release atomics, so no
-scheduler runs between frames. Every pixel sees the pedestal states of the sequential
-scan, so the results are identical to it.
+finished the first ``size_y // 2`` rows of the previous frame (the rows the strip
+reads); the band below starts a frame once that strip is done. The threads may thus
+drift up to about a frame apart, which absorbs uneven frames and short interruptions.
+They wait on counters read and written with acquire/release atomics, so no scheduler
+runs between frames. Every pixel sees the pedestal states of the sequential scan, so
+the results are identical to it.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ __all__ = [
     "scan_all",
     "scan_band",
     "new_workspace",
+    "new_means",
 ]
 
 # _divide is exact for magnitudes in [_DIVIDE_LOW, _DIVIDE_HIGH) and for 0 (up to the sign
@@ -184,15 +189,27 @@ def steady_parameters(total, window, nsigma, cluster_size, frames_max: float):
     decay = (1.0 - 1.0 / window) ** refresh * (1.0 - 1e-12)
     factor = nsigma * nsigma * (1.0 - _THRESHOLD_RELATIVE) * decay
     slack = (16.0 + 32.0 * refresh) * 2.0**-52
-    # |f - s * r - (f - s / w)| <= 2**-51 (|mean| + |f|); means stay within the state's
-    # and the frames' range (an update is a weighted average)
+    # float32 values f - m: |m - s / w| <= (2**-24 + 2**-51) |s / w| and float32(f) is
+    # within 2**-24 |f| of f; means stay within the state's and the frames' range (an
+    # update is a weighted average)
     largest_mean = float(np.max(np.abs(total))) / window if total.size else 0.0
     scale = max(largest_mean, float(frames_max))
-    absolute = size_x * size_y * 2.0**-48 * (2.0 * scale + 1.0) + 1e-9
+    absolute = size_x * size_y * 2.0**-22 * (scale + 1.0) + 1e-9
     return (
         int(window), float(nsigma), c3_nsigma, size_y // 2, size_x // 2, refresh, factor,
         slack, absolute,
     )  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True)
+def new_means(total, window):
+    """The kernels' float32 means, float32(sum * (1 / window)), kept with the state."""
+    reciprocal = 1.0 / np.float64(window)
+    means = np.empty(total.shape, np.float32)
+    for iy in range(total.shape[0]):
+        for ix in range(total.shape[1]):
+            means[iy, ix] = np.float32(total[iy, ix] * reciprocal)
+    return means
 
 
 def new_workspace(nx: int, cluster_size):
@@ -228,18 +245,17 @@ def _refresh_thresholds(srow, s2row, trow, window, factor, slack):
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill_row(frame, total, row, window, dx, out):
-    # float32 value = frame - sum / window (approximate) of one row, 0 outside the frame
+def _fill_row(frame, means, row, dx, out):
+    # float32 value = frame - mean (approximate) of one row, 0 outside the frame
     ny, nx = frame.shape
     if row < 0 or row >= ny:
         out[:] = 0.0
         return
-    reciprocal = 1.0 / np.float64(window)
     frow = frame[row]
-    srow = total[row]
+    mrow = means[row]
     inner = out[dx : dx + nx]
     for ix in range(nx):
-        inner[ix] = np.float32(_fma(-srow[ix], reciprocal, np.float64(frow[ix])))
+        inner[ix] = np.float32(frow[ix]) - mrow[ix]
 
 
 @numba.njit(inline="always")
@@ -261,7 +277,7 @@ def _dark(total, high, threshold, sum_margin, absolute, size, inflate):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _fill_row_columns(frame, total, iy, window, dx, ring32, columns):
+def _fill_row_columns(frame, means, iy, dx, ring32, columns):
     # 3-row neighbourhoods: _fill_row for row iy + 1 and, in the same pass, the column
     # sums and largest magnitudes of rows iy - 1, iy, iy + 1 (float32)
     ny, nx = frame.shape
@@ -278,9 +294,8 @@ def _fill_row_columns(frame, total, iy, window, dx, ring32, columns):
             column_sum[j] = a + b
             column_max[j] = _larger(abs(a), abs(b))
         return
-    reciprocal = 1.0 / np.float64(window)
     frow = frame[iy + 1]
-    srow = total[iy + 1]
+    mrow = means[iy + 1]
     for j in range(dx):  # the zero margins
         for k in (j, width - 1 - j):
             a, b = r0[k], r1[k]
@@ -292,7 +307,7 @@ def _fill_row_columns(frame, total, iy, window, dx, ring32, columns):
     inner_sum = column_sum[dx : dx + nx]
     inner_max = column_max[dx : dx + nx]
     for ix in range(nx):
-        c = np.float32(_fma(-srow[ix], reciprocal, np.float64(frow[ix])))
+        c = np.float32(frow[ix]) - mrow[ix]
         inner[ix] = c
         a, b = r0[ix], r1[ix]
         inner_sum[ix] = a + b + c
@@ -318,12 +333,14 @@ def _columns(ring32, iy, dy, dx, columns):
 def _dark_row(columns, threshold_row, dy, dx, window, absolute, dark):
     # Marks the row's surely dark pixels and returns how many are not. Errors bounded:
     # float32 values (2**-24 |v| each, plus ``absolute`` from approximate means), the
-    # float32 sum of n values (n**2 2**-24 H), the left neighbours' updates (dx H / w).
+    # float32 sum of n values (n**2 2**-24 H), the updates of the neighbours above and
+    # to the left, whose values the ring holds from before them (each moves its value
+    # towards 0 by 1 / w of it: H / w each).
     nx = threshold_row.shape[0]
     size = (2 * dy + 1) * (2 * dx + 1)
     column_sum = columns[0]
     column_max = columns[1]
-    sum_margin = np.float32(size * size * 2.0**-22 + dx / window)
+    sum_margin = np.float32(size * size * 2.0**-22 + (dy * (2 * dx + 1) + dx) / window)
     absolute32 = np.float32(absolute)
     inflate = np.float32(_F32_INFLATE)
     size32 = np.float32(size)
@@ -371,18 +388,16 @@ _ALL_DARK = np.uint64(0x0101010101010101)  # eight dark flags read as one word
 
 @numba.njit(cache=True, nogil=True)
 def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma, dy, dx,
-               ring32, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
+               means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
                n_out):  # fmt: skip
     # aare's test, in raster order, for the row's pixels not marked dark, with float64
     # values from the frame and the state (row iy's state is still the old one). Stores
     # the clusters and saves the state of the pixels aare does not update (keep_*).
     # Returns (n_out, n_keep).
     ny, nx = frame.shape
-    n_ring = 2 * dy + 1
     window_f = np.float64(window)
     cast = out_data.dtype.type
     reciprocal = 1.0 / window_f
-    centre = ring32[iy % n_ring]
     # the row's dark flags eight at a time: most words are all dark
     words = updated[: nx - nx % 8].view(np.uint64)
     n_keep = 0
@@ -428,7 +443,7 @@ def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma,
         keep_ix[n_keep] = ix
         keep_state[0, n_keep] = total[iy, ix]
         keep_state[1, n_keep] = total2[iy, ix]
-        keep_state[2, n_keep] = centre[ix + dx]
+        keep_state[2, n_keep] = means[iy, ix]
         n_keep += 1
         if decision == _SKIP:
             continue
@@ -449,13 +464,12 @@ def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma,
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _update_row(frow, srow, s2row, window, centre, dx):
+def _update_row(frow, srow, s2row, mrow, window):
     # aare's push_fast for every pixel of the row (the pixels aare leaves alone are put
-    # back after), and the row's float32 values after the update
+    # back after), and the float32 means
     nx = frow.shape[0]
     window_f = np.float64(window)
     reciprocal = 1.0 / window_f
-    inner = centre[dx : dx + nx]
     for ix in range(nx):
         f = np.float64(frow[ix])
         s = srow[ix]
@@ -463,27 +477,29 @@ def _update_row(frow, srow, s2row, window, centre, dx):
         new_sum = s + (f - _divide(s, window_f, reciprocal))
         srow[ix] = new_sum
         s2row[ix] = s2 + (f * f - _divide(s2, window_f, reciprocal))
-        inner[ix] = np.float32(_fma(-new_sum, reciprocal, f))
+        mrow[ix] = np.float32(new_sum * reciprocal)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _restore_row(srow, s2row, centre, keep_ix, keep_state, n_keep, dx):
+def _restore_row(srow, s2row, mrow, keep_ix, keep_state, n_keep):
     for i in range(n_keep):
         ix = keep_ix[i]
         srow[ix] = keep_state[0, i]
         s2row[ix] = keep_state[1, i]
-        centre[ix + dx] = np.float32(keep_state[2, i])
+        mrow[ix] = np.float32(keep_state[2, i])
 
 
 # -- rows, frames, bands ---------------------------------------------------------------------
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, threshold,
-               parameters, workspace, out_frame, out_x, out_y, out_data, n_out):  # fmt: skip
+def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, means, threshold,
+               parameters, workspace, out_frame, out_x, out_y, out_data, n_out, progress,
+               band, head_row):  # fmt: skip
     # Rows row_start to row_stop - 1 of one frame. Stops before a row when the output
     # has no room for nx more clusters and returns (next_row, n_out); a call from
-    # next_row continues exactly.
+    # next_row continues exactly. Once row head_row is done, progress[band] says so
+    # (frames done: frame_index + 1).
     window, nsigma, c3_nsigma, dy, dx, refresh, factor, slack, absolute = parameters
     ring32, columns, updated, keep_ix, keep_state = workspace
     nx = frame.shape[1]
@@ -493,14 +509,14 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, threshold
     # rows above hold their values after this frame's updates, rows below before: both
     # are frame - sum / window as the state stands now
     for row in range(row_start - dy, row_start + dy):
-        _fill_row(frame, total, row, window, dx, ring32[row % n_ring])
+        _fill_row(frame, means, row, dx, ring32[row % n_ring])
     for iy in range(row_start, row_stop):
         if n_out + nx > capacity:
             return iy, n_out
         if dy == 1:
-            _fill_row_columns(frame, total, iy, window, dx, ring32, columns)
+            _fill_row_columns(frame, means, iy, dx, ring32, columns)
         else:
-            _fill_row(frame, total, iy + dy, window, dx, ring32[(iy + dy) % n_ring])
+            _fill_row(frame, means, iy + dy, dx, ring32[(iy + dy) % n_ring])
             _columns(ring32, iy, dy, dx, columns)
         if refreshing:
             _refresh_thresholds(total[iy], total2[iy], threshold[iy], window, factor, slack)
@@ -509,12 +525,13 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, threshold
         if n_unsure > 0:
             n_out, n_keep = _exact_row(
                 frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma, dy, dx,
-                ring32, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
+                means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
                 n_out,
             )  # fmt: skip
-        centre = ring32[iy % n_ring]
-        _update_row(frame[iy], total[iy], total2[iy], window, centre, dx)
-        _restore_row(total[iy], total2[iy], centre, keep_ix, keep_state, n_keep, dx)
+        _update_row(frame[iy], total[iy], total2[iy], means[iy], window)
+        _restore_row(total[iy], total2[iy], means[iy], keep_ix, keep_state, n_keep)
+        if iy == head_row:
+            _atomic_store(progress, band, frame_index + 1)
     return row_stop, n_out
 
 
@@ -533,15 +550,15 @@ def _grown(out_frame, out_x, out_y, out_data, n_out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_rows_growing(frame, fi, row_start, row_stop, total, total2, threshold, parameters,
-                       workspace, outputs, n_out):  # fmt: skip
+def _scan_rows_growing(frame, fi, row_start, row_stop, total, total2, means, threshold, parameters,
+                       workspace, outputs, n_out, progress, band, head_row):  # fmt: skip
     # _scan_rows, growing the outputs whenever they run short
     out_frame, out_x, out_y, out_data = outputs
     row = row_start
     while True:
         row, n_out = _scan_rows(
-            frame, fi, row, row_stop, total, total2, threshold, parameters, workspace,
-            out_frame, out_x, out_y, out_data, n_out,
+            frame, fi, row, row_stop, total, total2, means, threshold, parameters, workspace,
+            out_frame, out_x, out_y, out_data, n_out, progress, band, head_row,
         )  # fmt: skip
         if row >= row_stop:
             return (out_frame, out_x, out_y, out_data), n_out
@@ -549,15 +566,16 @@ def _scan_rows_growing(frame, fi, row_start, row_stop, total, total2, threshold,
 
 
 @numba.njit(cache=True, nogil=True)
-def scan_all(frames, total, total2, threshold, parameters, workspace, outputs):
+def scan_all(frames, total, total2, means, threshold, parameters, workspace, outputs):
     """All frames in order, all rows: returns the grown outputs and the number of
     clusters. ``threshold``: (ny, nx) float32 scratch, refreshed from frame 0."""
     n_frames, ny, _ = frames.shape
     n_out = 0
+    no_progress = np.zeros(1, np.int64)
     for fi in range(n_frames):
         outputs, n_out = _scan_rows_growing(
-            frames[fi], fi, 0, ny, total, total2, threshold, parameters, workspace,
-            outputs, n_out,
+            frames[fi], fi, 0, ny, total, total2, means, threshold, parameters, workspace,
+            outputs, n_out, no_progress, 0, -1,
         )  # fmt: skip
     return outputs, n_out
 
@@ -578,33 +596,42 @@ def _wait(counters, index, target, abort):
 
 
 @numba.njit(cache=True, nogil=True)
-def scan_band(frames, band, bands, total, total2, threshold, parameters, workspace,
-              outputs, band_done, strip_done, abort):  # fmt: skip
+def scan_band(frames, band, bands, total, total2, means, threshold, parameters, workspace,
+              outputs, head_done, strip_done, abort):  # fmt: skip
     """One thread's share of a banded run: band ``band`` of every frame, then the strip
     below it (all but the last band), synchronised with the neighbouring bands'
-    threads through ``band_done`` / ``strip_done`` (frames finished per band) and
-    ``abort`` (non-zero: stop). Returns the outputs, the number of clusters and whether
-    the run went to the end."""
+    threads through ``head_done`` (frames whose first ``dy`` rows a band has finished),
+    ``strip_done`` (frames whose strip a band has finished) and ``abort`` (non-zero:
+    stop). Returns the outputs, the number of clusters and whether the run went to the
+    end.
+
+    A strip reads the first ``dy`` rows of the band below as they stand before its
+    frame, so it waits only until that band has finished those rows of the previous
+    frame (the band below cannot go further: it waits for the strip): the two threads
+    may drift up to about a frame apart, which absorbs uneven frames and interruptions.
+    """
     n_frames = frames.shape[0]
     n_bands = bands.shape[0]
+    dy = parameters[3]
     first, end = bands[band, 0], bands[band, 1]
+    head_row = min(first + dy, end) - 1
     n_out = 0
+    no_progress = np.zeros(1, np.int64)
     for fi in range(n_frames):
         if band > 0 and not _wait(strip_done, band - 1, fi + 1, abort):
             return outputs, n_out, False
         outputs, n_out = _scan_rows_growing(
-            frames[fi], fi, first, end, total, total2, threshold, parameters, workspace,
-            outputs, n_out,
+            frames[fi], fi, first, end, total, total2, means, threshold, parameters, workspace,
+            outputs, n_out, head_done, band, head_row,
         )  # fmt: skip
-        _atomic_store(band_done, band, fi + 1)
         if band < n_bands - 1:
             # the strip's rows below belong to the next band: it must have finished
-            # the previous frame (and waits for this strip before starting this one)
-            if not _wait(band_done, band + 1, fi, abort):
+            # them for the previous frame (and waits for this strip before this frame)
+            if not _wait(head_done, band + 1, fi, abort):
                 return outputs, n_out, False
             outputs, n_out = _scan_rows_growing(
-                frames[fi], fi, end, bands[band + 1, 0], total, total2, threshold,
-                parameters, workspace, outputs, n_out,
+                frames[fi], fi, end, bands[band + 1, 0], total, total2, means, threshold,
+                parameters, workspace, outputs, n_out, no_progress, 0, -1,
             )  # fmt: skip
             _atomic_store(strip_done, band, fi + 1)
     return outputs, n_out, True
