@@ -177,13 +177,57 @@ def test_bands_hold_what_their_strips_read(ny, dy, n_bands):
         assert np.all(bands[:, 1] - bands[:, 0] >= dy)
 
 
-def test_fast_means_are_the_float32_quotients():
+def test_fast_means_are_the_rounded_quotients():
     rng = np.random.default_rng(4)
     total = rng.normal(1.2e6, 3e4, (7, 9))
-    total[0, :3] = (0.0, -5e5, 1e-300)
-    means = finder_steady.new_means(total, 1000)
-    assert means.dtype == np.float32
-    np.testing.assert_array_equal(means, (total * (1.0 / 1000)).astype(np.float32))
+    total[0, :3] = (0.0, 3.0, 65535.4e3)
+    parameters = finder_steady.steady_parameters(1000, 5.0, (3, 3), 0)
+    means = finder_steady.new_means(total, parameters)
+    assert means.dtype == np.int16
+    shift = 32768  # offset 0 + 32768
+    np.testing.assert_array_equal(means.astype(int) + shift, np.rint(total / 1000))
+
+
+def test_value_offset_spans_frames_and_means():
+    total = np.array([[1000.0, 2000.0]]) * 1000  # means 1000 and 2000
+    assert finder_steady.value_offset(total, 1000, 0, 65535) == 0
+    assert finder_steady.value_offset(total, 1000, -32768, 32767) == -32768
+    assert finder_steady.value_offset(total, 1000, 1500, 1600) == 1000
+    assert finder_steady.value_offset(total, 1000, 1500, 67000) is None
+    assert finder_steady.value_offset(total * 40, 1000, 0, 65535) is None  # mean 80000
+    # a mean that rounds to 65536 does not fit either
+    assert finder_steady.value_offset(np.array([[65535.6e3]]), 1000, 0, 65535) is None
+
+
+def exact_only(finder):
+    finder._fast_budget = 0  # the fast kernels may not run: aare's test for every pixel
+    return finder
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint32])
+def test_frames_of_other_integer_types(frames, dtype):
+    dark, data = frames
+    expected = ready_finder(dark).find_clusters_in_frames(data[:30])
+    table = ready_finder(dark.astype(dtype)).find_clusters_parallel(
+        data[:30].astype(dtype), n_threads=2
+    )
+    assert_same_tables(expected, table)
+
+
+@pytest.mark.parametrize("jump", [0, 70000])
+def test_wide_frames_take_the_fast_path_where_they_fit_16_bits(frames, jump):
+    # int32 frames far above 65535: the fast kernels run on values relative to the
+    # window that holds them, unless one pixel jumps outside it
+    dark, data = frames
+    dark = dark.astype(np.int32) + 100_000
+    data = data[:30].astype(np.int32) + 100_000
+    data[7, 20, 20] += jump
+    finder = ready_finder(dark)
+    assert (finder._fast_parameters(data) is None) == (jump > 0)
+    exact = exact_only(ready_finder(dark))
+    expected = exact.find_clusters_in_frames(data)
+    assert_same_tables(expected, finder.find_clusters_parallel(data, n_threads=2))
+    np.testing.assert_array_equal(finder.pedestal.mean, exact.pedestal.mean)
 
 
 def test_parallel_with_numba_threads(frames):

@@ -510,8 +510,9 @@ class ClusterFinder:
         return self._find_in_order(frames, self._frame_numbers(frame_numbers, len(frames)))
 
     def _find_in_order(self, frames: np.ndarray, frame_numbers: np.ndarray) -> ClusterTable:
-        if self._fast_path(len(frames)):
-            pieces = [self._run_fast(frames)]
+        parameters = self._fast_parameters(frames) if self._fast_path(len(frames)) else None
+        if parameters is not None:
+            pieces = [self._run_fast(frames, parameters)]
             self._after_fast_run(len(frames))
         else:
             pieces = [self._run_exact(frames)]
@@ -542,32 +543,38 @@ class ClusterFinder:
         return tuple(array[:n_out] for array in outputs)
 
     def _fast_parameters(self, frames: np.ndarray):
-        p = self._pedestal
-        largest = np.iinfo(frames.dtype).max
-        smallest = np.iinfo(frames.dtype).min
+        # The fast kernels' parameters, or None where frame values and means do not fit
+        # one 16-bit window. Frames of 8 or 16 bits: their type's range (no pass over
+        # them); wider ones: their values.
+        if frames.dtype.itemsize <= 2 or frames.size == 0:
+            low, high = np.iinfo(frames.dtype).min, np.iinfo(frames.dtype).max
+        else:
+            low, high = int(frames.min()), int(frames.max())
+        offset = finder_steady.value_offset(self._pedestal._sum, self.window, low, high)
+        if offset is None:
+            return None
         return finder_steady.steady_parameters(
-            p._sum, self.window, self.nsigma, self.cluster_size, max(largest, -smallest)
+            self.window, self.nsigma, self.cluster_size, offset
         )
 
-    def _run_fast(self, frames: np.ndarray):
+    def _run_fast(self, frames: np.ndarray, parameters):
         # the fast kernels on one thread
         p = self._pedestal
-        threshold = np.empty(self.shape, np.float32)
-        means = finder_steady.new_means(p._sum, self.window)
+        threshold = finder_steady.new_thresholds(self.shape)
+        means = finder_steady.new_means(p._sum, parameters)
         outputs = self._outputs(max(4 * self.shape[1], 32 * len(frames)))
         outputs, n_out = finder_steady.scan_all(
-            frames, p._sum, p._sum2, means, threshold, self._fast_parameters(frames),
+            frames, p._sum, p._sum2, means, threshold, parameters,
             finder_steady.new_workspace(self.shape[1], self.cluster_size), outputs,
         )  # fmt: skip
         return tuple(array[:n_out] for array in outputs)
 
-    def _run_fast_banded(self, frames: np.ndarray, bands: np.ndarray):
+    def _run_fast_banded(self, frames: np.ndarray, bands: np.ndarray, parameters):
         # the fast kernels on one thread per band (this one runs the first band)
         p = self._pedestal
         n_bands = len(bands)
-        threshold = np.empty(self.shape, np.float32)
-        means = finder_steady.new_means(p._sum, self.window)
-        parameters = self._fast_parameters(frames)
+        threshold = finder_steady.new_thresholds(self.shape)
+        means = finder_steady.new_means(p._sum, parameters)
         head_done = np.zeros(n_bands, np.int64)
         strip_done = np.zeros(n_bands, np.int64)
         abort = np.zeros(1, np.int64)
@@ -629,8 +636,9 @@ class ClusterFinder:
         if n_threads < 1:
             raise DedkitError(f"n_threads must be at least 1, got {n_threads}")
         bands = _band_rows(self.shape[0], n_threads, self.cluster_size[1] // 2)
-        if len(bands) < 2 or not self._fast_path(len(frames)):
+        parameters = self._fast_parameters(frames) if self._fast_path(len(frames)) else None
+        if len(bands) < 2 or parameters is None:
             return self._find_in_order(frames, frame_numbers)
-        pieces = self._run_fast_banded(frames, bands)
+        pieces = self._run_fast_banded(frames, bands, parameters)
         self._after_fast_run(len(frames))
         return self._table(frame_numbers, pieces)

@@ -59,6 +59,8 @@ __all__ = [
     "scan_band",
     "new_workspace",
     "new_means",
+    "new_thresholds",
+    "value_offset",
 ]
 
 # _divide is exact for magnitudes in [_DIVIDE_LOW, _DIVIDE_HIGH) and for 0 (up to the sign
@@ -71,10 +73,13 @@ _SAFE_STATE_LIMIT = 2.0**900
 _CANCELLATION_FLOOR = 2.0**-60
 
 # Relative margin of the threshold: far above the few roundings between it and aare's
-# nsigma * sqrt(var) (square root, products, float32 rounding)
+# nsigma * sqrt(var) (square roots, products)
 _THRESHOLD_RELATIVE = 1e-6
-# float32 values, squares and sums: inflation bounding their relative rounding errors
-_F32_INFLATE = 1.0 + 2.0**-19
+# Bound of |rounded mean - aare's mean| beyond the 1/2 of rounding to a whole number
+# (the roundings of sum * (1 / window) and of aare's own quotient and differences)
+_MEAN_SLACK = 2.0**-10
+# int16 values are frame - mean in whole ADU, saturated to +-_VALUE_LIMIT
+_VALUE_LIMIT = 32767
 # Refresh the thresholds every K frames, K = window // _FRAMES_PER_REFRESH (1 to
 # _MAX_REFRESH): the margin (1 - 1/window)**K stays above 98 %
 _FRAMES_PER_REFRESH = 64
@@ -91,6 +96,20 @@ def _fma(typingctx, a, b, c):
         function_type = llvm_ir.FunctionType(double, [double, double, double])
         fma = builder.module.declare_intrinsic("llvm.fma", [double], function_type)
         return builder.call(fma, args)
+
+    return signature, codegen
+
+
+@intrinsic
+def _sub_saturated(typingctx, a, b):
+    # a - b (int16) saturated to [-32768, 32767]: one vpsubsw for sixteen pixels
+    signature = numba_types.int16(numba_types.int16, numba_types.int16)
+
+    def codegen(context, builder, sig, args):
+        short = llvm_ir.IntType(16)
+        function_type = llvm_ir.FunctionType(short, [short, short])
+        sub = builder.module.declare_intrinsic("llvm.ssub.sat", [short], function_type)
+        return builder.call(sub, args)
 
     return signature, codegen
 
@@ -174,51 +193,80 @@ def fast_path_budget(total: np.ndarray, total2: np.ndarray, window: int) -> int:
     return max(0, int((math.log2(floor) + 899.0) / per_frame) - 1)
 
 
-def steady_parameters(total, window, nsigma, cluster_size, frames_max: float):
+def value_offset(total: np.ndarray, window: int, low: int, high: int) -> int | None:
+    """The whole number ``offset`` such that frame values in [low, high] and the means
+    ``sum / window`` all lie in [offset, offset + 65535], or None (no such window of
+    16 bits: the fast kernels must not run).
+
+    The int16 values of the dark test are ``frame - round(mean)`` relative to it, and
+    the means stay in that window while the kernels run, as an update averages a mean
+    with a frame value.
+    """
+    if total.size == 0:
+        return int(low)
+    means = total / window
+    # rounded means, with room for the last bits of the quotients
+    mean_low = math.floor(float(means.min()) + 0.5 - _MEAN_SLACK)
+    mean_high = math.ceil(float(means.max()) - 0.5 + _MEAN_SLACK)
+    offset = min(int(low), mean_low)
+    if max(int(high), mean_high) - offset > 65535:
+        return None
+    return offset
+
+
+def steady_parameters(window, nsigma, cluster_size, offset):
     """The kernels' parameters: (window, nsigma, c3_nsigma, dy, dx, refresh, factor,
-    slack, absolute).
+    slack, shift, value_cap, carry).
 
     refresh : frames between threshold refreshes (K)
     factor : nsigma**2 (1 - 1e-6) (1 - 1/window)**K, the threshold's factor
     slack : relative bound of the threshold's variance rounding, over K updates
-    absolute : bound of the error of a float32 value from approximate means
+    shift : offset + 32768, taken from frame values and means before they are stored
+        as int16 (see :func:`value_offset`)
+    value_cap : the largest int16 magnitude the dark test accepts: the sum of a
+        neighbourhood of such values cannot wrap around
+    carry : (neighbours aare updates before a pixel's test) / window, the part of a
+        value those updates may take away
     """
     size_x, size_y = cluster_size
-    c3_nsigma = math.sqrt(size_x * size_y) * nsigma
+    size = size_x * size_y
+    c3_nsigma = math.sqrt(size) * nsigma
     refresh = max(1, min(_MAX_REFRESH, window // _FRAMES_PER_REFRESH))
     decay = (1.0 - 1.0 / window) ** refresh * (1.0 - 1e-12)
     factor = nsigma * nsigma * (1.0 - _THRESHOLD_RELATIVE) * decay
     slack = (16.0 + 32.0 * refresh) * 2.0**-52
-    # float32 values f - m: |m - s / w| <= (2**-24 + 2**-51) |s / w| and float32(f) is
-    # within 2**-24 |f| of f; means stay within the state's and the frames' range (an
-    # update is a weighted average)
-    largest_mean = float(np.max(np.abs(total))) / window if total.size else 0.0
-    scale = max(largest_mean, float(frames_max))
-    absolute = size_x * size_y * 2.0**-22 * (scale + 1.0) + 1e-9
+    dy, dx = size_y // 2, size_x // 2
+    carry = (dy * size_x + dx) / window
     return (
-        int(window), float(nsigma), c3_nsigma, size_y // 2, size_x // 2, refresh, factor,
-        slack, absolute,
+        int(window), float(nsigma), c3_nsigma, dy, dx, refresh, factor, slack,
+        int(offset) + 32768, _VALUE_LIMIT // size, carry,
     )  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True)
-def new_means(total, window):
-    """The kernels' float32 means, float32(sum * (1 / window)), kept with the state."""
+def new_means(total, parameters):
+    """The kernels' int16 means, round(sum * (1 / window)) - shift, kept with the state."""
+    window, shift = parameters[0], parameters[8]
     reciprocal = 1.0 / np.float64(window)
-    means = np.empty(total.shape, np.float32)
+    means = np.empty(total.shape, np.int16)
     for iy in range(total.shape[0]):
         for ix in range(total.shape[1]):
-            means[iy, ix] = np.float32(total[iy, ix] * reciprocal)
+            means[iy, ix] = _rounded_mean(total[iy, ix], reciprocal, shift)
     return means
 
 
+def new_thresholds(shape) -> np.ndarray:
+    """Scratch for the kernels' per-pixel thresholds: (2, ny, nx) int16."""
+    return np.empty((2, *shape), np.int16)
+
+
 def new_workspace(nx: int, cluster_size):
-    """Row buffers of one thread: (ring32, columns32, updated, keep_ix, keep_state)."""
+    """Row buffers of one thread: (ring, columns, updated, keep_ix, keep_state)."""
     size_x, size_y = cluster_size
     width = nx + size_x - 1
     return (
-        np.zeros((size_y, width), np.float32),
-        np.zeros((2, width), np.float32),
+        np.zeros((size_y, width), np.int16),
+        np.zeros((2, width), np.int16),
         np.zeros(nx, np.uint8),
         np.zeros(nx, np.int64),
         np.zeros((3, nx), np.float64),
@@ -232,67 +280,107 @@ def new_workspace(nx: int, cluster_size):
 # its array arguments costs about as much as a short row's work
 
 
+@intrinsic
+def _bits(typingctx, x):
+    # the bits of a float64, as an int64
+    signature = numba_types.int64(numba_types.float64)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+
+    return signature, codegen
+
+
+# 1.5 * 2**52: a float64 in [2**52, 2**53) has the whole numbers as its last bits
+_ROUNDER = 1.5 * 2.0**52
+
+
+@numba.njit(inline="always")
+def _rounded_mean(total, reciprocal, shift):
+    # round(total * reciprocal) - shift as int16, rounded once (to the nearest, ties to
+    # even) by the fma; its last 16 bits are the whole number, in two's complement
+    return np.int16(_bits(_fma(total, reciprocal, _ROUNDER - shift)))
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def _refresh_thresholds(srow, s2row, trow, window, factor, slack):
-    # float32 lower bound of aare's (nsigma * rms)**2 for the next K frames, or -1 where
-    # the variance may be <= 0 (those pixels always take the exact test)
+def _refresh_thresholds(srow, s2row, t_high, t_sum, window, factor, slack, size, value_cap,
+                        carry):  # fmt: skip
+    # Whole-number bounds of the dark test for the next K frames: a pixel is surely dark
+    # when its neighbourhood's largest |value| is at most t_high and its sum at most
+    # t_sum. aare's values differ from the int16 ones by at most 1/2 + _MEAN_SLACK
+    # (rounded means), less the 1/window of a value that the updates of the neighbours
+    # above and to the left take away (carry). Where the variance may be <= 0, t_high
+    # is -1: those pixels always take the exact test.
     reciprocal = 1.0 / np.float64(window)
+    root_size = math.sqrt(np.float64(size))
+    shrink = 1.0 - _THRESHOLD_RELATIVE
+    error = 0.5 + _MEAN_SLACK
+    cap = np.float64(value_cap)
     for ix in range(srow.shape[0]):
         m = srow[ix] * reciprocal
         q = s2row[ix] * reciprocal
         var = _fma(-m, m, q) - slack * abs(q)
-        trow[ix] = np.float32(factor * var) if var > 0.0 else np.float32(-1.0)
+        # a lower bound of aare's nsigma * rms for the next K frames (np.floor, not
+        # math.floor, which returns an integer and stops the loop from vectorising)
+        limit = math.sqrt(factor * var) * shrink if var > 0.0 else -1.0
+        high = min(max(np.floor(limit - error), -1.0), cap)
+        total = np.floor(limit * root_size - size * error - carry * (high + error))
+        total = min(max(total, -32767.0), 32767.0)
+        t_high[ix] = np.int16(np.int32(high))
+        t_sum[ix] = np.int16(np.int32(total))
+
+
+@numba.njit(inline="always")
+def _value(f, mean, shift):
+    # frame - mean in whole ADU (mean: int16 from _rounded_mean), saturated to
+    # +-_VALUE_LIMIT so that its magnitude fits an int16
+    value = _sub_saturated(np.int16(np.int64(f) - shift), mean)
+    return value if value > -_VALUE_LIMIT else np.int16(-_VALUE_LIMIT)
+
+
+@numba.njit(inline="always")
+def _magnitude(a):
+    # |a| of an int16 above -32768 (one vpabsw)
+    return np.int16(a if a >= 0 else -a)
+
+
+@numba.njit(inline="always")
+def _larger(a, b):
+    return a if a > b else b
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill_row(frame, means, row, dx, out):
-    # float32 value = frame - mean (approximate) of one row, 0 outside the frame
+def _fill_row(frame, means, row, dx, shift, out):
+    # int16 values of one row, 0 outside the frame
     ny, nx = frame.shape
     if row < 0 or row >= ny:
-        out[:] = 0.0
+        out[:] = 0
         return
     frow = frame[row]
     mrow = means[row]
     inner = out[dx : dx + nx]
     for ix in range(nx):
-        inner[ix] = np.float32(frow[ix]) - mrow[ix]
-
-
-@numba.njit(inline="always")
-def _larger(a, b):
-    # max of two non-NaN values: one vmaxps (np.maximum's NaN handling costs four ops)
-    return a if a > b else b
-
-
-@numba.njit(inline="always")
-def _dark(total, high, threshold, sum_margin, absolute, size, inflate):
-    # Surely dark: |values| <= high (so no photon and not below -nsigma rms) and the sum,
-    # left neighbours' updates included, at most c3 nsigma rms (threshold * size)
-    top = high * inflate + absolute
-    spread = total + high * sum_margin + absolute
-    wide = spread * inflate
-    not_photon = top * top < threshold
-    not_spread = (spread <= np.float32(0.0)) | (wide * wide < size * threshold)
-    return not_photon & not_spread
+        inner[ix] = _value(frow[ix], mrow[ix], shift)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _fill_row_columns(frame, means, iy, dx, ring32, columns):
+def _fill_row_columns(frame, means, iy, dx, shift, ring, columns):
     # 3-row neighbourhoods: _fill_row for row iy + 1 and, in the same pass, the column
-    # sums and largest magnitudes of rows iy - 1, iy, iy + 1 (float32)
+    # sums and largest magnitudes of rows iy - 1, iy, iy + 1. The sums wrap around only
+    # where a magnitude exceeds value_cap, which fails the dark test anyway.
     ny, nx = frame.shape
-    below = ring32[(iy + 1) % 3]
-    r0 = ring32[(iy - 1) % 3]
-    r1 = ring32[iy % 3]
+    below = ring[(iy + 1) % 3]
+    r0 = ring[(iy - 1) % 3]
+    r1 = ring[iy % 3]
     column_sum = columns[0]
     column_max = columns[1]
     width = nx + 2 * dx
     if iy + 1 >= ny:
-        below[:] = 0.0
+        below[:] = 0
         for j in range(width):
             a, b = r0[j], r1[j]
             column_sum[j] = a + b
-            column_max[j] = _larger(abs(a), abs(b))
+            column_max[j] = _larger(_magnitude(a), _magnitude(b))
         return
     frow = frame[iy + 1]
     mrow = means[iy + 1]
@@ -300,74 +388,64 @@ def _fill_row_columns(frame, means, iy, dx, ring32, columns):
         for k in (j, width - 1 - j):
             a, b = r0[k], r1[k]
             column_sum[k] = a + b
-            column_max[k] = _larger(abs(a), abs(b))
+            column_max[k] = _larger(_magnitude(a), _magnitude(b))
     r0 = r0[dx : dx + nx]
     r1 = r1[dx : dx + nx]
     inner = below[dx : dx + nx]
     inner_sum = column_sum[dx : dx + nx]
     inner_max = column_max[dx : dx + nx]
     for ix in range(nx):
-        c = np.float32(frow[ix]) - mrow[ix]
+        c = _value(frow[ix], mrow[ix], shift)
         inner[ix] = c
         a, b = r0[ix], r1[ix]
         inner_sum[ix] = a + b + c
-        inner_max[ix] = _larger(_larger(abs(a), abs(b)), abs(c))
+        inner_max[ix] = _larger(_larger(_magnitude(a), _magnitude(b)), _magnitude(c))
 
 
 @numba.njit(cache=True, nogil=True)
-def _columns(ring32, iy, dy, dx, columns):
-    # column sums and largest magnitudes of the rows iy - dy to iy + dy (float32)
+def _columns(ring, iy, dy, dx, columns):
+    # column sums and largest magnitudes of the rows iy - dy to iy + dy
     n_ring = 2 * dy + 1
     column_sum = columns[0]
     column_max = columns[1]
-    column_sum[:] = 0.0
-    column_max[:] = 0.0
+    column_sum[:] = 0
+    column_max[:] = 0
     for k in range(n_ring):
-        rr = ring32[(iy - dy + k) % n_ring]
+        rr = ring[(iy - dy + k) % n_ring]
         for j in range(column_sum.shape[0]):
             column_sum[j] += rr[j]
-            column_max[j] = np.maximum(column_max[j], abs(rr[j]))  # no masked store
+            column_max[j] = _larger(column_max[j], _magnitude(rr[j]))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _dark_row(columns, threshold_row, dy, dx, window, absolute, dark):
-    # Marks the row's surely dark pixels and returns how many are not. Errors bounded:
-    # float32 values (2**-24 |v| each, plus ``absolute`` from approximate means), the
-    # float32 sum of n values (n**2 2**-24 H), the updates of the neighbours above and
-    # to the left, whose values the ring holds from before them (each moves its value
-    # towards 0 by 1 / w of it: H / w each).
-    nx = threshold_row.shape[0]
-    size = (2 * dy + 1) * (2 * dx + 1)
+def _dark_row(columns, t_high, t_sum, dx, dark):
+    # Marks the row's surely dark pixels (see _refresh_thresholds) and returns whether
+    # any is not
+    nx = t_high.shape[0]
     column_sum = columns[0]
     column_max = columns[1]
-    sum_margin = np.float32(size * size * 2.0**-22 + (dy * (2 * dx + 1) + dx) / window)
-    absolute32 = np.float32(absolute)
-    inflate = np.float32(_F32_INFLATE)
-    size32 = np.float32(size)
     if dx == 1:
         s1 = column_sum[1 : nx + 1]
         s2 = column_sum[2 : nx + 2]
         m1 = column_max[1 : nx + 1]
         m2 = column_max[2 : nx + 2]
         for ix in range(nx):
-            total = column_sum[ix] + s1[ix] + s2[ix]
+            total = np.int16(column_sum[ix] + s1[ix] + s2[ix])
             high = _larger(_larger(column_max[ix], m1[ix]), m2[ix])
-            threshold = threshold_row[ix]
-            dark[ix] = _dark(total, high, threshold, sum_margin, absolute32, size32, inflate)
+            dark[ix] = (high <= t_high[ix]) & (total <= t_sum[ix])
     else:
         for ix in range(nx):
-            total = np.float32(0.0)
-            high = np.float32(0.0)
+            total = np.int16(0)
+            high = np.int16(0)
             for c in range(2 * dx + 1):
-                total += column_sum[ix + c]
+                total = np.int16(total + column_sum[ix + c])
                 high = _larger(high, column_max[ix + c])
-            threshold = threshold_row[ix]
-            dark[ix] = _dark(total, high, threshold, sum_margin, absolute32, size32, inflate)
-    # counted apart: a count in the loops above would make them run four lanes wide
-    n_dark = 0
+            dark[ix] = (high <= t_high[ix]) & (total <= t_sum[ix])
+    # apart: in the loops above it would make them run four lanes wide
+    all_dark = np.uint8(1)
     for ix in range(nx):
-        n_dark += dark[ix]
-    return nx - n_dark
+        all_dark = np.uint8(all_dark & dark[ix])
+    return all_dark == 0
 
 
 @numba.njit(inline="always")
@@ -464,9 +542,9 @@ def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma,
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _update_row(frow, srow, s2row, mrow, window):
+def _update_row(frow, srow, s2row, mrow, window, shift):
     # aare's push_fast for every pixel of the row (the pixels aare leaves alone are put
-    # back after), and the float32 means
+    # back after), and the int16 means
     nx = frow.shape[0]
     window_f = np.float64(window)
     reciprocal = 1.0 / window_f
@@ -477,7 +555,7 @@ def _update_row(frow, srow, s2row, mrow, window):
         new_sum = s + (f - _divide(s, window_f, reciprocal))
         srow[ix] = new_sum
         s2row[ix] = s2 + (f * f - _divide(s2, window_f, reciprocal))
-        mrow[ix] = np.float32(new_sum * reciprocal)
+        mrow[ix] = _rounded_mean(new_sum, reciprocal, shift)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -486,7 +564,7 @@ def _restore_row(srow, s2row, mrow, keep_ix, keep_state, n_keep):
         ix = keep_ix[i]
         srow[ix] = keep_state[0, i]
         s2row[ix] = keep_state[1, i]
-        mrow[ix] = np.float32(keep_state[2, i])
+        mrow[ix] = np.int16(keep_state[2, i])
 
 
 # -- rows, frames, bands ---------------------------------------------------------------------
@@ -500,8 +578,11 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, means, th
     # has no room for nx more clusters and returns (next_row, n_out); a call from
     # next_row continues exactly. Once row head_row is done, progress[band] says so
     # (frames done: frame_index + 1).
-    window, nsigma, c3_nsigma, dy, dx, refresh, factor, slack, absolute = parameters
-    ring32, columns, updated, keep_ix, keep_state = workspace
+    window, nsigma, c3_nsigma, dy, dx, refresh, factor, slack, shift, value_cap, carry = (
+        parameters
+    )
+    ring, columns, updated, keep_ix, keep_state = workspace
+    size = (2 * dy + 1) * (2 * dx + 1)
     nx = frame.shape[1]
     n_ring = 2 * dy + 1
     capacity = out_x.shape[0]
@@ -509,26 +590,30 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, means, th
     # rows above hold their values after this frame's updates, rows below before: both
     # are frame - sum / window as the state stands now
     for row in range(row_start - dy, row_start + dy):
-        _fill_row(frame, means, row, dx, ring32[row % n_ring])
+        _fill_row(frame, means, row, dx, shift, ring[row % n_ring])
     for iy in range(row_start, row_stop):
         if n_out + nx > capacity:
             return iy, n_out
         if dy == 1:
-            _fill_row_columns(frame, means, iy, dx, ring32, columns)
+            _fill_row_columns(frame, means, iy, dx, shift, ring, columns)
         else:
-            _fill_row(frame, means, iy + dy, dx, ring32[(iy + dy) % n_ring])
-            _columns(ring32, iy, dy, dx, columns)
+            _fill_row(frame, means, iy + dy, dx, shift, ring[(iy + dy) % n_ring])
+            _columns(ring, iy, dy, dx, columns)
+        t_high = threshold[0, iy]
+        t_sum = threshold[1, iy]
         if refreshing:
-            _refresh_thresholds(total[iy], total2[iy], threshold[iy], window, factor, slack)
-        n_unsure = _dark_row(columns, threshold[iy], dy, dx, window, absolute, updated)
+            _refresh_thresholds(
+                total[iy], total2[iy], t_high, t_sum, window, factor, slack, size,
+                value_cap, carry,
+            )  # fmt: skip
         n_keep = 0
-        if n_unsure > 0:
+        if _dark_row(columns, t_high, t_sum, dx, updated):
             n_out, n_keep = _exact_row(
                 frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma, dy, dx,
                 means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
                 n_out,
             )  # fmt: skip
-        _update_row(frame[iy], total[iy], total2[iy], means[iy], window)
+        _update_row(frame[iy], total[iy], total2[iy], means[iy], window, shift)
         _restore_row(total[iy], total2[iy], means[iy], keep_ix, keep_state, n_keep)
         if iy == head_row:
             _atomic_store(progress, band, frame_index + 1)
