@@ -553,9 +553,7 @@ class ClusterFinder:
         offset = finder_steady.value_offset(self._pedestal._sum, self.window, low, high)
         if offset is None:
             return None
-        return finder_steady.steady_parameters(
-            self.window, self.nsigma, self.cluster_size, offset
-        )
+        return finder_steady.steady_parameters(self.window, self.nsigma, self.cluster_size, offset)
 
     def _run_fast(self, frames: np.ndarray, parameters):
         # the fast kernels on one thread

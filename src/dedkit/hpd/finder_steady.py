@@ -578,9 +578,7 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, means, th
     # has no room for nx more clusters and returns (next_row, n_out); a call from
     # next_row continues exactly. Once row head_row is done, progress[band] says so
     # (frames done: frame_index + 1).
-    window, nsigma, c3_nsigma, dy, dx, refresh, factor, slack, shift, value_cap, carry = (
-        parameters
-    )
+    window, nsigma, c3_nsigma, dy, dx, refresh, factor, slack, shift, value_cap, carry = parameters
     ring, columns, updated, keep_ix, keep_state = workspace
     size = (2 * dy + 1) * (2 * dx + 1)
     nx = frame.shape[1]
