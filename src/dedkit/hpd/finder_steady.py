@@ -51,6 +51,7 @@ import numpy as np
 from numba.core import cgutils
 from numba.core import types as numba_types
 from numba.extending import intrinsic
+from numba.np.arrayobj import populate_array
 
 __all__ = [
     "fast_path_budget",
@@ -158,6 +159,59 @@ def _atomic_store(typingctx, array, index, value):
         pointer = cgutils.get_item_pointer(context, builder, array_type, ary, [args[1]])
         builder.store_atomic(args[2], pointer, ordering="release", align=8)
         return context.get_dummy_value()
+
+    return signature, codegen
+
+
+def _borrowed_view(context, builder, sig, array, offset, length, stride):
+    # a view of ``array`` from element ``offset`` (length, stride: the view's) that
+    # holds no reference to the array's memory: taking it and dropping it cost no
+    # atomic reference counting, which the caller's own reference makes unnecessary
+    source = context.make_array(sig.args[0])(context, builder, array)
+    view = context.make_array(sig.return_type)(context, builder)
+    data = builder.gep(source.data, [offset])
+    populate_array(
+        view, data=data, shape=cgutils.pack_array(builder, [length]),
+        strides=cgutils.pack_array(builder, [stride]), itemsize=source.itemsize, meminfo=None,
+    )  # fmt: skip
+    return view._getvalue()
+
+
+@intrinsic
+def _row(typingctx, array, index):
+    # array[index] of a C-contiguous 2-D array, as a borrowed view (see _borrowed_view).
+    # A row view per row and array otherwise costs two atomic operations on the
+    # array's reference count, about a tenth of the time, and the threads share it.
+    if not (isinstance(array, numba_types.Array) and array.ndim == 2 and array.layout == "C"):
+        return None
+    signature = array.copy(ndim=1, layout="C")(array, index)
+
+    def codegen(context, builder, sig, args):
+        source = context.make_array(sig.args[0])(context, builder, args[0])
+        _, nx = cgutils.unpack_tuple(builder, source.shape)
+        _, stride = cgutils.unpack_tuple(builder, source.strides)
+        index = context.cast(builder, args[1], sig.args[1], numba_types.intp)
+        offset = builder.mul(index, nx)
+        return _borrowed_view(context, builder, sig, args[0], offset, nx, stride)
+
+    return signature, codegen
+
+
+@intrinsic
+def _part(typingctx, array, start, stop):
+    # array[start:stop] of a C-contiguous 1-D array (0 <= start <= stop <= its length),
+    # as a borrowed view (see _borrowed_view)
+    if not (isinstance(array, numba_types.Array) and array.ndim == 1 and array.layout == "C"):
+        return None
+    signature = array(array, start, stop)
+
+    def codegen(context, builder, sig, args):
+        source = context.make_array(sig.args[0])(context, builder, args[0])
+        (stride,) = cgutils.unpack_tuple(builder, source.strides)
+        start = context.cast(builder, args[1], sig.args[1], numba_types.intp)
+        stop = context.cast(builder, args[2], sig.args[2], numba_types.intp)
+        length = builder.sub(stop, start)
+        return _borrowed_view(context, builder, sig, args[0], start, length, stride)
 
     return signature, codegen
 
@@ -356,9 +410,9 @@ def _fill_row(frame, means, row, dx, shift, out):
     if row < 0 or row >= ny:
         out[:] = 0
         return
-    frow = frame[row]
-    mrow = means[row]
-    inner = out[dx : dx + nx]
+    frow = _row(frame, row)
+    mrow = _row(means, row)
+    inner = _part(out, dx, dx + nx)
     for ix in range(nx):
         inner[ix] = _value(frow[ix], mrow[ix], shift)
 
@@ -369,11 +423,11 @@ def _fill_row_columns(frame, means, iy, dx, shift, ring, columns):
     # sums and largest magnitudes of rows iy - 1, iy, iy + 1. The sums wrap around only
     # where a magnitude exceeds value_cap, which fails the dark test anyway.
     ny, nx = frame.shape
-    below = ring[(iy + 1) % 3]
-    r0 = ring[(iy - 1) % 3]
-    r1 = ring[iy % 3]
-    column_sum = columns[0]
-    column_max = columns[1]
+    below = _row(ring, (iy + 1) % 3)
+    r0 = _row(ring, (iy - 1) % 3)
+    r1 = _row(ring, iy % 3)
+    column_sum = _row(columns, 0)
+    column_max = _row(columns, 1)
     width = nx + 2 * dx
     if iy + 1 >= ny:
         below[:] = 0
@@ -382,18 +436,18 @@ def _fill_row_columns(frame, means, iy, dx, shift, ring, columns):
             column_sum[j] = a + b
             column_max[j] = _larger(_magnitude(a), _magnitude(b))
         return
-    frow = frame[iy + 1]
-    mrow = means[iy + 1]
+    frow = _row(frame, iy + 1)
+    mrow = _row(means, iy + 1)
     for j in range(dx):  # the zero margins
         for k in (j, width - 1 - j):
             a, b = r0[k], r1[k]
             column_sum[k] = a + b
             column_max[k] = _larger(_magnitude(a), _magnitude(b))
-    r0 = r0[dx : dx + nx]
-    r1 = r1[dx : dx + nx]
-    inner = below[dx : dx + nx]
-    inner_sum = column_sum[dx : dx + nx]
-    inner_max = column_max[dx : dx + nx]
+    r0 = _part(r0, dx, dx + nx)
+    r1 = _part(r1, dx, dx + nx)
+    inner = _part(below, dx, dx + nx)
+    inner_sum = _part(column_sum, dx, dx + nx)
+    inner_max = _part(column_max, dx, dx + nx)
     for ix in range(nx):
         c = _value(frow[ix], mrow[ix], shift)
         inner[ix] = c
@@ -406,12 +460,12 @@ def _fill_row_columns(frame, means, iy, dx, shift, ring, columns):
 def _columns(ring, iy, dy, dx, columns):
     # column sums and largest magnitudes of the rows iy - dy to iy + dy
     n_ring = 2 * dy + 1
-    column_sum = columns[0]
-    column_max = columns[1]
+    column_sum = _row(columns, 0)
+    column_max = _row(columns, 1)
     column_sum[:] = 0
     column_max[:] = 0
     for k in range(n_ring):
-        rr = ring[(iy - dy + k) % n_ring]
+        rr = _row(ring, (iy - dy + k) % n_ring)
         for j in range(column_sum.shape[0]):
             column_sum[j] += rr[j]
             column_max[j] = _larger(column_max[j], _magnitude(rr[j]))
@@ -422,13 +476,13 @@ def _dark_row(columns, t_high, t_sum, dx, dark):
     # Marks the row's surely dark pixels (see _refresh_thresholds) and returns whether
     # any is not
     nx = t_high.shape[0]
-    column_sum = columns[0]
-    column_max = columns[1]
+    column_sum = _row(columns, 0)
+    column_max = _row(columns, 1)
     if dx == 1:
-        s1 = column_sum[1 : nx + 1]
-        s2 = column_sum[2 : nx + 2]
-        m1 = column_max[1 : nx + 1]
-        m2 = column_max[2 : nx + 2]
+        s1 = _part(column_sum, 1, nx + 1)
+        s2 = _part(column_sum, 2, nx + 2)
+        m1 = _part(column_max, 1, nx + 1)
+        m2 = _part(column_max, 2, nx + 2)
         for ix in range(nx):
             total = np.int16(column_sum[ix] + s1[ix] + s2[ix])
             high = _larger(_larger(column_max[ix], m1[ix]), m2[ix])
@@ -588,22 +642,26 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, means, th
     # rows above hold their values after this frame's updates, rows below before: both
     # are frame - sum / window as the state stands now
     for row in range(row_start - dy, row_start + dy):
-        _fill_row(frame, means, row, dx, shift, ring[row % n_ring])
+        _fill_row(frame, means, row, dx, shift, _row(ring, row % n_ring))
+    high_thresholds = threshold[0]
+    sum_thresholds = threshold[1]
     for iy in range(row_start, row_stop):
         if n_out + nx > capacity:
             return iy, n_out
         if dy == 1:
             _fill_row_columns(frame, means, iy, dx, shift, ring, columns)
         else:
-            _fill_row(frame, means, iy + dy, dx, shift, ring[(iy + dy) % n_ring])
+            _fill_row(frame, means, iy + dy, dx, shift, _row(ring, (iy + dy) % n_ring))
             _columns(ring, iy, dy, dx, columns)
-        t_high = threshold[0, iy]
-        t_sum = threshold[1, iy]
+        t_high = _row(high_thresholds, iy)
+        t_sum = _row(sum_thresholds, iy)
+        srow = _row(total, iy)
+        s2row = _row(total2, iy)
+        mrow = _row(means, iy)
         if refreshing:
             _refresh_thresholds(
-                total[iy], total2[iy], t_high, t_sum, window, factor, slack, size,
-                value_cap, carry,
-            )  # fmt: skip
+                srow, s2row, t_high, t_sum, window, factor, slack, size, value_cap, carry
+            )
         n_keep = 0
         if _dark_row(columns, t_high, t_sum, dx, updated):
             n_out, n_keep = _exact_row(
@@ -611,8 +669,8 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, means, th
                 means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
                 n_out,
             )  # fmt: skip
-        _update_row(frame[iy], total[iy], total2[iy], means[iy], window, shift)
-        _restore_row(total[iy], total2[iy], means[iy], keep_ix, keep_state, n_keep)
+        _update_row(_row(frame, iy), srow, s2row, mrow, window, shift)
+        _restore_row(srow, s2row, mrow, keep_ix, keep_state, n_keep)
         if iy == head_row:
             _atomic_store(progress, band, frame_index + 1)
     return row_stop, n_out
@@ -651,7 +709,7 @@ def _scan_rows_growing(frame, fi, row_start, row_stop, total, total2, means, thr
 @numba.njit(cache=True, nogil=True)
 def scan_all(frames, total, total2, means, threshold, parameters, workspace, outputs):
     """All frames in order, all rows: returns the grown outputs and the number of
-    clusters. ``threshold``: (ny, nx) float32 scratch, refreshed from frame 0."""
+    clusters. ``threshold``: scratch from :func:`new_thresholds`, refreshed from frame 0."""
     n_frames, ny, _ = frames.shape
     n_out = 0
     no_progress = np.zeros(1, np.int64)
