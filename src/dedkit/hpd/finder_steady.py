@@ -82,8 +82,8 @@ _MEAN_SLACK = 2.0**-10
 # int16 values are frame - mean in whole ADU, saturated to +-_VALUE_LIMIT
 _VALUE_LIMIT = 32767
 # Refresh the thresholds every K frames, K = window // _FRAMES_PER_REFRESH (1 to
-# _MAX_REFRESH): the margin (1 - 1/window)**K stays above 98 %
-_FRAMES_PER_REFRESH = 64
+# _MAX_REFRESH): the margin (1 - 1/window)**K stays above 96 %
+_FRAMES_PER_REFRESH = 32
 _MAX_REFRESH = 32
 
 
@@ -530,15 +530,23 @@ def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma,
     window_f = np.float64(window)
     cast = out_data.dtype.type
     reciprocal = 1.0 / window_f
-    # the row's dark flags eight at a time: most words are all dark
+    # the row's dark flags eight at a time (32 at a time while all are dark): most
+    # words are all dark
     words = updated[: nx - nx % 8].view(np.uint64)
+    n_words = words.shape[0]
     n_keep = 0
     ix = -1
     while True:
         ix += 1
         if ix % 8 == 0:
-            while ix // 8 < words.shape[0] and words[ix // 8] == _ALL_DARK:
-                ix += 8
+            k = ix // 8
+            while k + 4 <= n_words:
+                if (words[k] & words[k + 1] & words[k + 2] & words[k + 3]) != _ALL_DARK:
+                    break
+                k += 4
+            while k < n_words and words[k] == _ALL_DARK:
+                k += 1
+            ix = 8 * k
         if ix >= nx:
             break
         if updated[ix]:
