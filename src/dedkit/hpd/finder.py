@@ -29,13 +29,14 @@ the first data frame): push at least ``window`` dark frames (a warning says so).
 Two paths give these decisions:
 
 - with a full pedestal window (the normal case), the fast kernels of
-  :mod:`dedkit.hpd.finder_steady`: a float32 "surely dark" test with bounded errors
-  for eight pixels at a time, aare's exact test only for the few others, and on
+  :mod:`dedkit.hpd.finder_steady`: an int16 "surely dark" test with bounded errors
+  for sixteen pixels at a time, aare's exact test only for the few others, and on
   several cores row bands that scan successive frames at once (a wavefront), each
   band on its own thread;
-- otherwise (an incomplete window, or sums so extreme that the fast arithmetic could
-  round differently), aare's exact test for every pixel, in raster order (slow, but
-  still aare's result), in this module.
+- otherwise (an incomplete window, sums so extreme that the fast arithmetic could
+  round differently, or frame values and means that no window of 65536 ADU holds),
+  aare's exact test for every pixel, in raster order (slow, but still aare's result),
+  in this module.
 
 Splitting the frames themselves between cores cannot give aare's result: the running
 pedestal makes each frame depend on all those before it (aare's own

@@ -8,19 +8,21 @@ state after a window of dark frames. The decisions are aare's, pixel for pixel (
 - The state is aare's own: ``sum`` and ``sum2`` per pixel (float64). Exact means are
   recomputed where aare's arithmetic is reproduced (``sum / window`` with a
   multiplication and two FMAs that give the correctly rounded quotient,
-  :func:`_divide`); the "surely dark" test uses float32 means kept beside the state
-  (``float32(sum * (1 / window))``, :func:`new_means`, rewritten with every update), so
-  that its values ``frame - mean`` cost no float64 work.
-- The "surely dark" test runs in float32 on eight pixels at a time: the
-  neighbourhood's largest magnitude ``H`` and sum ``S`` of float32 values, inflated by
-  bounds of every rounding and approximation in them, against a float32 per-pixel
-  threshold below aare's ``(nsigma * rms)**2``. The threshold is refreshed every
-  ``K`` frames from the state; in between it stays below aare's because an update
-  never lowers a variance by more than a factor ``1 - 1 / window``
-  (``var' = (1 - 1/w) var + (1 - 1/w) (x - mean)**2 / w``). A pixel that clears the
-  test is one aare updates whatever the order of the scan: the values of the rows
-  above and of the left neighbours are taken from before their own updates, which
-  move them towards 0 by ``1 / window`` of them; the sum's margin covers that.
+  :func:`_divide`); the "surely dark" test uses int16 means kept beside the state
+  (the mean rounded to a whole ADU, less a ``shift`` that puts the 16-bit window of
+  :func:`value_offset` around 0: :func:`new_means`, rewritten with every update).
+- The "surely dark" test runs on int16 values ``frame - mean``, saturated, sixteen
+  pixels at a time: the neighbourhood's largest magnitude ``H`` and its sum ``S``
+  against two whole-number thresholds per pixel, ``H <= t_high`` and ``S <= t_sum``.
+  They lie below aare's ``nsigma * rms`` and ``c3 * nsigma * rms`` by the rounding of
+  the means (1/2 ADU per value), the updates of the neighbours above and to the left
+  (the ring holds their values from before them; an update moves a value towards 0 by
+  ``1 / window`` of it) and the decay of the variance until the next refresh: the
+  thresholds are refreshed every ``K`` frames from the state, and an update never
+  lowers a variance by more than a factor ``1 - 1 / window``
+  (``var' = (1 - 1/w) var + (1 - 1/w) (x - mean)**2 / w``). ``t_high`` is at most
+  ``32767 // size``, so the sum of a neighbourhood that passes cannot wrap around. A
+  pixel that clears the test is one aare updates whatever the order of the scan.
 - The few others (photons and their surroundings) take aare's exact test in raster
   order, with values recomputed from the frame and the state in float64 (divisions).
 - Then every pixel of the row takes aare's update at once (vector stores), and the
@@ -28,7 +30,12 @@ state after a window of dark frames. The decisions are aare's, pixel for pixel (
 
 The kernels assume what :func:`fast_path_budget` checks before a call: finite sums
 far from overflow, and no sum that can decay to a magnitude where :func:`_divide`
-stops being exact within the call.
+stops being exact within the call; and what :func:`value_offset` checks: frame values
+and means within one window of 65536 ADU (means stay there: an update averages a mean
+with a frame value).
+
+Row views are borrowed (:func:`_row`, :func:`_part`): a plain ``array[i]`` costs two
+atomic operations on the array's reference count, and both threads would share them.
 
 Several cores (:func:`scan_band`): the frame is cut into row bands separated by strips
 of ``size_y // 2`` rows, as in :mod:`dedkit.hpd.finder`. Each band runs on its own
