@@ -514,7 +514,10 @@ class ClusterFinder:
         return self._find_in_order(frames, self._frame_numbers(frame_numbers, len(frames)))
 
     def _find_in_order(self, frames: np.ndarray, frame_numbers: np.ndarray) -> ClusterTable:
-        parameters = self._fast_parameters(frames) if self._fast_path(len(frames)) else None
+        return self._scan_in_order(frames, frame_numbers, self._fast_parameters(frames))
+
+    def _scan_in_order(self, frames, frame_numbers, parameters) -> ClusterTable:
+        # one thread: the fast kernels with their parameters, or (None) the exact path
         if parameters is not None:
             pieces = [self._run_fast(frames, parameters)]
             self._after_fast_run(len(frames))
@@ -547,9 +550,12 @@ class ClusterFinder:
         return tuple(array[:n_out] for array in outputs)
 
     def _fast_parameters(self, frames: np.ndarray):
-        # The fast kernels' parameters, or None where frame values and means do not fit
-        # one 16-bit window. Frames of 8 or 16 bits: their type's range (no pass over
-        # them); wider ones: their values.
+        # The fast kernels' parameters, or None where they may not run: not a full
+        # window (see _fast_path), or frame values and means that do not fit one 16-bit
+        # window. Frames of 8 or 16 bits: their type's range (no pass over them); wider
+        # ones: their values.
+        if not self._fast_path(len(frames)):
+            return None
         if frames.dtype.itemsize <= 2 or frames.size == 0:
             low, high = np.iinfo(frames.dtype).min, np.iinfo(frames.dtype).max
         else:
@@ -638,9 +644,9 @@ class ClusterFinder:
         if n_threads < 1:
             raise DedkitError(f"n_threads must be at least 1, got {n_threads}")
         bands = _band_rows(self.shape[0], n_threads, self.cluster_size[1] // 2)
-        parameters = self._fast_parameters(frames) if self._fast_path(len(frames)) else None
+        parameters = self._fast_parameters(frames)
         if len(bands) < 2 or parameters is None:
-            return self._find_in_order(frames, frame_numbers)
+            return self._scan_in_order(frames, frame_numbers, parameters)
         pieces = self._run_fast_banded(frames, bands, parameters)
         self._after_fast_run(len(frames))
         return self._table(frame_numbers, pieces)
