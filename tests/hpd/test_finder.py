@@ -197,6 +197,7 @@ def test_value_offset_spans_frames_and_means():
     assert finder_steady.value_offset(total * 40, 1000, 0, 65535) is None  # mean 80000
     # a mean that rounds to 65536 does not fit either
     assert finder_steady.value_offset(np.array([[65535.6e3]]), 1000, 0, 65535) is None
+    assert finder_steady.value_offset(np.array([[np.nan]]), 1000, 0, 65535) is None
 
 
 def exact_only(finder):

@@ -266,9 +266,12 @@ def value_offset(total: np.ndarray, window: int, low: int, high: int) -> int | N
     if total.size == 0:
         return int(low)
     means = total / window
+    smallest, largest = float(means.min()), float(means.max())
+    if not (math.isfinite(smallest) and math.isfinite(largest)):
+        return None
     # rounded means, with room for the last bits of the quotients
-    mean_low = math.floor(float(means.min()) + 0.5 - _MEAN_SLACK)
-    mean_high = math.ceil(float(means.max()) - 0.5 + _MEAN_SLACK)
+    mean_low = math.floor(smallest + 0.5 - _MEAN_SLACK)
+    mean_high = math.ceil(largest - 0.5 + _MEAN_SLACK)
     offset = min(int(low), mean_low)
     if max(int(high), mean_high) - offset > 65535:
         return None
