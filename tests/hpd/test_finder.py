@@ -188,6 +188,22 @@ def test_fast_means_are_the_rounded_quotients():
     np.testing.assert_array_equal(means.astype(int) + shift, np.rint(total / 1000))
 
 
+@numba.njit
+def _borrowed_views_of(array, row, start, stop):
+    view = finder_steady._part(finder_steady._row(array, row), start, stop)
+    view[0] = -1  # writes reach the array
+    return view.copy()
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float64])
+def test_borrowed_row_views_are_the_slices(dtype):
+    array = np.arange(5 * 7, dtype=dtype).reshape(5, 7)
+    expected = array[3, 2:6].copy()
+    expected[0] = -1
+    np.testing.assert_array_equal(_borrowed_views_of(array, 3, 2, 6), expected)
+    assert array[3, 2] == -1 and array[3, 1] == 3 * 7 + 1
+
+
 def test_value_offset_spans_frames_and_means():
     total = np.array([[1000.0, 2000.0]]) * 1000  # means 1000 and 2000
     assert finder_steady.value_offset(total, 1000, 0, 65535) == 0
