@@ -223,6 +223,53 @@ def _part(typingctx, array, start, stop):
     return signature, codegen
 
 
+@intrinsic
+def _flag_words(typingctx, flags):
+    # the uint8 flags of a C-contiguous 1-D array read eight at a time: a borrowed
+    # uint64 view of its first len // 8 words (see _borrowed_view)
+    if not (isinstance(flags, numba_types.Array) and flags.ndim == 1 and flags.layout == "C"):
+        return None
+    if flags.dtype != numba_types.uint8:
+        return None
+    signature = numba_types.Array(numba_types.uint64, 1, "C")(flags)
+
+    def codegen(context, builder, sig, args):
+        source = context.make_array(sig.args[0])(context, builder, args[0])
+        (n,) = cgutils.unpack_tuple(builder, source.shape)
+        eight = context.get_constant(numba_types.intp, 8)
+        length = builder.sdiv(n, eight)
+        view = context.make_array(sig.return_type)(context, builder)
+        data = builder.bitcast(source.data, context.get_data_type(numba_types.uint64).as_pointer())
+        populate_array(
+            view, data=data, shape=cgutils.pack_array(builder, [length]),
+            strides=cgutils.pack_array(builder, [eight]), itemsize=eight, meminfo=None,
+        )  # fmt: skip
+        return view._getvalue()
+
+    return signature, codegen
+
+
+@intrinsic
+def _borrow(typingctx, array):
+    # the whole array as a borrowed view (see _borrowed_view). A function, inlined or
+    # not, takes a reference to each array it is given, twelve atomic operations on
+    # shared counters per call of _exact_row; a borrowed view's reference costs nothing
+    if not isinstance(array, numba_types.Array):
+        return None
+    signature = array(array)
+
+    def codegen(context, builder, sig, args):
+        source = context.make_array(sig.args[0])(context, builder, args[0])
+        view = context.make_array(sig.return_type)(context, builder)
+        populate_array(
+            view, data=source.data, shape=source.shape, strides=source.strides,
+            itemsize=source.itemsize, meminfo=None,
+        )  # fmt: skip
+        return view._getvalue()
+
+    return signature, codegen
+
+
 # POSIX sched_yield, resolved by name when the kernel is linked (so it can be cached)
 _sched_yield = numba_types.ExternalFunction("sched_yield", numba_types.int32())
 # ~1 ms of spinning (an atomic load a few ns each) before a waiting thread yields
@@ -528,89 +575,118 @@ _SKIP, _UPDATE, _STORE = range(3)
 _ALL_DARK = np.uint64(0x0101010101010101)  # eight dark flags read as one word
 
 
-@numba.njit(cache=True, nogil=True)
+@intrinsic
+def _trailing_zeros(typingctx, word):
+    # the number of zero bits below the lowest set bit of a non-zero uint64 (tzcnt)
+    signature = numba_types.int64(numba_types.uint64)
+
+    def codegen(context, builder, sig, args):
+        word_type = llvm_ir.IntType(64)
+        function_type = llvm_ir.FunctionType(word_type, [word_type, llvm_ir.IntType(1)])
+        cttz = builder.module.declare_intrinsic("llvm.cttz", [word_type], function_type)
+        return builder.call(cttz, [args[0], llvm_ir.Constant(llvm_ir.IntType(1), 1)])
+
+    return signature, codegen
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma, dy, dx,
                means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
                n_out):  # fmt: skip
-    # aare's test, in raster order, for the row's pixels not marked dark, with float64
-    # values from the frame and the state (row iy's state is still the old one). Stores
-    # the clusters and saves the state of the pixels aare does not update (keep_*).
-    # Returns (n_out, n_keep).
+    # aare's test, in raster order, for the row's pixels not marked dark (see
+    # _exact_pixel). Returns (n_out, n_keep).
+    nx = frame.shape[1]
+    # the row's dark flags eight at a time: most words are all dark (skipped four at a
+    # time), and the others' doubtful pixels are found from their zero bytes
+    words = _flag_words(updated)
+    n_words = words.shape[0]
+    n_keep = 0
+    k = 0
+    while k < n_words:
+        while k + 4 <= n_words:
+            if (words[k] & words[k + 1] & words[k + 2] & words[k + 3]) != _ALL_DARK:
+                break
+            k += 4
+        if k >= n_words:
+            break
+        doubtful = ~words[k] & _ALL_DARK
+        while doubtful != 0:
+            ix = 8 * k + (_trailing_zeros(doubtful) >> 3)
+            doubtful &= doubtful - np.uint64(1)
+            n_out, n_keep = _exact_pixel(
+                frame, frame_index, iy, ix, total, total2, window, nsigma, c3_nsigma, dy,
+                dx, means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
+                n_out, n_keep,
+            )  # fmt: skip
+        k += 1
+    for ix in range(8 * n_words, nx):
+        if not updated[ix]:
+            n_out, n_keep = _exact_pixel(
+                frame, frame_index, iy, ix, total, total2, window, nsigma, c3_nsigma, dy,
+                dx, means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
+                n_out, n_keep,
+            )  # fmt: skip
+    return n_out, n_keep
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _exact_pixel(frame, frame_index, iy, ix, total, total2, window, nsigma, c3_nsigma, dy, dx,
+                 means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data, n_out,
+                 n_keep):  # fmt: skip
+    # aare's test of pixel (iy, ix) with float64 values from the frame and the state
+    # (row iy's state is still the old one). Stores a cluster, or saves the state of a
+    # pixel aare does not update (keep_*), or marks it updated. Returns (n_out, n_keep).
     ny, nx = frame.shape
     window_f = np.float64(window)
     cast = out_data.dtype.type
     reciprocal = 1.0 / window_f
-    # the row's dark flags eight at a time (32 at a time while all are dark): most
-    # words are all dark
-    words = updated[: nx - nx % 8].view(np.uint64)
-    n_words = words.shape[0]
-    n_keep = 0
-    ix = -1
-    while True:
-        ix += 1
-        if ix % 8 == 0:
-            k = ix // 8
-            while k + 4 <= n_words:
-                if (words[k] & words[k + 1] & words[k + 2] & words[k + 3]) != _ALL_DARK:
-                    break
-                k += 4
-            while k < n_words and words[k] == _ALL_DARK:
-                k += 1
-            ix = 8 * k
-        if ix >= nx:
-            break
-        if updated[ix]:
-            continue
-        m = _divide(total[iy, ix], window_f, reciprocal)
-        var = _divide(total2[iy, ix], window_f, reciprocal) - m * m
-        rms = math.sqrt(var) if var >= 0.0 else np.nan
-        value = np.float64(frame[iy, ix]) - m
-        decision = _SKIP
-        if not value < -nsigma * rms:
-            nb_sum = 0.0
-            high = 0.0
-            for r in range(iy - dy, iy + dy + 1):
-                if r < 0 or r >= ny:
+    m = _divide(total[iy, ix], window_f, reciprocal)
+    var = _divide(total2[iy, ix], window_f, reciprocal) - m * m
+    rms = math.sqrt(var) if var >= 0.0 else np.nan
+    value = np.float64(frame[iy, ix]) - m
+    decision = _SKIP
+    if not value < -nsigma * rms:
+        nb_sum = 0.0
+        high = 0.0
+        for r in range(iy - dy, iy + dy + 1):
+            if r < 0 or r >= ny:
+                continue
+            for col in range(ix - dx, ix + dx + 1):
+                if col < 0 or col >= nx:
                     continue
-                for col in range(ix - dx, ix + dx + 1):
-                    if col < 0 or col >= nx:
-                        continue
-                    f, ped = _seen_value(
-                        frame, total, window_f, reciprocal, iy, ix, r, col, updated
-                    )
-                    v = f - ped
-                    nb_sum += v
-                    high = max(high, v)
-            if high > nsigma * rms:
-                decision = _STORE if value == high else _SKIP
-            elif not nb_sum > c3_nsigma * rms:
-                decision = _UPDATE
-            else:
-                decision = _STORE if value == high else _SKIP
-        if decision == _UPDATE:
-            updated[ix] = 1
-            continue
-        keep_ix[n_keep] = ix
-        keep_state[0, n_keep] = total[iy, ix]
-        keep_state[1, n_keep] = total2[iy, ix]
-        keep_state[2, n_keep] = means[iy, ix]
-        n_keep += 1
-        if decision == _SKIP:
-            continue
-        out_frame[n_out] = frame_index
-        out_x[n_out] = ix
-        out_y[n_out] = iy
-        for k in range(2 * dy + 1):
-            r = iy - dy + k
-            for c in range(2 * dx + 1):
-                col = ix - dx + c
-                if r < 0 or r >= ny or col < 0 or col >= nx:
-                    out_data[n_out, k, c] = 0
-                    continue
-                _, ped = _seen_value(frame, total, window_f, reciprocal, iy, ix, r, col, updated)
-                out_data[n_out, k, c] = cast(frame[r, col]) - cast(ped)
-        n_out += 1
-    return n_out, n_keep
+                f, ped = _seen_value(frame, total, window_f, reciprocal, iy, ix, r, col, updated)
+                v = f - ped
+                nb_sum += v
+                high = max(high, v)
+        if high > nsigma * rms:
+            decision = _STORE if value == high else _SKIP
+        elif not nb_sum > c3_nsigma * rms:
+            decision = _UPDATE
+        else:
+            decision = _STORE if value == high else _SKIP
+    if decision == _UPDATE:
+        updated[ix] = 1
+        return n_out, n_keep
+    keep_ix[n_keep] = ix
+    keep_state[0, n_keep] = total[iy, ix]
+    keep_state[1, n_keep] = total2[iy, ix]
+    keep_state[2, n_keep] = means[iy, ix]
+    n_keep += 1
+    if decision == _SKIP:
+        return n_out, n_keep
+    out_frame[n_out] = frame_index
+    out_x[n_out] = ix
+    out_y[n_out] = iy
+    for k in range(2 * dy + 1):
+        r = iy - dy + k
+        for c in range(2 * dx + 1):
+            col = ix - dx + c
+            if r < 0 or r >= ny or col < 0 or col >= nx:
+                out_data[n_out, k, c] = 0
+                continue
+            _, ped = _seen_value(frame, total, window_f, reciprocal, iy, ix, r, col, updated)
+            out_data[n_out, k, c] = cast(frame[r, col]) - cast(ped)
+    return n_out + 1, n_keep
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -683,9 +759,10 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, means, th
         n_keep = 0
         if _dark_row(columns, t_high, t_sum, dx, updated):
             n_out, n_keep = _exact_row(
-                frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma, dy, dx,
-                means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
-                n_out,
+                _borrow(frame), frame_index, iy, _borrow(total), _borrow(total2), window,
+                nsigma, c3_nsigma, dy, dx, _borrow(means), _borrow(updated),
+                _borrow(keep_ix), _borrow(keep_state), _borrow(out_frame), _borrow(out_x),
+                _borrow(out_y), _borrow(out_data), n_out,
             )  # fmt: skip
         _update_row(_row(frame, iy), srow, s2row, mrow, window, shift)
         _restore_row(srow, s2row, mrow, keep_ix, keep_state, n_keep)
