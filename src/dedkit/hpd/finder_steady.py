@@ -692,7 +692,8 @@ def _exact_pixel(frame, frame_index, iy, ix, total, total2, window, nsigma, c3_n
 @numba.njit(cache=True, nogil=True, inline="always")
 def _update_row(frow, srow, s2row, mrow, window, shift):
     # aare's push_fast for every pixel of the row (the pixels aare leaves alone are put
-    # back after), and the int16 means
+    # back after), and the int16 means. Two loops: in one, LLVM packs the means to
+    # int16 sixteen at a time (four at a time beside the update), 3-4 % of the time.
     nx = frow.shape[0]
     window_f = np.float64(window)
     reciprocal = 1.0 / window_f
@@ -700,10 +701,10 @@ def _update_row(frow, srow, s2row, mrow, window, shift):
         f = np.float64(frow[ix])
         s = srow[ix]
         s2 = s2row[ix]
-        new_sum = s + (f - _divide(s, window_f, reciprocal))
-        srow[ix] = new_sum
+        srow[ix] = s + (f - _divide(s, window_f, reciprocal))
         s2row[ix] = s2 + (f * f - _divide(s2, window_f, reciprocal))
-        mrow[ix] = _rounded_mean(new_sum, reciprocal, shift)
+    for ix in range(nx):
+        mrow[ix] = _rounded_mean(srow[ix], reciprocal, shift)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
