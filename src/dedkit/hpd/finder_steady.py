@@ -34,8 +34,10 @@ stops being exact within the call; and what :func:`value_offset` checks: frame v
 and means within one window of 65536 ADU (means stay there: an update averages a mean
 with a frame value).
 
-Row views are borrowed (:func:`_row`, :func:`_part`): a plain ``array[i]`` costs two
-atomic operations on the array's reference count, and both threads would share them.
+Row views and the arrays handed to the exact test are borrowed (:func:`_row`,
+:func:`_part`, :func:`_borrow`): a plain ``array[i]``, or an array passed to a
+function, costs atomic operations on the array's reference count, and both threads
+would share them.
 
 Several cores (:func:`scan_band`): the frame is cut into row bands separated by strips
 of ``size_y // 2`` rows, as in :mod:`dedkit.hpd.finder`. Each band runs on its own
