@@ -46,3 +46,18 @@ def test_stack_rotates_each_frame(rng):
 def test_bad_values_refused(bad):
     with pytest.raises(DedkitError, match="r/f value"):
         rotflip(np.zeros((2, 2)), bad)
+
+
+@pytest.mark.parametrize("y_up", [True, False])
+def test_compose_rotflip_is_doing_both(y_up):
+    """issue 13 item 5: compose_rotflip(a, b) is rotflip by a then by b, for all 64 pairs."""
+    from dedkit.frames.rotflip import compose_rotflip, inverse_rotflip
+
+    image = np.arange(12).reshape(3, 4)
+    for first in range(8):
+        assert compose_rotflip(first, inverse_rotflip(first)) == 0
+        for then in range(8):
+            both = rotflip(rotflip(image, first, y_up=y_up), then, y_up=y_up)
+            np.testing.assert_array_equal(
+                both, rotflip(image, compose_rotflip(first, then), y_up=y_up)
+            )

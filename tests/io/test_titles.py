@@ -172,12 +172,22 @@ def test_format_cuts_stamped_line_at_55_characters():
         FrameTitleInfo(rotflip=8),
         FrameTitleInfo(rotflip=-1),
         FrameTitleInfo(rotflip_needed=9),
-        FrameTitleInfo(rotflip=3, rotflip_needed=5),
+        FrameTitleInfo(rotflip=3, rotflip_needed=5, legacy=True),
     ],
 )
 def test_format_refuses_impossible_rotflip(info):
     with pytest.raises(DedkitError):
         format_frame_titles(info)
+
+
+def test_format_applied_and_needed_rotflip_round_trips():
+    """issue 13 item 5: frames saved unrotated ('need 5') and then rotated by 3 record
+    both; IMOD reads r/f for the gain reference and need for the sums."""
+    info = FrameTitleInfo(scaling=16.0, rotflip=3, rotflip_needed=5)
+    (line,) = format_frame_titles(info)
+    assert line == "SerialEMCCD: Frames . ., scaled by 16.00  r/f 3 need 5"
+    parsed = parse_frame_titles([line])
+    assert (parsed.rotflip, parsed.rotflip_needed) == (3, 5)
 
 
 @pytest.mark.parametrize("value", range(8))

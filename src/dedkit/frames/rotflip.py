@@ -14,7 +14,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 
-__all__ = ["check_rotflip", "rotflip", "inverse_rotflip", "rotflip_shape"]
+__all__ = ["check_rotflip", "rotflip", "inverse_rotflip", "compose_rotflip", "rotflip_shape"]
 
 
 def check_rotflip(value: int) -> int:
@@ -59,6 +59,22 @@ def inverse_rotflip(value: int) -> int:
     if value >= 4:
         return value
     return (4 - value) % 4
+
+
+def compose_rotflip(first: int, then: int) -> int:
+    """The one r/f value that does ``first`` and then ``then``.
+
+    ``rotflip(rotflip(a, first), then)`` equals ``rotflip(a, compose_rotflip(first, then))``
+    (for either row order). An r/f value is the rotation ``R**k`` after the flip ``F**f``
+    (``value = k + 4 f``), and a flip reverses the sense of a rotation done before it
+    (``F R**k = R**-k F``), so ``R**k2 F**f2 R**k1 F**f1 = R**(k2 +- k1) F**(f1 xor f2)``.
+    """
+    first = check_rotflip(first)
+    then = check_rotflip(then)
+    k1, f1 = first % 4, first // 4
+    k2, f2 = then % 4, then // 4
+    k = (k2 - k1 if f2 else k2 + k1) % 4
+    return k + 4 * (f1 ^ f2)
 
 
 def rotflip_shape(shape: tuple[int, int], value: int) -> tuple[int, int]:

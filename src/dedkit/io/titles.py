@@ -193,20 +193,25 @@ def format_frame_titles(info: FrameTitleInfo, stamp: datetime | None = None) -> 
     list of str
         Lines of at most 80 characters.
 
+    SerialEMCCD itself writes a ``need`` value only after ``r/f 0``; ``r/f A need N``
+    with A other than 0 is what dedkit writes for such frames after rotating them by A
+    (``dedkit rotflip``): the gain reference needs A and the sums still need N, which is
+    how IMOD reads the two numbers.
+
     Raises
     ------
     DedkitError
         If a rotation/flip value is outside 0..7, or an applied rotation/flip other than
-        0 is combined with a needed one.
+        0 is combined with a needed one in the legacy (``nrf``) form.
     """
     rotflip = 0 if info.rotflip is None else info.rotflip
     _check_rotflip_range(rotflip, "applied rotation/flip")
     if info.rotflip_needed is not None:
         _check_rotflip_range(info.rotflip_needed, "needed rotation/flip")
-        if rotflip != 0:
+        if rotflip != 0 and info.legacy:
             raise DedkitError(
-                f"frames that still need rotation/flip {info.rotflip_needed} cannot also "
-                f"have had rotation/flip {rotflip} applied"
+                f"the early-2022 'nrf' title cannot record rotation/flip {rotflip} applied "
+                f"as well as {info.rotflip_needed} needed"
             )
     if info.packed_4bit:
         content = _PACKED_TEXT
@@ -217,7 +222,7 @@ def format_frame_titles(info: FrameTitleInfo, stamp: datetime | None = None) -> 
         operation = f"r/f {rotflip}" if needed is None else f"nrf {needed}"
         first = f"{_LEGACY_LEAD}{content}  {operation}"
     else:
-        operation = f"r/f {rotflip}" if needed is None else f"r/f 0 need {needed}"
+        operation = f"r/f {rotflip}" if needed is None else f"r/f {rotflip} need {needed}"
         first = f"{_CURRENT_LEAD}{content}  {operation}"
     if stamp is None:
         lines = [first[:MRC_TITLE_LENGTH]]
