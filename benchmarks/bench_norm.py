@@ -93,7 +93,7 @@ def child(frames: str, gain: str, output: str) -> None:
     from dedkit.jobs.stacks import normalize_stack
 
     # compile the kernel on a tiny frame first, so start-up memory includes the JIT
-    tiny = prepare_gain(np.ones((2, 4), np.float32), (2, 4))
+    tiny = prepare_gain(np.ones((2, 4), np.float32), (2, 4), rotflip=0)
     normalize_frame(np.zeros((2, 2), np.uint8), tiny, dtype=np.uint16, packed_nx=4)
     base_kb = _rss_kb("VmRSS")
     _reset_peak_rss()
@@ -126,7 +126,7 @@ def measure_in_memory(rng) -> tuple[float, float]:
     dst = np.empty_like(src)
     copy_s = best_of(lambda: np.copyto(dst, src))
     packed = pack_4bit(rng.poisson(0.6, (ny, nx)).astype(np.uint8)).data
-    gain = prepare_gain(rng.uniform(0.85, 1.15, (ny, nx)).astype(np.float32), (ny, nx))
+    gain = prepare_gain(rng.uniform(0.85, 1.15, (ny, nx)).astype(np.float32), (ny, nx), rotflip=0)
     out = np.empty((ny, nx), np.uint16)
     kernel_s = best_of(
         lambda: normalize_frame(packed, gain, scale=32, dtype=np.uint16, packed_nx=nx, out=out)

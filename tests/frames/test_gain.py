@@ -24,7 +24,7 @@ def clip_norm(raw, gain, scale, integer):
 def test_formula_and_replicated_reference(rng, factor, dtype):
     raw = rng.poisson(0.7, (8, 16)).astype(np.uint8)
     gain = rng.uniform(0.8, 1.25, (8 // factor, 16 // factor)).astype(np.float32)
-    ref = prepare_gain(gain, raw.shape)
+    ref = prepare_gain(gain, raw.shape, rotflip=0)
     assert ref.factor == factor
     result = normalize_frame(raw, ref, scale=4, dtype=dtype)
     expected = clip_norm(raw, expand(gain, factor), 4, np.dtype(dtype).kind != "f")
@@ -36,7 +36,7 @@ def test_formula_and_replicated_reference(rng, factor, dtype):
 @pytest.mark.parametrize("nx", [16, 15])
 def test_packed_input_gives_the_same_result(rng, nx):
     raw = rng.integers(0, 16, (6, nx)).astype(np.uint8)
-    ref = prepare_gain(rng.uniform(0.9, 1.1, (6, nx)).astype(np.float32), raw.shape)
+    ref = prepare_gain(rng.uniform(0.9, 1.1, (6, nx)).astype(np.float32), raw.shape, rotflip=0)
     direct = normalize_frame(raw, ref, dtype=np.uint16)
     packed = normalize_frame(pack_4bit(raw).data, ref, dtype=np.uint16, packed_nx=nx)
     np.testing.assert_array_equal(direct.data, packed.data)
@@ -46,7 +46,7 @@ def test_default_scale_is_16_with_float_reference_else_1(rng):
     raw = np.ones((2, 2), np.uint8)
     assert default_scale(None) == 1
     assert default_scale(np.ones((2, 2), np.int16)) == 1
-    ref = prepare_gain(np.full((2, 2), 1.5, np.float32), (2, 2))
+    ref = prepare_gain(np.full((2, 2), 1.5, np.float32), (2, 2), rotflip=0)
     assert default_scale(ref) == 16
     assert normalize_frame(raw, ref, dtype=np.float32).data[0, 0] == 24.0
     assert normalize_frame(raw, None, dtype=np.float32).data[0, 0] == 1.0
@@ -55,7 +55,7 @@ def test_default_scale_is_16_with_float_reference_else_1(rng):
 def test_rounding_adds_half_then_truncates():
     raw = np.array([[1, 1, 1]], np.uint8)
     gain = np.array([[0.49, 0.5, 1.51]], np.float32)
-    ref = prepare_gain(gain, raw.shape)
+    ref = prepare_gain(gain, raw.shape, rotflip=0)
     out = normalize_frame(raw, ref, scale=1, dtype=np.int16).data
     assert out.tolist() == [[0, 1, 2]]
 
@@ -66,7 +66,7 @@ def test_saturation_counted_not_hidden():
     assert result.data.tolist() == [[255, 20, 0]]
     assert result.n_saturated == 1
     negative = normalize_frame(
-        raw, prepare_gain(-np.ones((1, 3), np.float32), (1, 3)), scale=1, dtype=np.uint16
+        raw, prepare_gain(-np.ones((1, 3), np.float32), (1, 3), rotflip=0), scale=1, dtype=np.uint16
     )
     assert negative.n_negative == 2 and negative.data.max() == 0
 
@@ -79,7 +79,7 @@ def test_high_truncation_uses_ring_mean_without_hot_neighbours():
     raw[1, 1] = 5  # in the ring
     gain = np.ones((9, 9), np.float32)
     gain[4, 4] = 2.0
-    ref = prepare_gain(gain, raw.shape)
+    ref = prepare_gain(gain, raw.shape, rotflip=0)
     result = normalize_frame(raw, ref, scale=3, dtype=np.float32, high=10)
     ring = [
         raw[y, x]
@@ -98,7 +98,7 @@ def test_high_truncation_uses_ring_mean_without_hot_neighbours():
 def test_high_compares_the_scaled_value_with_the_offset_as_imod():
     # integer output: raw x gain x scale + 0.5 > high x scale; 10 x 1 x 2 + 0.5 = 20.5 > 20
     raw = np.full((9, 9), 10, np.uint8)
-    ref = prepare_gain(np.ones((9, 9), np.float32), raw.shape)
+    ref = prepare_gain(np.ones((9, 9), np.float32), raw.shape, rotflip=0)
     assert normalize_frame(raw, ref, scale=2, dtype=np.uint16, high=10).n_truncated == 81
     assert normalize_frame(raw, ref, scale=2, dtype=np.float32, high=10).n_truncated == 0
 
@@ -111,7 +111,7 @@ def test_all_neighbours_too_high_gives_zero_as_imod():
 
 def test_high_with_low_replaces_by_low_times_gain_times_scale():
     raw = np.array([[1, 12, 3]], np.uint8)
-    ref = prepare_gain(np.array([[1.0, 0.5, 1.0]], np.float32), raw.shape)
+    ref = prepare_gain(np.array([[1.0, 0.5, 1.0]], np.float32), raw.shape, rotflip=0)
     result = normalize_frame(raw, ref, scale=2, dtype=np.float32, high=5, low=3)
     assert result.data.tolist() == [[2.0, 3.0, 6.0]]
     assert result.n_truncated == 1
@@ -125,17 +125,17 @@ def test_low_without_high_refused():
 def test_reference_rotflip_matches_rotating_the_frames(rng):
     raw = rng.poisson(1.0, (6, 10)).astype(np.uint8)
     gain_camera = rng.uniform(0.8, 1.2, (10, 6)).astype(np.float32)  # before r/f 1
-    ref = prepare_gain(gain_camera, raw.shape, rotflip_value=1)
+    ref = prepare_gain(gain_camera, raw.shape, rotflip=1)
     expected = clip_norm(raw, rotflip(gain_camera, 1), 16, False)
     np.testing.assert_array_equal(normalize_frame(raw, ref).data, expected)
 
 
 def test_incompatible_reference_refused_with_hint():
     with pytest.raises(DedkitError, match="2 or 4 times smaller"):
-        prepare_gain(np.ones((3, 5), np.float32), (8, 16))
+        prepare_gain(np.ones((3, 5), np.float32), (8, 16), rotflip=0)
     with pytest.raises(DedkitError, match="rotated by 90"):
-        prepare_gain(np.ones((16, 8), np.float32), (8, 16))
+        prepare_gain(np.ones((16, 8), np.float32), (8, 16), rotflip=0)
     with pytest.raises(DedkitError, match="NaN"):
-        prepare_gain(np.full((2, 2), np.nan, np.float32), (2, 2))
+        prepare_gain(np.full((2, 2), np.nan, np.float32), (2, 2), rotflip=0)
     with pytest.raises(DedkitError, match="2-D"):
-        prepare_gain(np.ones((3, 2, 2), np.float32), (2, 2))
+        prepare_gain(np.ones((3, 2, 2), np.float32), (2, 2), rotflip=0)

@@ -26,7 +26,9 @@ import numba
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.frames.rotflip import rotflip
+from dedkit.frames.pack import kernel_input
+from dedkit.frames.rotflip import check_rotflip
+from dedkit.frames.rotflip import rotflip as apply_rotflip
 
 __all__ = [
     "GainReference",
@@ -35,6 +37,7 @@ __all__ = [
     "default_scale",
     "prepare_gain",
     "normalize_frame",
+    "check_options",
 ]
 
 #: Output types by ``clip -m`` name
@@ -91,28 +94,46 @@ def default_scale(gain) -> float:
 
 def prepare_gain(
     gain: np.ndarray,
-    frame_shape: tuple[int, int],
+    frames,
     *,
-    rotflip_value: int = 0,
+    rotflip: int | None = None,
     name: str = "gain reference",
 ) -> GainReference:
     """Orient a gain reference like the frames and check that its size fits them.
 
+    The r/f value is never assumed: a reference in the camera's orientation applied to
+    frames saved with another r/f is wrong in most pixels and fits them just as well.
+    Pass the stack's info (``stack.info``) to apply the r/f recorded in the frame
+    titles, as ``clip norm -R -1`` and ``dedkit norm -R -1`` do, or give ``rotflip``.
+
     Parameters
     ----------
     gain : (gy, gx) ndarray
-        The reference as read (Y up).
-    frame_shape : (ny, nx)
-        Size of the frames to normalise.
-    rotflip_value : int
-        r/f value (0-7) to apply to the reference (``clip -R``).
+        The reference as read (Y up), in the camera's orientation.
+    frames : StackInfo or (ny, nx)
+        The frames to normalise: a stack's info (:class:`dedkit.io.stack.StackInfo`,
+        or anything with ``ny``, ``nx`` and ``rotflip``), or their size.
+    rotflip : int
+        r/f value (0-7) to apply to the reference (``clip -R``): the r/f the frames were
+        saved with. Required with a frame size (0 when the reference is already oriented
+        like the frames); with a stack's info it defaults to ``info.rotflip``, the value
+        in its titles, and an error is raised when the titles do not record one.
     name : str
         How to call the reference in error messages (e.g. its file name).
 
     Returns
     -------
     GainReference
+
+    Raises
+    ------
+    TypeError
+        A frame size without ``rotflip``.
+    DedkitError
+        A stack whose titles record no r/f without ``rotflip``; a reference that is not
+        one finite 2-D image fitting the frames.
     """
+    frame_shape, rotflip_value = _frames_and_rotflip(frames, rotflip)
     gain = np.asarray(gain)
     if gain.ndim == 3 and gain.shape[0] == 1:
         gain = gain[0]
@@ -120,7 +141,7 @@ def prepare_gain(
         raise DedkitError(f"{name} must be one 2-D image, got shape {gain.shape}")
     if gain.dtype.kind not in "uif":
         raise DedkitError(f"{name} has unusable data type {gain.dtype}")
-    oriented = np.ascontiguousarray(rotflip(gain, rotflip_value), dtype=np.float32)
+    oriented = np.ascontiguousarray(apply_rotflip(gain, rotflip_value), dtype=np.float32)
     ny, nx = frame_shape
     gy, gx = oriented.shape
     for factor in (1, 2, 4):
@@ -137,6 +158,29 @@ def prepare_gain(
     )
 
 
+def _frames_and_rotflip(frames, rotflip) -> tuple[tuple[int, int], int]:
+    """(ny, nx) and the r/f to apply, from a stack's info or a frame size and ``rotflip``."""
+    if all(hasattr(frames, a) for a in ("ny", "nx", "rotflip")):
+        shape = (int(frames.ny), int(frames.nx))
+        if rotflip is None:
+            if frames.rotflip is None:
+                where = getattr(frames, "path", None)
+                raise DedkitError(
+                    "the frame titles record no r/f value, so the orientation of the gain "
+                    "reference is unknown; give rotflip= (0-7)",
+                    path=where,
+                )
+            rotflip = frames.rotflip
+        return shape, check_rotflip(rotflip)
+    if rotflip is None:
+        raise TypeError(
+            "prepare_gain needs rotflip= (0-7, the r/f the frames were saved with) with a "
+            "frame size; or pass the stack's info (stack.info) to use the r/f in its titles"
+        )
+    ny, nx = frames
+    return (int(ny), int(nx)), check_rotflip(rotflip)
+
+
 @dataclass
 class NormalizedFrame:
     """One normalised frame and what normalising it had to change.
@@ -150,18 +194,23 @@ class NormalizedFrame:
         Pixels above the output type's maximum, set to it.
     n_negative : int
         Pixels below the output type's minimum, set to it.
+    n_nan : int
+        NaN pixels of float input written as 0 in an integer output (a float output
+        keeps them).
     """
 
     data: np.ndarray
     n_truncated: int = 0
     n_saturated: int = 0
     n_negative: int = 0
+    n_nan: int = 0
 
 
 @numba.njit(inline="always")
 def _raw(src, packed, y, x):
     if packed:
-        b = src[y, x >> 1]
+        # np.uint8: the kernels are typed for float input too, where this branch never runs
+        b = np.uint8(src[y, x >> 1])
         return np.float32((b >> 4) if (x & 1) else (b & 15))
     return np.float32(src[y, x])
 
@@ -186,19 +235,21 @@ def _ring_mean(src, packed, y, x, ny, nx, high, fallback):
 
 @numba.njit(nogil=True, error_model="numpy")
 def _normalize_row(
-    src, packed, y, nx, grow, factor, scale, offset, lo, hi, rounding, counting, orow
+    src, packed, y, nx, grow, factor, scale, offset, lo, hi, rounding, counting, check_nan, orow
 ):
     # The hot loop. Written out without helper calls and with only loop-invariant flags,
     # which LLVM hoists, so that it vectorises; it runs at about the speed of a memory
     # copy. Loops go over gain pixels and the factor x factor block each one covers, so a
-    # replicated reference costs no division per pixel. Returns (saturated, negative),
-    # counted only when ``counting`` (the caller knows when clipping cannot happen).
+    # replicated reference costs no division per pixel. Returns (saturated, negative,
+    # NaN), counted only when ``counting`` (the caller knows when clipping cannot happen);
+    # ``check_nan`` (float input, integer output) writes NaN as 0 and counts it.
     nsat = 0
     nneg = 0
+    nnan = 0
     srow = src[y]
     if packed and factor == 1:
         for i in range(nx // 2):
-            b = srow[i]
+            b = np.uint8(srow[i])
             v0 = np.float32(b & 15) * (grow[2 * i] * scale) + offset
             v1 = np.float32(b >> 4) * (grow[2 * i + 1] * scale) + offset
             if rounding:
@@ -210,7 +261,7 @@ def _normalize_row(
                 nsat += (v0 > hi) + (v1 > hi)
                 nneg += (v0 < lo) + (v1 < lo)
         if nx & 1:
-            v = np.float32(srow[nx // 2] & 15) * (grow[nx - 1] * scale) + offset
+            v = np.float32(np.uint8(srow[nx // 2]) & 15) * (grow[nx - 1] * scale) + offset
             if rounding:
                 v = np.floor(v)
             orow[nx - 1] = min(max(v, lo), hi)
@@ -221,7 +272,7 @@ def _normalize_row(
         for j in range(nx // factor):
             g = grow[j] * scale
             for k in range(half):
-                b = srow[j * half + k]
+                b = np.uint8(srow[j * half + k])
                 x = j * factor + 2 * k
                 v0 = np.float32(b & 15) * g + offset
                 v1 = np.float32(b >> 4) * g + offset
@@ -241,11 +292,14 @@ def _normalize_row(
                 v = np.float32(srow[x]) * g + offset
                 if rounding:
                     v = np.floor(v)
+                if check_nan and v != v:
+                    v = np.float32(0.0)
+                    nnan += 1
                 orow[x] = min(max(v, lo), hi)
                 if counting:
                     nsat += v > hi
                     nneg += v < lo
-    return nsat, nneg
+    return nsat, nneg, nnan
 
 
 @numba.njit(inline="always")
@@ -274,17 +328,31 @@ def _normalize_kernel(
     hi,
     rounding,
     counting,
+    check_nan,
     out,
     counts,
 ):
-    # counts[y]: truncated, saturated, negative.
+    # counts[y]: truncated, saturated, negative, NaN.
     # Gain row y // row_factor, column x // factor (no reference: one row of ones).
     ny = out.shape[0]
     for y in numba.prange(ny):
         grow = gain[y // row_factor]
         orow = out[y]
-        nsat, nneg = _normalize_row(
-            src, packed, y, nx, grow, factor, scale, offset, lo, hi, rounding, counting, orow
+        nsat, nneg, nnan = _normalize_row(
+            src,
+            packed,
+            y,
+            nx,
+            grow,
+            factor,
+            scale,
+            offset,
+            lo,
+            hi,
+            rounding,
+            counting,
+            check_nan,
+            orow,
         )
         ntrunc = 0
         if use_high:
@@ -310,6 +378,7 @@ def _normalize_kernel(
         counts[y, 0] = ntrunc
         counts[y, 1] = nsat
         counts[y, 2] = nneg
+        counts[y, 3] = nnan
 
 
 def normalize_frame(
@@ -328,8 +397,9 @@ def normalize_frame(
     Parameters
     ----------
     frame : (ny, nx) ndarray
-        Raw counts (any integer or float type), Y up. With ``packed_nx``, instead the
-        packed 4-bit rows (ny, (nx + 1) // 2) uint8, left pixel in the low nibble.
+        Raw counts (any integer or float type; see :func:`kernel_input`), Y up. With
+        ``packed_nx``, instead the packed 4-bit rows (ny, (nx + 1) // 2) uint8, left
+        pixel in the low nibble.
     gain : GainReference or None
         From :func:`prepare_gain`; None multiplies by 1 (``clip unpack`` without a
         reference: unpacking, scaling and truncation only).
@@ -360,6 +430,7 @@ def normalize_frame(
         if src.ndim != 2:
             raise ValueError("normalize_frame takes one 2-D frame")
         ny, nx = src.shape
+        src = kernel_input(src)
     dtype = np.dtype(dtype)
     if dtype not in OUTPUT_DTYPES.values():
         raise DedkitError(f"output type {dtype} is not one of byte, short, ushort, float")
@@ -375,8 +446,7 @@ def normalize_frame(
         row_factor = factor
     if scale is None:
         scale = default_scale(gain)
-    if low is not None and high is None:
-        raise DedkitError("a low truncation value (-l) is used only together with a high one (-h)")
+    check_options(scale=scale, high=high, low=low)
     if out is None:
         out = np.empty((ny, nx), dtype)
     elif out.shape != (ny, nx) or out.dtype != dtype:
@@ -387,7 +457,7 @@ def normalize_frame(
         info = np.iinfo(dtype)
         lo, hi, rounding, offset = info.min, info.max, True, 0.5
     counting = _may_clip(src, packed, gain, scale, offset, lo, hi, high, low)
-    counts = np.zeros((ny, 3), np.int64)
+    counts = np.zeros((ny, 4), np.int64)
     _normalize_kernel(
         src,
         packed,
@@ -405,11 +475,36 @@ def normalize_frame(
         np.float32(hi),
         rounding,
         counting,
+        rounding and src.dtype.kind == "f",
         out,
         counts,
     )
-    n_truncated, n_saturated, n_negative = (int(c) for c in counts.sum(axis=0))
-    return NormalizedFrame(out, n_truncated, n_saturated, n_negative)
+    n_truncated, n_saturated, n_negative, n_nan = (int(c) for c in counts.sum(axis=0))
+    return NormalizedFrame(out, n_truncated, n_saturated, n_negative, n_nan)
+
+
+def check_options(*, scale=None, high=None, low=None) -> None:
+    """Refuse normalisation options that would be ignored or give nonsense in silence.
+
+    ``scale`` must be a finite positive number that float32 holds (the kernel's type);
+    ``high`` and ``low`` finite (NaN compares false with everything, so ``-H nan`` would
+    truncate nothing); ``low`` only together with ``high``, as in ``clip``.
+
+    Raises
+    ------
+    DedkitError
+    """
+    if scale is not None and not (
+        np.isfinite(scale) and scale > 0 and np.isfinite(np.float32(scale))
+    ):
+        raise DedkitError(f"scale {scale!r} is not a finite positive number (float32)")
+    for what, value in (("high (-H/--high)", high), ("low (-l/--low)", low)):
+        if value is not None and not np.isfinite(np.float32(value)):
+            raise DedkitError(f"truncation value {what} {value!r} is not a finite number")
+    if low is not None and high is None:
+        raise DedkitError(
+            "a low truncation value (-l/--low) is used only together with a high one (-H/--high)"
+        )
 
 
 def _may_clip(src, packed, gain, scale, offset, lo, hi, high, low) -> bool:

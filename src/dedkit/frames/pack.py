@@ -6,8 +6,9 @@ SerialEMCCD's packed TIFF put the left pixel in the LOW nibble; a true 4-bit TIF
 into ``(nx + 1) // 2`` bytes; for odd ``nx`` the last byte's second nibble is 0.
 
 Packing never hides lost information: values above the largest representable value are
-clipped to it and counted, as are negative values (clipped to 0) and, for float input,
-values that are not whole numbers (rounded half up, as ``clip`` does).
+clipped to it and counted, as are negative values (clipped to 0), NaN (written as 0)
+and, for float input, values that are not whole numbers (rounded half up, as ``clip``
+does). Complex data is refused (:func:`kernel_input`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from dedkit.errors import DedkitError
+
 __all__ = [
+    "KERNEL_INPUT_DTYPES",
+    "kernel_input",
     "PackResult",
     "packed_row_bytes",
     "unpack_nibbles",
@@ -41,16 +46,54 @@ class PackResult:
         Pixels below 0 that were set to 0.
     n_rounded : int
         Float pixels that were not whole numbers and were rounded.
+    n_nan : int
+        NaN pixels written as 0 (integer output).
     """
 
     data: np.ndarray
     n_saturated: int = 0
     n_negative: int = 0
     n_rounded: int = 0
+    n_nan: int = 0
 
     @property
     def n_changed(self) -> int:
-        return self.n_saturated + self.n_negative + self.n_rounded
+        return self.n_saturated + self.n_negative + self.n_rounded + self.n_nan
+
+
+#: Input types the frame kernels (here and in :mod:`dedkit.frames.gain`) are compiled
+#: for. Others are converted to one of them, frame by frame, rather than compiling (and
+#: caching) a kernel per type; the kernels compute in float32 whatever the input.
+KERNEL_INPUT_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int16, np.uint16, np.float32))
+
+
+def kernel_input(frame: np.ndarray) -> np.ndarray:
+    """``frame`` as one of :data:`KERNEL_INPUT_DTYPES` (a copy only when it is not one).
+
+    int8 becomes int16, bool uint8, any other integer or float type float32 (MRC modes 2
+    and 12, float TIFF). Complex data (MRC mode 4) is refused: frames to normalise or
+    pack hold counts, and a complex stack is not counts (a Fourier transform, a phase
+    image), so no real number taken from it (magnitude, real part) would be right.
+
+    Raises
+    ------
+    DedkitError
+        For complex or non-numeric data.
+    """
+    dtype = frame.dtype
+    if dtype in KERNEL_INPUT_DTYPES:
+        return frame
+    if dtype.kind == "c":
+        raise DedkitError(
+            f"complex frames ({dtype}, MRC mode 4) hold no counts to normalise or pack"
+        )
+    if dtype.kind == "b":
+        return frame.astype(np.uint8)
+    if dtype.kind == "i" and dtype.itemsize == 1:
+        return frame.astype(np.int16)
+    if dtype.kind in "uif":
+        return frame.astype(np.float32)
+    raise DedkitError(f"frames of type {dtype} hold no counts to normalise or pack")
 
 
 def packed_row_bytes(nx: int) -> int:
@@ -104,7 +147,7 @@ def unpack_nibbles(packed: np.ndarray, nx: int, *, low_first: bool = True, out=N
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _pack_kernel(values, low_first, out, counts):
-    # counts[y, 0] saturated, counts[y, 1] negative, counts[y, 2] rounded (per row: no races)
+    # counts[y]: saturated, negative, rounded, NaN (per row: no races)
     ny, nx = values.shape
     lo_shift = 0 if low_first else 4
     hi_shift = 4 if low_first else 0
@@ -112,6 +155,7 @@ def _pack_kernel(values, low_first, out, counts):
         nsat = 0
         nneg = 0
         nrnd = 0
+        nnan = 0
         for i in range((nx + 1) // 2):
             b = 0
             for k in range(2):
@@ -120,7 +164,11 @@ def _pack_kernel(values, low_first, out, counts):
                     break
                 v = values[y, x]
                 r = np.floor(v + 0.5)
-                if r != v:
+                if v != v:
+                    # NaN: no count to keep
+                    r = 0
+                    nnan += 1
+                elif r != v:
                     nrnd += 1
                 if r > 15:
                     r = 15
@@ -133,6 +181,7 @@ def _pack_kernel(values, low_first, out, counts):
         counts[y, 0] = nsat
         counts[y, 1] = nneg
         counts[y, 2] = nrnd
+        counts[y, 3] = nnan
 
 
 def pack_4bit(frame: np.ndarray, *, low_first: bool = True) -> PackResult:
@@ -142,7 +191,7 @@ def pack_4bit(frame: np.ndarray, *, low_first: bool = True) -> PackResult:
     ----------
     frame : (ny, nx) ndarray, integer or float
         Values 0-15 are stored exactly; larger values saturate at 15, negative values
-        become 0 and floats are rounded half up. Each is counted in the result.
+        and NaN become 0 and floats are rounded half up. Each is counted in the result.
     low_first : bool
         Left pixel in the low nibble (MRC mode 101, SerialEMCCD) or the high one (TIFF).
 
@@ -155,17 +204,16 @@ def pack_4bit(frame: np.ndarray, *, low_first: bool = True) -> PackResult:
         raise ValueError("pack_4bit takes one 2-D frame")
     ny, nx = frame.shape
     out = np.empty((ny, packed_row_bytes(nx)), np.uint8)
-    counts = np.zeros((ny, 3), np.int64)
-    _pack_kernel(np.ascontiguousarray(frame), low_first, out, counts)
-    nsat, nneg, nrnd = (int(c) for c in counts.sum(axis=0))
-    return PackResult(out, nsat, nneg, nrnd)
+    counts = np.zeros((ny, 4), np.int64)
+    _pack_kernel(np.ascontiguousarray(kernel_input(frame)), low_first, out, counts)
+    return PackResult(out, *(int(c) for c in counts.sum(axis=0)))
 
 
 def truncate_to_bytes(frame: np.ndarray) -> PackResult:
     """Store a frame as unsigned bytes, as SerialEMCCD packs counting-mode integers.
 
-    Values above 255 saturate at 255, negative values become 0, floats are rounded half
-    up; each is counted.
+    Values above 255 saturate at 255, negative values and NaN become 0, floats are
+    rounded half up; each is counted.
     """
     frame = np.asarray(frame)
     if frame.ndim != 2:
@@ -180,12 +228,17 @@ def _convert_kernel(values, lo, hi, rounding, out, counts):
         nsat = 0
         nneg = 0
         nrnd = 0
+        nnan = 0
         for x in range(nx):
             v = values[y, x]
             r = v
             if rounding:
                 r = np.floor(v + 0.5)
-                if r != v:
+                if v != v:
+                    # NaN to an integer type: no count to keep
+                    r = 0
+                    nnan += 1
+                elif r != v:
                     nrnd += 1
             if r > hi:
                 r = hi
@@ -197,15 +250,17 @@ def _convert_kernel(values, lo, hi, rounding, out, counts):
         counts[y, 0] = nsat
         counts[y, 1] = nneg
         counts[y, 2] = nrnd
+        counts[y, 3] = nnan
 
 
 def convert_dtype(frame: np.ndarray, dtype) -> PackResult:
     """Convert a frame to another dtype the way ``clip`` writes integers, counting changes.
 
-    Float to integer rounds half up (``floor(v + 0.5)``); values beyond the target's range
-    are clipped to it. Conversions that cannot lose anything are plain casts. In the
-    result, ``n_negative`` counts values clipped at the low end (below 0 for unsigned
-    types, below the minimum for signed ones).
+    Float to integer rounds half up (``floor(v + 0.5)``) and writes NaN as 0; values
+    beyond the target's range are clipped to it. Conversions that cannot lose anything are
+    plain casts. In the result, ``n_negative`` counts values clipped at the low end (below
+    0 for unsigned types, below the minimum for signed ones). Complex frames are refused
+    unless the target is their own type (see :func:`kernel_input`).
     """
     frame = np.asarray(frame)
     dtype = np.dtype(dtype)
@@ -213,6 +268,11 @@ def convert_dtype(frame: np.ndarray, dtype) -> PackResult:
         return PackResult(frame)
     if np.can_cast(frame.dtype, dtype, "safe"):
         return PackResult(frame.astype(dtype))
+    if frame.dtype.kind == "c" or dtype.kind == "c":
+        raise DedkitError(f"cannot convert {frame.dtype} frames to {dtype} without loss")
+    if frame.dtype == np.float16:
+        # numba has no float16 arithmetic; float32 holds every float16 exactly
+        frame = frame.astype(np.float32)
     if dtype.kind == "f":
         info = np.finfo(dtype)
         lo, hi, rounding = float(info.min), float(info.max), False
@@ -224,7 +284,6 @@ def convert_dtype(frame: np.ndarray, dtype) -> PackResult:
     if values.ndim != 2:
         raise ValueError("convert_dtype takes a 1-D or 2-D frame")
     out = np.empty(values.shape, dtype)
-    counts = np.zeros((values.shape[0], 3), np.int64)
+    counts = np.zeros((values.shape[0], 4), np.int64)
     _convert_kernel(values, lo, hi, rounding, out, counts)
-    nsat, nneg, nrnd = (int(c) for c in counts.sum(axis=0))
-    return PackResult(out.reshape(frame.shape), nsat, nneg, nrnd)
+    return PackResult(out.reshape(frame.shape), *(int(c) for c in counts.sum(axis=0)))

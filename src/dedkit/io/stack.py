@@ -22,6 +22,7 @@ import numpy as np
 from dedkit.errors import DedkitError
 from dedkit.frames.pack import PackResult, convert_dtype, pack_4bit, packed_row_bytes
 from dedkit.io.atomic import CommitOnSuccess, atomic_output, check_output_path
+from dedkit.io.titles import FrameTitleInfo, parse_frame_titles
 
 __all__ = [
     "PACKINGS",
@@ -58,7 +59,8 @@ class StackInfo:
     packing : str
         One of :data:`PACKINGS`.
     titles : list of str
-        MRC title lines, or the TIFF ImageDescription split into lines.
+        MRC title lines, or the TIFF ImageDescription split into lines. The r/f value
+        they record is :attr:`rotflip`.
     pixel_size : tuple of float or None
         (x, y, z) pixel size in Angstrom when the file records one.
     mode : int or None
@@ -91,6 +93,24 @@ class StackInfo:
     @property
     def nx(self) -> int:
         return self.shape[2]
+
+    @property
+    def frame_titles(self) -> FrameTitleInfo:
+        """What SerialEMCCD's title lines say about the frames (see :mod:`dedkit.io.titles`)."""
+        return parse_frame_titles(self.titles)
+
+    @property
+    def rotflip(self) -> int | None:
+        """The r/f value (0-7) the frames were saved with, from their titles; None when the
+        titles do not record it.
+
+        It is the operation that turns the camera's orientation (that of the gain
+        reference and the defect list) into the frames' orientation, the value
+        ``clip norm -R -1`` applies to the gain reference. Pass the whole info to
+        :func:`dedkit.frames.gain.prepare_gain` to have it applied.
+        """
+        value = self.frame_titles.rotflip
+        return value if value is None or 0 <= value <= 7 else None
 
     @property
     def is_4bit(self) -> bool:
@@ -160,7 +180,7 @@ class FrameWriter(CommitOnSuccess, abc.ABC):
         self.dtype = np.dtype(np.uint8 if packing != "none" else dtype)
         self.packing = packing
         self.n_written = 0
-        self.n_saturated = self.n_negative = self.n_rounded = 0
+        self.n_saturated = self.n_negative = self.n_rounded = self.n_nan = 0
         self._atomic = atomic_output(self.path)
         self.tmp_path = self._atomic.__enter__()
         self._closed = False
@@ -176,9 +196,9 @@ class FrameWriter(CommitOnSuccess, abc.ABC):
         """Append one (ny, nx) frame (Y up).
 
         The frame is converted to the stack's dtype as ``clip`` writes integers (floats
-        rounded half up, out-of-range values clipped) or packed to 4 bits; every value
-        that had to change is counted in :attr:`n_saturated`, :attr:`n_negative` and
-        :attr:`n_rounded`, never silently.
+        rounded half up, out-of-range values clipped, NaN written as 0) or packed to 4
+        bits; every value that had to change is counted in :attr:`n_saturated`,
+        :attr:`n_negative`, :attr:`n_rounded` and :attr:`n_nan`, never silently.
         """
         self._check_room()
         frame = np.asarray(frame)
@@ -208,13 +228,14 @@ class FrameWriter(CommitOnSuccess, abc.ABC):
 
     @property
     def n_changed(self) -> int:
-        """Values changed by conversion so far (saturated + negative + rounded)."""
-        return self.n_saturated + self.n_negative + self.n_rounded
+        """Values changed by conversion so far (saturated + negative + rounded + NaN)."""
+        return self.n_saturated + self.n_negative + self.n_rounded + self.n_nan
 
     def _count(self, result: PackResult) -> None:
         self.n_saturated += result.n_saturated
         self.n_negative += result.n_negative
         self.n_rounded += result.n_rounded
+        self.n_nan += result.n_nan
 
     def _check_room(self) -> None:
         if self.n_written >= self.shape[0]:
