@@ -134,3 +134,50 @@ def test_missing_camera_size_is_an_error():
 def test_missing_file_is_a_dedkit_error(tmp_path):
     with pytest.raises(DedkitError, match="not found"):
         read_defects(tmp_path / "absent.txt")
+
+
+def test_issue13_item11_value_beyond_int32_is_an_error_with_its_line():
+    """issue 13 item 11: BadColumns 9999...9 was an OverflowError later; now one line."""
+    with pytest.raises(DedkitError, match=r"d\.txt:3: BadColumns: 9+ is beyond the 32-bit"):
+        parse_defects(
+            "CameraSizeX 10\nCameraSizeY 8\nBadColumns 99999999999999999999999999999\n",
+            path="d.txt",
+        )
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "kept"),
+    [
+        ("BadPixels 1 2 99999 99999", "bad_pixels", [(1, 2)]),
+        ("BadColumns 3 10", "bad_columns", [3]),
+        ("BadRows 8 7", "bad_rows", [7]),
+        ("PartialBadColumn 3 1000000000 0 5", "partial_bad_columns", []),
+        ("PartialBadColumn 3 1 0 8", "partial_bad_columns", []),
+        ("PartialBadRow 2 1 0 10", "partial_bad_rows", []),
+        ("UsableArea 60 40 5 3", "usable_area", UsableArea()),
+        ("UsableArea 0 0 9 0", "usable_area", UsableArea()),
+    ],
+)
+def test_issue13_item12_entries_outside_the_camera_are_ignored_with_a_warning(line, field, kept):
+    """issue 13 item 12 (decision): an entry that does not fit in the camera is left out,
+    with a warning naming file, line and entry, and listed in ``ignored``."""
+    from dedkit.io.defects import DefectListWarning
+
+    with pytest.warns(DefectListWarning, match=r"d\.txt: line 3: .* does not fit in the 10 x 8"):
+        d = parse_defects(f"CameraSizeX 10\nCameraSizeY 8\n{line}\n", path="d.txt")
+    assert getattr(d, field) == kept
+    assert len(d.ignored) == 1 and d.ignored[0].startswith("line 3: ")
+
+
+def test_issue13_item12_entries_inside_the_camera_warn_nothing():
+    """issue 13 item 12: the edges of the camera are inside it."""
+    import warnings
+
+    text = (
+        "CameraSizeX 10\nCameraSizeY 8\nBadPixels 9 7\nBadColumns 9\nBadRows 7\n"
+        "PartialBadColumn 8 2 0 7\nPartialBadRow 6 2 0 9\nUsableArea 1 1 7 9\n"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = parse_defects(text)
+    assert d.ignored == []

@@ -469,9 +469,8 @@ def prepare_defects(
         sx, sy = g.camera_size_x, g.camera_size_y
 
     if binning is None:
-        binning = 1
-        while nx * (binning + 1) <= sx and ny * (binning + 1) <= sy:
-            binning += 1
+        # the largest b with nx * b <= sx and ny * b <= sy (at least 1: checked above)
+        binning = max(1, min(sx // nx, sy // ny))
     elif int(binning) != binning or binning < 1 or nx * binning > sx or ny * binning > sy:
         raise DedkitError(
             f"binning {binning} does not fit frames of {nx} x {ny} on a {sx} x {sy} camera"

@@ -22,12 +22,20 @@ Coordinates are kept here exactly as in the file: unbinned, 0-based, y = 0 at th
 in the orientation named by RotationAndFlip. Converting them to dedkit's Y-up arrays is
 the job of :mod:`dedkit.frames.defects`. Comments and unknown keywords are kept so that
 reading and writing a file loses nothing; they are written after the known entries.
+
+Values are read as IMOD reads them, into 32-bit integers: a number beyond that range is
+an error. An entry that does not fit in the camera (CameraSizeX x CameraSizeY) -- a bad
+pixel, column or row beyond it, a partial band reaching past its edge, a UsableArea that
+is empty or outside it -- is ignored with a :class:`DefectListWarning` naming the file,
+the line and the entry, and listed in :attr:`DefectList.ignored`; such entries cannot
+describe a defect of that camera, and IMOD too corrects a list without them.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -36,6 +44,7 @@ from dedkit.io.atomic import atomic_output, check_output_path
 
 __all__ = [
     "DefectList",
+    "DefectListWarning",
     "PartialBadLine",
     "UsableArea",
     "format_defects",
@@ -43,6 +52,9 @@ __all__ = [
     "read_defects",
     "write_defects",
 ]
+
+#: IMOD reads every value into a C int.
+INT32_MAX = 2**31 - 1
 
 # SerialEM's own line layout (CorDefDefectsToString in CorrectDefects.cpp).
 PIXEL_PAIRS_PER_LINE = 10
@@ -103,6 +115,10 @@ class DefectList:
         Comment lines (with their ``#``), in file order.
     unknown_lines : list of str
         Lines with keywords this module does not know, in file order.
+    ignored : list of str
+        Entries of the file left out because they do not fit in the camera, each as
+        "line N: what" (see the module notes); not written back by
+        :func:`format_defects`.
     """
 
     camera_size_x: int
@@ -120,6 +136,11 @@ class DefectList:
     bad_rows: list[int] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
     unknown_lines: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+class DefectListWarning(UserWarning):
+    """An entry of a defect list was ignored (it does not fit in the camera)."""
 
 
 # Keyword -> (attribute, whether the value may be negative).
@@ -193,17 +214,23 @@ def parse_defects(text: str, path=None) -> DefectList:
     ------
     DedkitError
         For a known keyword with unexpected values (not integers, wrong count, negative
-        coordinates, odd number of BadPixels values, r/f out of 0-7), a scalar keyword
-        given twice, or a missing CameraSizeX/CameraSizeY.
+        coordinates, values beyond 32-bit integers, odd number of BadPixels values, r/f
+        out of 0-7), a scalar keyword given twice, or a missing CameraSizeX/CameraSizeY.
+
+    Warns
+    -----
+    DefectListWarning
+        For each entry ignored because it does not fit in the camera (file, line, entry).
     """
     scalars: dict[str, int] = {}
     scalar_lines: dict[str, int] = {}
     usable: UsableArea | None = None
     usable_line = 0
-    partial_columns: list[PartialBadLine] = []
-    partial_rows: list[PartialBadLine] = []
-    pixels: list[tuple[int, int]] = []
-    line_lists: dict[str, list[int]] = {"bad_columns": [], "bad_rows": []}
+    # every entry with the number of its line, for the camera-size check at the end
+    partial_columns: list[tuple[PartialBadLine, int]] = []
+    partial_rows: list[tuple[PartialBadLine, int]] = []
+    pixels: list[tuple[tuple[int, int], int]] = []
+    line_lists: dict[str, list[tuple[int, int]]] = {"bad_columns": [], "bad_rows": []}
     comments: list[str] = []
     unknown: list[str] = []
 
@@ -239,14 +266,18 @@ def parse_defects(text: str, path=None) -> DefectList:
                 raise fail(f"{keyword} width must be at least 1")
             if band.last < band.first:
                 raise fail(f"{keyword} ends ({band.last}) before it starts ({band.first})")
-            (partial_columns if keyword == "PartialBadColumn" else partial_rows).append(band)
+            (partial_columns if keyword == "PartialBadColumn" else partial_rows).append(
+                (band, number)
+            )
         elif keyword == "BadPixels":
             values = _integers(rest, keyword, None, fail)
             if len(values) % 2:
                 raise fail(f"BadPixels needs x y pairs; got {len(values)} values")
-            pixels.extend(zip(values[0::2], values[1::2], strict=True))
+            pixels.extend((p, number) for p in zip(values[0::2], values[1::2], strict=True))
         elif keyword in _LINE_LIST_KEYWORDS:
-            line_lists[_LINE_LIST_KEYWORDS[keyword]].extend(_integers(rest, keyword, None, fail))
+            line_lists[_LINE_LIST_KEYWORDS[keyword]].extend(
+                (v, number) for v in _integers(rest, keyword, None, fail)
+            )
         else:
             unknown.append(line)
 
@@ -254,17 +285,74 @@ def parse_defects(text: str, path=None) -> DefectList:
         if required not in scalars:
             raise DedkitError(f"defect list has no {required} entry", path=path)
     kwargs = {_SCALAR_KEYWORDS[k][0]: v for k, v in scalars.items()}
+    sx, sy = scalars["CameraSizeX"], scalars["CameraSizeY"]
+    ignored: list[str] = []
+
+    def keep(entries, keyword, fits, show):
+        kept = []
+        for entry, number in entries:
+            if fits(entry):
+                kept.append(entry)
+            else:
+                ignored.append(f"line {number}: {keyword} {show(entry)}")
+        return kept
+
+    def span(start, count, size):
+        return 0 <= start and start + count <= size
+
+    def show_all(entry):
+        return " ".join(map(str, entry))
+
+    bad_pixels = keep(pixels, "BadPixels", lambda p: p[0] < sx and p[1] < sy, show_all)
+    bad_columns = keep(line_lists["bad_columns"], "BadColumns", lambda c: c < sx, str)
+    bad_rows = keep(line_lists["bad_rows"], "BadRows", lambda r: r < sy, str)
+    partial_columns = keep(
+        partial_columns,
+        "PartialBadColumn",
+        lambda b: span(b.start, b.width, sx) and b.last < sy,
+        show_all,
+    )
+    partial_rows = keep(
+        partial_rows,
+        "PartialBadRow",
+        lambda b: span(b.start, b.width, sy) and b.last < sx,
+        show_all,
+    )
+    usable_area = UsableArea()
+    if usable is not None:
+        kept = keep([(usable, usable_line)], "UsableArea", _usable_fits(sx, sy), show_all)
+        usable_area = kept[0] if kept else UsableArea()
+    for entry in ignored:
+        warnings.warn(
+            DefectListWarning(
+                f"{path if path is not None else 'defect list'}: {entry} does not fit in the "
+                f"{sx} x {sy} camera; ignored"
+            ),
+            stacklevel=2,
+        )
     return DefectList(
         **kwargs,
-        usable_area=usable if usable is not None else UsableArea(),
+        usable_area=usable_area,
         partial_bad_columns=partial_columns,
         partial_bad_rows=partial_rows,
-        bad_pixels=pixels,
-        bad_columns=line_lists["bad_columns"],
-        bad_rows=line_lists["bad_rows"],
+        bad_pixels=bad_pixels,
+        bad_columns=bad_columns,
+        bad_rows=bad_rows,
         comments=comments,
         unknown_lines=unknown,
+        ignored=ignored,
     )
+
+
+def _usable_fits(sx: int, sy: int):
+    """Whether a UsableArea leaves a non-empty area inside the camera (0 = no limit)."""
+
+    def fits(a: UsableArea) -> bool:
+        last_row = a.bottom if a.bottom else sy - 1
+        last_column = a.right if a.right else sx - 1
+        return a.top <= last_row < sy and a.left <= last_column < sx
+
+    return fits
 
 
 def _integers(rest: str, keyword: str, count: int | None, fail, *, allow_negative=False):
@@ -273,9 +361,12 @@ def _integers(rest: str, keyword: str, count: int | None, fail, *, allow_negativ
     values = []
     for word in words:
         try:
-            values.append(int(word))
+            value = int(word)
         except ValueError:
             raise fail(f"{keyword}: {word!r} is not an integer") from None
+        if abs(value) > INT32_MAX:
+            raise fail(f"{keyword}: {word} is beyond the 32-bit integers IMOD reads")
+        values.append(value)
     if count is None and not values:
         raise fail(f"{keyword} has no values")
     if count is not None and len(values) != count:
