@@ -19,6 +19,7 @@ from dedkit import __version__
 from dedkit.cli.camera import camera
 from dedkit.cli.learn import learn
 from dedkit.cli.output import emit_json, emit_report, progress_bar, run_job
+from dedkit.cli.params import FINITE, FINITE_POSITIVE
 from dedkit.cli.reduce import reduce_command
 from dedkit.cli.sim import sim
 from dedkit.cli.study import study
@@ -27,6 +28,9 @@ from dedkit.errors import DedkitError, one_line
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+
+#: --mode of norm: clip's names and IMOD's mode numbers (see dedkit.jobs.stacks)
+OUTPUT_MODE_CHOICES = ["byte", "short", "ushort", "float", "4bit", "0", "1", "2", "6", "101"]
 
 force_option = click.option("--force", is_flag=True, help="Overwrite an existing output.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -47,44 +51,47 @@ def cli():
 @click.option(
     "--scale",
     "-n",
-    type=float,
+    type=FINITE_POSITIVE,
     default=None,
     help="Scaling factor (default 16 with a float gain reference, else 1; K3: 32).",
 )
 @click.option(
     "--mode",
     "-m",
-    type=click.Choice(["byte", "short", "ushort", "float", "4bit"]),
+    type=click.Choice(OUTPUT_MODE_CHOICES),
     default=None,
-    help="Output mode (default float with a gain reference).",
+    help="Output mode, by name or IMOD mode number: byte 0, short 1, float 2, ushort 6, "
+    "4bit 101 (default float with a gain reference, else byte).",
 )
 @click.option(
     "--high",
     "-H",
-    type=float,
+    type=FINITE,
     default=None,
-    help="Truncate pixels whose raw x gain exceeds this (clip -h).",
+    help="Truncate pixels whose raw x gain exceeds this (clip -h; default none).",
 )
 @click.option(
     "--low",
     "-l",
-    type=float,
+    type=FINITE,
     default=None,
-    help="With --high: replace truncated pixels by this x gain x scale (clip -l).",
+    help="With --high: replace truncated pixels by this x gain x scale (clip -l; default: "
+    "the mean of their neighbours).",
 )
 @click.option(
     "--defects",
     "-D",
     type=click.Path(),
     default=None,
-    help="SerialEM defects file to correct after normalising.",
+    help="SerialEM defects file to correct after normalising (default none).",
 )
 @click.option(
     "--rotflip",
     "-R",
     type=int,
     default=None,
-    help="r/f value 0-7 to apply to the gain reference, -1 to read it from the frame titles.",
+    help="r/f value 0-7 to apply to the gain reference, -1 to read it from the frame titles "
+    "(default: the reference is used as it is, as clip norm does).",
 )
 @force_option
 @json_option
@@ -140,19 +147,28 @@ def defectmap(defects, like, output, rotflip, force, as_json):
 @click.argument("input", type=click.Path())
 @click.argument("output", type=click.Path())
 @click.option(
-    "--op",
+    "--rotflip",
+    "-R",
     "value",
     type=int,
-    required=True,
-    help="r/f value: counter-clockwise rotation / 90 (0-3), + 4 to flip around Y first.",
+    default=None,
+    help="r/f value (required): counter-clockwise rotation / 90 (0-3), + 4 to flip around Y first.",
 )
+# the name before 0.x, kept so that existing scripts run
+@click.option("--op", "op_value", type=int, default=None, hidden=True)
 @force_option
 @json_option
 @quiet_option
-def rotflip_command(input, output, value, force, as_json, quiet):
-    """Rotate and/or flip every frame by a SerialEM r/f value."""
+def rotflip_command(input, output, value, op_value, force, as_json, quiet):
+    """Rotate and/or flip every frame by a SerialEM r/f value; the r/f recorded in the
+    titles is updated, so a later 'norm -R -1' orients the gain reference right."""
     from dedkit.jobs.stacks import rotflip_stack
 
+    if value is not None and op_value is not None and value != op_value:
+        raise click.BadOptionUsage("value", "give the r/f value once, with -R/--rotflip")
+    value = value if value is not None else op_value
+    if value is None:
+        raise click.MissingParameter(param_hint="'-R' / '--rotflip'", param_type="option")
     run_job(
         "rotflip", rotflip_stack, input, output, value, force=force, quiet=quiet, as_json=as_json
     )

@@ -18,11 +18,18 @@ from dedkit.frames.defects import DefectCorrector, defect_map
 from dedkit.frames.gain import (
     OUTPUT_DTYPES,
     GainReference,
+    check_options,
     default_scale,
     normalize_frame,
     prepare_gain,
 )
-from dedkit.frames.rotflip import check_rotflip, rotflip, rotflip_shape
+from dedkit.frames.rotflip import (
+    check_rotflip,
+    compose_rotflip,
+    inverse_rotflip,
+    rotflip,
+    rotflip_shape,
+)
 from dedkit.io.defects import read_defects
 from dedkit.io.images import image_shape, read_image
 from dedkit.io.stack import FrameReader, create_stack, format_from_path, open_stack
@@ -33,6 +40,8 @@ __all__ = [
     "StackReport",
     "PACK_TARGETS",
     "OUTPUT_MODES",
+    "IMOD_MODE_NUMBERS",
+    "output_mode_name",
     "normalize_stack",
     "rotflip_stack",
     "pack_stack",
@@ -44,6 +53,9 @@ __all__ = [
 
 #: ``--mode`` names: clip's byte/short/ushort/float, and 4-bit (MRC mode 101)
 OUTPUT_MODES = ("byte", "short", "ushort", "float", "4bit")
+
+#: IMOD's MRC mode numbers for the ``--mode`` names (``clip -m`` takes both)
+IMOD_MODE_NUMBERS = {0: "byte", 1: "short", 2: "float", 6: "ushort", 101: "4bit"}
 
 #: ``dedkit pack --as`` choices -> (packing, required format)
 PACK_TARGETS = {
@@ -75,9 +87,10 @@ class StackReport:
         Wall time of the job.
     output_bytes : int
         Size of the output written.
-    n_saturated, n_negative, n_rounded, n_truncated : int
+    n_saturated, n_negative, n_rounded, n_truncated, n_nan : int
         Values clipped at the top or bottom of the output range, floats rounded to
-        integers, and pixels replaced by high truncation.
+        integers, pixels replaced by high truncation, and NaN written as 0 in an
+        integer output.
     details : dict
         Job-specific settings (scale, r/f, defects...).
     """
@@ -95,6 +108,7 @@ class StackReport:
     n_negative: int = 0
     n_rounded: int = 0
     n_truncated: int = 0
+    n_nan: int = 0
     details: dict = field(default_factory=dict)
 
     @property
@@ -122,6 +136,8 @@ class StackReport:
             out.append(f"{self.n_negative} values were below the output range and clipped")
         if self.n_truncated:
             out.append(f"{self.n_truncated} pixels were replaced by high truncation")
+        if self.n_nan:
+            out.append(f"{self.n_nan} values were NaN (not a number) and were written as 0")
         return out
 
 
@@ -145,8 +161,37 @@ def _report(command, inputs, writer, started, **details) -> StackReport:
         n_saturated=writer.n_saturated,
         n_negative=writer.n_negative,
         n_rounded=writer.n_rounded,
+        n_nan=writer.n_nan,
         details=details,
     )
+
+
+def output_mode_name(mode) -> str | None:
+    """A ``--mode`` name from a name or an IMOD mode number (int or digits); None stays
+    None. Raises DedkitError for anything else."""
+    if mode is None or mode in OUTPUT_MODES:
+        return mode
+    try:
+        return IMOD_MODE_NUMBERS[int(str(mode).strip())]
+    except (KeyError, ValueError):
+        numbers = ", ".join(f"{n} ({name})" for n, name in IMOD_MODE_NUMBERS.items())
+        raise DedkitError(
+            f"unknown output mode {mode!r}; use one of {', '.join(OUTPUT_MODES)} "
+            f"or an IMOD mode number: {numbers}"
+        ) from None
+
+
+def _require_counts(info, command: str) -> None:
+    """Refuse complex frames (MRC mode 4) before anything is written: they hold no counts
+    to normalise or pack, and no real number taken from them (magnitude, real part) would
+    be right for every use, so dedkit does not choose one."""
+    if np.dtype(info.dtype).kind == "c":
+        what = f"MRC mode {info.mode}" if info.mode is not None else str(np.dtype(info.dtype))
+        raise DedkitError(
+            f"{what} frames are complex numbers, not counts; '{command}' takes integer or "
+            "float frames",
+            path=info.path,
+        )
 
 
 def _mode_to_output(mode: str, output) -> tuple[np.dtype, str]:
@@ -158,13 +203,39 @@ def _mode_to_output(mode: str, output) -> tuple[np.dtype, str]:
     return OUTPUT_DTYPES[mode], "none"
 
 
-def _titles_after(reader: FrameReader, *, scaling: float | None, packed: bool, note: str):
-    """SerialEMCCD's title for the new data (r/f kept) plus a line saying what dedkit did."""
-    info = parse_frame_titles(reader.info.titles)
+def _titles_after(reader: FrameReader, *, note: str, **changes):
+    """The frames' titles for a job's output, plus a line saying what dedkit did.
+
+    SerialEMCCD's description is rewritten with ``changes`` (FrameTitleInfo fields:
+    scaling, packing, r/f...), with the gain reference and defect file names kept. When
+    the description records no r/f value (SerialEMCCD before 2014) it is left out rather
+    than written with a made-up one, so a later ``-R -1`` refuses instead of guessing.
+    """
+    info = reader.info.frame_titles
     titles = []
     if any(t.lstrip().startswith("SerialEMCCD") for t in info.titles):
-        titles = format_frame_titles(replace(info, scaling=scaling, packed_4bit=packed))
+        titles = format_frame_titles(replace(info, **changes))
+        if info.rotflip is None:
+            titles = titles[1:]
     return titles + [note[:80]]
+
+
+def _rotated_titles(reader: FrameReader, value: int):
+    """Titles for frames rotated/flipped by r/f ``value``: the r/f they were saved with
+    becomes the composition of theirs and ``value``, so that ``norm -R -1`` orients the
+    gain reference like the new frames; a ``need`` value (frames saved unrotated) becomes
+    what is still needed after ``value``."""
+    info = reader.info.frame_titles
+    note = f"dedkit rotflip: r/f {value}"
+    if info.rotflip is None:
+        return _titles_after(reader, note=note)
+    applied = compose_rotflip(info.rotflip, value)
+    needed = info.rotflip_needed
+    if needed is not None:
+        # needed = still_needed after value, so still_needed = inverse(value) then needed
+        needed = compose_rotflip(inverse_rotflip(value), needed) or None
+    legacy = info.legacy and (needed is None or applied == 0)
+    return _titles_after(reader, note=note, rotflip=applied, rotflip_needed=needed, legacy=legacy)
 
 
 def _read_raw(reader: FrameReader):
@@ -194,6 +265,11 @@ def normalize_stack(
 ) -> StackReport:
     """Gain-normalise a frame stack like ``clip norm`` (see :mod:`dedkit.frames.gain`).
 
+    Integer and float frames are normalised (float input, MRC modes 2 and 12 and float
+    TIFF, computed in float32 like the rest; NaN stays NaN in a float output and is
+    written as 0, and counted, in an integer one); complex frames (MRC mode 4) are
+    refused, as they hold no counts.
+
     Parameters
     ----------
     input : path-like
@@ -203,8 +279,10 @@ def normalize_stack(
     output : path-like
     scale : float, optional
         Default 16 with a float reference, else 1 (K3: pass 32).
-    mode : {'byte', 'short', 'ushort', 'float', '4bit'}, optional
+    mode : {'byte', 'short', 'ushort', 'float', '4bit'} or IMOD mode number, optional
         Default 'float' with a gain reference (nothing lost to rounding), else 'byte'.
+        IMOD's mode numbers 0, 1, 2, 6 and 101 name the same types
+        (:data:`IMOD_MODE_NUMBERS`).
     high, low : float, optional
         Truncation as ``clip -h`` / ``-l``.
     defects : path-like, optional
@@ -217,18 +295,23 @@ def normalize_stack(
     progress : callable(done, total), optional
     """
     started = time.perf_counter()
+    # every option is checked before anything is read or written
+    check_options(scale=scale, high=high, low=low)
+    mode = output_mode_name(mode)
     with open_stack(input) as reader:
         info = reader.info
+        _require_counts(info, "norm")
         frame_shape = (info.ny, info.nx)
         applied_rotflip = None
         if rotflip_value is not None:
             applied_rotflip = resolve_rotflip(info.titles, rotflip_value)
         reference: GainReference | None = None
         if gain is not None:
+            # Without -R the reference is used as it is, as clip norm does.
             reference = prepare_gain(
                 read_image(gain),
                 frame_shape,
-                rotflip_value=applied_rotflip or 0,
+                rotflip=applied_rotflip or 0,
                 name=f"gain reference {gain}",
             )
         if scale is None:
@@ -240,14 +323,14 @@ def normalize_stack(
         if defects is not None:
             frame_rotflip = applied_rotflip
             if frame_rotflip is None:
-                frame_rotflip = parse_frame_titles(info.titles).rotflip
+                frame_rotflip = info.rotflip
             corrector = DefectCorrector.from_defects(
                 read_defects(defects), frame_shape, rotflip=frame_rotflip
             )
         note = f"dedkit norm: scaled by {scale:g}" + (
             f", gain {Path(gain).name}" if gain is not None else ""
         )
-        titles = _titles_after(reader, scaling=scale, packed=packing != "none", note=note)
+        titles = _titles_after(reader, scaling=scale, packed_4bit=packing != "none", note=note)
         read, packed_nx = _read_raw(reader)
         # Defects are corrected on float values and 4-bit output is packed after, so
         # those paths normalise to float first; otherwise straight to the output type.
@@ -281,6 +364,7 @@ def normalize_stack(
                 n_truncated += result.n_truncated
                 writer.n_saturated += result.n_saturated
                 writer.n_negative += result.n_negative
+                writer.n_nan += result.n_nan
                 if corrector is not None:
                     corrector.apply(result.data, out=result.data)
                 return result
@@ -356,12 +440,21 @@ def _map_frames(
 
 def rotflip_stack(input, output, value: int, *, force=False, progress=None) -> StackReport:
     """Rotate/flip every frame by r/f value 0-7 (counter-clockwise / 90, + 4 to flip in X
-    first), keeping data type and 4-bit packing."""
+    first), keeping data type and 4-bit packing.
+
+    The r/f in the titles is updated to the composition of the frames' own r/f and
+    ``value`` (see :func:`dedkit.frames.rotflip.compose_rotflip`), so that a later
+    ``norm -R -1`` (or ``prepare_gain(gain, stack.info)``) orients the gain reference
+    like the rotated frames; titles that record no r/f keep recording none.
+    """
     value = check_rotflip(value)
     with open_stack(input) as reader:
         info = reader.info
+        titles = _rotated_titles(reader, value)
     ny, nx = rotflip_shape((info.ny, info.nx), value)
     packing = info.packing if _packing_fits(info.packing, output) else "none"
+    if packing == "half-bytes":
+        titles = _half_bytes_titles(titles)
     return _map_frames(
         "rotflip",
         input,
@@ -369,10 +462,17 @@ def rotflip_stack(input, output, value: int, *, force=False, progress=None) -> S
         lambda f: rotflip(f, value),
         shape=(info.nz, ny, nx),
         packing=packing,
+        titles=titles,
         force=force,
         progress=progress,
         rotflip=value,
     )
+
+
+def _half_bytes_titles(titles: list[str]) -> list[str]:
+    """IMOD's title rule for half-X 4-bit bytes wants one "4 bits packed" title and no
+    other (the writer sets the IMOD flag too)."""
+    return [t for t in titles if "4 bits packed" in t][:1] or ["dedkit: 4 bits packed"]
 
 
 def _packing_fits(packing: str, output) -> bool:
@@ -389,7 +489,8 @@ def _packing_fits(packing: str, output) -> bool:
 
 def pack_stack(input, output, target: str, *, force=False, progress=None) -> StackReport:
     """Pack frames of counts into 4-bit data (or truncate to bytes), counting every value
-    that does not fit (saturated at 15 or 255, negative set to 0, fractions rounded).
+    that does not fit (saturated at 15 or 255, negative set to 0, fractions rounded, NaN
+    written as 0). Complex frames (MRC mode 4) are refused: they hold no counts.
 
     Parameters
     ----------
@@ -411,12 +512,12 @@ def pack_stack(input, output, target: str, *, force=False, progress=None) -> Sta
             f"--as {target} writes {needed_format.upper()}: name the output *{suffix}"
         )
     with open_stack(input) as reader:
+        _require_counts(reader.info, "pack")
         titles = _titles_after(
-            reader, scaling=None, packed=packing != "none", note=f"dedkit pack: as {target}"
+            reader, scaling=None, packed_4bit=packing != "none", note=f"dedkit pack: as {target}"
         )
     if packing == "half-bytes":
-        # IMOD's title rule wants a single "4 bits packed" title; the IMOD flag is set too
-        titles = [t for t in titles if "4 bits packed" in t][:1] or ["dedkit: 4 bits packed"]
+        titles = _half_bytes_titles(titles)
 
     # Bytes: the writer rounds, clips to 0-255 and counts, as it does for 4-bit packing.
     return _map_frames(
@@ -438,7 +539,7 @@ def unpack_stack(input, output, *, force=False, progress=None) -> StackReport:
     with open_stack(input) as reader:
         if not reader.info.is_4bit:
             raise DedkitError("input is not 4-bit packed data; use 'dedkit convert'", path=input)
-        titles = _titles_after(reader, scaling=None, packed=False, note="dedkit unpack")
+        titles = _titles_after(reader, scaling=None, packed_4bit=False, note="dedkit unpack")
     return _map_frames(
         "unpack",
         input,
