@@ -389,3 +389,14 @@ def test_issue13_item20_norm_help_shows_defaults(run):
         following = help_text[start : start + 260]
         assert "default" in following, option
     assert "IMOD mode number" in help_text
+
+
+def test_issue13_item5_norm_without_R_says_the_titles_record_an_rotflip(mk, run):
+    """issue 13 item 5: 'norm' without -R keeps clip's behaviour (the reference as it is)
+    but says so when the titles record an r/f other than 0."""
+    path, gain, _ = stack_for_rotflip(mk, 2)
+    r = run("norm", "-q", path, gain, mk.path("n.mrc"))
+    assert r.status == 0, r
+    assert "record r/f 2" in r.err and "-R -1" in r.err
+    r = run("norm", "-q", path, gain, mk.path("n2.mrc"), "-R", "-1")
+    assert "record r/f" not in r.err

@@ -139,3 +139,31 @@ def test_incompatible_reference_refused_with_hint():
         prepare_gain(np.full((2, 2), np.nan, np.float32), (2, 2), rotflip=0)
     with pytest.raises(DedkitError, match="2-D"):
         prepare_gain(np.ones((3, 2, 2), np.float32), (2, 2), rotflip=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.int8])
+def test_issue13_item6_normalize_frame_takes_any_real_type(dtype):
+    """issue 13 item 6: float (and other) input normalises instead of a numba TypingError."""
+    raw = (np.arange(12).reshape(3, 4) % 7).astype(dtype)
+    gain = np.full((3, 4), 1.5, np.float32)
+    ref = prepare_gain(gain, raw.shape, rotflip=0)
+    out = normalize_frame(raw, ref, scale=2, dtype=np.float32).data
+    np.testing.assert_array_equal(out, raw.astype(np.float32) * 3)
+    out = normalize_frame(raw, ref, scale=2, dtype=np.uint16).data
+    np.testing.assert_array_equal(out, raw.astype(np.float32) * 3)
+
+
+def test_issue13_item6_normalize_frame_refuses_complex():
+    """issue 13 item 6: complex frames are refused with one clear line."""
+    with pytest.raises(DedkitError, match="complex"):
+        normalize_frame(np.ones((2, 2), np.complex64), None)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"scale": np.nan}, {"scale": np.inf}, {"scale": 0}, {"high": np.nan}, {"low": 1.0}],
+)
+def test_issue13_item12_normalize_frame_refuses_options(kwargs):
+    """issue 13 item 12: non-finite scale/high/low and -l without -H are refused."""
+    with pytest.raises(DedkitError, match="-H|finite"):
+        normalize_frame(np.ones((2, 2), np.uint8), None, **kwargs)

@@ -53,3 +53,30 @@ def test_convert_dtype_rounds_half_up_and_passes_safe_casts():
 def test_unpack_rejects_short_rows():
     with pytest.raises(ValueError):
         unpack_nibbles(np.zeros((2, 3), np.uint8), 7)
+
+
+def test_issue13_item12_pack_and_convert_count_nan():
+    """issue 13 item 12: NaN is written as 0 and counted (not as a rounding)."""
+    from dedkit.frames.pack import convert_dtype, pack_4bit
+
+    frame = np.array([[1.0, np.nan, 3.0, 20.0]], np.float32)
+    packed = pack_4bit(frame)
+    assert (packed.n_nan, packed.n_rounded, packed.n_saturated) == (1, 0, 1)
+    assert packed.data.tolist() == [[1, 3 | (15 << 4)]]
+    converted = convert_dtype(frame.astype(np.float64), np.uint8)
+    assert (converted.n_nan, converted.n_rounded) == (1, 0)
+    assert converted.data.tolist() == [[1, 0, 3, 20]]
+    # float to float keeps NaN: nothing changed, nothing counted
+    assert np.isnan(convert_dtype(frame.astype(np.float64), np.float32).data[0, 1])
+
+
+def test_issue13_item6_complex_frames_are_refused():
+    """issue 13 item 6: complex frames hold no counts (was a numba TypingError)."""
+    from dedkit.errors import DedkitError
+    from dedkit.frames.pack import convert_dtype, pack_4bit
+
+    frame = np.ones((2, 4), np.complex64)
+    with pytest.raises(DedkitError, match="complex"):
+        pack_4bit(frame)
+    with pytest.raises(DedkitError, match="complex"):
+        convert_dtype(frame, np.uint8)

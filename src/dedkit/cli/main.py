@@ -100,7 +100,8 @@ def norm(input, gain, output, scale, mode, high, low, defects, rotflip, force, a
     """Gain-normalise frames like 'clip norm': OUT = IN x GAIN x scale.
 
     GAIN may be MRC, TIFF or DM3/DM4, the same size as the frames or 2 or 4 times
-    smaller; use 'none' to only unpack and scale.
+    smaller; use 'none' to only unpack and scale. Integer and float frames are taken;
+    complex frames (MRC mode 4) are refused, as they hold no counts.
     """
     from dedkit.jobs.stacks import normalize_stack
 
@@ -131,7 +132,8 @@ def norm(input, gain, output, scale, mode, high, low, defects, rotflip, force, a
     "-R",
     type=int,
     default=None,
-    help="r/f value of the images when it differs from the list's RotationAndFlip.",
+    help="r/f value of the images when it differs from the list's RotationAndFlip "
+    "(default: the list's).",
 )
 @force_option
 @json_option
@@ -188,8 +190,8 @@ def rotflip_command(input, output, value, op_value, force, as_json, quiet):
 @json_option
 @quiet_option
 def pack(input, output, target, force, as_json, quiet):
-    """Pack counts into 4 bits (or truncate to bytes); saturated values are counted and
-    reported, never silently lost."""
+    """Pack counts into 4 bits (or truncate to bytes); saturated values and NaN are
+    counted and reported, never silently lost. Complex frames (MRC mode 4) are refused."""
     from dedkit.jobs.stacks import pack_stack
 
     run_job("pack", pack_stack, input, output, target, force=force, quiet=quiet, as_json=as_json)
@@ -216,7 +218,7 @@ def unpack(input, output, force, as_json, quiet):
     "-c",
     type=click.Choice(["none", "lzw", "zip", "zstd"]),
     default=None,
-    help="TIFF compression (LZW suits counts best).",
+    help="TIFF compression (LZW suits counts best; default none).",
 )
 @force_option
 @json_option

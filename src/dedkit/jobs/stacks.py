@@ -93,6 +93,8 @@ class StackReport:
         integer output.
     details : dict
         Job-specific settings (scale, r/f, defects...).
+    notes : list of str
+        Other things the user should know (shown with the warnings).
     """
 
     command: str
@@ -110,6 +112,7 @@ class StackReport:
     n_truncated: int = 0
     n_nan: int = 0
     details: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def frames_per_second(self) -> float:
@@ -138,7 +141,7 @@ class StackReport:
             out.append(f"{self.n_truncated} pixels were replaced by high truncation")
         if self.n_nan:
             out.append(f"{self.n_nan} values were NaN (not a number) and were written as 0")
-        return out
+        return out + list(self.notes)
 
 
 def _output_size(path: Path) -> int:
@@ -386,6 +389,12 @@ def normalize_stack(
         defects=str(defects) if defects else None,
     )
     report.n_truncated = n_truncated
+    if reference is not None and rotflip_value is None and info.rotflip:
+        # clip's behaviour, but most likely not what was meant: say so
+        report.notes.append(
+            f"the frame titles record r/f {info.rotflip} but no -R was given: the gain "
+            "reference was used as it is (-R -1 orients it like the frames)"
+        )
     return report
 
 
