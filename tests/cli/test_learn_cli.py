@@ -115,3 +115,88 @@ def test_hpd_localize_refuses_another_energy(run, trained, tmp_path):
     r = run("hpd", "localize", clusters, "--method", "cnn", "--model", model,
             "--beam-energy", "250", "-o", tmp_path / "e.h5")  # fmt: skip
     assert r.status == 2 and "250 keV" in r.err
+
+
+def test_issue_13_item_4_record_without_model_is_refused(run, trained, tmp_path):
+    from dedkit.learn.store import default_model_path
+
+    data, _ = trained
+    shipped = default_model_path()
+    before = shipped.read_bytes()
+    r = run("learn", "evaluate", data, "--record", "--limit", "20")
+    assert r.status == 2, r
+    assert len(r.err_lines) == 1 and "--model" in r.err and "copy it first" in r.err
+    r = run("learn", "evaluate", data, "--record", "--limit", "20", "--model", shipped)
+    assert r.status == 2 and "inside the installed dedkit package" in r.err, r
+    r = run("learn", "train", data, "-o", shipped.with_name("mine"), "--epochs", "1")
+    assert r.status == 2 and "inside the installed dedkit package" in r.err, r
+    assert shipped.read_bytes() == before
+    assert not shipped.with_name("mine.npz").exists()
+    assert not shipped.with_name(".mine.ckpt").exists()
+
+
+def _model_copy(model, folder):
+    import shutil
+
+    for suffix in (".npz", ".json"):
+        shutil.copy(model.with_suffix(suffix), folder / f"copy{suffix}")
+    return folder / "copy.json"
+
+
+def test_issue_13_item_3_a_card_without_hash_does_not_run(run, trained, tmp_path):
+    import json
+
+    data, model = trained
+    copy = _model_copy(model, tmp_path)
+    weights = copy.with_suffix(".npz")
+    state = {k: np.full_like(v, np.nan) for k, v in np.load(weights).items()}
+    with weights.open("wb") as f:
+        np.savez(f, **state)
+    card = json.loads(copy.read_text())
+    del card["weights_sha256"]
+    copy.write_text(json.dumps(card))
+    clusters = _clusters_file(tmp_path / "c.h5", data, 200.0)
+    for args in (
+        ("learn", "evaluate", data, "--model", copy, "--limit", "20"),
+        ("hpd", "localize", clusters, "--method", "cnn", "--model", copy, "-o", tmp_path / "e.h5"),
+    ):
+        r = run(*args)
+        assert r.status == 2, r
+        assert len(r.err_lines) == 1 and "no weights_sha256" in r.err
+    assert not (tmp_path / "e.h5").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ({"format_version": "two"}, "format_version 'two' is not a version number"),
+        ({"input": "nonsense"}, "input must be an object"),
+        ("npz", "unreadable model weights"),
+    ],
+)
+def test_issue_13_item_11_damaged_models_are_one_line_and_status_2(
+    run, trained, tmp_path, damage, message
+):
+    import hashlib
+    import json
+
+    data, model = trained
+    copy = _model_copy(model, tmp_path)
+    card = json.loads(copy.read_text())
+    if damage == "npz":
+        raw = copy.with_suffix(".npz").read_bytes()
+        raw = raw[:40] + bytes(60) + raw[100:]
+        copy.with_suffix(".npz").write_bytes(raw)
+        card["weights_sha256"] = hashlib.sha256(raw).hexdigest()  # the hash is no help here
+    else:
+        card.update(damage)
+    copy.write_text(json.dumps(card))
+    clusters = _clusters_file(tmp_path / "c.h5", data, 200.0)
+    for args in (
+        ("learn", "evaluate", data, "--model", copy, "--limit", "20"),
+        ("hpd", "localize", clusters, "--method", "cnn", "--model", copy, "-o", tmp_path / "e.h5"),
+    ):
+        r = run(*args)
+        assert r.status == 2, r
+        assert len(r.err_lines) == 1 and message in r.err
+    assert not (tmp_path / "e.h5").exists()

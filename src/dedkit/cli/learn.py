@@ -185,7 +185,8 @@ def learn_train(dataset, output, arch, epochs, batch_size, optimizer, lr, moment
 @click.option(
     "--record",
     is_flag=True,
-    help="Add the results to the model card (metrics.held_out.<dataset name>).",
+    help="Add the results to the card of --model (metrics.held_out:<dataset name>); "
+    "needs --model: the shipped model is never changed.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, as_json):

@@ -46,7 +46,7 @@ from dedkit.learn.data import (
     split_indices,
 )
 from dedkit.learn.model import ARCHITECTURES, build_model, count_parameters, predict, state_arrays
-from dedkit.learn.store import model_paths, save_model
+from dedkit.learn.store import check_outside_package, model_paths, save_model
 from dedkit.report import JobReport
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "TrainReport", "train_model"]
@@ -313,6 +313,7 @@ def train_model(
     config = config or TrainConfig()
     config.check()
     weights_path, card_path = model_paths(output)
+    check_outside_package(weights_path)
     check_output_path(weights_path, [dataset], force)
     check_output_path(card_path, [dataset], force)
     folder = checkpoint_folder(output)
