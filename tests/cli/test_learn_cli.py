@@ -200,3 +200,33 @@ def test_issue_13_item_11_damaged_models_are_one_line_and_status_2(
         assert r.status == 2, r
         assert len(r.err_lines) == 1 and message in r.err
     assert not (tmp_path / "e.h5").exists()
+
+
+def test_issue_13_item_11_bad_training_sets_and_checkpoints_are_status_2(run, trained, tmp_path):
+    import shutil
+
+    import h5py
+
+    data, model = trained
+    short, seven = tmp_path / "short.h5", tmp_path / "seven.h5"
+    for path, column, cut in (
+        (short, "entry_y", lambda d: d[:-1]),
+        (seven, "image", lambda d: d[:, 4:11, 4:11]),
+    ):
+        shutil.copy(data, path)
+        with h5py.File(path, "a") as f:
+            values = cut(f["training"][column][()])
+            del f["training"][column]
+            f["training"].create_dataset(column, data=values)
+    for bad, message in ((short, "column entry_y has 199 rows"), (seven, "crops are 7 x 7")):
+        for args in (("train", bad, "-o", tmp_path / "m"), ("evaluate", bad, "--model", model)):
+            r = run("learn", *args)
+            assert r.status == 2, r
+            assert len(r.err_lines) == 1 and message in r.err
+    # --resume with something that is not a checkpoint of dedkit learn train
+    folder = tmp_path / ".m.ckpt"
+    folder.mkdir()
+    (folder / "state.json").write_text('{"epoch": "one"}')
+    r = run("learn", "train", data, "-o", tmp_path / "m", "--resume")
+    assert r.status == 2 and len(r.err_lines) == 1 and "not a checkpoint" in r.err, r
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.ckpt", "seven.h5", "short.h5"]

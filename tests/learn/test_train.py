@@ -79,3 +79,63 @@ def test_bad_settings_are_refused(tiny_set, tmp_path):
     with pytest.raises(DedkitError, match="nothing to resume"):
         train_model(tiny_set, tmp_path / "m", TrainConfig(epochs=1), resume=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def _interrupted_run(tiny_set, output, **settings):
+    """Train ``output`` and stop it in its second epoch: leaves a one-epoch checkpoint."""
+    base = {"arch": "c16", "epochs": 2, "optimizer": "adam", "threads": 1, "eval_samples": 20}
+    config = TrainConfig(**{**base, "limit": 60, "batch_size": 32, **settings})
+
+    def stop_in_epoch_two(done, total, epoch, loss):
+        if epoch == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_model(tiny_set, output, config, progress=stop_in_epoch_two)
+    return config, checkpoint_folder(output)
+
+
+def test_issue_13_item_11_a_foreign_checkpoint_is_refused(tiny_set, tmp_path):
+    import shutil
+
+    from dedkit.learn.train import _read_checkpoint
+
+    config, own = _interrupted_run(tiny_set, tmp_path / "own")
+    _, c8 = _interrupted_run(tiny_set, tmp_path / "c8", arch="c8")
+    target = checkpoint_folder(tmp_path / "m")
+
+    def resume_with(folder, match, data=tiny_set):
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(folder, target)
+        with pytest.raises(DedkitError, match=match) as error:
+            train_model(data, tmp_path / "m", config, resume=True)
+        assert "\n" not in str(error.value)
+        assert not (tmp_path / "m.npz").exists()
+
+    # another architecture, as recorded ...
+    resume_with(c8, r"other settings \(arch\)")
+    # ... and with its settings edited to look like ours
+    state = json.loads((c8 / "state.json").read_text())
+    state["config"]["arch"] = "c16"
+    (c8 / "state.json").write_text(json.dumps(state))
+    resume_with(c8, r"another network \(tensor backbone.0.bias: \(8,\)")
+    # another training set
+    other = tmp_path / "other.h5"
+    shutil.copy(tiny_set, other)
+    with open(other, "ab") as f:
+        f.write(b"\0")  # same clusters, another file
+    resume_with(own, r"other settings \(training data\)", data=other)
+    # not a checkpoint at all
+    for state_text, npz in (("[1, 2]", True), ("{", True), ('{"epoch": 1}', True), ("", False)):
+        broken = tmp_path / "broken"
+        shutil.rmtree(broken, ignore_errors=True)
+        shutil.copytree(own, broken)
+        (broken / "state.json").write_text(state_text)
+        if not npz:
+            (broken / "checkpoint.npz").write_bytes(b"junk")
+        resume_with(broken, "not a checkpoint of 'dedkit learn train'")
+    with pytest.raises(DedkitError, match="not a checkpoint"):
+        _read_checkpoint(tmp_path / "nowhere")
+    # the checkpoint of our own run still resumes
+    report = train_model(tiny_set, tmp_path / "own", config, resume=True)
+    assert report.details["resumed_from_epoch"] == 1

@@ -30,7 +30,7 @@ from dedkit.errors import DedkitError
 from dedkit.hpd.localize import EtaInterpolator
 from dedkit.hpd.tables import ClusterTable
 from dedkit.io.atomic import check_output_path, temporary_sibling
-from dedkit.learn.data import load_training_arrays
+from dedkit.learn.data import check_crop, load_training_arrays
 
 __all__ = ["EvaluationReport", "FULL_ABSORPTION", "eta_positions", "evaluate_model"]
 
@@ -215,6 +215,7 @@ def evaluate_model(
     if record:
         check_outside_package(model_paths(model_path)[1])
     localizer = CnnLocalizer(model_path, batch_size=batch_size)
+    check_crop(data, localizer.crop, dataset)
     if check_energy:
         check_model_matches(localizer.card, beam_energy_keV=data.energy_keV, sensor=data.sensor)
     cnn = localizer.positions(data.images, data.features)

@@ -26,6 +26,8 @@ import math
 import os
 import shutil
 import time
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from dedkit.learn.data import (
     LABEL_NOISE_UNITS,
     add_label_noise,
     add_pixel_noise,
+    check_crop,
     file_sha256,
     load_training_arrays,
     random_symmetries,
@@ -206,27 +209,62 @@ def _save_checkpoint(folder: Path, model, optimizer, epoch: int, meta: dict) -> 
     os.replace(temporary, path)
 
 
-def _load_checkpoint(folder: Path, model, optimizer) -> dict:
+def _read_checkpoint(folder: Path) -> tuple[dict, dict]:
+    """(state, arrays) of a checkpoint folder, its structure checked (nothing loaded yet)."""
     try:
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         with np.load(folder / "checkpoint.npz", allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, json.JSONDecodeError) as error:
-        raise DedkitError(f"unreadable checkpoint ({one_line(error)})", path=folder) from None
-    model.load_state_dict(
-        {
-            k[len("model/") :]: torch.from_numpy(v)
-            for k, v in arrays.items()
-            if k.startswith("model/")
-        }
-    )
-    opt_state: dict = {}
-    for name, value in arrays.items():
-        if name.startswith("opt/"):
-            _, index, key = name.split("/", 2)
-            opt_state.setdefault(int(index), {})[key] = torch.from_numpy(value)
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
-    return state
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        # ValueError covers a JSONDecodeError, a damaged member and pickled data
+        raise DedkitError(
+            f"not a checkpoint of 'dedkit learn train' ({one_line(error)}); use --force to "
+            "start afresh",
+            path=folder,
+        ) from None
+    if not (
+        isinstance(state, dict)
+        and isinstance(state.get("config"), dict)
+        and isinstance(state.get("epoch"), int)
+        and isinstance(state.get("param_groups"), list)
+        and isinstance(state.get("history", []), list)
+        and any(name.startswith("model/") for name in arrays)
+    ):
+        raise DedkitError(
+            "not a checkpoint of 'dedkit learn train' (state.json or checkpoint.npz lacks "
+            "its fields); use --force to start afresh",
+            path=folder,
+        )
+    return state, arrays
+
+
+def _restore_checkpoint(folder: Path, state: dict, arrays: dict, model, optimizer) -> None:
+    """Load a checkpoint's weights and optimiser state; a checkpoint of another network
+    or optimiser is one clear error."""
+    tensors = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for name in sorted(set(expected) | set(tensors)):
+        if name not in tensors or name not in expected or tensors[name].shape != expected[name]:
+            found = tensors[name].shape if name in tensors else "missing"
+            raise DedkitError(
+                f"the checkpoint is of another network (tensor {name}: {found}, this "
+                f"network's: {expected.get(name, 'none')}); use --force to start afresh",
+                path=folder,
+            )
+    try:
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in tensors.items()})
+        opt_state: dict = {}
+        for name, value in arrays.items():
+            if name.startswith("opt/"):
+                _, index, key = name.split("/", 2)
+                opt_state.setdefault(int(index), {})[key] = torch.from_numpy(np.asarray(value))
+        optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        raise DedkitError(
+            f"the checkpoint does not fit this network and optimiser ({one_line(error)}); "
+            "use --force to start afresh",
+            path=folder,
+        ) from None
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -332,6 +370,7 @@ def train_model(
     device = _device(config.device)
 
     data = load_training_arrays(dataset, config.limit)
+    check_crop(data, ARCHITECTURES[config.arch].crop, dataset)
     train_index, test_index = split_indices(len(data), config.train_fraction, config.seed)
     train, test = data.subset(train_index), data.subset(test_index)
     pitch_um = float(data.sensor.get("pitch_um", 25.0))
@@ -351,8 +390,10 @@ def train_model(
     history: list[dict] = []
     first_epoch = 0
     if resume:
-        state = _load_checkpoint(folder, model, optimizer)
-        stored = dict(state.get("config", {}))
+        # the settings and the data are compared before anything is loaded, so that a
+        # checkpoint of another run (another network, another set) is named as such
+        state, arrays = _read_checkpoint(folder)
+        stored = state["config"]
         differ = sorted(
             k
             for k in meta["config"]
@@ -364,8 +405,15 @@ def train_model(
                 f"({', '.join(differ) or 'training data'}); use --force to start afresh",
                 path=folder,
             )
+        if not 0 <= state["epoch"] <= config.epochs:
+            raise DedkitError(
+                f"the checkpoint is at epoch {state['epoch']} of {config.epochs}; use --force "
+                "to start afresh",
+                path=folder,
+            )
+        _restore_checkpoint(folder, state, arrays, model, optimizer)
         history = state.get("history", [])
-        first_epoch = int(state["epoch"])
+        first_epoch = state["epoch"]
         model.to(device)
 
     n_batches = math.ceil(len(train) / config.batch_size)
