@@ -230,3 +230,19 @@ def test_issue_13_item_11_bad_training_sets_and_checkpoints_are_status_2(run, tr
     r = run("learn", "train", data, "-o", tmp_path / "m", "--resume")
     assert r.status == 2 and len(r.err_lines) == 1 and "not a checkpoint" in r.err, r
     assert sorted(p.name for p in tmp_path.iterdir()) == [".m.ckpt", "seven.h5", "short.h5"]
+
+
+def test_issue_13_item_20_learn_help_lists_every_command_in_one_line(run):
+    from dedkit.cli.learn import learn
+
+    r = run("learn", "--help")
+    assert r.status == 0, r
+    listing = r.out.split("Commands:")[1].strip().splitlines()
+    assert sorted(line.split()[0] for line in listing) == sorted(learn.commands)
+    for line in listing:
+        assert not line.endswith("...") and len(line.split(None, 1)[1]) > 20, line
+    for name in learn.commands:
+        assert f"({name})" in r.out.split("Options:")[0]  # named in the group's text
+    r = run("--help")
+    (summary,) = [line for line in r.out.splitlines() if line.strip().startswith("learn ")]
+    assert not summary.endswith("...")

@@ -74,7 +74,10 @@ def _command_line(ctx: click.Context) -> str:
 
 @click.group()
 def learn():
-    """Deep-learning electron localisation (the MÖNCH paper's CNN): train, evaluate."""
+    """Deep-learning electron localisation (the MÖNCH paper's CNN).
+
+    Train the network (train), compare it with eta and the centroid (evaluate), and make
+    training sets from a beam scan (scan-labels)."""
 
 
 @learn.command("train")
@@ -140,8 +143,10 @@ def learn_train(dataset, output, arch, epochs, batch_size, optimizer, lr, moment
                 weight_decay, schedule, label_noise, label_noise_unit, pixel_noise,
                 no_augment, limit, seed, threads, device, resume, force, as_json,
                 quiet):  # fmt: skip
-    """Train the localisation network on a training set (dedkit sim dataset): 7:3
-    split, 8 symmetries, label and pixel noise, a checkpoint every epoch."""
+    """Train the localisation network on a training set.
+
+    The set comes from 'dedkit sim dataset' or 'dedkit learn scan-labels'. A 7:3 split,
+    8 symmetries, label and pixel noise, a checkpoint every epoch."""
     _need_torch()
     from dedkit.learn.train import TrainConfig, train_model
 
@@ -190,8 +195,10 @@ def learn_train(dataset, output, arch, epochs, batch_size, optimizer, lr, moment
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, as_json):
-    """RMSE and mean residual per axis of CNN, eta and centroid on a held-out set, for
-    all, fully absorbed and backscattered electrons."""
+    """Compare the CNN with eta and the centroid on a held-out set.
+
+    RMSE and mean residual per axis of CNN, eta and centroid, for all, fully absorbed and
+    backscattered electrons."""
     _need_torch()
     from dedkit.learn.evaluate import evaluate_model
 
@@ -252,9 +259,10 @@ def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, 
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def learn_scan_labels(clusters, scan_csv, sim_run, sigma, n_sigma, min_clusters, labels,
                       output, force, as_json):  # fmt: skip
-    """Training set from a beam scan (paper 2.2): each point's impact estimated as the
-    mean charge centroid of its single-electron clusters; clusters far from it or not
-    covering it rejected."""
+    """Make a training set from a beam scan (paper 2.2).
+
+    Each point's impact is estimated as the mean charge centroid of its single-electron
+    clusters; clusters far from it or not covering it are rejected."""
     from dedkit.jobs.learn import write_scan_training_set
 
     if (scan_csv is None) == (sim_run is None):
