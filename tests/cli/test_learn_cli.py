@@ -246,3 +246,39 @@ def test_issue_13_item_20_learn_help_lists_every_command_in_one_line(run):
     r = run("--help")
     (summary,) = [line for line in r.out.splitlines() if line.strip().startswith("learn ")]
     assert not summary.endswith("...")
+
+
+def test_issue_13_item_18_recipes_from_the_command_line(run, trained, tmp_path):
+    import json
+
+    from dedkit.cli.learn import RECIPE_NAMES
+    from dedkit.learn.recipes import DEFAULT_RECIPE, RECIPES
+
+    assert RECIPE_NAMES == tuple(RECIPES) and RECIPE_NAMES[0] == DEFAULT_RECIPE
+    data, _ = trained
+    r = run("learn", "train", data, "-o", tmp_path / "p", "--recipe", "paper", "--epochs", "1",
+            "--limit", "60", "--threads", "1", "-q")  # fmt: skip
+    assert r.status == 0, r
+    config = json.loads((tmp_path / "p.json").read_text())["training"]["config"]
+    assert {k: config[k] for k in RECIPES["paper"]} == {**RECIPES["paper"], "epochs": 1}
+    assert config["recipe"] == "paper"
+    r = run("learn", "train", data, "-o", tmp_path / "d", "--epochs", "1", "--limit", "60",
+            "--threads", "1", "-q")  # fmt: skip
+    assert r.status == 0, r
+    config = json.loads((tmp_path / "d.json").read_text())["training"]["config"]
+    assert {k: config[k] for k in RECIPES["shipped"]} == {**RECIPES["shipped"], "epochs": 1}
+    # the help shows each setting's default and the paper's value where it differs
+    r = run("learn", "train", "--help")
+    text = " ".join(r.out.split())
+    for expected in (
+        "--recipe [shipped|paper]",
+        "[default: shipped]",
+        "[default: c16; --recipe paper: paper]",
+        "[default: 12; --recipe paper: 100]",
+        "[default: adam; --recipe paper: sgd]",
+        "[default: cosine; --recipe paper: constant]",
+        "[default: um; --recipe paper: px]",
+        "[default: 0.001]",
+        "[default: 0.9]",
+    ):
+        assert expected in text, expected
