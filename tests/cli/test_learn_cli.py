@@ -115,3 +115,170 @@ def test_hpd_localize_refuses_another_energy(run, trained, tmp_path):
     r = run("hpd", "localize", clusters, "--method", "cnn", "--model", model,
             "--beam-energy", "250", "-o", tmp_path / "e.h5")  # fmt: skip
     assert r.status == 2 and "250 keV" in r.err
+
+
+def test_issue_13_item_4_record_without_model_is_refused(run, trained, tmp_path):
+    from dedkit.learn.store import default_model_path
+
+    data, _ = trained
+    shipped = default_model_path()
+    before = shipped.read_bytes()
+    r = run("learn", "evaluate", data, "--record", "--limit", "20")
+    assert r.status == 2, r
+    assert len(r.err_lines) == 1 and "--model" in r.err and "copy it first" in r.err
+    r = run("learn", "evaluate", data, "--record", "--limit", "20", "--model", shipped)
+    assert r.status == 2 and "inside the installed dedkit package" in r.err, r
+    r = run("learn", "train", data, "-o", shipped.with_name("mine"), "--epochs", "1")
+    assert r.status == 2 and "inside the installed dedkit package" in r.err, r
+    assert shipped.read_bytes() == before
+    assert not shipped.with_name("mine.npz").exists()
+    assert not shipped.with_name(".mine.ckpt").exists()
+
+
+def _model_copy(model, folder):
+    import shutil
+
+    for suffix in (".npz", ".json"):
+        shutil.copy(model.with_suffix(suffix), folder / f"copy{suffix}")
+    return folder / "copy.json"
+
+
+def test_issue_13_item_3_a_card_without_hash_does_not_run(run, trained, tmp_path):
+    import json
+
+    data, model = trained
+    copy = _model_copy(model, tmp_path)
+    weights = copy.with_suffix(".npz")
+    state = {k: np.full_like(v, np.nan) for k, v in np.load(weights).items()}
+    with weights.open("wb") as f:
+        np.savez(f, **state)
+    card = json.loads(copy.read_text())
+    del card["weights_sha256"]
+    copy.write_text(json.dumps(card))
+    clusters = _clusters_file(tmp_path / "c.h5", data, 200.0)
+    for args in (
+        ("learn", "evaluate", data, "--model", copy, "--limit", "20"),
+        ("hpd", "localize", clusters, "--method", "cnn", "--model", copy, "-o", tmp_path / "e.h5"),
+    ):
+        r = run(*args)
+        assert r.status == 2, r
+        assert len(r.err_lines) == 1 and "no weights_sha256" in r.err
+    assert not (tmp_path / "e.h5").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ({"format_version": "two"}, "format_version 'two' is not a version number"),
+        ({"input": "nonsense"}, "input must be an object"),
+        ("npz", "unreadable model weights"),
+    ],
+)
+def test_issue_13_item_11_damaged_models_are_one_line_and_status_2(
+    run, trained, tmp_path, damage, message
+):
+    import hashlib
+    import json
+
+    data, model = trained
+    copy = _model_copy(model, tmp_path)
+    card = json.loads(copy.read_text())
+    if damage == "npz":
+        raw = copy.with_suffix(".npz").read_bytes()
+        raw = raw[:40] + bytes(60) + raw[100:]
+        copy.with_suffix(".npz").write_bytes(raw)
+        card["weights_sha256"] = hashlib.sha256(raw).hexdigest()  # the hash is no help here
+    else:
+        card.update(damage)
+    copy.write_text(json.dumps(card))
+    clusters = _clusters_file(tmp_path / "c.h5", data, 200.0)
+    for args in (
+        ("learn", "evaluate", data, "--model", copy, "--limit", "20"),
+        ("hpd", "localize", clusters, "--method", "cnn", "--model", copy, "-o", tmp_path / "e.h5"),
+    ):
+        r = run(*args)
+        assert r.status == 2, r
+        assert len(r.err_lines) == 1 and message in r.err
+    assert not (tmp_path / "e.h5").exists()
+
+
+def test_issue_13_item_11_bad_training_sets_and_checkpoints_are_status_2(run, trained, tmp_path):
+    import shutil
+
+    import h5py
+
+    data, model = trained
+    short, seven = tmp_path / "short.h5", tmp_path / "seven.h5"
+    for path, column, cut in (
+        (short, "entry_y", lambda d: d[:-1]),
+        (seven, "image", lambda d: d[:, 4:11, 4:11]),
+    ):
+        shutil.copy(data, path)
+        with h5py.File(path, "a") as f:
+            values = cut(f["training"][column][()])
+            del f["training"][column]
+            f["training"].create_dataset(column, data=values)
+    for bad, message in ((short, "column entry_y has 199 rows"), (seven, "crops are 7 x 7")):
+        for args in (("train", bad, "-o", tmp_path / "m"), ("evaluate", bad, "--model", model)):
+            r = run("learn", *args)
+            assert r.status == 2, r
+            assert len(r.err_lines) == 1 and message in r.err
+    # --resume with something that is not a checkpoint of dedkit learn train
+    folder = tmp_path / ".m.ckpt"
+    folder.mkdir()
+    (folder / "state.json").write_text('{"epoch": "one"}')
+    r = run("learn", "train", data, "-o", tmp_path / "m", "--resume")
+    assert r.status == 2 and len(r.err_lines) == 1 and "not a checkpoint" in r.err, r
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.ckpt", "seven.h5", "short.h5"]
+
+
+def test_issue_13_item_20_learn_help_lists_every_command_in_one_line(run):
+    from dedkit.cli.learn import learn
+
+    r = run("learn", "--help")
+    assert r.status == 0, r
+    listing = r.out.split("Commands:")[1].strip().splitlines()
+    assert sorted(line.split()[0] for line in listing) == sorted(learn.commands)
+    for line in listing:
+        assert not line.endswith("...") and len(line.split(None, 1)[1]) > 20, line
+    for name in learn.commands:
+        assert f"({name})" in r.out.split("Options:")[0]  # named in the group's text
+    r = run("--help")
+    (summary,) = [line for line in r.out.splitlines() if line.strip().startswith("learn ")]
+    assert not summary.endswith("...")
+
+
+def test_issue_13_item_18_recipes_from_the_command_line(run, trained, tmp_path):
+    import json
+
+    from dedkit.cli.learn import RECIPE_NAMES
+    from dedkit.learn.recipes import DEFAULT_RECIPE, RECIPES
+
+    assert RECIPE_NAMES == tuple(RECIPES) and RECIPE_NAMES[0] == DEFAULT_RECIPE
+    data, _ = trained
+    r = run("learn", "train", data, "-o", tmp_path / "p", "--recipe", "paper", "--epochs", "1",
+            "--limit", "60", "--threads", "1", "-q")  # fmt: skip
+    assert r.status == 0, r
+    config = json.loads((tmp_path / "p.json").read_text())["training"]["config"]
+    assert {k: config[k] for k in RECIPES["paper"]} == {**RECIPES["paper"], "epochs": 1}
+    assert config["recipe"] == "paper"
+    r = run("learn", "train", data, "-o", tmp_path / "d", "--epochs", "1", "--limit", "60",
+            "--threads", "1", "-q")  # fmt: skip
+    assert r.status == 0, r
+    config = json.loads((tmp_path / "d.json").read_text())["training"]["config"]
+    assert {k: config[k] for k in RECIPES["shipped"]} == {**RECIPES["shipped"], "epochs": 1}
+    # the help shows each setting's default and the paper's value where it differs
+    r = run("learn", "train", "--help")
+    text = " ".join(r.out.split())
+    for expected in (
+        "--recipe [shipped|paper]",
+        "[default: shipped]",
+        "[default: c16; --recipe paper: paper]",
+        "[default: 12; --recipe paper: 100]",
+        "[default: adam; --recipe paper: sgd]",
+        "[default: cosine; --recipe paper: constant]",
+        "[default: um; --recipe paper: px]",
+        "[default: 0.001]",
+        "[default: 0.9]",
+    ):
+        assert expected in text, expected

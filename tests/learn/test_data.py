@@ -114,3 +114,48 @@ def test_pixel_noise_only_on_the_cluster_pixels():
     noisy = add_pixel_noise(images, 0.18, rng)
     assert np.all(noisy[images == 0] == 0)
     assert (noisy[images != 0] - 5.0).std() == pytest.approx(0.18, rel=0.05)
+
+
+def _damaged_copy(tiny_set, tmp_path, name, change):
+    import shutil
+
+    import h5py
+
+    path = tmp_path / f"{name}.h5"
+    shutil.copy(tiny_set, path)
+    with h5py.File(path, "a") as f:
+        group = f["training"]
+        column, data = change(group)
+        del group[column]
+        group.create_dataset(column, data=data)
+    return path
+
+
+DAMAGES = {
+    "short-column": (lambda g: ("entry_x", g["entry_x"][:-7]), "column entry_x has 293 rows"),
+    "short-images": (lambda g: ("image", g["image"][:100]), "column image has 100 rows"),
+    "narrow-features": (lambda g: ("features", g["features"][:, :5]), r"rows are \(5,\)"),
+    "flat-images": (lambda g: ("image", g["image"][:, 0, :]), "not square crops"),
+    "even-images": (lambda g: ("image", g["image"][:, :14, :14]), "not square crops"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGES))
+def test_issue_13_item_11_a_damaged_training_set_is_one_clear_error(tiny_set, tmp_path, name):
+    change, message = DAMAGES[name]
+    path = _damaged_copy(tiny_set, tmp_path, name, change)
+    with pytest.raises(DedkitError, match=message) as error:
+        load_training_arrays(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_issue_13_item_11_crops_the_network_does_not_take_are_refused(tiny_set, tmp_path):
+    from dedkit.learn.data import check_crop
+
+    path = _damaged_copy(
+        tiny_set, tmp_path, "seven", lambda g: ("image", g["image"][:, 4:11, 4:11])
+    )
+    data = load_training_arrays(path)  # a valid set of 7 x 7 crops
+    assert data.crop == 7
+    with pytest.raises(DedkitError, match="crops are 7 x 7, the network takes 15 x 15"):
+        check_crop(data, 15, path)

@@ -80,7 +80,8 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
 
 def test_a_tampered_or_foreign_model_is_refused(tmp_path):
     model = _trained_like()
-    weights, card_path = save_model(tmp_path / "m", state_arrays(model), {"energy_keV": 200.0})
+    card = {"architecture": model.arch.to_dict(), "energy_keV": 200.0}
+    weights, card_path = save_model(tmp_path / "m", state_arrays(model), card)
     data = bytearray(weights.read_bytes())
     data[-30] ^= 0xFF
     weights.write_bytes(bytes(data))

@@ -79,3 +79,106 @@ def test_bad_settings_are_refused(tiny_set, tmp_path):
     with pytest.raises(DedkitError, match="nothing to resume"):
         train_model(tiny_set, tmp_path / "m", TrainConfig(epochs=1), resume=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def _interrupted_run(tiny_set, output, **settings):
+    """Train ``output`` and stop it in its second epoch: leaves a one-epoch checkpoint."""
+    base = {"arch": "c16", "epochs": 2, "optimizer": "adam", "threads": 1, "eval_samples": 20}
+    config = TrainConfig(**{**base, "limit": 60, "batch_size": 32, **settings})
+
+    def stop_in_epoch_two(done, total, epoch, loss):
+        if epoch == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_model(tiny_set, output, config, progress=stop_in_epoch_two)
+    return config, checkpoint_folder(output)
+
+
+def test_issue_13_item_11_a_foreign_checkpoint_is_refused(tiny_set, tmp_path):
+    import shutil
+
+    from dedkit.learn.train import _read_checkpoint
+
+    config, own = _interrupted_run(tiny_set, tmp_path / "own")
+    _, c8 = _interrupted_run(tiny_set, tmp_path / "c8", arch="c8")
+    target = checkpoint_folder(tmp_path / "m")
+
+    def resume_with(folder, match, data=tiny_set):
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(folder, target)
+        with pytest.raises(DedkitError, match=match) as error:
+            train_model(data, tmp_path / "m", config, resume=True)
+        assert "\n" not in str(error.value)
+        assert not (tmp_path / "m.npz").exists()
+
+    # another architecture, as recorded ...
+    resume_with(c8, r"other settings \(arch\)")
+    # ... and with its settings edited to look like ours
+    state = json.loads((c8 / "state.json").read_text())
+    state["config"]["arch"] = "c16"
+    (c8 / "state.json").write_text(json.dumps(state))
+    resume_with(c8, r"another network \(tensor backbone.0.bias: \(8,\)")
+    # another training set
+    other = tmp_path / "other.h5"
+    shutil.copy(tiny_set, other)
+    with open(other, "ab") as f:
+        f.write(b"\0")  # same clusters, another file
+    resume_with(own, r"other settings \(training data\)", data=other)
+    # not a checkpoint at all
+    for state_text, npz in (("[1, 2]", True), ("{", True), ('{"epoch": 1}', True), ("", False)):
+        broken = tmp_path / "broken"
+        shutil.rmtree(broken, ignore_errors=True)
+        shutil.copytree(own, broken)
+        (broken / "state.json").write_text(state_text)
+        if not npz:
+            (broken / "checkpoint.npz").write_bytes(b"junk")
+        resume_with(broken, "not a checkpoint of 'dedkit learn train'")
+    with pytest.raises(DedkitError, match="not a checkpoint"):
+        _read_checkpoint(tmp_path / "nowhere")
+    # the checkpoint of our own run still resumes
+    report = train_model(tiny_set, tmp_path / "own", config, resume=True)
+    assert report.details["resumed_from_epoch"] == 1
+
+
+def test_issue_13_item_18_the_default_recipe_learns_on_a_cpu(tmp_path):
+    """The defaults (the shipped recipe: c16, Adam, cosine, 12 epochs) beat the charge
+    centroid within seconds on one CPU thread; the old defaults (the paper's network with
+    SGD at lr 0.001) stayed at the centroid (ratio 1.02 on this set)."""
+    from tiny_set import make_tiny_set, slowing_simulate
+
+    from dedkit.learn.recipes import RECIPES
+
+    data = make_tiny_set(tmp_path / "slowing.h5", n=1500, simulate=slowing_simulate)
+    config = TrainConfig(threads=1)
+    assert {k: v for k, v in config.to_dict().items() if k in RECIPES["shipped"]} == RECIPES[
+        "shipped"
+    ]
+    report = train_model(data, tmp_path / "m", config)
+    cnn = report.details["metrics"]["split_test"]["rmse_px"]
+    centroid = report.details["metrics"]["split_test_centroid"]["rmse_px"]
+    assert cnn["x"] < centroid["x"] and cnn["y"] < centroid["y"]
+    both = np.hypot(cnn["x"], cnn["y"]) / np.hypot(centroid["x"], centroid["y"])
+    assert both < 0.9
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["training"]["config"]["recipe"] == "shipped"
+
+
+def test_issue_13_item_18_recipe_paper_selects_the_papers_settings():
+    paper = TrainConfig.from_recipe("paper")
+    # Xie et al. 2023, section 3.2: SGD, lr 0.001, momentum 0.9, weight decay 0.0001,
+    # batch 128, 100 epochs, the 7 x 64 network, label noise 1.0, pixel noise 0.18 keV
+    assert (paper.arch, paper.optimizer, paper.lr, paper.momentum, paper.weight_decay) == (
+        "paper", "sgd", 1e-3, 0.9, 1e-4,
+    )  # fmt: skip
+    assert (paper.batch_size, paper.epochs, paper.schedule) == (128, 100, "constant")
+    assert (paper.label_noise, paper.pixel_noise_keV, paper.recipe) == (1.0, 0.18, "paper")
+    # a setting given replaces the recipe's, None leaves it
+    changed = TrainConfig.from_recipe("paper", epochs=3, lr=None, threads=1)
+    assert (changed.epochs, changed.lr, changed.optimizer, changed.threads) == (3, 1e-3, "sgd", 1)
+    shipped = TrainConfig.from_recipe()
+    assert shipped == TrainConfig() and (shipped.arch, shipped.optimizer) == ("c16", "adam")
+    with pytest.raises(DedkitError, match="unknown training recipe 'fast'"):
+        TrainConfig.from_recipe("fast")
+    with pytest.raises(DedkitError, match="unknown training recipe"):
+        TrainConfig(recipe="fast").check()

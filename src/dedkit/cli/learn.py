@@ -11,6 +11,10 @@ import click
 from dedkit.cli.output import emit_json, stderr
 from dedkit.errors import DedkitError
 
+#: The names of dedkit.learn.recipes.RECIPES, the first the default (a test keeps them
+#: equal); spelt out so that starting 'dedkit' does not import dedkit.learn
+RECIPE_NAMES = ("shipped", "paper")
+
 
 def _need_torch() -> None:
     try:
@@ -74,46 +78,93 @@ def _command_line(ctx: click.Context) -> str:
 
 @click.group()
 def learn():
-    """Deep-learning electron localisation (the MÖNCH paper's CNN): train, evaluate."""
+    """Deep-learning electron localisation (the MÖNCH paper's CNN).
+
+    Train the network (train), compare it with eta and the centroid (evaluate), and make
+    training sets from a beam scan (scan-labels)."""
+
+
+class RecipeOption(click.Option):
+    """A training setting whose default is the chosen --recipe's; its help shows the
+    value in each recipe (looked up when the help is shown: dedkit starts without
+    importing dedkit.learn, which imports dedkit.hpd)."""
+
+    def __init__(self, *args, setting: str, **kwargs):
+        super().__init__(*args, default=None, **kwargs)
+        self.setting = setting
+
+    def get_help_record(self, ctx):
+        from dedkit.learn.recipes import DEFAULT_RECIPE, RECIPES
+
+        values = {name: recipe[self.setting] for name, recipe in RECIPES.items()}
+        default = values.pop(DEFAULT_RECIPE)
+        others = "; ".join(
+            f"--recipe {name}: {value}" for name, value in values.items() if value != default
+        )
+        text = self.help
+        self.help = f"{text}  [default: {default}{'; ' + others if others else ''}]"
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.help = text
 
 
 @learn.command("train")
 @click.argument("dataset", type=click.Path())
 @click.option("--output", "-o", required=True, type=click.Path(), help="MODEL (.npz + .json).")
 @click.option(
-    "--arch",
-    default="paper",
+    "--recipe",
+    type=click.Choice(RECIPE_NAMES),
+    default=RECIPE_NAMES[0],
     show_default=True,
+    help="Where the settings below start from. shipped: how the shipped model was trained "
+    "(c16, Adam, cosine, 12 epochs; learns on a CPU). paper: the MÖNCH paper's settings "
+    "(7 x 64 network, SGD lr 0.001, momentum 0.9, 100 epochs; a GPU's job). An option "
+    "given explicitly replaces the recipe's value.",
+)
+@click.option(
+    "--arch",
+    cls=RecipeOption,
+    setting="arch",
     help="Architecture: paper (7 x 64 channels), c48, c32, c24, c16, c8 (7 x N), c32x5.",
 )
-@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate.")
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
-@click.option("--weight-decay", type=float, default=1e-4, show_default=True)
+@click.option("--epochs", cls=RecipeOption, setting="epochs", type=click.IntRange(1),
+              help="Passes over the training split.")  # fmt: skip
+@click.option("--batch-size", cls=RecipeOption, setting="batch_size", type=click.IntRange(1),
+              help="Clusters per step.")  # fmt: skip
+@click.option("--optimizer", cls=RecipeOption, setting="optimizer",
+              type=click.Choice(["sgd", "adam"]), help="Optimiser.")  # fmt: skip
+@click.option("--lr", cls=RecipeOption, setting="lr", type=float, help="Learning rate.")
+@click.option("--momentum", cls=RecipeOption, setting="momentum", type=float,
+              help="SGD momentum (unused by Adam).")  # fmt: skip
+@click.option("--weight-decay", cls=RecipeOption, setting="weight_decay", type=float,
+              help="Weight decay.")  # fmt: skip
 @click.option(
     "--schedule",
+    cls=RecipeOption,
+    setting="schedule",
     type=click.Choice(["constant", "cosine"]),
-    default="constant",
-    show_default=True,
-    help="Learning-rate schedule.",
+    help="Learning-rate schedule (cosine: annealed to 0 over the run).",
 )
 @click.option(
     "--label-noise",
+    cls=RecipeOption,
+    setting="label_noise",
     type=float,
-    default=1.0,
-    show_default=True,
     help="Gaussian label noise sd (label smoothing), in --label-noise-unit.",
 )
 @click.option(
-    "--label-noise-unit", type=click.Choice(["px", "um"]), default="px", show_default=True
+    "--label-noise-unit",
+    cls=RecipeOption,
+    setting="label_noise_unit",
+    type=click.Choice(["px", "um"]),
+    help="Unit of --label-noise.",
 )
 @click.option(
     "--pixel-noise",
+    cls=RecipeOption,
+    setting="pixel_noise_keV",
     type=float,
-    default=0.18,
-    show_default=True,
     help="Extra noise on the cluster's pixels, keV.",
 )
 @click.option("--no-augment", is_flag=True, help="No flips/rotations.")
@@ -121,10 +172,12 @@ def learn():
     "--limit",
     type=click.IntRange(1),
     default=None,
-    help="Use only the first N clusters of DATASET.",
+    help="Use only the first N clusters of DATASET (default: all).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None, help="torch CPU threads.")
+@click.option(
+    "--threads", type=click.IntRange(1), default=None, help="torch CPU threads (default: torch's)."
+)
 @click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
@@ -136,17 +189,21 @@ def learn():
 @click.option("--force", is_flag=True, help="Overwrite MODEL; discard an old checkpoint.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def learn_train(dataset, output, arch, epochs, batch_size, optimizer, lr, momentum,
+def learn_train(dataset, output, recipe, arch, epochs, batch_size, optimizer, lr, momentum,
                 weight_decay, schedule, label_noise, label_noise_unit, pixel_noise,
                 no_augment, limit, seed, threads, device, resume, force, as_json,
                 quiet):  # fmt: skip
-    """Train the localisation network on a training set (dedkit sim dataset): 7:3
-    split, 8 symmetries, label and pixel noise, a checkpoint every epoch."""
+    """Train the localisation network on a training set.
+
+    The set comes from 'dedkit sim dataset' or 'dedkit learn scan-labels'. A 7:3 split,
+    8 symmetries, label and pixel noise, a checkpoint every epoch. The settings start
+    from --recipe: 'shipped' (the default) learns on a CPU in minutes; 'paper' is the
+    MÖNCH paper's network and SGD, which needs a GPU's hours."""
     _need_torch()
     from dedkit.learn.train import TrainConfig, train_model
 
-    config = TrainConfig(
-        arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+    config = TrainConfig.from_recipe(
+        recipe, arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
         momentum=momentum, weight_decay=weight_decay, schedule=schedule,
         label_noise=label_noise, label_noise_unit=label_noise_unit,
         pixel_noise_keV=pixel_noise, augment=not no_augment, limit=limit, seed=seed,
@@ -185,12 +242,15 @@ def learn_train(dataset, output, arch, epochs, batch_size, optimizer, lr, moment
 @click.option(
     "--record",
     is_flag=True,
-    help="Add the results to the model card (metrics.held_out.<dataset name>).",
+    help="Add the results to the card of --model (metrics.held_out:<dataset name>); "
+    "needs --model: the shipped model is never changed.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, as_json):
-    """RMSE and mean residual per axis of CNN, eta and centroid on a held-out set, for
-    all, fully absorbed and backscattered electrons."""
+    """Compare the CNN with eta and the centroid on a held-out set.
+
+    RMSE and mean residual per axis of CNN, eta and centroid, for all, fully absorbed and
+    backscattered electrons."""
     _need_torch()
     from dedkit.learn.evaluate import evaluate_model
 
@@ -251,9 +311,10 @@ def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, 
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def learn_scan_labels(clusters, scan_csv, sim_run, sigma, n_sigma, min_clusters, labels,
                       output, force, as_json):  # fmt: skip
-    """Training set from a beam scan (paper 2.2): each point's impact estimated as the
-    mean charge centroid of its single-electron clusters; clusters far from it or not
-    covering it rejected."""
+    """Make a training set from a beam scan (paper 2.2).
+
+    Each point's impact is estimated as the mean charge centroid of its single-electron
+    clusters; clusters far from it or not covering it are rejected."""
     from dedkit.jobs.learn import write_scan_training_set
 
     if (scan_csv is None) == (sim_run is None):

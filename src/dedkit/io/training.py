@@ -227,10 +227,47 @@ def read_training_attrs(path) -> dict:
         return {name: _decode(value) for name, value in file[GROUP].attrs.items()}
 
 
+def _check_layout(group, path) -> int:
+    """Rows of a set whose columns all have them and the shapes of the layout.
+
+    Only the datasets' shapes are read, so a lying file costs nothing: a short column or
+    features of the wrong width is one clear error here, not a failure in the network.
+    """
+    names = [*TRAINING_COLUMNS, *(c for c in OPTIONAL_TRAINING_COLUMNS if c in group)]
+    missing = [name for name in names if not isinstance(group.get(name), h5py.Dataset)]
+    if missing:
+        raise DedkitError(
+            f"damaged training set: column(s) {', '.join(missing)} missing", path=path
+        )
+    n = group["primary"].shape[0] if group["primary"].shape else 0
+    for name in names:
+        shape = group[name].shape
+        rows = shape[0] if shape else None
+        if rows != n:
+            raise DedkitError(
+                f"damaged training set: column {name} has {rows} rows, 'primary' has {n}",
+                path=path,
+            )
+        expected = _ALL_COLUMNS[name][1]
+        if expected is None:
+            if len(shape) != 3 or shape[1] != shape[2] or shape[1] < 3 or shape[1] % 2 != 1:
+                raise DedkitError(
+                    f"damaged training set: images are {' x '.join(map(str, shape[1:]))}, "
+                    "not square crops of odd side >= 3",
+                    path=path,
+                )
+        elif tuple(shape[1:]) != expected:
+            raise DedkitError(
+                f"damaged training set: column {name} rows are {tuple(shape[1:])}, not {expected}",
+                path=path,
+            )
+    return n
+
+
 def training_set_length(path) -> int:
-    """Number of samples in a training set."""
+    """Number of samples in a training set (its layout checked, see :func:`read_training_set`)."""
     with _open(path) as file:
-        return len(file[GROUP]["primary"])
+        return _check_layout(file[GROUP], path)
 
 
 def read_training_set(path, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
@@ -246,10 +283,15 @@ def read_training_set(path, start: int = 0, stop: int | None = None) -> dict[str
     dict of ndarray
         Keyed by the names of :data:`TRAINING_COLUMNS`, and those of
         :data:`OPTIONAL_TRAINING_COLUMNS` the set holds.
+
+    Raises
+    ------
+    DedkitError
+        A column missing, shorter or longer than the others, or of the wrong shape.
     """
     with _open(path) as file:
         group = file[GROUP]
-        n = len(group["primary"])
+        n = _check_layout(group, path)
         stop = n if stop is None else stop
         if not 0 <= start <= stop <= n:
             raise DedkitError(f"rows {start}:{stop} are outside the set's {n}", path=path)

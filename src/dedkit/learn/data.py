@@ -32,6 +32,7 @@ __all__ = [
     "add_label_noise",
     "add_pixel_noise",
     "apply_symmetry",
+    "check_crop",
     "file_sha256",
     "load_training_arrays",
     "random_symmetries",
@@ -134,6 +135,22 @@ def load_training_arrays(path, limit: int | None = None) -> ClusterArrays:
         centroid,
         attrs,
     )
+
+
+def check_crop(data: ClusterArrays, crop: int, path=None) -> None:
+    """Refuse clusters whose crops are not the ``crop`` x ``crop`` the network takes.
+
+    Raises
+    ------
+    DedkitError
+    """
+    if data.crop != crop:
+        raise DedkitError(
+            f"the training set's crops are {data.crop} x {data.crop}, the network takes "
+            f"{crop} x {crop} (the crops of 'dedkit sim dataset' and 'dedkit hpd clusters "
+            "--finder connected')",
+            path=path,
+        )
 
 
 def file_sha256(path) -> str:

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dedkit.errors import DedkitError
 from dedkit.hpd.localize import EtaInterpolator
 from dedkit.hpd.tables import ClusterTable
 from dedkit.io.atomic import check_output_path, temporary_sibling
-from dedkit.learn.data import load_training_arrays
+from dedkit.learn.data import check_crop, load_training_arrays
 
 __all__ = ["EvaluationReport", "FULL_ABSORPTION", "eta_positions", "evaluate_model"]
 
@@ -191,17 +192,30 @@ def evaluate_model(
         Refuse a set whose energy or sensor differs from the model card.
     record : bool
         Add the results (and the set's SHA-256) to the model card, under
-        ``metrics['held_out:<file name>']``.
+        ``metrics['held_out:<file name>']``. Needs ``model``: the shipped model, inside
+        the installed package, is never changed (copy it and record on the copy).
     """
     from dedkit.learn.localizer import CnnLocalizer, check_model_matches
-    from dedkit.learn.store import default_model_path
+    from dedkit.learn.store import check_outside_package, default_model_path, model_paths
 
     started = time.perf_counter()
+    if record and model is None:
+        # the shipped model lives in the installed package, which dedkit never writes
+        weights, card = model_paths(default_model_path())
+        raise DedkitError(
+            "--record writes the results on the model's card, and the shipped model is "
+            f"never changed: copy it first (cp {weights} {card} .) and give the copy "
+            "with --model"
+        )
     if figure is not None:
+        check_outside_package(figure)
         check_output_path(figure, [dataset], force)
     data = load_training_arrays(dataset, limit)
     model_path = default_model_path() if model is None else Path(model)
+    if record:
+        check_outside_package(model_paths(model_path)[1])
     localizer = CnnLocalizer(model_path, batch_size=batch_size)
+    check_crop(data, localizer.crop, dataset)
     if check_energy:
         check_model_matches(localizer.card, beam_energy_keV=data.energy_keV, sensor=data.sensor)
     cnn = localizer.positions(data.images, data.features)

@@ -120,8 +120,15 @@ class CnnLocalizer(Localizer):
             self.network, images, features, batch_size=self.batch_size, channels_last=True
         )
 
+    @property
+    def crop(self) -> int:
+        """Side of the crops the network takes."""
+        return int(
+            self.card.get("input", {}).get("crop", self.card["architecture"].get("crop", 15))
+        )
+
     def localize(self, table: ClusterTable) -> EventTable:
-        crop = int(self.card.get("input", {}).get("crop", 15))
+        crop = self.crop
         if table.units != "keV" or table.features is None:
             raise DedkitError(
                 "the cnn method needs the connected finder's clusters (keV crops with the 7 "

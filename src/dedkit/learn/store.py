@@ -5,12 +5,27 @@ A model ``M`` is the pair ``M.npz`` + ``M.json`` (either path may be given). The
 holds everything needed to rebuild and trust the network: its architecture, the input
 normalisation, the beam energy and sensor it was trained for, the training data's
 SHA-256, its metrics, the command that produced it and the weights' SHA-256.
+
+**Trust.** A card must carry the SHA-256 of its weights (``weights_sha256``): a card
+without one is refused, not trusted (removing the hash must not switch the check off),
+and the weights must be finite numbers. The card's fields that dedkit uses (version,
+architecture, input, energy, sensor, metrics) are checked when it is read, so a damaged
+or hand-edited card is one clear error, not a failure deep inside the network.
+
+**The installed package is read-only to dedkit.** No model, card or record is written
+inside the dedkit package folder (where the shipped model lives): copy a model out of it
+first (:func:`copy_model`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import re
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +36,7 @@ from dedkit.io.atomic import check_output_path, temporary_sibling
 __all__ = [
     "CARD_FORMAT",
     "copy_model",
+    "check_outside_package",
     "default_model_path",
     "load_model",
     "model_paths",
@@ -32,6 +48,11 @@ __all__ = [
 CARD_FORMAT = "dedkit-cnn-localizer"
 CARD_VERSION = 1
 _MODELS = Path(__file__).with_name("models")
+#: The installed dedkit package: never written by dedkit
+_PACKAGE = Path(__file__).resolve().parents[1]
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: Widest layer a card may ask for (the paper's is 64)
+_MAX_WIDTH = 1024
 #: The shipped model (200 keV, 320 um, 25 um)
 DEFAULT_MODEL = "moench200"
 
@@ -46,6 +67,27 @@ def model_paths(path) -> tuple[Path, Path]:
     path = Path(path)
     stem = path.with_suffix("") if path.suffix.lower() in (".npz", ".json") else path
     return stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
+
+
+def check_outside_package(path) -> Path:
+    """Refuse to write ``path`` when it lies inside the installed dedkit package.
+
+    The package (the shipped model among it) is read-only to dedkit: a record or a model
+    written there would change what every later run of dedkit trusts.
+
+    Raises
+    ------
+    DedkitError
+    """
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved == _PACKAGE or _PACKAGE in resolved.parents:
+        raise DedkitError(
+            "will not write inside the installed dedkit package (it is read-only to "
+            "dedkit); write to a folder of your own",
+            path=path,
+        )
+    return path
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -77,15 +119,12 @@ def save_model(path, state: dict, card: dict, *, force: bool = False) -> tuple[P
     weights, card : Path
     """
     weights_path, card_path = model_paths(path)
-    check_output_path(weights_path, force=force)
-    check_output_path(card_path, force=force)
+    for output in (weights_path, card_path):
+        check_outside_package(output)
+        check_output_path(output, force=force)
     arrays = {name: np.array(value, order="C") for name, value in state.items()}
-    for name, value in arrays.items():
-        if value.dtype == object:
-            raise DedkitError(f"model tensor {name} is not numeric")
+    _check_weights(arrays, weights_path)
     _write_atomic(weights_path, lambda p: np.savez(p.open("wb"), **arrays))
-    import hashlib
-
     card = {
         "format": CARD_FORMAT,
         "format_version": CARD_VERSION,
@@ -117,12 +156,105 @@ def read_card(path) -> dict:
         raise DedkitError(f"unreadable model card ({one_line(error)})", path=card_path) from None
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         raise DedkitError("not a dedkit CNN model card", path=card_path)
-    if card.get("format_version", 0) > CARD_VERSION:
+    _check_card(card, card_path)
+    return card
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_card(card: dict, card_path: Path) -> None:
+    """Refuse a card whose fields dedkit uses are missing or of the wrong kind."""
+
+    def bad(message: str):
+        return DedkitError(f"bad model card: {message}", path=card_path)
+
+    version = card.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise bad(f"format_version {version!r} is not a version number (1, 2, ...)")
+    if version > CARD_VERSION:
         raise DedkitError(
-            f"model card version {card.get('format_version')} is newer than this dedkit's",
+            f"model card version {version} is newer than this dedkit's ({CARD_VERSION})",
             path=card_path,
         )
-    return card
+    sha = card.get("weights_sha256")
+    if sha is None:
+        raise bad(
+            "no weights_sha256 (the SHA-256 of the weights): a card without it is not "
+            "trusted; write models with 'dedkit learn train'"
+        )
+    if not isinstance(sha, str) or not _SHA256.match(sha):
+        raise bad(f"weights_sha256 {sha!r} is not a SHA-256 (64 hexadecimal digits)")
+    _check_architecture(card.get("architecture"), bad)
+    model_input = card.get("input", {})
+    if not isinstance(model_input, dict):
+        raise bad(f"input must be an object (crop, image_scale_keV, ...), not {model_input!r}")
+    crop = model_input.get("crop", card["architecture"].get("crop", 15))
+    if not isinstance(crop, int) or isinstance(crop, bool) or crop < 3:
+        raise bad(f"input crop {crop!r} is not a crop side (an integer >= 3)")
+    for key in ("feature_mean", "feature_std"):
+        values = model_input.get(key)
+        if values is not None and not (
+            isinstance(values, list) and all(_is_number(v) for v in values)
+        ):
+            raise bad(f"input {key} must be a list of finite numbers")
+    energy = card.get("energy_keV")
+    if energy is not None and not (_is_number(energy) and energy > 0):
+        raise bad(f"energy_keV {energy!r} is not a positive number")
+    sensor = card.get("sensor")
+    if sensor is not None:
+        if not isinstance(sensor, dict):
+            raise bad(f"sensor must be an object (thickness_um, pitch_um), not {sensor!r}")
+        for key in ("thickness_um", "pitch_um"):
+            value = sensor.get(key)
+            if value is not None and not (_is_number(value) and value > 0):
+                raise bad(f"sensor {key} {value!r} is not a positive number")
+    if not isinstance(card.get("metrics", {}), dict):
+        raise bad("metrics must be an object")
+
+
+def _is_count(value, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _check_architecture(arch, bad) -> None:
+    # without torch (this module must not import it): the shape rules of
+    # dedkit.learn.model.Architecture, and a bound on the widths so that a card cannot
+    # make dedkit build a network of any size
+    if not isinstance(arch, dict):
+        raise bad("architecture must be an object (name, channels, feature_width, crop)")
+    channels = arch.get("channels")
+    crop = arch.get("crop", 15)
+    if not _is_count(crop, 3):
+        raise bad(f"architecture crop {crop!r} is not an integer >= 3")
+    if not (
+        isinstance(channels, list)
+        and channels
+        and all(_is_count(c, 1) and c <= _MAX_WIDTH for c in channels)
+    ):
+        raise bad(f"architecture channels must be a list of integers 1-{_MAX_WIDTH}")
+    if crop - 2 * len(channels) < 1:
+        raise bad(f"{len(channels)} 3 x 3 convolutions do not fit a {crop} x {crop} crop")
+    width = arch.get("feature_width", 32)
+    if not (_is_count(width, 0) and width <= _MAX_WIDTH):
+        raise bad(f"architecture feature_width {width!r} is not an integer 0-{_MAX_WIDTH}")
+
+
+def _check_weights(state: dict, weights_path: Path) -> None:
+    """Weights are real numbers and finite (NaN or inf weights give NaN positions)."""
+    for name, value in state.items():
+        value = np.asarray(value)
+        if value.dtype.kind not in "fiu":
+            raise DedkitError(
+                f"model tensor {name} is not real numbers (dtype {value.dtype})",
+                path=weights_path,
+            )
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            raise DedkitError(
+                f"model tensor {name} holds {bad} NaN or infinite values", path=weights_path
+            )
 
 
 def load_model(path) -> tuple[dict, dict]:
@@ -137,18 +269,18 @@ def load_model(path) -> tuple[dict, dict]:
     weights_path, _ = model_paths(path)
     if not weights_path.is_file():
         raise DedkitError("model weights not found", path=weights_path)
-    import hashlib
-
     data = weights_path.read_bytes()
-    if card.get("weights_sha256") and hashlib.sha256(data).hexdigest() != card["weights_sha256"]:
+    if hashlib.sha256(data).hexdigest() != card["weights_sha256"]:
         raise DedkitError("model weights do not match their card (hash differs)", path=weights_path)
     try:
         with np.load(weights_path, allow_pickle=False) as npz:
             state = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        # a damaged zip, a member that is not .npy, pickled data
         raise DedkitError(
-            f"unreadable model weights ({one_line(error)})", path=weights_path
+            f"unreadable model weights, not a numpy .npz ({one_line(error)})", path=weights_path
         ) from None
+    _check_weights(state, weights_path)
     return state, card
 
 
@@ -161,10 +293,14 @@ def copy_model(source, destination, *, force: bool = False) -> tuple[Path, Path]
 
 
 def record_metrics(path, name: str, metrics: dict) -> Path:
-    """Add measured ``metrics`` to a model card under ``metrics[name]`` (weights untouched)."""
+    """Add measured ``metrics`` to a model card under ``metrics[name]`` (weights untouched).
+
+    Refused for a card inside the installed dedkit package (the shipped model).
+    """
+    _, card_path = model_paths(path)
+    check_outside_package(card_path)
     card = read_card(path)
     card.setdefault("metrics", {})[name] = metrics
-    _, card_path = model_paths(path)
     text = json.dumps(card, indent=1, default=_json_default) + "\n"
     _write_atomic(card_path, lambda p: p.write_text(text, encoding="utf-8"))
     return card_path
