@@ -584,7 +584,15 @@ def plot(result: StudyResult, path) -> Path:
         ax.set_xlabel("fraction of the reduced image's Nyquist")
         ax.set_ylabel("FRC")
         ax.set_xlim(0, 1)
-        ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1)
+        # low-SNR runs (the default) keep the FRC below 0.1 past the first rings: scale
+        # the axis to the curves there rather than to 1
+        beyond = freq >= 0.1
+        top = max(
+            float(np.nanmax(c[f"frc_{factor}_{dose:g}_{method}"][beyond]))
+            for dose in doses
+            for method in methods
+        )
+        ax.set_ylim(min(0.0, ax.get_ylim()[0]), min(1.0, max(0.1, 1.3 * top)))
         ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     path = Path(path)
