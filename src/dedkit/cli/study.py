@@ -153,7 +153,7 @@ _COINCIDENCE = LIMITS["coincidence"]
     "--doses",
     default=None,
     callback=number_list(low=_DQE["doses"][0], high=_DQE["doses"][1], low_open=True),
-    help="Electrons per pixel, comma-separated (default 0.1,0.5,1,2).",
+    help="Electrons per pixel, comma-separated, each > 0 and <= 1000 (default 0.1,0.5,1,2).",
 )
 def rounding_dqe_command(seed, as_json, figure, force, quiet, samples, doses):
     """DQE lost by saving normalised frames as integers (x16): the seed's five-step
