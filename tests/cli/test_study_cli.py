@@ -120,9 +120,70 @@ def test_coincidence_study_renders_the_same_way(run):
         (["reduction-frc", "--repeats", "1", "--size", "128"], ["repeats"]),
         (["rounding-dqe", "--figure", "out.jpg"], ["PNG"]),
         (["nosuch"], ["nosuch"]),
+        # issue 13 item 11: every study option is bounded, exit 2 before any allocation
+        (["reduction-frc", "--size", "1000000"], ["--size", "4096"]),
+        (["reduction-frc", "--repeats", "100000000"], ["--repeats"]),
+        (["reduction-frc", "--doses", "1e12"], ["--doses", "out of range"]),
+        (["reduction-frc", "--doses", "nan"], ["--doses"]),
+        (["reduction-frc", "--doses", ",".join(["5"] * 40)], ["--doses", "at most 32"]),
+        (["reduction-frc", "--factors", "2,1024"], ["--factors", "out of range"]),
+        (["reduction-frc", "--factors", "1"], ["--factors"]),
+        (["reduction-frc", "--sigma", "1e6"], ["--sigma"]),
+        (["reduction-frc", "--contrast", "-1"], ["--contrast"]),
+        (["reduction-frc", "--slope", "inf"], ["--slope"]),
+        (["reduction-frc", "--dose-rate", "0"], ["--dose-rate"]),
+        (["reduction-frc", "--specimen", "banana"], ["--specimen"]),
+        (["reduction-frc", "--size", "8", "--factors", "2"], ["--size"]),
+        (["reduction-frc", "--size", "4090", "--repeats", "2"], ["multiple"]),
+        (["rounding-dqe", "--samples", "1000000000000"], ["--samples"]),
+        (["rounding-dqe", "--doses", "1e300"], ["--doses"]),
+        (["coincidence", "--pixels", "99999999999999999999999"], ["--pixels"]),
+        (["coincidence", "--exposure", "0"], ["--exposure"]),
+        (["coincidence", "--k2-rates", "inf"], ["--k2-rates"]),
+        (["coincidence", "--k2-rates", "40"], ["38.5"]),
     ],
 )
 def test_bad_options(run, tmp_path, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)
     assert_refused(run("study", *args), *words)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [FAST_FRC, FAST_DQE, ["study", "coincidence", "--k2-rates", "5"]],
+    ids=["reduction-frc", "rounding-dqe", "coincidence"],
+)
+def test_studies_draw_a_progress_bar(run, monkeypatch, args):
+    """issue 13 item 20: every study runs under dedkit's progress bar (drawn on
+    terminals only), fed by the study's progress(done, total); --quiet turns it off."""
+    import contextlib
+
+    import dedkit.cli.study as cli_study
+
+    seen = []
+
+    @contextlib.contextmanager
+    def recording_bar(label, *, quiet=False):
+        seen.append(("open", label, quiet))
+        yield None if quiet else (lambda done, total: seen.append((done, total)))
+
+    monkeypatch.setattr(cli_study, "progress_bar", recording_bar)
+    assert run(*args).status == 0
+    assert seen[0] == ("open", args[1], False)
+    steps = seen[1:]
+    assert steps and steps[0][0] == 0 and steps[-1][0] == steps[-1][1] > 0
+    assert [d for d, _ in steps] == sorted(d for d, _ in steps)
+    seen.clear()
+    assert run(*args, "--quiet").status == 0
+    assert seen == [("open", args[1], True)]
+
+
+def test_reduction_frc_specimen_option(run):
+    """issue 13 item 21: --specimen chooses the specimen; help explains both."""
+    r = run(*FAST_FRC, "--json", "--specimen", "power-law")
+    assert r.status == 0, r
+    assert r.json["settings"]["specimen"] == "power-law"
+    assert run(*FAST_FRC, "--json").json["settings"]["specimen"] == "band-limited"
+    text = run("study", "reduction-frc", "--help").out
+    assert "band-limited" in text and "power-law" in text and "default" in text

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import click
 
-from dedkit.cli.output import emit_json
+from dedkit.cli.output import emit_json, progress_bar
 from dedkit.errors import DedkitError
+from dedkit.studies import LIMITS
 
 #: command name -> module in dedkit.studies
 STUDIES = {
@@ -49,32 +50,43 @@ def render_table(result) -> str:
     return "\n".join(lines)
 
 
-def _float_list(ctx, param, text: str | None):
-    """Option callback: '1,2.5,4' -> [1.0, 2.5, 4.0] (click names the option in errors)."""
-    if text is None:
-        return None
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
-    if not values:
-        raise click.BadParameter("give at least one value")
-    return values
+def number_list(
+    *, integer: bool = False, low: float, high: float, max_count: int = 32, low_open=False
+):
+    """An option callback parsing '1,2.5,4' into a list of numbers within ``low`` ..
+    ``high`` (``low`` itself excluded with ``low_open``), at most ``max_count`` of them:
+    every list option of the studies is bounded, so that no option can make a study
+    allocate or run without limit. Click names the option in its one-line error."""
+    kind = "integers" if integer else "numbers"
+    bound = f"{'>' if low_open else '>='} {low:g} and <= {high:g}"
+
+    def callback(ctx, param, text: str | None):
+        if text is None:
+            return None
+        try:
+            values = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise click.BadParameter(f"{text!r} is not a comma-separated list of {kind}") from None
+        if not values:
+            raise click.BadParameter("give at least one value")
+        if len(values) > max_count:
+            raise click.BadParameter(f"give at most {max_count} values, got {len(values)}")
+        for v in values:
+            if not (low < v <= high if low_open else low <= v <= high):
+                raise click.BadParameter(f"{v:g} is out of range: each value must be {bound}")
+            if integer and v != int(v):
+                raise click.BadParameter(f"{text!r} is not a comma-separated list of integers")
+        return [int(v) for v in values] if integer else values
+
+    return callback
 
 
-def _int_list(ctx, param, text: str | None):
-    """Option callback: '2,4' -> [2, 4]."""
-    values = _float_list(ctx, param, text)
-    if values is None:
-        return None
-    if any(v != int(v) for v in values):
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of integers")
-    return [int(v) for v in values]
-
-
-def run_study(name: str, *, as_json: bool, figure, force: bool, **options) -> None:
-    """Run study ``name`` with ``options`` (None values left to the study's defaults),
-    print its table or JSON, and draw its figure when asked."""
+def run_study(
+    name: str, *, as_json: bool, figure, force: bool, quiet: bool = False, **options
+) -> None:
+    """Run study ``name`` with ``options`` (None values left to the study's defaults)
+    under a progress bar (terminals only), print its table or JSON, and draw its figure
+    when asked."""
     if figure is not None:
         from dedkit.io.atomic import check_output_path
 
@@ -82,7 +94,10 @@ def run_study(name: str, *, as_json: bool, figure, force: bool, **options) -> No
             raise DedkitError("the figure is written as PNG: name it *.png", path=figure)
         check_output_path(figure, force=force)
     module = importlib.import_module(f"dedkit.studies.{STUDIES[name]}")
-    result = module.run(**{k: v for k, v in options.items() if v is not None})
+    with progress_bar(name, quiet=quiet) as progress:
+        result = module.run(
+            **{k: v for k, v in options.items() if v is not None}, progress=progress
+        )
     if as_json:
         emit_json(result.report)
     else:
@@ -102,6 +117,7 @@ def run_study(name: str, *, as_json: bool, figure, force: bool, **options) -> No
 
 
 def _common(f):
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(f)
     f = click.option("--force", is_flag=True, help="Overwrite an existing figure.")(f)
     f = click.option(
         "--figure",
@@ -120,18 +136,26 @@ def study():
     figures the SerialEM manual gives (see docs/validation.md)."""
 
 
+_DQE = LIMITS["rounding-dqe"]
+_FRC = LIMITS["reduction-frc"]
+_COINCIDENCE = LIMITS["coincidence"]
+
+
 @study.command("rounding-dqe")
 @_common
 @click.option(
     "--samples",
-    type=click.IntRange(min=1000),
+    type=click.IntRange(*_DQE["samples"]),
     default=None,
     help="Trials per dose (default 2e7).",
 )
 @click.option(
-    "--doses", default=None, callback=_float_list, help="Electrons per pixel, comma-separated."
+    "--doses",
+    default=None,
+    callback=number_list(low=_DQE["doses"][0], high=_DQE["doses"][1], low_open=True),
+    help="Electrons per pixel, comma-separated, each > 0 and <= 1000 (default 0.1,0.5,1,2).",
 )
-def rounding_dqe_command(seed, as_json, figure, force, samples, doses):
+def rounding_dqe_command(seed, as_json, figure, force, quiet, samples, doses):
     """DQE lost by saving normalised frames as integers (x16): the seed's five-step
     model, float and rounded outputs of the same draws."""
     run_study(
@@ -139,6 +163,7 @@ def rounding_dqe_command(seed, as_json, figure, force, samples, doses):
         as_json=as_json,
         figure=figure,
         force=force,
+        quiet=quiet,
         seed=seed,
         samples=samples,
         doses=doses,
@@ -147,31 +172,91 @@ def rounding_dqe_command(seed, as_json, figure, force, samples, doses):
 
 @study.command("reduction-frc")
 @_common
-@click.option("--size", type=int, default=None, help="Super-resolution image size (1024).")
-@click.option("--repeats", type=int, default=None, help="Specimens/pairs per dose (12).")
 @click.option(
-    "--doses", default=None, callback=_float_list, help="e/physical pixel per image (5,10,20,40)."
+    "--specimen",
+    "specimen_kind",
+    type=click.Choice(("band-limited", "power-law")),
+    default="band-limited",
+    show_default=True,
+    help="band-limited: a white specimen behind an aperture at each reduced image's "
+    "Nyquist, at low SNR (the seed's conditions: about +35 % by 2, +50 % by 4); "
+    "power-law: the first specimen, power ~ f^-slope for all factors (signal beyond the "
+    "reduced Nyquist, higher SNR: smaller gains). See docs/validation.md.",
 )
-@click.option("--factors", default=None, callback=_int_list, help="Reduction factors (2,4).")
+@click.option(
+    "--size",
+    type=click.IntRange(*_FRC["size"]),
+    default=None,
+    help="Super-resolution image size (default 2048 band-limited, 1024 power-law).",
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(*_FRC["repeats"]),
+    default=None,
+    help="Specimens/pairs per dose (default 12).",
+)
+@click.option(
+    "--doses",
+    default=None,
+    callback=number_list(
+        low=_FRC["doses"][0], high=_FRC["doses"][1], max_count=_FRC["n_doses"], low_open=True
+    ),
+    help="e/physical pixel per image, comma-separated, each > 0 and <= 1000 (default "
+    "20,30,40 band-limited, 5,10,20,40 power-law).",
+)
+@click.option(
+    "--factors",
+    default=None,
+    callback=number_list(
+        integer=True, low=_FRC["factors"][0], high=_FRC["factors"][1], max_count=_FRC["n_factors"]
+    ),
+    help="Reduction factors, integers 2 to 16 (default 2,4).",
+)
 @click.option(
     "--filter",
     "filter_name",
     type=click.Choice(("box", "blackman", "triangle", "mitchell", "lanczos2", "lanczos3")),
-    default=None,
-    help="Antialias filter (lanczos3).",
+    default="lanczos3",
+    show_default=True,
+    help="Antialias filter.",
 )
-@click.option("--slope", type=float, default=None, help="Specimen power ~ f^-slope (2).")
-@click.option("--contrast", type=float, default=None, help="Specimen contrast (0.3).")
 @click.option(
-    "--sigma", type=float, default=None, help="Localisation error, physical pixels (0.2)."
+    "--slope",
+    type=click.FloatRange(*_FRC["slope"]),
+    default=None,
+    help="Specimen power ~ f^-slope (default 0 band-limited, 2 power-law).",
 )
-@click.option("--camera", type=click.Choice(("K2", "K3")), default=None, help="K2 or K3 (K2).")
-@click.option("--dose-rate", type=float, default=None, help="True e/physical pixel/s (5).")
+@click.option(
+    "--contrast",
+    type=click.FloatRange(*_FRC["contrast"]),
+    default=None,
+    help="Specimen contrast: per pixel before the aperture (band-limited, default 0.1) or "
+    "of the image (power-law, default 0.3).",
+)
+@click.option(
+    "--sigma",
+    type=click.FloatRange(*_FRC["localisation_sigma"]),
+    default=0.2,
+    show_default=True,
+    help="Localisation error, physical pixels.",
+)
+@click.option(
+    "--camera", type=click.Choice(("K2", "K3")), default="K2", show_default=True, help="Camera."
+)
+@click.option(
+    "--dose-rate",
+    type=click.FloatRange(*_FRC["dose_rate"], min_open=True),
+    default=5.0,
+    show_default=True,
+    help="True e/physical pixel/s.",
+)
 def reduction_frc_command(
     seed,
     as_json,
     figure,
     force,
+    quiet,
+    specimen_kind,
     size,
     repeats,
     doses,
@@ -184,13 +269,17 @@ def reduction_frc_command(
     dose_rate,
 ):
     """FRC of pairs of simulated super-resolution counting images reduced by 2 and 4:
-    Lanczos-3 against binning."""
+    Lanczos-3 against binning, next to the seed's +35 % and +50 %. The default
+    (band-limited specimen, 2048 x 2048, 12 pairs at each of 3 doses) takes about a
+    minute; --specimen power-law is the first specimen's study."""
     run_study(
         "reduction-frc",
         as_json=as_json,
         figure=figure,
         force=force,
+        quiet=quiet,
         seed=seed,
+        specimen_kind=specimen_kind,
         size=size,
         repeats=repeats,
         doses=doses,
@@ -211,27 +300,48 @@ def _name_list(ctx, param, text: str | None):
     names = [v.strip() for v in text.split(",") if v.strip()]
     if not names:
         raise click.BadParameter("give at least one name")
+    if len(names) > _COINCIDENCE["n_cameras"]:
+        raise click.BadParameter(f"give at most {_COINCIDENCE['n_cameras']} cameras")
     return names
 
 
 @study.command("coincidence")
 @_common
-@click.option("--cameras", default=None, callback=_name_list, help="Cameras (K2,K3).")
+@click.option("--cameras", default=None, callback=_name_list, help="Cameras (default K2,K3).")
 @click.option(
     "--k2-rates",
     default=None,
-    callback=_float_list,
-    help="True K2 dose rates, e/physical pixel/s (other cameras scaled).",
+    callback=number_list(
+        low=_COINCIDENCE["k2_rates"][0],
+        high=_COINCIDENCE["k2_rates"][1],
+        max_count=_COINCIDENCE["n_rates"],
+        low_open=True,
+    ),
+    help="True K2 dose rates, e/physical pixel/s, below the K2's saturation at 38.5 "
+    "(other cameras scaled; default 1,2,5,7.5,10,15,20,25,30).",
 )
-@click.option("--exposure", type=float, default=None, help="Seconds of the flat field (1).")
-@click.option("--pixels", type=int, default=None, help="Physical pixels counted (1e6).")
-def coincidence_command(seed, as_json, figure, force, cameras, k2_rates, exposure, pixels):
+@click.option(
+    "--exposure",
+    type=click.FloatRange(*_COINCIDENCE["exposure"], min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds of the flat field.",
+)
+@click.option(
+    "--pixels",
+    type=click.IntRange(*_COINCIDENCE["pixels"]),
+    default=1_000_000,
+    show_default=True,
+    help="Physical pixels counted.",
+)
+def coincidence_command(seed, as_json, figure, force, quiet, cameras, k2_rates, exposure, pixels):
     """Coincidence loss of K2/K3 counting against the seed's figures."""
     run_study(
         "coincidence",
         as_json=as_json,
         figure=figure,
         force=force,
+        quiet=quiet,
         seed=seed,
         cameras=cameras,
         k2_rates=k2_rates,

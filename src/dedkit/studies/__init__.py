@@ -8,7 +8,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["StudyResult"]
+__all__ = ["LIMITS", "StudyResult"]
+
+#: bounds of every study's settings, checked by the studies' ``run`` (DedkitError) and by
+#: the CLI's option types (here, so that the CLI needs no study import to build its
+#: options): they bound the memory and the time one run can take. Pairs are (low, high),
+#: counts are the most values a list may hold.
+LIMITS = {
+    "reduction-frc": {
+        # a 4096 x 4096 run holds about 1 GiB
+        "size": (16, 4096),
+        "repeats": (2, 1000),
+        "doses": (0.0, 1000.0),
+        "n_doses": 32,
+        "factors": (2, 16),
+        "n_factors": 8,
+        "slope": (-4.0, 8.0),
+        "contrast": (0.0, 10.0),
+        "localisation_sigma": (0.0, 2.0),
+        "dose_rate": (0.0, 1000.0),
+    },
+    "rounding-dqe": {
+        # a batch holds samples / 20 trials: 2e8 keeps it near 0.5 GiB
+        "samples": (1000, 200_000_000),
+        "doses": (0.0, 1000.0),
+        "n_doses": 32,
+    },
+    "coincidence": {
+        "pixels": (1, 10**12),
+        "exposure": (0.0, 3600.0),
+        # the K2's counting saturates at 38.5 (run refuses rates from there on)
+        "k2_rates": (0.0, 1000.0),
+        "n_rates": 32,
+        "n_cameras": 8,
+    },
+}
 
 
 @dataclass

@@ -36,7 +36,7 @@ from dedkit.camera.coincidence import (
 )
 from dedkit.camera.models import get_camera
 from dedkit.errors import DedkitError
-from dedkit.studies import StudyResult
+from dedkit.studies import LIMITS, StudyResult
 
 __all__ = ["DEFAULT_K2_RATES", "plot", "run"]
 
@@ -66,6 +66,7 @@ def run(
     pixels: int = 1_000_000,
     seed: int = 0,
     curve_points: int = 200,
+    progress=None,
 ) -> StudyResult:
     """Measured vs true dose rate with the coincidence correction applied.
 
@@ -84,6 +85,8 @@ def run(
         Seed of the Poisson counts.
     curve_points : int
         Points of the dense curves kept for the figure.
+    progress : callable (done, total), optional
+        Called after each camera.
 
     Returns
     -------
@@ -110,12 +113,24 @@ def run(
         )
     if not (exposure > 0 and pixels >= 1):
         raise DedkitError("exposure and pixels must be positive")
+    limits = LIMITS["coincidence"]
+    if len(cams) > limits["n_cameras"] or k2_rates.size > limits["n_rates"]:
+        raise DedkitError(
+            f"give at most {limits['n_cameras']} cameras and {limits['n_rates']} rates"
+        )
+    if not (exposure <= limits["exposure"][1] and pixels <= limits["pixels"][1]):
+        raise DedkitError(
+            f"the exposure must be <= {limits['exposure'][1]:g} s and the pixels <= "
+            f"{limits['pixels'][1]:g}, got {exposure:g} s and {pixels:g}"
+        )
     rng = np.random.default_rng(seed)
 
     rows: list[dict] = []
     per_camera: dict[str, dict] = {}
     curves: dict[str, dict] = {}
-    for cam in cams:
+    if progress is not None:
+        progress(0, len(cams))
+    for done, cam in enumerate(cams, 1):
         scale = cam.counting_rate_scale
         rates = k2_rates * scale
         model = counted_rate(rates, cam)
@@ -168,6 +183,8 @@ def run(
             "seed_factor": np.array([p[1] for p in SEED_K2_POINTS]),
             "efficient_range": (lo, hi),
         }
+        if progress is not None:
+            progress(done, len(cams))
 
     seed_rates = np.array([p[0] for p in SEED_K2_POINTS])
     seed_factors = np.array([p[1] for p in SEED_K2_POINTS])

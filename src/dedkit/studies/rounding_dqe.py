@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.studies import StudyResult
+from dedkit.studies import LIMITS, StudyResult
 
 __all__ = [
     "DOSES",
@@ -87,7 +87,9 @@ def _dqe(total: float, total_sq: float, n: int, dose: float) -> float:
     return mean * mean / var / dose
 
 
-def dqe_loss(dose: float, n_samples: int, rng: np.random.Generator, *, batches: int = 20):
+def dqe_loss(
+    dose: float, n_samples: int, rng: np.random.Generator, *, batches: int = 20, progress=None
+):
     """DQE of the float and the rounded path and the loss from rounding, paired.
 
     Parameters
@@ -99,6 +101,8 @@ def dqe_loss(dose: float, n_samples: int, rng: np.random.Generator, *, batches: 
     rng : numpy.random.Generator
     batches : int
         Independent batches for the statistical errors (>= 2).
+    progress : callable (done, total), optional
+        Called after each batch.
 
     Returns
     -------
@@ -116,6 +120,8 @@ def dqe_loss(dose: float, n_samples: int, rng: np.random.Generator, *, batches: 
     for b in range(batches):
         yf, yr = paired_outputs(dose, per_batch, rng)
         sums[b] = (yf.sum(), (yf * yf).sum(), yr.sum(), (yr * yr).sum())
+        if progress is not None:
+            progress(b + 1, batches)
 
     def losses(s, n):
         f = _dqe(s[0], s[1], n, dose)
@@ -168,6 +174,7 @@ def run(
     samples: int = 20_000_000,
     doses=DOSES,
     batches: int = 20,
+    progress=None,
 ) -> StudyResult:
     """Run the study.
 
@@ -181,13 +188,32 @@ def run(
         Electrons per saved pixel; the seed's table has 0.1, 0.5, 1, 2.
     batches : int
         Batches for the statistical errors.
+    progress : callable (done, total), optional
+        Called after each batch.
     """
-    if samples < 1000:
-        raise DedkitError(f"use at least 1000 samples per dose, got {samples}")
+    limits = LIMITS["rounding-dqe"]
+    low, high = limits["samples"]
+    if not low <= samples <= high:
+        # a batch holds samples / batches trials at once: the bound bounds the memory
+        raise DedkitError(f"use {low} to {high:.0e} samples per dose, got {samples}")
+    doses = list(doses)
+    if not doses or len(doses) > limits["n_doses"]:
+        raise DedkitError(f"give 1 to {limits['n_doses']} doses, got {len(doses)}")
+    low, high = limits["doses"]
+    if not all(low < d <= high for d in doses):
+        raise DedkitError(f"doses must be > {low:g} and <= {high:g} e/pixel, got {doses}")
     rng = np.random.default_rng(seed)
     rows = []
-    for dose in sorted(float(d) for d in doses):
-        found = dqe_loss(dose, samples, rng, batches=batches)
+    doses = sorted(float(d) for d in doses)
+    total = len(doses) * batches
+    for i, dose in enumerate(doses):
+
+        def dose_progress(done, _total, i=i):
+            if progress is not None:
+                progress(i * batches + done, total)
+
+        dose_progress(0, batches)
+        found = dqe_loss(dose, samples, rng, batches=batches, progress=dose_progress)
         exp_abs, exp_rel = expected_loss(dose)
         rows.append(
             {
