@@ -494,12 +494,12 @@ def check_options(*, scale=None, high=None, low=None) -> None:
     ------
     DedkitError
     """
-    if scale is not None and not (
-        np.isfinite(scale) and scale > 0 and np.isfinite(np.float32(scale))
-    ):
+    # compared with float32's largest value, not cast: a cast of 1e39 warns on overflow
+    f32_max = float(np.finfo(np.float32).max)
+    if scale is not None and not (np.isfinite(scale) and 0 < scale <= f32_max):
         raise DedkitError(f"scale {scale!r} is not a finite positive number (float32)")
     for what, value in (("high (-H/--high)", high), ("low (-l/--low)", low)):
-        if value is not None and not np.isfinite(np.float32(value)):
+        if value is not None and not (np.isfinite(value) and abs(value) <= f32_max):
             raise DedkitError(f"truncation value {what} {value!r} is not a finite number")
     if low is not None and high is None:
         raise DedkitError(
