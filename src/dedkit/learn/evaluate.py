@@ -19,7 +19,6 @@ figure 5: **fully absorbed** (deposit >= 95 % of the beam energy) and **backscat
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 
 from dedkit.hpd.localize import EtaInterpolator
 from dedkit.hpd.tables import ClusterTable
-from dedkit.io.atomic import check_output_path, temporary_sibling
+from dedkit.io.atomic import check_outputs, figure_format, publish, temporary_sibling
 from dedkit.learn.data import load_training_arrays
 
 __all__ = ["EvaluationReport", "FULL_ABSORPTION", "eta_positions", "evaluate_model"]
@@ -186,7 +185,8 @@ def evaluate_model(
     eta_reference : path-like, optional
         Training set whose clusters build the eta map (default: ``dataset``).
     figure : path-like, optional
-        PNG of the residual histograms (needs matplotlib).
+        Residual histograms (needs matplotlib): .png, .pdf or .svg, the format from
+        the suffix.
     check_energy : bool
         Refuse a set whose energy or sensor differs from the model card.
     record : bool
@@ -194,13 +194,13 @@ def evaluate_model(
         ``metrics['held_out:<file name>']``.
     """
     from dedkit.learn.localizer import CnnLocalizer, check_model_matches
-    from dedkit.learn.store import default_model_path
+    from dedkit.learn.store import default_model_path, model_paths
 
     started = time.perf_counter()
-    if figure is not None:
-        check_output_path(figure, [dataset], force)
-    data = load_training_arrays(dataset, limit)
     model_path = default_model_path() if model is None else Path(model)
+    # the figure against everything read: the set, the model's two files, the eta set
+    check_outputs([], [dataset, *model_paths(model_path), eta_reference], force, figures=[figure])
+    data = load_training_arrays(dataset, limit)
     localizer = CnnLocalizer(model_path, batch_size=batch_size)
     if check_energy:
         check_model_matches(localizer.card, beam_energy_keV=data.energy_keV, sensor=data.sensor)
@@ -291,7 +291,7 @@ def _draw(report: EvaluationReport, figure, card: dict):
     fig.tight_layout()
     figure = Path(figure)
     temporary = temporary_sibling(figure)
-    fig.savefig(temporary, format="png")
+    fig.savefig(temporary, format=figure_format(figure))
     plt.close(fig)
-    os.replace(temporary, figure)
+    publish(temporary, figure)
     return str(figure), None

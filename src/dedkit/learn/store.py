@@ -10,13 +10,12 @@ SHA-256, its metrics, the command that produced it and the weights' SHA-256.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import check_output_path, temporary_sibling
+from dedkit.io.atomic import check_outputs, publish, temporary_sibling
 
 __all__ = [
     "CARD_FORMAT",
@@ -52,7 +51,7 @@ def _write_atomic(path: Path, write) -> None:
     temporary = temporary_sibling(path)
     try:
         write(temporary)
-        os.replace(temporary, path)
+        publish(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -77,8 +76,7 @@ def save_model(path, state: dict, card: dict, *, force: bool = False) -> tuple[P
     weights, card : Path
     """
     weights_path, card_path = model_paths(path)
-    check_output_path(weights_path, force=force)
-    check_output_path(card_path, force=force)
+    check_outputs([weights_path, card_path], force=force)
     arrays = {name: np.array(value, order="C") for name, value in state.items()}
     for name, value in arrays.items():
         if value.dtype == object:

@@ -1,0 +1,145 @@
+"""Output safety across commands (issue 13 items 1, 2, 7 and 10): --force never deletes
+what dedkit did not write, every output is checked against every input, a full disk
+ends in one line with nothing left behind, SIGTERM/SIGHUP are handled as Ctrl-C."""
+
+from __future__ import annotations
+
+import pytest
+
+from dedkit.io.atomic import MARKER
+
+
+@pytest.fixture
+def stack(mk):
+    """data/in.mrc: a small 3-frame stack in a folder of its own."""
+    (mk.folder / "data").mkdir()
+    return mk.mrc("data/in.mrc", mk.counts())
+
+
+def _refused(r, *words):
+    assert r.status == 2, r
+    assert len(r.err_lines) == 1 and r.err.startswith("dedkit"), r
+    assert "Traceback" not in r.out + r.err
+    for w in words:
+        assert w in r.err, r
+
+
+# ----------------------------------------------------------------------------- item 1
+
+
+def test_issue13_item1_force_never_deletes_the_folder_holding_the_input(mk, stack, run, snap):
+    # dedkit convert data/in.mrc data --force
+    before = snap(mk.folder)
+    r = run("convert", stack, mk.folder / "data", "--force")
+    _refused(r, "would hold the input")
+    assert snap(mk.folder) == before
+
+
+def test_issue13_item1_force_never_empties_an_unrelated_folder(mk, stack, run, snap):
+    # dedkit convert in.mrc mydata --force
+    mydata = mk.folder / "mydata"
+    mydata.mkdir()
+    (mydata / "thesis.tex").write_text("years of work")
+    (mydata / "sub").mkdir()
+    (mydata / "sub" / "frames_001.tif").write_bytes(b"not dedkit's")
+    before = snap(mk.folder)
+    r = run("convert", stack, mydata, "--force")
+    _refused(r, "not written by dedkit")
+    assert snap(mk.folder) == before
+
+
+def test_issue13_item1_a_file_output_never_replaces_a_folder(mk, stack, run, snap):
+    # dedkit convert in.mrc out.mrc --force, where out.mrc/ is a folder
+    out = mk.folder / "out.mrc"
+    out.mkdir()
+    (out / "keep").write_text("mine")
+    before = snap(mk.folder)
+    for force in ([], ["--force"]):
+        r = run("convert", stack, out, *force)
+        _refused(r, "existing folder")
+        assert snap(mk.folder) == before
+    # the same for an empty folder: a file never takes a folder's place
+    (out / "keep").unlink()
+    _refused(run("convert", stack, out, "--force"), "existing folder")
+    assert out.is_dir()
+
+
+def test_issue13_item1_force_replaces_a_dedkit_folder_of_the_same_kind_only(mk, stack, run):
+    frames = mk.folder / "frames"
+    assert run("convert", stack, frames).status == 0
+    assert (frames / MARKER).is_file()
+    # a dedkit folder of the same kind, holding only what dedkit wrote: replaced
+    r = run("convert", stack, frames, "--force")
+    assert r.status == 0, r
+    # ... unless someone put a file of their own in it
+    (frames / "notes.txt").write_text("mine")
+    _refused(run("convert", stack, frames, "--force"), "did not write", "notes.txt")
+    assert (frames / "notes.txt").read_text() == "mine"
+    (frames / "notes.txt").unlink()
+    # a dedkit folder of another kind (a demo) is not replaced by numbered images
+    demo = mk.folder / "demo"
+    assert run("demo", "-o", demo, "--frames", 1).status == 0
+    before = sorted(p.name for p in demo.iterdir())
+    _refused(run("convert", stack, demo, "--force"), "demo")
+    assert sorted(p.name for p in demo.iterdir()) == before
+
+
+def test_issue13_item1_sim_frames_replaces_only_its_own_folder(tmp_path, run):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "sim_master_0.json").write_text("{}")  # named like a run, but not dedkit's
+    r = run("sim", "frames", "-E", 200, "--frames", 1, "--flux", 1, "--dark-frames", 1,
+            "-o", out, "--force")  # fmt: skip
+    _refused(r, "not written by dedkit")
+    assert (out / "sim_master_0.json").read_text() == "{}"
+
+
+# ----------------------------------------------------------------------------- item 10
+
+
+def test_issue13_item10_failed_final_rename_leaves_no_temporary(mk, stack, run):
+    """convert in.mrc result --force where result is a file: refused, nothing left."""
+    result = mk.folder / "result"
+    result.write_text("a file")
+    _refused(run("convert", stack, result, "--force"), "not a folder")
+    assert result.read_text() == "a file"
+    assert not [p for p in mk.folder.iterdir() if p.name.startswith(".")]
+
+
+def test_issue13_item10_atomic_output_removes_the_temporary_when_the_rename_fails(tmp_path):
+    from dedkit.io.atomic import atomic_output
+
+    target = tmp_path / "result"
+    target.write_text("a file")
+    with pytest.raises(OSError), atomic_output(target, kind="numbered images") as tmp:
+        tmp.mkdir()
+        for i in range(4):
+            (tmp / f"result_{i:03d}.tif").write_bytes(b"x")
+    assert target.read_text() == "a file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]
+
+
+def test_issue13_item10_interrupt_after_an_output_says_what_was_written(
+    mk, stack, run, monkeypatch
+):
+    """A command stopped after some outputs were renamed into place names them."""
+    import dedkit.jobs.stacks as stacks
+
+    real = stacks._report
+
+    def stop_after_writing(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stacks, "_report", stop_after_writing)
+    out = mk.folder / "out.mrc"
+    r = run("convert", stack, out)
+    assert r.status == 130, r
+    assert "no output was written" not in r.err
+    assert f"written before that: {out}" in r.err
+    # and before anything was written, it says so
+    monkeypatch.setattr(stacks, "_map_frames", lambda *a, **k: (_ for _ in ()).throw(
+        KeyboardInterrupt))  # fmt: skip
+    r = run("convert", stack, mk.folder / "other.mrc")
+    assert r.status == 130 and "no output was written" in r.err, r
+
