@@ -143,3 +143,75 @@ def test_issue13_item10_interrupt_after_an_output_says_what_was_written(
     r = run("convert", stack, mk.folder / "other.mrc")
     assert r.status == 130 and "no output was written" in r.err, r
 
+
+# ----------------------------------------------------------------------------- item 2
+
+#: (command line with {name} for files, the input the output is made equal to). Every
+#: file is a placeholder: the output check comes before anything is read.
+OUTPUT_IS_AN_INPUT = [
+    ("norm {in.mrc} {gain.mrc} {OUT}", "in.mrc"),
+    ("norm {in.mrc} {gain.mrc} {OUT}", "gain.mrc"),
+    ("norm {in.mrc} {gain.mrc} {OUT} -D {defects.mrc}", "defects.mrc"),
+    ("defectmap {defects.mrc} {like.mrc} {OUT}", "defects.mrc"),
+    ("defectmap {defects.mrc} {like.mrc} {OUT}", "like.mrc"),
+    ("rotflip {in.mrc} {OUT} --op 1", "in.mrc"),
+    ("pack {in.mrc} {OUT} --as mode101", "in.mrc"),
+    ("unpack {in.mrc} {OUT}", "in.mrc"),
+    ("convert {in.mrc} {OUT}", "in.mrc"),
+    ("reduce {in.mrc} {OUT} --factor 2", "in.mrc"),
+    ("hpd pedestal {master.h5} -o {OUT}", "master.h5"),
+    ("hpd clusters {master.h5} -p {ped.h5} -o {OUT}", "master.h5"),
+    ("hpd clusters {master.h5} -p {ped.h5} -o {OUT}", "ped.h5"),
+    ("hpd clusters {master.h5} -p {ped.h5} --gain {gain.h5} -o {OUT}", "gain.h5"),
+    ("hpd localize {clusters.h5} -o {OUT}", "clusters.h5"),
+    ("hpd localize {clusters.h5} --flat-field {flat.h5} -o {OUT}", "flat.h5"),
+    ("hpd image {events.mrc} -o {OUT}", "events.mrc"),
+    ("learn evaluate {ds.h5} --model {m1.json} --figure {OUT}", "m1.json"),
+    ("learn evaluate {ds.h5} --model {m1.json} --figure {OUT}", "m1.npz"),
+    ("learn evaluate {ds.h5} --model {m1.json} --figure {OUT}", "ds.h5"),
+    ("learn evaluate {ds.h5} --eta-reference {ref.png} --figure {OUT}", "ref.png"),
+    ("learn train {m.npz} -o {OUT}", "m.npz"),
+    ("learn scan-labels {cl.h5} --scan {scan.csv} -o {OUT}", "cl.h5"),
+    ("learn scan-labels {cl.h5} --scan {scan.csv} -o {OUT}", "scan.csv"),
+]
+
+
+@pytest.mark.parametrize(("template", "clobbered"), OUTPUT_IS_AN_INPUT)
+def test_issue13_item2_no_command_writes_over_any_input(tmp_path, run, template, clobbered):
+    """Each command refuses, even with --force, an output that is one of its inputs."""
+    import re
+
+    names = [n for n in re.findall(r"\{([^}]+)\}", template) if n != "OUT"]
+    files = {}
+    for name in {*names, clobbered}:  # m1.npz: the weights beside the card m1.json
+        files[name] = tmp_path / name
+        files[name].write_bytes(f"precious {name}".encode())
+    out = files[clobbered]
+    if template.startswith("learn train"):
+        out = tmp_path / "m"  # the model m = m.npz + m.json: m.npz is the training set
+    args = template
+    for name, path in {**files, "OUT": out}.items():
+        args = args.replace("{" + name + "}", str(path))
+    r = run(*args.split(), "--force")
+    # refused by the output rules, before any input is read
+    _refused(r, "image suffix" if "figure" in template and clobbered != "ref.png" else "same file")
+    for name, path in files.items():
+        assert path.read_bytes() == f"precious {name}".encode(), name
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_issue13_item2_outputs_differ_from_each_other(tmp_path):
+    from dedkit.errors import DedkitError
+    from dedkit.io.atomic import FolderOutput, check_outputs
+
+    with pytest.raises(DedkitError, match="same file"):
+        check_outputs([tmp_path / "a.h5", tmp_path / "sub" / ".." / "a.h5"])
+    with pytest.raises(DedkitError, match="inside another"):
+        check_outputs([FolderOutput(tmp_path / "run", "simulated run"), tmp_path / "run" / "x"])
+
+
+@pytest.mark.parametrize("name", ["fig.npz", "fig.h5", "fig", "fig.mrc"])
+def test_issue13_item2_figures_need_an_image_suffix(tmp_path, run, name):
+    r = run("study", "coincidence", "--figure", tmp_path / name)
+    _refused(r, ".png, .pdf, .svg")
+    assert list(tmp_path.iterdir()) == []

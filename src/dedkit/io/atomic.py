@@ -163,7 +163,7 @@ def _check_one(item, inputs: list[Path], force: bool) -> None:
     folder_kind = item.kind if isinstance(item, FolderOutput) else None
     for inp in inputs:
         if _same(out, inp):
-            raise DedkitError(f"output is the same file as the input {inp}", path=out)
+            raise DedkitError("output is the same file as an input", path=out)
         if _within(inp, out):
             raise DedkitError(f"output would hold the input {inp}", path=out)
         if inp.is_dir() and _within(out, inp):

@@ -309,6 +309,18 @@ def format_from_path(path) -> str:
     )
 
 
+#: kind of the folders of numbered images dedkit writes (see :mod:`dedkit.io.atomic`)
+FOLDER_KIND = "numbered images"
+
+
+def check_stack_output(path, inputs=(), force: bool = False, format: str | None = None) -> Path:
+    """:func:`dedkit.io.atomic.check_outputs` for a stack (a folder of numbered images
+    when the format is 'folder'): jobs call it before reading anything."""
+    fmt = format or format_from_path(path)
+    output = FolderOutput(path, FOLDER_KIND) if fmt == "folder" else path
+    return check_outputs([output], inputs, force)[0]
+
+
 def open_stack(path) -> FrameReader:
     """Open an MRC file, a TIFF file or a folder of numbered images for lazy reading."""
     p = Path(path)

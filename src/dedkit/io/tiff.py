@@ -30,7 +30,7 @@ import tifffile
 
 from dedkit.errors import DedkitError, one_line
 from dedkit.frames.pack import packed_row_bytes, unpack_nibbles
-from dedkit.io.stack import FrameReader, FrameWriter, StackInfo
+from dedkit.io.stack import FOLDER_KIND, FrameReader, FrameWriter, StackInfo
 
 __all__ = [
     "COMPRESSIONS",
@@ -498,7 +498,7 @@ class FolderWriter(_TiffFrameWriter):
     "numbered images"), so that ``--force`` may later replace it, and only it.
     """
 
-    folder_kind = "numbered images"
+    folder_kind = FOLDER_KIND
 
     def _open(self) -> None:
         self.tmp_path.mkdir()

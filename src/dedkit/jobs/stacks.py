@@ -25,7 +25,13 @@ from dedkit.frames.gain import (
 from dedkit.frames.rotflip import check_rotflip, rotflip, rotflip_shape
 from dedkit.io.defects import read_defects
 from dedkit.io.images import image_shape, read_image
-from dedkit.io.stack import FrameReader, create_stack, format_from_path, open_stack
+from dedkit.io.stack import (
+    FrameReader,
+    check_stack_output,
+    create_stack,
+    format_from_path,
+    open_stack,
+)
 from dedkit.io.titles import format_frame_titles, parse_frame_titles, resolve_rotflip
 from dedkit.jobs.streaming import ProgressCallback, run_pipeline
 
@@ -217,6 +223,7 @@ def normalize_stack(
     progress : callable(done, total), optional
     """
     started = time.perf_counter()
+    check_stack_output(output, [input, gain, defects], force)
     with open_stack(input) as reader:
         info = reader.info
         frame_shape = (info.ny, info.nx)
@@ -323,6 +330,7 @@ def _map_frames(
 ) -> StackReport:
     """Stream ``frame_fn(frame)`` over a stack into a new one (the shared job skeleton)."""
     started = time.perf_counter()
+    check_stack_output(output, [input], force)
     with open_stack(input) as reader:
         info = reader.info
         out_shape = shape or info.shape
@@ -358,6 +366,7 @@ def rotflip_stack(input, output, value: int, *, force=False, progress=None) -> S
     """Rotate/flip every frame by r/f value 0-7 (counter-clockwise / 90, + 4 to flip in X
     first), keeping data type and 4-bit packing."""
     value = check_rotflip(value)
+    check_stack_output(output, [input], force)
     with open_stack(input) as reader:
         info = reader.info
     ny, nx = rotflip_shape((info.ny, info.nx), value)
@@ -410,6 +419,7 @@ def pack_stack(input, output, target: str, *, force=False, progress=None) -> Sta
         raise DedkitError(
             f"--as {target} writes {needed_format.upper()}: name the output *{suffix}"
         )
+    check_stack_output(output, [input], force)
     with open_stack(input) as reader:
         titles = _titles_after(
             reader, scaling=None, packed=packing != "none", note=f"dedkit pack: as {target}"
@@ -435,6 +445,7 @@ def pack_stack(input, output, target: str, *, force=False, progress=None) -> Sta
 
 def unpack_stack(input, output, *, force=False, progress=None) -> StackReport:
     """Unpack 4-bit data to one unsigned byte per pixel (any output format)."""
+    check_stack_output(output, [input], force)
     with open_stack(input) as reader:
         if not reader.info.is_4bit:
             raise DedkitError("input is not 4-bit packed data; use 'dedkit convert'", path=input)
@@ -456,6 +467,7 @@ def convert_stack(
 ) -> StackReport:
     """Copy a stack to another format (MRC, TIFF, folder), keeping data type and values;
     4-bit data stays packed when the output format can hold it."""
+    check_stack_output(output, [input], force)
     with open_stack(input) as reader:
         info = reader.info
     fmt = format_from_path(output)
@@ -491,6 +503,7 @@ def make_defect_map(
 ) -> StackReport:
     """Write ``clip defectmap``'s uint8 map (1 = defect) at the size of the ``like`` file."""
     started = time.perf_counter()
+    check_stack_output(output, [defects, like], force)
     shape = image_shape(like)
     value = None if rotflip_value is None else check_rotflip(rotflip_value)
     dmap = defect_map(read_defects(defects), shape, rotflip=value)
