@@ -215,3 +215,61 @@ def test_issue13_item2_figures_need_an_image_suffix(tmp_path, run, name):
     r = run("study", "coincidence", "--figure", tmp_path / name)
     _refused(r, ".png, .pdf, .svg")
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- item 10
+
+_SLOW_NORM = """
+import sys, time
+import dedkit.io.mrc as mrc
+from dedkit.cli.main import main
+
+write = mrc.MrcWriter._write
+
+def slow_write(self, frame):  # a long job: one frame every 0.2 s
+    time.sleep(0.2)
+    write(self, frame)
+
+mrc.MrcWriter._write = slow_write
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(("signame", "status"), [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_issue13_item10_sigterm_and_sighup_are_handled_as_ctrl_c(mk, signame, status):
+    """The job stops at once with a message and exit 128 + N; its .part file is gone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import dedkit
+
+    frames = mk.mrc("in.mrc", mk.counts(nz=100))
+    out = mk.folder / "out.mrc"
+    env = {**os.environ, "PYTHONPATH": str(Path(dedkit.__file__).parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_NORM, "norm", str(frames), "none", str(out), "-q"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(mk.folder.glob(".out.mrc.part-*")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the job never started writing"
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, signame))
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == status, stderr
+    assert f"stopped by {signame}; no output was written" in stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    assert not [p for p in mk.folder.iterdir() if ".part-" in p.name]

@@ -538,6 +538,16 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise_terminated(signum, frame):
+    # Python ignores an exception raised inside a finalizer (__del__, e.g. numba's while
+    # it compiles): there the signal is sent again a moment later instead
+    f = frame
+    while f is not None:
+        if f.f_code.co_name == "__del__":
+            import threading
+
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+            return
+        f = f.f_back
     raise Terminated(signum)
 
 
