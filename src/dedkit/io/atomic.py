@@ -63,7 +63,7 @@ FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 #: errors of a write that found no room: reported as "cannot write: <strerror>"
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 #: room kept free beyond an estimated output size (file-system metadata, other writers)
-FREE_SPACE_MARGIN = 16 << 20
+FREE_SPACE_MARGIN = 1 << 20
 
 
 @dataclass(frozen=True)

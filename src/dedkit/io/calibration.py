@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import atomic_output, check_free_space, check_output_path
+from dedkit.io.atomic import atomic_output, check_output_path
 
 __all__ = ["write_pedestal_file", "read_pedestal_file", "read_gain_map", "write_gain_map"]
 
@@ -30,7 +30,6 @@ def write_pedestal_file(
     from dedkit.io.h5 import h5_for_writing
 
     path = check_output_path(path, inputs, force)
-    check_free_space(path, sum(np.asarray(v).nbytes for v in arrays.values()))
     with atomic_output(path) as tmp, h5_for_writing(tmp, path) as f:
         group = f.create_group(PEDESTAL_GROUP)
         for name, value in arrays.items():
