@@ -219,3 +219,17 @@ def test_issue13_item7_sim_frames_scratch_on_a_full_disk(full_disk, skip_check):
     assert r.returncode == 0, (r.returncode, r.stderr)
     assert f"{out}: cannot write: No space left on device" in r.stdout, r.stdout
     assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_issue13_item7_numpy_short_write_on_a_full_disk_says_so(tmp_path, monkeypatch):
+    """numpy's tofile loses errno ('65536 requested and 61984 written'): on a file system
+    without room it is reported as the full disk it is."""
+    import dedkit.io.atomic as atomic
+
+    error = OSError("65536 requested and 61984 written")
+    monkeypatch.setattr(atomic, "_free_bytes", lambda path: 0)
+    assert str(write_error(tmp_path / "x.clust", error)).endswith(
+        "cannot write: No space left on device"
+    )
+    monkeypatch.setattr(atomic, "_free_bytes", lambda path: 1 << 40)
+    assert str(write_error(tmp_path / "x.clust", error)).endswith("cannot write: short write")

@@ -273,3 +273,28 @@ def test_issue13_item10_sigterm_and_sighup_are_handled_as_ctrl_c(mk, signame, st
     assert "Traceback" not in stderr
     assert not out.exists()
     assert not [p for p in mk.folder.iterdir() if ".part-" in p.name]
+
+
+def test_issue13_item10_learn_train_stopped_after_its_model_names_it(tmp_path, run, monkeypatch):
+    """Ctrl-C right after learn train wrote its model and card: the message lists them."""
+    pytest.importorskip("torch")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "learn"))
+    from tiny_set import make_tiny_set
+
+    import dedkit.learn.train as train
+
+    dataset = make_tiny_set(tmp_path / "tiny.h5", n=120)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "write_loss_curves", interrupted)
+    model = tmp_path / "m"
+    r = run("learn", "train", dataset, "-o", model, "--arch", "c16", "--epochs", 1,
+            "--optimizer", "adam", "--threads", 1, "-q")  # fmt: skip
+    assert r.status == 130, r
+    assert "no output was written" not in r.err
+    assert f"written before that: {model}.npz, {model}.json; nothing else was written" in r.err

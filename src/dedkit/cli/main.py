@@ -31,7 +31,11 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
-force_option = click.option("--force", is_flag=True, help="Overwrite an existing output.")
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite an existing output (a folder only if dedkit wrote it and nothing was added).",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
