@@ -27,7 +27,7 @@ import numpy as np
 
 from dedkit.hpd.localize import EtaInterpolator
 from dedkit.hpd.tables import ClusterTable
-from dedkit.io.atomic import check_outputs, figure_format, publish, temporary_sibling
+from dedkit.io.atomic import atomic_output, check_outputs, figure_format
 from dedkit.learn.data import load_training_arrays
 
 __all__ = ["EvaluationReport", "FULL_ABSORPTION", "eta_positions", "evaluate_model"]
@@ -290,8 +290,7 @@ def _draw(report: EvaluationReport, figure, card: dict):
         ax.legend(fontsize=7)
     fig.tight_layout()
     figure = Path(figure)
-    temporary = temporary_sibling(figure)
-    fig.savefig(temporary, format=figure_format(figure))
+    with atomic_output(figure) as temporary:
+        fig.savefig(temporary, format=figure_format(figure))
     plt.close(fig)
-    publish(temporary, figure)
     return str(figure), None

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import check_outputs, publish, temporary_sibling
+from dedkit.io.atomic import atomic_output, check_outputs
 
 __all__ = [
     "CARD_FORMAT",
@@ -48,13 +48,9 @@ def model_paths(path) -> tuple[Path, Path]:
 
 
 def _write_atomic(path: Path, write) -> None:
-    temporary = temporary_sibling(path)
-    try:
+    # a temporary renamed into place; a full disk is one line naming the file
+    with atomic_output(path) as temporary:
         write(temporary)
-        publish(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def save_model(path, state: dict, card: dict, *, force: bool = False) -> tuple[Path, Path]:

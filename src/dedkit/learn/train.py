@@ -35,7 +35,7 @@ import torch
 from dedkit import __version__
 from dedkit.errors import DedkitError, one_line
 from dedkit.hpd.tables import FEATURE_NAMES
-from dedkit.io.atomic import check_outputs, publish, remove_owned_folder, temporary_sibling
+from dedkit.io.atomic import atomic_output, check_outputs, remove_owned_folder, temporary_sibling
 from dedkit.learn.data import (
     LABEL_NOISE_UNITS,
     add_label_noise,
@@ -257,12 +257,10 @@ def loss_curve_paths(output) -> tuple[Path, Path]:
 def write_loss_curves(history: list[dict], output) -> tuple[Path, Path | None]:
     """``NAME.loss.csv`` and, if matplotlib is installed, ``NAME.loss.png``."""
     csv_path, png_path = loss_curve_paths(output)
-    temporary = temporary_sibling(csv_path)
-    with temporary.open("w", newline="") as f:
+    with atomic_output(csv_path) as temporary, temporary.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
-    publish(temporary, csv_path)
     try:
         import matplotlib
 
@@ -280,10 +278,9 @@ def write_loss_curves(history: list[dict], output) -> tuple[Path, Path | None]:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    temporary = temporary_sibling(png_path)
-    fig.savefig(temporary, format="png")
+    with atomic_output(png_path) as temporary:
+        fig.savefig(temporary, format="png")
     plt.close(fig)
-    publish(temporary, png_path)
     return csv_path, png_path
 
 
