@@ -233,3 +233,14 @@ def test_issue13_item7_numpy_short_write_on_a_full_disk_says_so(tmp_path, monkey
     )
     monkeypatch.setattr(atomic, "_free_bytes", lambda path: 1 << 40)
     assert str(write_error(tmp_path / "x.clust", error)).endswith("cannot write: short write")
+
+
+def test_issue13_item7_a_failure_inside_a_folder_output_names_the_final_path(tmp_path):
+    from dedkit.io.atomic import atomic_output
+
+    out = tmp_path / "run"
+    with pytest.raises(DedkitError) as info, atomic_output(out, kind="simulated run") as tmp:
+        tmp.mkdir()
+        raise DedkitError("cannot write: No space left on device", path=tmp / "sim_truth.h5")
+    assert str(info.value) == f"{out / 'sim_truth.h5'}: cannot write: No space left on device"
+    assert list(tmp_path.iterdir()) == []

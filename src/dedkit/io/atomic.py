@@ -351,6 +351,14 @@ def atomic_output(path, kind: str | None = None) -> Iterator[Path]:
             if tmp.is_dir() and not tmp.is_symlink():
                 write_manifest(tmp, kind or "folder")
             publish(tmp, path)
+    except DedkitError as error:
+        _remove(tmp)
+        # an error about a file inside the temporary folder names it as it would be
+        inside = error.path is not None and Path(error.path).is_relative_to(tmp)
+        if inside and str(error).startswith(error.path + ": "):
+            where = path / Path(error.path).relative_to(tmp)
+            raise DedkitError(str(error)[len(error.path) + 2 :], path=where) from None
+        raise
     except BaseException:
         _remove(tmp)
         raise
