@@ -298,3 +298,41 @@ def test_issue13_item10_learn_train_stopped_after_its_model_names_it(tmp_path, r
     assert r.status == 130, r
     assert "no output was written" not in r.err
     assert f"written before that: {model}.npz, {model}.json; nothing else was written" in r.err
+
+
+def test_issue13_item1_no_output_inside_an_input_folder(mk, run, snap):
+    """A folder of numbered images read as input gets no new file written into it."""
+    folder = mk.folder_of_tiffs("imgs", mk.counts())
+    before = snap(mk.folder)
+    for out in (folder / "out.mrc", folder / "sub"):
+        _refused(run("convert", folder, out, "--force"), "inside the input folder")
+        assert snap(mk.folder) == before
+
+
+def test_issue13_item1_working_folders_are_removed_only_when_they_hold_only_dedkits(tmp_path):
+    """--force discards a checkpoint or an unfinished training set's parts, but never a
+    folder of that name holding anything else."""
+    from dedkit.errors import DedkitError
+    from dedkit.io.atomic import remove_owned_folder
+    from dedkit.io.training import TrainingParts, parts_folder
+    from dedkit.learn.train import CHECKPOINT_ENTRIES
+
+    parts = parts_folder(tmp_path / "train.h5")
+    TrainingParts(parts, {"seed": 1})
+    (parts / "chunk_000003.h5").write_bytes(b"part")
+    TrainingParts(parts, {"seed": 2}, restart=True)  # only dedkit's files: removed
+    assert not (parts / "chunk_000003.h5").exists()
+    (parts / "thesis.tex").write_text("mine")
+    with pytest.raises(DedkitError, match="did not write"):
+        TrainingParts(parts, {"seed": 3}, restart=True)
+    assert (parts / "thesis.tex").read_text() == "mine"
+
+    checkpoint = tmp_path / ".m.ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "state.json").write_text("{}")
+    (checkpoint / "notes.txt").write_text("mine")
+    with pytest.raises(DedkitError, match="did not write"):
+        remove_owned_folder(checkpoint, CHECKPOINT_ENTRIES)
+    (checkpoint / "notes.txt").unlink()
+    remove_owned_folder(checkpoint, CHECKPOINT_ENTRIES)
+    assert not checkpoint.exists()

@@ -25,6 +25,7 @@ interrupted command can say truly what it had already written.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import json
@@ -278,7 +279,9 @@ def temporary_sibling(path) -> Path:
     return path.with_name(f".{path.name}.part-{os.getpid()}")
 
 
-_published: list[Path] = []
+#: outputs renamed into place (the last few thousand: a long-lived process using the
+#: Python API does not grow without bound)
+_published: collections.deque[Path] = collections.deque(maxlen=4096)
 
 
 def publish(temporary, path) -> Path:
