@@ -21,6 +21,7 @@ import pytest
 import tifffile
 
 from dedkit.errors import DedkitError
+from dedkit.io.atomic import MARKER
 from dedkit.io.mdoc import read_mdoc
 
 NY, NX = 16, 24
@@ -50,7 +51,8 @@ def refused(run, snap, tmp_path):
         line = assert_refused(r, *words)
         after = snap(tmp_path)
         assert after == before, f"files changed: {set(after) ^ set(before)} {r}"
-        assert not [p for p in tmp_path.rglob(".*")], "hidden temporary left behind"
+        hidden = [p for p in tmp_path.rglob(".*") if p.name != MARKER]
+        assert not hidden, "hidden temporary left behind"
         return line
 
     return _refused
@@ -361,9 +363,17 @@ def test_existing_output_folder_needs_force(files, mk, run, refused):
     out.mkdir()
     (out / "mine.txt").write_text("mine")
     refused("convert", files["raw"], out, words=["--force"])
-    r = run("convert", files["raw"], out, "--force")
+    # issue 13 item 1: --force never deletes a folder dedkit did not write
+    refused("convert", files["raw"], out, "--force", words=["not written by dedkit"])
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    (out / "mine.txt").unlink()
+    r = run("convert", files["raw"], out)  # an empty folder is used as it is
     assert r.status == 0, r
-    assert sorted(p.name for p in out.iterdir()) == [f"frames_00{i}.tif" for i in (1, 2, 3)]
+    refused("convert", files["raw"], out, words=["--force"])
+    r = run("convert", files["raw"], out, "--force")  # dedkit's own folder: replaced
+    assert r.status == 0, r
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [".dedkit-output.json"] + [f"frames_00{i}.tif" for i in (1, 2, 3)]
 
 
 def test_output_folder_missing(files, mk, refused):

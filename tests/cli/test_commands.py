@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from dedkit.io.atomic import MARKER
 from dedkit.io.stack import open_stack
 from dmwriter import write_dm
 
@@ -706,7 +707,7 @@ def test_convert_mrc_to_folder_and_back(mk, run):
     folder = mk.path("frames")
     r = run("convert", src, folder, "--compression", "lzw")
     assert r.status == 0, r
-    names = sorted(p.name for p in folder.iterdir())
+    names = sorted(p.name for p in folder.iterdir() if p.name != MARKER)
     assert names == ["frames_001.tif", "frames_002.tif", "frames_003.tif"]
     for i, name in enumerate(names):
         np.testing.assert_array_equal(tifffile.imread(folder / name), np.flipud(frames[i]))
@@ -874,7 +875,7 @@ def test_demo_json(tmp_path, run):
         "frames.mrc.mdoc",
         "frames_norm.mrc",
     }
-    assert {p.name for p in folder.iterdir()} == names
+    assert {p.name for p in folder.iterdir()} == names | {MARKER}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert j["frames"] == 4 and j["saturated"] == 0
     # normalisation brings the flat-field error down to the counting-noise level
@@ -912,6 +913,15 @@ def test_demo_refuses_a_non_empty_folder_without_force(tmp_path, run, snap):
     assert "--force" in r.err
     assert "Traceback" not in r.out + r.err
     assert snap(tmp_path) == before
+    # --force replaces only a demo folder dedkit wrote, holding nothing else (issue 13
+    # item 1): keep.txt is not dedkit's, so the folder stays as it is
+    r = run("demo", "-o", folder, "--frames", 1, "--force", "--json")
+    assert r.status == 2, r
+    assert "did not write" in r.err or "not written by dedkit" in r.err
+    assert snap(tmp_path) == before
+    (folder / "keep.txt").unlink()
+    r = run("demo", "-o", folder, "--frames", 1, "--json")
+    assert r.status == 0, r
     r = run("demo", "-o", folder, "--frames", 1, "--force", "--json")
     assert r.status == 0, r
     assert (folder / "frames_norm.mrc").is_file()

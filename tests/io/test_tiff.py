@@ -470,7 +470,9 @@ def test_folder_write_and_read(tmp_path, packing):
         for frame in frames:
             writer.write(frame)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["movie"]
+    # the frames and dedkit's manifest (issue 13 item 1)
     assert sorted(p.name for p in folder.iterdir()) == [
+        ".dedkit-output.json",
         "movie_001.tif",
         "movie_002.tif",
         "movie_003.tif",
@@ -492,7 +494,7 @@ def test_folder_numbers_have_at_least_three_digits(tmp_path):
     with FolderWriter(folder, frames.shape, frames.dtype) as writer:
         for frame in frames:
             writer.write(frame)
-    names = sorted(p.name for p in folder.iterdir())
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
     assert names[0] == "many_001.tif" and names[-1] == "many_012.tif"
 
 

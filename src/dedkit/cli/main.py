@@ -8,8 +8,10 @@ complete).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 import warnings
 
@@ -24,6 +26,7 @@ from dedkit.cli.reduce import reduce_command
 from dedkit.cli.sim import sim
 from dedkit.cli.study import study
 from dedkit.errors import DedkitError, one_line
+from dedkit.io.atomic import DISK_FULL_ERRNOS, published, reset_published
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
@@ -32,7 +35,11 @@ EXIT_INTERRUPTED = 130
 #: --mode of norm: clip's names and IMOD's mode numbers (see dedkit.jobs.stacks)
 OUTPUT_MODE_CHOICES = ["byte", "short", "ushort", "float", "4bit", "0", "1", "2", "6", "101"]
 
-force_option = click.option("--force", is_flag=True, help="Overwrite an existing output.")
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite an existing output (a folder only if dedkit wrote it and nothing was added).",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 
@@ -543,34 +550,113 @@ cli.add_command(sim)
 cli.add_command(learn)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread as Ctrl-C is: every writer then
+    removes its temporaries on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    # Python ignores an exception raised inside a finalizer (__del__, e.g. numba's while
+    # it compiles): there the signal is sent again a moment later instead
+    f = frame
+    while f is not None:
+        if f.f_code.co_name == "__del__":
+            import threading
+
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+            return
+        f = f.f_back
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts():
+    """SIGTERM and SIGHUP handled as Ctrl-C for the command's duration (main thread only;
+    the previous handlers are restored)."""
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        try:
+            previous[signum] = signal.signal(signum, _raise_terminated)
+        except ValueError:  # not the main thread: leave the handlers alone
+            break
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _interrupted(error: BaseException) -> int:
+    """Say truly what was written before the interrupt; exit status 128 + the signal
+    (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP), as shells report it."""
+    signum = getattr(error, "signum", signal.SIGINT)
+    name = signal.Signals(signum).name
+    how = "interrupted" if signum == signal.SIGINT else f"stopped by {name}"
+    click.echo(f"dedkit: {how}; {_written_so_far()}", err=True)
+    return 128 + int(signum)
+
+
+def _written_so_far() -> str:
+    done = published()
+    if not done:
+        return "no output was written"
+    names = ", ".join(str(p) for p in done)
+    return f"written before that: {names}; nothing else was written"
+
+
 def main(argv=None) -> int:
-    """Run the command line; returns the exit status instead of raising."""
+    """Run the command line; returns the exit status instead of raising.
+
+    Exit status: 0 done, 2 bad input (or an output that cannot be written), 3 internal
+    error, 128 + N when stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). A
+    stopped command leaves no temporary files and says which outputs, if any, were
+    complete before it stopped.
+    """
     # tifffile logs its complaints about damaged files; dedkit reports them as one line
     logging.getLogger("tifffile").setLevel(logging.CRITICAL + 1)
     warnings.showwarning = _one_line_warning
+    reset_published()
+    with _signals_as_interrupts():
+        try:
+            return _run(argv)
+        except KeyboardInterrupt as error:
+            # a signal arriving while an error is being reported
+            return _interrupted(error)
+
+
+def _run(argv) -> int:
     try:
         # a command ending with ctx.exit(status) (a result, e.g. 'camera check' finding a
         # violated rule) makes click return that status
         status = cli.main(args=argv, prog_name="dedkit", standalone_mode=False)
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("dedkit: interrupted; no output was written", err=True)
-        return EXIT_INTERRUPTED
+    except click.exceptions.Abort as e:
+        context = e.__context__
+        return _interrupted(context if isinstance(context, KeyboardInterrupt) else e)
     except click.ClickException as e:
         # usage errors: one line, as for any other bad input
         command = e.ctx.command_path if getattr(e, "ctx", None) else "dedkit"
         click.echo(f"{command}: error: {one_line(e.format_message())} (see --help)", err=True)
         return EXIT_BAD_INPUT
     except DedkitError as e:
-        click.echo(f"dedkit: error: {e}", err=True)
+        click.echo(f"dedkit: error: {e}{_also_written()}", err=True)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        click.echo("dedkit: interrupted; no output was written", err=True)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
-        click.echo(f"dedkit: error: {where}{e.strerror or e}", err=True)
+        reason = e.strerror or one_line(e)
+        if e.errno in DISK_FULL_ERRNOS and not e.filename:
+            reason = f"cannot write: {reason}"
+        click.echo(f"dedkit: error: {where}{reason}{_also_written()}", err=True)
         return EXIT_BAD_INPUT
     except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback
         if os.environ.get("DEDKIT_DEBUG"):
@@ -582,6 +668,12 @@ def main(argv=None) -> int:
         )
         return EXIT_INTERNAL
     return status if isinstance(status, int) else 0
+
+
+def _also_written() -> str:
+    # a command failing after some of its outputs were complete says which
+    done = published()
+    return f" (written before the error: {', '.join(map(str, done))})" if done else ""
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -335,7 +335,7 @@ def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_
         report = write_simulated_run(
             output, energy_keV=energy, n_frames=n_frames, flux=flux, pattern=beam,
             dark_frames=dark_frames, seed=seed, workers=workers, name=name, force=force,
-            progress=progress, **detector,
+            progress=progress, inputs=[image], **detector,
         )  # fmt: skip
     _emit(report, as_json)
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from pathlib import Path
 
 import click
 
 from dedkit.cli.output import emit_json, progress_bar
-from dedkit.errors import DedkitError
 from dedkit.studies import LIMITS
 
 #: command name -> module in dedkit.studies
@@ -88,11 +86,9 @@ def run_study(
     under a progress bar (terminals only), print its table or JSON, and draw its figure
     when asked."""
     if figure is not None:
-        from dedkit.io.atomic import check_output_path
+        from dedkit.io.atomic import check_outputs
 
-        if Path(figure).suffix.lower() != ".png":
-            raise DedkitError("the figure is written as PNG: name it *.png", path=figure)
-        check_output_path(figure, force=force)
+        check_outputs([], force=force, figures=[figure])
     module = importlib.import_module(f"dedkit.studies.{STUDIES[name]}")
     with progress_bar(name, quiet=quiet) as progress:
         result = module.run(
@@ -123,7 +119,7 @@ def _common(f):
         "--figure",
         type=click.Path(),
         default=None,
-        help="Draw the study's figure into this PNG file (none unless asked).",
+        help="Draw the study's figure into this file: .png, .pdf or .svg (none unless asked).",
     )(f)
     f = click.option("--json", "as_json", is_flag=True, help="Print only the JSON report.")(f)
     f = click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")(f)

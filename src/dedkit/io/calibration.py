@@ -6,6 +6,7 @@ in slsDetector raw files), see :mod:`dedkit.hpd`.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -26,10 +27,10 @@ def write_pedestal_file(
 
     ``attrs`` values may be numbers, strings or JSON-serialisable objects.
     """
-    import h5py
+    from dedkit.io.h5 import h5_for_writing
 
     path = check_output_path(path, inputs, force)
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_output(path) as tmp, h5_for_writing(tmp, path) as f:
         group = f.create_group(PEDESTAL_GROUP)
         for name, value in arrays.items():
             value = np.asarray(value)
@@ -80,8 +81,11 @@ def write_gain_map(path, gain, *, force=False) -> Path:
     gain = np.asarray(gain, dtype=np.float32)
     if gain.ndim != 2:
         raise DedkitError(f"gain map must be 2-D, got shape {gain.shape}", path=path)
-    with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, gain, allow_pickle=False)
+    buffer = io.BytesIO()
+    # np.save to a real file writes with tofile, whose errors lose their cause
+    np.save(buffer, gain, allow_pickle=False)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
     return path
 
 

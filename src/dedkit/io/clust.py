@@ -23,6 +23,7 @@ Facts from aare 2025.11.21 (``Cluster.hpp``, ``ClusterFile.hpp``, ``ClusterFinde
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.tables import ClusterTable
-from dedkit.io.atomic import CommitOnSuccess, atomic_output, check_output_path
+from dedkit.io.atomic import CommitOnSuccess, atomic_output, check_output_path, writing
 
 __all__ = ["ClustWriter", "cluster_record_dtype", "iter_clust", "read_clust", "write_clust"]
 
@@ -346,15 +347,23 @@ class ClustWriter(CommitOnSuccess):
             if self._last_frame is not None and numbers.min() <= self._last_frame:
                 raise DedkitError("chunks of a .clust file must come in frame order")
             self._last_frame = int(numbers.max())
-        _encode(table, frames, self.path).tofile(self._file)
+        # file.write, not ndarray.tofile: a full disk then says so (errno ENOSPC)
+        with writing(self.path):
+            self._file.write(_encode(table, frames, self.path).data)
 
     def close(self) -> Path:
-        self._file.close()
+        try:
+            with writing(self.path):
+                self._file.close()
+        except BaseException as error:
+            self._atomic.__exit__(type(error), error, error.__traceback__)
+            raise
         self._atomic.__exit__(None, None, None)
         return self.path
 
     def abort(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):
+            self._file.close()
         err = RuntimeError("aborted")
         try:
             self._atomic.__exit__(RuntimeError, err, None)

@@ -158,6 +158,7 @@ class DepositsWriter(H5Writer):
             dataset = steps[name]
             dataset.resize(self._m + m, axis=0)
             dataset[self._m :] = getattr(deposits, attr)
+        self._check_written()
         self._n += n
         self._m += m
         self._seconds += float(deposits.geant4_seconds)

@@ -106,6 +106,8 @@ class TableWriter(H5Writer):
         Processing parameters to store with the table.
     force : bool
         Replace an existing file.
+    inputs : sequence of path-like
+        Files being read, which the output may not replace.
 
     Notes
     -----
@@ -125,6 +127,7 @@ class TableWriter(H5Writer):
         compression: str = "gzip",
         attrs: dict | None = None,
         force: bool = False,
+        inputs=(),
     ):
         if kind not in _KINDS:
             raise DedkitError(f"kind must be 'clusters' or 'events', not {kind!r}")
@@ -138,7 +141,7 @@ class TableWriter(H5Writer):
         self._units_or_method = None
         self._n_rows = 0
         try:
-            self._start(path, force=force)
+            self._start(path, force=force, inputs=inputs)
             self._group = self._file.create_group(group or kind)
             self._group.attrs["dedkit_kind"] = kind
             _store_attrs(self._group, attrs)
@@ -186,6 +189,7 @@ class TableWriter(H5Writer):
             dataset = self._group[name]
             dataset.resize(self._n_rows + n, axis=0)
             dataset[self._n_rows :] = column
+        self._check_written()
         self._n_rows += n
         self._units_or_method = label
 

@@ -6,19 +6,124 @@ built up in chunks. :class:`H5Writer` writes each under a hidden name next to th
 and renames it into place when complete (:meth:`H5Writer._publish`); anything that fails
 before leaves no file and an existing output untouched. :func:`open_h5` opens one for
 reading with a one-line error for a missing or unreadable file.
+
+HDF5 does not survive a failed write: after one, closing the file (or the interpreter's
+exit) can crash the process. Files are therefore written through :class:`GuardedFile`,
+which records the first failed write and lets HDF5 carry on as if it had succeeded;
+the writer then raises the recorded error (one line, :func:`dedkit.io.atomic.write_error`),
+closes the file cleanly and removes it.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import CommitOnSuccess, check_output_path, temporary_sibling
+from dedkit.io.atomic import (
+    CommitOnSuccess,
+    check_output_path,
+    publish,
+    temporary_sibling,
+    write_error,
+)
 
-__all__ = ["H5Writer", "open_h5"]
+__all__ = ["GuardedFile", "H5Writer", "h5_for_writing", "open_h5"]
+
+
+class GuardedFile(io.RawIOBase):
+    """A file for h5py (``driver='fileobj'``) that never fails a write.
+
+    The first write or truncate that fails (full disk, quota) is kept in :attr:`error`;
+    later writes are skipped but reported as done, so that HDF5 stays consistent and can
+    be closed. Whoever writes checks :meth:`raise_if_failed`.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+        self._file = open(self.path, "w+b", buffering=0)  # noqa: SIM115 - closed in close
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def readinto(self, buffer) -> int:
+        return self._file.readinto(buffer)
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        if self.error is None:
+            try:
+                view = memoryview(data).cast("B")
+                while len(view):
+                    view = view[self._file.write(view) :]
+                return n
+            except OSError as error:
+                self.error = error
+        self._file.seek(n, 1)
+        return n
+
+    def truncate(self, size=None):
+        if self.error is None:
+            try:
+                return self._file.truncate(size)
+            except OSError as error:
+                self.error = error
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+    def raise_if_failed(self, path=None) -> None:
+        """Raise the recorded write failure as one line naming ``path`` (default: the
+        file's own path)."""
+        if self.error is not None:
+            error = self.error
+            raise write_error(path or self.path, error) or error
+
+
+@contextlib.contextmanager
+def h5_for_writing(path, report_as=None) -> Iterator[h5py.File]:
+    """An HDF5 file created at ``path`` through a :class:`GuardedFile`; a failed write
+    raises one line naming ``report_as`` (default ``path``) after the file is closed.
+    The caller removes the file on error."""
+    guard = GuardedFile(path)
+    try:
+        file = h5py.File(guard, "w")
+    except BaseException:
+        guard.close()
+        raise
+    try:
+        try:
+            yield file
+            guard.raise_if_failed(report_as)
+        finally:
+            file.close()
+        guard.raise_if_failed(report_as)
+    finally:
+        guard.close()
 
 
 class H5Writer(CommitOnSuccess):
@@ -26,27 +131,41 @@ class H5Writer(CommitOnSuccess):
     :meth:`_publish` at the end of their ``close``; :meth:`abort` discards the file."""
 
     _file: h5py.File | None = None
+    _guard: GuardedFile | None = None
 
-    def _start(self, path, *, force: bool) -> h5py.File:
+    def _start(self, path, *, force: bool, inputs=()) -> h5py.File:
         # the output path checked (existing output, output = input), the temporary file open
-        self.path = check_output_path(path, force=force)
+        self.path = check_output_path(path, inputs, force)
         self._temporary = temporary_sibling(self.path)
         self._temporary.unlink(missing_ok=True)
-        self._file = h5py.File(self._temporary, "w")
+        self._guard = GuardedFile(self._temporary)
+        self._file = h5py.File(self._guard, "w")
         return self._file
+
+    def _check_written(self) -> None:
+        """Raise a write failure HDF5 met so far (call after each chunk written)."""
+        if self._guard is not None:
+            self._guard.raise_if_failed(self.path)
 
     def _publish(self) -> Path:
         # close the temporary file and rename it into place
+        self._check_written()
         self._file.close()
         self._file = None
-        os.replace(self._temporary, self.path)
+        self._check_written()
+        self._guard.close()
+        publish(self._temporary, self.path)
         return self.path
 
     def abort(self) -> None:
         """Discard everything written; leave any existing file as it was."""
         if self._file is not None:
-            self._file.close()
+            # writes never fail inside HDF5 (GuardedFile), so closing is safe
+            with contextlib.suppress(Exception):
+                self._file.close()
         self._file = None
+        if self._guard is not None:
+            self._guard.close()
         temporary = getattr(self, "_temporary", None)
         if temporary is not None:
             temporary.unlink(missing_ok=True)

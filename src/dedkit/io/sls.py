@@ -1156,7 +1156,9 @@ def write_raw_run(
                 records = np.empty(chunk.stop - chunk.start, record)
                 records["header"] = header[chunk]
                 records["data"] = frames[chunk, rows]
-                records.tofile(temporary / f"{name}_d{port}_f{index}_{run_index}.raw")
+                # file.write, not ndarray.tofile: a full disk then says so (ENOSPC)
+                with open(temporary / f"{name}_d{port}_f{index}_{run_index}.raw", "wb") as f:
+                    f.write(records.view(np.uint8).data)
         (temporary / master_path.name).write_text(master, encoding="utf-8")
         # data first, master last: a reader never finds a master without its data
         for data_name in data_names:

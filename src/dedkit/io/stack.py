@@ -21,7 +21,13 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.frames.pack import PackResult, convert_dtype, pack_4bit, packed_row_bytes
-from dedkit.io.atomic import CommitOnSuccess, atomic_output, check_output_path
+from dedkit.io.atomic import (
+    CommitOnSuccess,
+    FolderOutput,
+    atomic_output,
+    check_free_space,
+    check_outputs,
+)
 from dedkit.io.titles import FrameTitleInfo, parse_frame_titles
 
 __all__ = [
@@ -167,10 +173,19 @@ class FrameWriter(CommitOnSuccess, abc.ABC):
     against ``self.tmp_path``; this class handles the output-path rules, dtype conversion
     and 4-bit packing with counts of changed values, the atomic rename, the frame count
     and cleanup on error.
+
+    A writer whose :attr:`folder_kind` is set writes a folder: an existing folder is
+    replaced only when it is a dedkit output of that kind (see :mod:`dedkit.io.atomic`).
+    Before anything is written the output's file system must have room for the
+    uncompressed data (:meth:`expected_nbytes`).
     """
 
+    #: kind of folder output ("numbered images"), None for a file
+    folder_kind: str | None = None
+
     def __init__(self, path, shape, dtype, *, packing="none", force=False, inputs=()):
-        self.path = check_output_path(path, inputs, force)
+        output = FolderOutput(path, self.folder_kind) if self.folder_kind else path
+        self.path = check_outputs([output], inputs, force)[0]
         nz, ny, nx = (int(v) for v in shape)
         if min(nz, ny, nx) <= 0:
             raise DedkitError(f"cannot write a stack of shape {tuple(shape)}")
@@ -181,7 +196,8 @@ class FrameWriter(CommitOnSuccess, abc.ABC):
         self.packing = packing
         self.n_written = 0
         self.n_saturated = self.n_negative = self.n_rounded = self.n_nan = 0
-        self._atomic = atomic_output(self.path)
+        check_free_space(self.path, self.expected_nbytes())
+        self._atomic = atomic_output(self.path, kind=self.folder_kind)
         self.tmp_path = self._atomic.__enter__()
         self._closed = False
         try:
@@ -225,6 +241,13 @@ class FrameWriter(CommitOnSuccess, abc.ABC):
             raise DedkitError(f"packed frame must be uint8 of shape {expected}")
         self._write_packed(np.ascontiguousarray(packed))
         self.n_written += 1
+
+    def expected_nbytes(self) -> int:
+        """Bytes the output will take, about (uncompressed data; 0 when unknown)."""
+        nz, ny, nx = self.shape
+        if self.packing != "none":
+            return nz * ny * ((nx + 1) // 2)
+        return nz * ny * nx * self.dtype.itemsize
 
     @property
     def n_changed(self) -> int:
@@ -305,6 +328,18 @@ def format_from_path(path) -> str:
         f"cannot tell the format from suffix {p.suffix!r}; use .mrc/.mrcs/.st or .tif/.tiff",
         path=p,
     )
+
+
+#: kind of the folders of numbered images dedkit writes (see :mod:`dedkit.io.atomic`)
+FOLDER_KIND = "numbered images"
+
+
+def check_stack_output(path, inputs=(), force: bool = False, format: str | None = None) -> Path:
+    """:func:`dedkit.io.atomic.check_outputs` for a stack (a folder of numbered images
+    when the format is 'folder'): jobs call it before reading anything."""
+    fmt = format or format_from_path(path)
+    output = FolderOutput(path, FOLDER_KIND) if fmt == "folder" else path
+    return check_outputs([output], inputs, force)[0]
 
 
 def open_stack(path) -> FrameReader:

@@ -30,7 +30,7 @@ import tifffile
 
 from dedkit.errors import DedkitError, one_line
 from dedkit.frames.pack import packed_row_bytes, unpack_nibbles
-from dedkit.io.stack import FrameReader, FrameWriter, StackInfo
+from dedkit.io.stack import FOLDER_KIND, FrameReader, FrameWriter, StackInfo
 
 __all__ = [
     "COMPRESSIONS",
@@ -395,6 +395,11 @@ class _TiffFrameWriter(FrameWriter):
         )
         super().__init__(path, shape, dtype, packing=packing, force=force, inputs=inputs)
 
+    def expected_nbytes(self) -> int:
+        """Uncompressed size; 0 (not checked ahead) when compressed, as the ratio is
+        unknown."""
+        return super().expected_nbytes() if self._compression == "none" else 0
+
     def _stored_page_nbytes(self) -> int:
         ny, nx = self.shape[1:]
         if self.packing == "none":
@@ -489,8 +494,11 @@ class FolderWriter(_TiffFrameWriter):
     ``<folder name>_<number>.tif`` with the number from 1 and at least 3 digits
     (``%03d``). The folder is built under a temporary name and renamed by :meth:`close`.
     Parameters are those of :class:`TiffWriter`; every file carries the titles,
-    compression, packing and pixel size.
+    compression, packing and pixel size. The folder carries dedkit's manifest (kind
+    "numbered images"), so that ``--force`` may later replace it, and only it.
     """
+
+    folder_kind = FOLDER_KIND
 
     def _open(self) -> None:
         self.tmp_path.mkdir()

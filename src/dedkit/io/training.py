@@ -45,8 +45,8 @@ import h5py
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import temporary_sibling
-from dedkit.io.h5 import H5Writer, open_h5
+from dedkit.io.atomic import remove_owned_folder, temporary_sibling
+from dedkit.io.h5 import H5Writer, h5_for_writing, open_h5
 
 __all__ = [
     "OPTIONAL_TRAINING_COLUMNS",
@@ -83,6 +83,8 @@ OPTIONAL_TRAINING_COLUMNS = {
 _ALL_COLUMNS = {**TRAINING_COLUMNS, **OPTIONAL_TRAINING_COLUMNS}
 _CHUNK_BYTES = 2**20
 _PART_NAME = re.compile(r"^chunk_(\d{6})\.h5$")
+#: what a parts folder may hold (anything else and --force refuses to remove it)
+_PARTS_ENTRIES = r"\.?(chunk_\d{6}\.h5|parameters\.json)(\.part-\d+)?"
 
 
 def _check_columns(columns: dict) -> int:
@@ -164,6 +166,7 @@ class TrainingSetWriter(H5Writer):
                 )
             dataset.resize(self._n_rows + n, axis=0)
             dataset[self._n_rows :] = data
+        self._check_written()
         self._n_rows += n
 
     def _create(self, crop: int, names: set) -> None:
@@ -328,8 +331,9 @@ class TrainingParts:
     def __init__(self, folder, parameters: dict, *, restart: bool = False):
         self.folder = Path(folder)
         self.parameters = json.loads(json.dumps(parameters))
-        if restart and self.folder.exists():
-            shutil.rmtree(self.folder)
+        if restart:
+            # only a folder of parts (nothing else in it) is deleted
+            remove_owned_folder(self.folder, _PARTS_ENTRIES)
         if self.folder.exists():
             stored = self._stored_parameters()
             if stored != self.parameters:
@@ -382,7 +386,7 @@ class TrainingParts:
         path = self._path(index)
         temporary = temporary_sibling(path)
         try:
-            with h5py.File(temporary, "w") as file:
+            with h5_for_writing(temporary, path) as file:
                 for name, column in columns.items():
                     file.create_dataset(name, data=_as_stored(name, column))
                 file.attrs["stats"] = json.dumps(stats)

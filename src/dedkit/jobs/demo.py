@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
-from dedkit.errors import DedkitError
 from dedkit.frames.rotflip import rotflip
-from dedkit.io.atomic import atomic_output
+from dedkit.io.atomic import FolderOutput, atomic_output, check_outputs
 from dedkit.io.defects import DefectList, write_defects
 from dedkit.io.mdoc import Mdoc, write_mdoc
 from dedkit.io.stack import create_stack, open_stack
@@ -122,13 +120,19 @@ def _defect_masks(defects: DefectList, shape) -> tuple[np.ndarray, np.ndarray]:
     return hot, dead
 
 
+#: kind of folder ``dedkit demo`` writes (see :mod:`dedkit.io.atomic`)
+DEMO_KIND = "demo"
+
+
 def run_demo(
     folder="dedkit-demo", *, n_frames: int = 8, seed: int = 1, force: bool = False
 ) -> DemoSummary:
-    """Make the demo data in ``folder``, normalise it, and measure the result."""
-    folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not force:
-        raise DedkitError("demo folder exists and is not empty; use --force", path=folder)
+    """Make the demo data in ``folder``, normalise it, and measure the result.
+
+    An existing empty folder is used; with ``force`` a previous demo folder is replaced,
+    but only one dedkit wrote and that holds nothing else (see :mod:`dedkit.io.atomic`).
+    """
+    folder = check_outputs([FolderOutput(folder, DEMO_KIND)], force=force)[0]
     rng = np.random.default_rng(seed)
     shape = (2 * DEMO_PHYSICAL_SIZE[0], 2 * DEMO_PHYSICAL_SIZE[1])
     defects = _demo_defects(rng)
@@ -148,7 +152,7 @@ def run_demo(
     title_info = FrameTitleInfo(packed_4bit=True, rotflip=DEMO_ROTFLIP)
     titles = format_frame_titles(title_info) + [f"  {names['gain']}", f"  {names['defects']}"]
 
-    with atomic_output(folder) as tmp:
+    with atomic_output(folder, kind=DEMO_KIND) as tmp:
         tmp.mkdir()
         raw_sum = np.zeros(shape)
         with create_stack(

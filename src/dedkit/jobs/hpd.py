@@ -207,6 +207,17 @@ def connected_chunk(chunk: Chunk, settings: FinderSettings):
     return ClusterTable.concatenate(tables), np.concatenate(numbers)
 
 
+def _gain_file(gain):
+    """The gain map's path when ``gain`` names a file (None for a number)."""
+    if gain is None:
+        return None
+    try:
+        float(gain)
+    except (TypeError, ValueError):
+        return gain
+    return None
+
+
 def _gain_array(gain, shape) -> np.ndarray | float | None:
     if gain is None:
         return None
@@ -272,7 +283,8 @@ def find_clusters_in_run(
         raise DedkitError(
             "a .clust file holds aare's ADU clusters: use .h5 for keV clusters", path=out_path
         )
-    check_output_path(out_path, [master, pedestal], force)
+    inputs = [master, pedestal, _gain_file(gain)]
+    check_output_path(out_path, inputs, force)
     if not np.isfinite(nsigma) or nsigma <= 0:
         raise DedkitError(f"nsigma must be positive, got {nsigma}")
     run = RawRun(master, expect_detector=DETECTOR)
@@ -305,9 +317,9 @@ def find_clusters_in_run(
         "chunk_frames": chunk_frames,
     }
     writer = (
-        ClustWriter(out_path, force=force, inputs=[master, pedestal])
+        ClustWriter(out_path, force=force, inputs=inputs)
         if suffix == ".clust"
-        else TableWriter(out_path, "clusters", attrs=attrs, force=force)
+        else TableWriter(out_path, "clusters", attrs=attrs, force=force, inputs=inputs)
     )
     counts = {"frames": stop - start, "clusters": 0}
 
@@ -322,17 +334,14 @@ def find_clusters_in_run(
         if progress is not None:
             progress(chunk.stop - start, stop - start)
 
-    try:
+    # the writer closes on success, and on any error (a full disk too) removes its file
+    with writer:
         use_dask = scheduler is not None or (workers != 0 and len(chunks) > 1)
         if use_dask:
             with dask_client(scheduler, n_workers=workers or None) as client:
                 _run_chunks(client, chunks, settings, state, consume)
         else:
             _run_chunks(None, chunks, settings, state, consume)
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
     return HpdReport(
         "clusters",
         [str(master), str(pedestal)],
@@ -396,7 +405,8 @@ def localize_clusters(
     out_path = Path(output)
     if out_path.suffix.lower() not in (".h5", ".hdf5"):
         raise DedkitError("events output must be .h5", path=out_path)
-    check_output_path(out_path, [clusters, flat_field], force)
+    inputs = [clusters, flat_field, *_model_files(model)]
+    check_output_path(out_path, inputs, force)
     table, attrs = _read_clusters(clusters, cluster_size)
     beam = beam_energy_keV if beam_energy_keV is not None else attrs.get("beam_energy_keV", 200.0)
     report_counts = {"clusters": len(table)}
@@ -421,7 +431,7 @@ def localize_clusters(
         "selection": selection.to_dict() if selection else None,
         "flat_field": None if flat_field is None else str(flat_field),
     }
-    with TableWriter(out_path, "events", attrs=events_attrs, force=force) as writer:
+    with TableWriter(out_path, "events", attrs=events_attrs, force=force, inputs=inputs) as writer:
         for first in range(0, max(len(table), 1), TABLE_CHUNK_ROWS):
             part = table[first : first + TABLE_CHUNK_ROWS]
             writer.append(localizer.localize(part))
@@ -436,6 +446,15 @@ def localize_clusters(
         report_counts,
         {"method": method, "selection": selection.to_dict() if selection else None},
     )
+
+
+def _model_files(model) -> list:
+    """The weights and card of a cnn model given by path (inputs of 'hpd localize')."""
+    if model is None:
+        return []
+    from dedkit.learn.store import model_paths
+
+    return list(model_paths(model))
 
 
 def _cnn_localizer(model, beam_energy_keV, attrs: dict):

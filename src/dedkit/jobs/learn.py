@@ -119,8 +119,7 @@ def write_scan_training_set(
     from dedkit.io.events import read_attrs, read_table
     from dedkit.io.training import TrainingSetWriter
 
-    inputs = [p for p in (clusters, scan_csv) if p is not None]
-    check_output_path(output, inputs=inputs, force=force)
+    check_output_path(output, inputs=[clusters, scan_csv, sim_run], force=force)
     if (scan_csv is None) == (sim_run is None):
         raise DedkitError("give the scan either as a CSV file or as a simulated run folder")
     if labels not in LABEL_SOURCES:

@@ -13,7 +13,7 @@ import time
 from dedkit.errors import DedkitError
 from dedkit.frames.gain import OUTPUT_DTYPES
 from dedkit.frames.reduce import DEFAULT_FILTER, REDUCTIONS, VALUES, reduce_image, reduced_shape
-from dedkit.io.stack import create_stack, open_stack
+from dedkit.io.stack import check_stack_output, create_stack, open_stack
 from dedkit.io.titles import parse_frame_titles
 from dedkit.jobs.stacks import StackReport, _report, _titles_after
 from dedkit.jobs.streaming import ProgressCallback, run_pipeline
@@ -62,6 +62,7 @@ def reduce_stack(
         raise DedkitError(f"unknown values {values!r}; use 'sum' or 'mean'")
     if mode not in OUTPUT_DTYPES:
         raise DedkitError(f"unknown output mode {mode!r}; use one of {', '.join(REDUCE_MODES)}")
+    check_stack_output(output, [input], force)
     with open_stack(input) as reader:
         info = reader.info
         ny, nx = reduced_shape((info.ny, info.nx), factor)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.io.atomic import atomic_output
+from dedkit.io.atomic import FolderOutput, atomic_output, check_free_space, check_outputs
 from dedkit.io.calibration import write_gain_map
 from dedkit.io.events import TableWriter
 from dedkit.io.sls import write_raw_run
@@ -153,33 +154,22 @@ def beam_pattern(
 # ------------------------------------------------------------------------------ runs
 
 
-def _run_file_pattern(name: str) -> re.Pattern:
-    n = re.escape(name)
-    return re.compile(
-        rf"^{n}(_dark)?_(master_\d+\.json|d\d+_f\d+_\d+\.raw)$|^{n}_(truth\.h5|gain\.npy)$"
-    )
+#: kind of folder ``dedkit sim frames`` writes (see :mod:`dedkit.io.atomic`)
+RUN_FOLDER_KIND = "simulated run"
 
 
-def _check_run_folder(output: Path, name: str, force: bool) -> None:
-    if not output.parent.is_dir():
-        raise DedkitError(f"output folder {output.parent} does not exist", path=output)
-    if not output.exists():
-        return
-    if not output.is_dir():
-        raise DedkitError("output exists and is not a folder", path=output)
-    contents = list(output.iterdir())
-    if not contents:
-        return
-    if not force:
-        raise DedkitError("output folder is not empty; use --force to replace it", path=output)
-    pattern = _run_file_pattern(name)
-    foreign = [p.name for p in contents if not pattern.match(p.name)]
-    if foreign:
-        raise DedkitError(
-            f"output folder holds files that are not a simulated run named {name!r} "
-            f"({', '.join(sorted(foreign)[:3])}); refusing to replace it",
-            path=output,
-        )
+def _scratch_frames(path: Path, shape) -> np.memmap:
+    """A uint16 ``.npy`` memory map with all of its blocks allocated.
+
+    A sparse map on a full disk fails with SIGBUS at the first store to an unallocated
+    page; allocating every block first (``posix_fallocate``) makes a full disk one clean
+    ENOSPC before anything is simulated.
+    """
+    np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=shape)
+    with open(path, "r+b") as f:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    return np.lib.format.open_memmap(path, mode="r+")
 
 
 def write_simulated_run(
@@ -201,14 +191,15 @@ def write_simulated_run(
     force: bool = False,
     progress: ProgressCallback | None = None,
     stream: SimulateFn | None = None,
+    inputs=(),
 ) -> SimReport:
     """Simulate a MÖNCH run and write it as the detector would, with its truth.
 
     Parameters
     ----------
     output : path-like
-        Folder to create (an existing empty folder is used; a previous simulated run of
-        the same name is replaced with ``force``).
+        Folder to create (an existing empty folder is used; a previous simulated run,
+        written by dedkit and holding nothing else, is replaced with ``force``).
     energy_keV : float
         Beam energy (20-300 keV).
     n_frames : int
@@ -233,6 +224,9 @@ def write_simulated_run(
         Frames written (dark and beam).
     stream : callable, optional
         Replaces :func:`dedkit.sim.transport.iter_simulate_electrons` (tests).
+    inputs : sequence of path-like
+        Files the run is made from (the beam's intensity image), which the output folder
+        may not hold.
 
     Returns
     -------
@@ -255,8 +249,7 @@ def write_simulated_run(
     response = response or DetectorResponse()
     if response.adc_bits != 14:
         raise DedkitError("raw MÖNCH runs hold 14-bit values; use adc_bits=14")
-    output = Path(output)
-    _check_run_folder(output, name, force)
+    output = check_outputs([FolderOutput(output, RUN_FOLDER_KIND)], inputs, force)[0]
     detector = SimulatedDetector(sensor, model, response, detector_maps(sensor, response, seed))
     # build (and check) the chunk generator before anything is written
     chunks = iter_run_chunks(
@@ -273,14 +266,14 @@ def write_simulated_run(
     counts = {"frames": n_frames, "dark_frames": dark_frames, "electrons": 0,
               "backscattered": 0, "saturated_pixel_values": 0}  # fmt: skip
     rows, cols = detector.shape
-    with atomic_output(output) as tmp:
+    # peak use: both runs' raw files and the beam run's scratch map
+    check_free_space(output, (dark_frames + 2 * n_frames) * rows * cols * 2)
+    with atomic_output(output, kind=RUN_FOLDER_KIND) as tmp:
         tmp.mkdir()
         # scratch space: write_raw_run takes a run as one array, which for long runs
         # would not fit in memory; the memory map lives in the hidden folder only
         scratch = tmp / ".frames.scratch"
-        dark = np.lib.format.open_memmap(
-            scratch, mode="w+", dtype=np.uint16, shape=(dark_frames, rows, cols)
-        )
+        dark = _scratch_frames(scratch, (dark_frames, rows, cols))
         for i, start in enumerate(range(0, dark_frames, _DARK_CHUNK)):
             stop = min(start + _DARK_CHUNK, dark_frames)
             dark[start:stop] = simulate_dark_frames(detector, stop - start, seed, chunk=i)
@@ -290,9 +283,7 @@ def write_simulated_run(
         write_raw_run(tmp, f"{name}_dark", dark)
         del dark
         scratch.unlink()
-        frames = np.lib.format.open_memmap(
-            scratch, mode="w+", dtype=np.uint16, shape=(n_frames, rows, cols)
-        )
+        frames = _scratch_frames(scratch, (n_frames, rows, cols))
         attrs = {
             "description": "every simulated electron: frame = detector frame number "
             "(1 = the run's first frame), x/y = entry point in pixels, energy = keV "
@@ -448,13 +439,7 @@ def build_training_set(
     sensor = _sensor_or_default(sensor)
     model = model or ChargeModel()
     response = response or DetectorResponse()
-    output = Path(output)
-    if output.exists() and not force:
-        raise DedkitError("output exists; use --force to overwrite it", path=output)
-    if output.exists() and output.is_dir():
-        raise DedkitError("output is a folder", path=output)
-    if not output.parent.is_dir():
-        raise DedkitError(f"output folder {output.parent} does not exist", path=output)
+    output = check_outputs([output], force=force)[0]
     parameters = training_parameters(
         energy, n, seed, chunk_primaries, sensor, model, response, transport_options, adc
     )

@@ -32,7 +32,13 @@ from dedkit.frames.rotflip import (
 )
 from dedkit.io.defects import read_defects
 from dedkit.io.images import image_shape, read_image
-from dedkit.io.stack import FrameReader, create_stack, format_from_path, open_stack
+from dedkit.io.stack import (
+    FrameReader,
+    check_stack_output,
+    create_stack,
+    format_from_path,
+    open_stack,
+)
 from dedkit.io.titles import format_frame_titles, parse_frame_titles, resolve_rotflip
 from dedkit.jobs.streaming import ProgressCallback, run_pipeline
 
@@ -301,6 +307,7 @@ def normalize_stack(
     # every option is checked before anything is read or written
     check_options(scale=scale, high=high, low=low)
     mode = output_mode_name(mode)
+    check_stack_output(output, [input, gain, defects], force)
     with open_stack(input) as reader:
         info = reader.info
         _require_counts(info, "norm")
@@ -416,6 +423,7 @@ def _map_frames(
 ) -> StackReport:
     """Stream ``frame_fn(frame)`` over a stack into a new one (the shared job skeleton)."""
     started = time.perf_counter()
+    check_stack_output(output, [input], force)
     with open_stack(input) as reader:
         info = reader.info
         out_shape = shape or info.shape
@@ -457,6 +465,7 @@ def rotflip_stack(input, output, value: int, *, force=False, progress=None) -> S
     like the rotated frames; titles that record no r/f keep recording none.
     """
     value = check_rotflip(value)
+    check_stack_output(output, [input], force)
     with open_stack(input) as reader:
         info = reader.info
         titles = _rotated_titles(reader, value)
@@ -520,6 +529,7 @@ def pack_stack(input, output, target: str, *, force=False, progress=None) -> Sta
         raise DedkitError(
             f"--as {target} writes {needed_format.upper()}: name the output *{suffix}"
         )
+    check_stack_output(output, [input], force)
     with open_stack(input) as reader:
         _require_counts(reader.info, "pack")
         titles = _titles_after(
@@ -545,6 +555,7 @@ def pack_stack(input, output, target: str, *, force=False, progress=None) -> Sta
 
 def unpack_stack(input, output, *, force=False, progress=None) -> StackReport:
     """Unpack 4-bit data to one unsigned byte per pixel (any output format)."""
+    check_stack_output(output, [input], force)
     with open_stack(input) as reader:
         if not reader.info.is_4bit:
             raise DedkitError("input is not 4-bit packed data; use 'dedkit convert'", path=input)
@@ -566,6 +577,7 @@ def convert_stack(
 ) -> StackReport:
     """Copy a stack to another format (MRC, TIFF, folder), keeping data type and values;
     4-bit data stays packed when the output format can hold it."""
+    check_stack_output(output, [input], force)
     with open_stack(input) as reader:
         info = reader.info
     fmt = format_from_path(output)
@@ -601,6 +613,7 @@ def make_defect_map(
 ) -> StackReport:
     """Write ``clip defectmap``'s uint8 map (1 = defect) at the size of the ``like`` file."""
     started = time.perf_counter()
+    check_stack_output(output, [defects, like], force)
     shape = image_shape(like)
     value = None if rotflip_value is None else check_rotflip(rotflip_value)
     dmap = defect_map(read_defects(defects), shape, rotflip=value)

@@ -19,7 +19,6 @@ figure 5: **fully absorbed** (deposit >= 95 % of the beam energy) and **backscat
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 from dedkit.errors import DedkitError
 from dedkit.hpd.localize import EtaInterpolator
 from dedkit.hpd.tables import ClusterTable
-from dedkit.io.atomic import check_output_path, temporary_sibling
+from dedkit.io.atomic import atomic_output, check_outputs, figure_format
 from dedkit.learn.data import check_crop, load_training_arrays
 
 __all__ = ["EvaluationReport", "FULL_ABSORPTION", "eta_positions", "evaluate_model"]
@@ -187,7 +186,8 @@ def evaluate_model(
     eta_reference : path-like, optional
         Training set whose clusters build the eta map (default: ``dataset``).
     figure : path-like, optional
-        PNG of the residual histograms (needs matplotlib).
+        Residual histograms (needs matplotlib): .png, .pdf or .svg, the format from
+        the suffix.
     check_energy : bool
         Refuse a set whose energy or sensor differs from the model card.
     record : bool
@@ -207,11 +207,12 @@ def evaluate_model(
             f"never changed: copy it first (cp {weights} {card} .) and give the copy "
             "with --model"
         )
+    model_path = default_model_path() if model is None else Path(model)
     if figure is not None:
         check_outside_package(figure)
-        check_output_path(figure, [dataset], force)
+    # the figure against everything read: the set, the model's two files, the eta set
+    check_outputs([], [dataset, *model_paths(model_path), eta_reference], force, figures=[figure])
     data = load_training_arrays(dataset, limit)
-    model_path = default_model_path() if model is None else Path(model)
     if record:
         check_outside_package(model_paths(model_path)[1])
     localizer = CnnLocalizer(model_path, batch_size=batch_size)
@@ -304,8 +305,7 @@ def _draw(report: EvaluationReport, figure, card: dict):
         ax.legend(fontsize=7)
     fig.tight_layout()
     figure = Path(figure)
-    temporary = temporary_sibling(figure)
-    fig.savefig(temporary, format="png")
+    with atomic_output(figure) as temporary:
+        fig.savefig(temporary, format=figure_format(figure))
     plt.close(fig)
-    os.replace(temporary, figure)
     return str(figure), None

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import zipfile
 import zlib
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import check_output_path, temporary_sibling
+from dedkit.io.atomic import atomic_output, check_outputs
 
 __all__ = [
     "CARD_FORMAT",
@@ -91,13 +90,9 @@ def check_outside_package(path) -> Path:
 
 
 def _write_atomic(path: Path, write) -> None:
-    temporary = temporary_sibling(path)
-    try:
+    # a temporary renamed into place; a full disk is one line naming the file
+    with atomic_output(path) as temporary:
         write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def save_model(path, state: dict, card: dict, *, force: bool = False) -> tuple[Path, Path]:
@@ -121,7 +116,7 @@ def save_model(path, state: dict, card: dict, *, force: bool = False) -> tuple[P
     weights_path, card_path = model_paths(path)
     for output in (weights_path, card_path):
         check_outside_package(output)
-        check_output_path(output, force=force)
+    check_outputs([weights_path, card_path], force=force)
     arrays = {name: np.array(value, order="C") for name, value in state.items()}
     _check_weights(arrays, weights_path)
     _write_atomic(weights_path, lambda p: np.savez(p.open("wb"), **arrays))

@@ -43,7 +43,7 @@ import torch
 from dedkit import __version__
 from dedkit.errors import DedkitError, one_line
 from dedkit.hpd.tables import FEATURE_NAMES
-from dedkit.io.atomic import check_output_path, temporary_sibling
+from dedkit.io.atomic import atomic_output, check_outputs, remove_owned_folder, temporary_sibling
 from dedkit.learn.data import (
     LABEL_NOISE_UNITS,
     add_label_noise,
@@ -183,6 +183,10 @@ class TrainReport(JobReport):
         )
 
 
+#: what a checkpoint folder may hold (anything else and --force refuses to remove it)
+CHECKPOINT_ENTRIES = r"checkpoint\.npz|state\.json|\.(checkpoint\.npz|state\.json)\.part-\d+"
+
+
 def checkpoint_folder(output) -> Path:
     """Where the checkpoints of a run writing ``output`` live."""
     weights, _ = model_paths(output)
@@ -308,16 +312,21 @@ def rmse_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
+def loss_curve_paths(output) -> tuple[Path, Path]:
+    """(``NAME.loss.csv``, ``NAME.loss.png``) of a model ``output``."""
+    weights, _ = model_paths(output)
+    return weights.with_name(weights.stem + ".loss.csv"), weights.with_name(
+        weights.stem + ".loss.png"
+    )
+
+
 def write_loss_curves(history: list[dict], output) -> tuple[Path, Path | None]:
     """``NAME.loss.csv`` and, if matplotlib is installed, ``NAME.loss.png``."""
-    weights, _ = model_paths(output)
-    csv_path = weights.with_name(weights.stem + ".loss.csv")
-    temporary = temporary_sibling(csv_path)
-    with temporary.open("w", newline="") as f:
+    csv_path, png_path = loss_curve_paths(output)
+    with atomic_output(csv_path) as temporary, temporary.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
-    os.replace(temporary, csv_path)
     try:
         import matplotlib
 
@@ -325,7 +334,6 @@ def write_loss_curves(history: list[dict], output) -> tuple[Path, Path | None]:
         import matplotlib.pyplot as plt
     except ImportError:
         return csv_path, None
-    png_path = weights.with_name(weights.stem + ".loss.png")
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="training (noisy labels)")
@@ -336,10 +344,9 @@ def write_loss_curves(history: list[dict], output) -> tuple[Path, Path | None]:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    temporary = temporary_sibling(png_path)
-    fig.savefig(temporary, format="png")
+    with atomic_output(png_path) as temporary:
+        fig.savefig(temporary, format="png")
     plt.close(fig)
-    os.replace(temporary, png_path)
     return csv_path, png_path
 
 
@@ -380,9 +387,13 @@ def train_model(
     config.check()
     weights_path, card_path = model_paths(output)
     check_outside_package(weights_path)
-    check_output_path(weights_path, [dataset], force)
-    check_output_path(card_path, [dataset], force)
+    # every file the run writes, against every file it reads (the resumed checkpoint too)
     folder = checkpoint_folder(output)
+    check_outputs(
+        [weights_path, card_path, *loss_curve_paths(output)],
+        [dataset, folder if resume else None],
+        force,
+    )
     if folder.exists() and not resume:
         if not force:
             raise DedkitError(
@@ -390,7 +401,7 @@ def train_model(
                 "continue it or --force to start afresh",
                 path=folder,
             )
-        shutil.rmtree(folder)
+        remove_owned_folder(folder, CHECKPOINT_ENTRIES)
     if resume and not folder.exists():
         raise DedkitError("nothing to resume: no checkpoint beside the output", path=folder)
     if config.threads:

@@ -254,7 +254,7 @@ def plot(result: StudyResult, path) -> Path:
     DedkitError
         matplotlib is not installed (no figure is written).
     """
-    from dedkit.io.atomic import atomic_output
+    from dedkit.io.atomic import atomic_output, figure_format
 
     try:
         # the object API with the Agg canvas: no pyplot state, no display needed
@@ -298,5 +298,5 @@ def plot(result: StudyResult, path) -> Path:
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format=figure_format(path), dpi=110)
     return path

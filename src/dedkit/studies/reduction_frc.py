@@ -544,7 +544,7 @@ def plot(result: StudyResult, path) -> Path:
     """FRC curves (mean over repeats) of the antialiased and binned pairs, one panel per
     factor, one colour per dose, the averaged band shaded. Needs matplotlib; written
     atomically as PNG."""
-    from dedkit.io.atomic import atomic_output
+    from dedkit.io.atomic import atomic_output, figure_format
 
     try:
         # the object API with the Agg canvas: no pyplot state, no display needed
@@ -597,5 +597,5 @@ def plot(result: StudyResult, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format=figure_format(path), dpi=120)
     return path

@@ -262,7 +262,7 @@ def run(
 def plot(result: StudyResult, path) -> Path:
     """Loss in DQE against dose: ours (relative and absolute, with errors), the closed
     form and the seed's table. Needs matplotlib; written atomically as PNG."""
-    from dedkit.io.atomic import atomic_output
+    from dedkit.io.atomic import atomic_output, figure_format
 
     try:
         # the object API with the Agg canvas: no pyplot state, no display needed
@@ -312,5 +312,5 @@ def plot(result: StudyResult, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format=figure_format(path), dpi=120)
     return path
