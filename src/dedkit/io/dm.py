@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
+from dedkit.io.inputs import check_input_file
 
 __all__ = ["DM_SUFFIXES", "DmImage", "is_dm", "read_dm"]
 
@@ -78,8 +79,7 @@ def read_dm(path) -> DmImage:
         raise DedkitError(
             "reading DM3/DM4 needs the 'dm' extra: pip install 'dedkit[dm]'", path=path
         ) from None
-    if not path.is_file():
-        raise DedkitError("no such file", path=path)
+    check_input_file(path, "DM file")
     with open(path, "rb") as file:
         head = file.read(_MIN_DM_BYTES)
     # ncempy fails with obscure messages on empty and foreign files.

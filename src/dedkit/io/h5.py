@@ -17,6 +17,7 @@ import h5py
 
 from dedkit.errors import DedkitError, one_line
 from dedkit.io.atomic import CommitOnSuccess, check_output_path, temporary_sibling
+from dedkit.io.inputs import check_input_file
 
 __all__ = ["H5Writer", "open_h5"]
 
@@ -55,8 +56,9 @@ class H5Writer(CommitOnSuccess):
 def open_h5(path, what: str) -> h5py.File:
     """Open an HDF5 file for reading; ``what`` names it in the errors ("training set")."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DedkitError(f"{what} not found", path=path)
+    check_input_file(path, what)
     try:
         return h5py.File(path, "r")
     except OSError as error:

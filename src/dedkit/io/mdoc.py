@@ -34,9 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dedkit.errors import DedkitError
 from dedkit.io.atomic import atomic_output, check_output_path
+from dedkit.io.inputs import check_input_file
 
 _BLANKS = " \t"
 # A line's trailing white space, '\r' included, is no part of it (IMOD strips it).
@@ -568,8 +570,11 @@ def read_mdoc(path) -> Mdoc:
     DedkitError
         If the file cannot be read or breaks the autodoc rules.
     """
+    path = Path(path)
+    if path.exists():
+        check_input_file(path, "mdoc file")
     try:
-        data = open(path, "rb").read()
+        data = path.read_bytes()
     except OSError as exc:
         raise DedkitError(f"cannot read mdoc file: {exc.strerror}", path=path) from exc
     return parse_mdoc(data.decode(_ENCODING, _ENCODING_ERRORS), path=path)
