@@ -30,7 +30,8 @@ import tifffile
 
 from dedkit.errors import DedkitError, one_line
 from dedkit.frames.pack import packed_row_bytes, unpack_nibbles
-from dedkit.io.stack import FrameReader, FrameWriter, StackInfo
+from dedkit.io.inputs import check_input_file
+from dedkit.io.stack import FrameReader, FrameWriter, StackInfo, pixel_size_xyz
 
 __all__ = [
     "COMPRESSIONS",
@@ -148,7 +149,7 @@ class TiffReader(FrameReader):
     """
 
     def __init__(self, path):
-        self.path = Path(path)
+        self.path = check_input_file(path, "TIFF file")
         try:
             self._tiff = tifffile.TiffFile(self.path)
         except FileNotFoundError:
@@ -362,15 +363,11 @@ def _tiff_page_format(
 
 def _resolution_per_cm(path, pixel_size) -> tuple[float, float] | None:
     """(XResolution, YResolution) in pixels per centimetre for a pixel size in Angstrom."""
-    if pixel_size is None:
+    sizes = pixel_size_xyz(pixel_size, path)
+    if sizes is None:
         return None
-    sizes = np.atleast_1d(np.asarray(pixel_size, dtype=float))
-    if sizes.ndim != 1 or sizes.size not in (1, 3) or not np.all(sizes > 0):
-        raise DedkitError(
-            f"pixel size {pixel_size!r} must be one positive number or (x, y, z)", path=path
-        )
-    x, y = (sizes[0], sizes[0]) if sizes.size == 1 else (sizes[0], sizes[1])
-    return (1e8 / x, 1e8 / y)
+    # TIFF has no Z spacing: only x and y are written
+    return (1e8 / sizes[0], 1e8 / sizes[1])
 
 
 class _TiffFrameWriter(FrameWriter):
@@ -520,7 +517,8 @@ def numbered_frame_files(folder) -> list[Path]:
     candidates = [
         p
         for p in folder.iterdir()
-        if p.suffix.lower() in FOLDER_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        # not is_dir(): a FIFO or device among the frames is refused by the reader, not skipped
+        if p.suffix.lower() in FOLDER_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
     ]
     if not candidates:
         raise DedkitError(
