@@ -41,6 +41,8 @@ PACKINGS = ("none", "mode101", "half-bytes", "serialemccd", "tiff4")
 
 MRC_SUFFIXES = {".mrc", ".mrcs", ".st", ".ali", ".map", ".rec", ".preali"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
+#: Read only (DigitalMicrograph images and stacks, see :class:`dedkit.io.dm.DmReader`).
+DM_SUFFIXES = {".dm3", ".dm4"}
 
 
 @dataclass
@@ -51,7 +53,7 @@ class StackInfo:
     ----------
     path : str
     format : str
-        'mrc', 'tiff' or 'folder'.
+        'mrc', 'tiff', 'folder' or 'dm' (DM3/DM4, read only).
     shape : (nz, ny, nx)
         True size in pixels (unpacked width for 4-bit data).
     dtype : numpy.dtype
@@ -326,10 +328,18 @@ def format_from_path(path) -> str:
 
 
 def open_stack(path) -> FrameReader:
-    """Open an MRC file, a TIFF file or a folder of numbered images for lazy reading."""
+    """Open an MRC file, a TIFF file or a folder of numbered images for lazy reading.
+
+    A DM3/DM4 file (an image or a 3-D stack) opens too, read whole (they are small);
+    dedkit does not write DM files.
+    """
     from dedkit.io.inputs import check_input_path
 
     p = check_input_path(path)
+    if not p.is_dir() and p.suffix.lower() in DM_SUFFIXES:
+        from dedkit.io.dm import DmReader
+
+        return DmReader(p)
     fmt = "folder" if p.is_dir() else format_from_path(p)
     if fmt == "mrc":
         from dedkit.io.mrc import MrcReader

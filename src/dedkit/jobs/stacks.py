@@ -529,6 +529,8 @@ def describe_stack(path) -> dict:
             else None
         ),
         "titles": list(info.titles),
+        # the calibration units as a DM file names them (x, y[, z]), e.g. ['A', 'nm']
+        "units": info.extra.get("units") if info.format == "dm" else None,
         "rotflip": titles.rotflip,
         "rotflip_needed": titles.rotflip_needed,
         "scaling": titles.scaling,
