@@ -499,7 +499,11 @@ def _parse_header(content: str, raw: str, number: int, path) -> MdocSection:
         raise _error("section header has nothing before '='", path, number)
     if not value:
         raise _error("section header has no value after '='", path, number)
-    section = MdocSection(kind, value, line=number)
+    try:
+        section = MdocSection(kind, value, line=number)
+    # a lone carriage return inside the brackets (found by fuzzing) breaks the header rules
+    except ValueError as error:
+        raise _error(str(error), path, number) from None
     section._source_header = (raw, (kind, value))
     return section
 
