@@ -89,11 +89,13 @@ def dm_bytes(
     scale: tuple[float, float] = (1.0, 1.0),
     units: tuple[str, str] = ("", ""),
     device_name: str = "K3",
+    data_type: int | None = None,
 ) -> bytes:
     """The bytes of a DM file holding ``image`` (row 0 = top row of the picture).
 
     ``scale`` and ``units`` are the (x, y) calibration; ``device_name`` is stored as the
-    ``ImageTags.Acquisition.Device.Name`` tag.
+    ``ImageTags.Acquisition.Device.Name`` tag. ``data_type`` overrides the DM data type
+    code written for the image (to make files of types a reader does not support).
     """
     image = np.asarray(image)
     enc = _Encoder(version)
@@ -118,7 +120,7 @@ def dm_bytes(
         [
             ("Calibrations", enc.group([("Dimension", dimensions, True)]), True),
             ("Data", enc.array(image.ravel()), False),
-            ("DataType", enc.value(_LONG, _IMAGE_DATA_TYPE[image.dtype]), False),
+            ("DataType", enc.value(_LONG, data_type or _IMAGE_DATA_TYPE[image.dtype]), False),
             (
                 "Dimensions",
                 enc.group([("", enc.value(_ULONG, nx), False), ("", enc.value(_ULONG, ny), False)]),

@@ -1,5 +1,7 @@
 """MRC reading and writing, including mode 101 and IMOD's half-X 4-bit bytes."""
 
+from pathlib import Path
+
 import mrcfile
 import numpy as np
 import pytest
@@ -217,3 +219,50 @@ def test_conversion_counts_changes(tmp_path):
     assert w.n_saturated == 1
     with open_stack(tmp_path / "e.mrc") as r:
         assert r.read(0).tolist() == [[3, 15]]
+
+
+@pytest.mark.parametrize("mz, cell_z", [(0, 0.0), (1, 0.0), (0, 5.0)])
+@pytest.mark.parametrize("output", ["out.tif", "outdir", "out.mrc"])
+def test_issue13_item14_no_z_spacing_converts(tmp_path, mz, cell_z, output):
+    """An MRC with mz = 0 or a zero cell height (DE-Server's HAADFscan.mrc) is valid: its
+    pixel size is (x, y) with z 0, and convert keeps x and y instead of refusing it."""
+    from dedkit.jobs.stacks import convert_stack, describe_stack
+
+    source = tmp_path / "in.mrc"
+    data = np.arange(2 * 4 * 6, dtype=np.uint16).reshape(2, 4, 6)
+    with mrcfile.new(source) as m:
+        m.set_data(data)
+        m.header.mx, m.header.my, m.header.mz = 6, 4, mz
+        m.header.cella = (6 * 2.5, 4 * 3.0, cell_z)
+    with MrcReader(source) as r:
+        assert r.info.pixel_size == pytest.approx((2.5, 3.0, 0.0))
+    assert describe_stack(source)["pixel_size"] == pytest.approx([2.5, 3.0])
+    convert_stack(source, tmp_path / output)
+    with open_stack(tmp_path / output) as r:
+        assert r.info.pixel_size[:2] == pytest.approx((2.5, 3.0), rel=1e-6)
+        np.testing.assert_array_equal(r.read(1), data[1])
+
+
+def test_issue13_item14_real_file_without_z_spacing(tmp_path):
+    """The DE-Server file of the issue converts to TIFF with its 56.79 A pixels."""
+    from dedkit.jobs.stacks import convert_stack
+
+    source = Path(__file__).resolve().parents[3] / "shared/cases/external/mrc/rsciio_HAADFscan.mrc"
+    if not source.is_file():
+        pytest.skip("shared external cases not present")
+    convert_stack(source, tmp_path / "out.tif")
+    with open_stack(tmp_path / "out.tif") as r, mrcfile.open(source, permissive=True) as ref:
+        assert r.info.pixel_size[:2] == pytest.approx(
+            (float(ref.voxel_size.x), float(ref.voxel_size.y)), rel=1e-6
+        )
+        np.testing.assert_array_equal(r.read(0), ref.data)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, (1.0, 0.0), (1.0, 1.0, -1.0), float("nan"), "x"])
+def test_issue13_item14_pixel_size_option_checked(tmp_path, bad):
+    """Writers share one pixel size rule: x, y positive and finite, z positive or 0."""
+    with pytest.raises(DedkitError, match="pixel size"):
+        create_stack(tmp_path / "o.mrc", (1, 2, 2), np.uint8, pixel_size=bad)
+    with pytest.raises(DedkitError, match="pixel size"):
+        create_stack(tmp_path / "o.tif", (1, 2, 2), np.uint8, pixel_size=bad)
+    assert not list(tmp_path.iterdir())

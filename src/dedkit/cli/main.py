@@ -251,7 +251,8 @@ def convert(input, output, compression, force, as_json, quiet):
 @click.argument("file", type=click.Path())
 @json_option
 def header(file, as_json):
-    """Show size, mode, packing, titles, r/f, scaling and gain/defect names."""
+    """Show size, mode, packing, titles, r/f, scaling and gain/defect names (MRC, TIFF,
+    folders; DM3/DM4 with their calibration units)."""
     from dedkit.jobs.stacks import describe_stack
 
     d = describe_stack(file)
@@ -266,6 +267,7 @@ def header(file, as_json):
         ("packing", d["packing"]),
         ("compression", d["compression"]),
         ("pixel size (A)", d["pixel_size"] and " x ".join(f"{v:g}" for v in d["pixel_size"])),
+        ("units", d["units"] and " x ".join(u or "(none)" for u in d["units"])),
         ("r/f", d["rotflip"]),
         ("r/f needed", d["rotflip_needed"]),
         ("scaling", d["scaling"]),

@@ -14,6 +14,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError, one_line
 from dedkit.io.atomic import atomic_output, check_output_path
+from dedkit.io.inputs import check_input_file
 
 __all__ = ["write_pedestal_file", "read_pedestal_file", "read_gain_map", "write_gain_map"]
 
@@ -47,6 +48,7 @@ def read_pedestal_file(path) -> tuple[dict, dict]:
     path = Path(path)
     if not path.exists():
         raise DedkitError("no such pedestal file", path=path)
+    check_input_file(path, "pedestal file")
     try:
         with h5py.File(path, "r") as f:
             if PEDESTAL_GROUP not in f:
@@ -99,6 +101,7 @@ def read_gain_map(path, shape: tuple[int, int] | None = None) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise DedkitError("no such gain map", path=path)
+    check_input_file(path, "gain map")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":

@@ -33,6 +33,7 @@ import numpy as np
 from dedkit.errors import DedkitError
 from dedkit.hpd.tables import ClusterTable
 from dedkit.io.atomic import CommitOnSuccess, atomic_output, check_output_path, writing
+from dedkit.io.inputs import check_input_file
 
 __all__ = ["ClustWriter", "cluster_record_dtype", "iter_clust", "read_clust", "write_clust"]
 
@@ -372,10 +373,9 @@ class ClustWriter(CommitOnSuccess):
 
 
 def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        raise DedkitError("cluster file not found", path=path) from None
+    if not path.exists():
+        raise DedkitError("cluster file not found", path=path)
+    return check_input_file(path, "cluster file").stat().st_size
 
 
 def _read_bytes(path: Path) -> np.ndarray:

@@ -41,6 +41,7 @@ from typing import NamedTuple
 
 from dedkit.errors import DedkitError
 from dedkit.io.atomic import atomic_output, check_output_path
+from dedkit.io.inputs import check_input_file
 
 __all__ = [
     "DefectList",
@@ -184,6 +185,9 @@ def read_defects(path) -> DefectList:
     DedkitError
         If the file cannot be read or a line is malformed (with its line number).
     """
+    if not os.path.lexists(path):
+        raise DedkitError("defect list not found", path=path)
+    check_input_file(path, "defect list")
     try:
         with open(path, encoding="utf-8", errors="strict") as f:
             text = f.read()

@@ -31,6 +31,7 @@ from dedkit.io.atomic import (
     temporary_sibling,
     write_error,
 )
+from dedkit.io.inputs import check_input_file
 
 __all__ = ["GuardedFile", "H5Writer", "h5_for_writing", "open_h5"]
 
@@ -174,8 +175,9 @@ class H5Writer(CommitOnSuccess):
 def open_h5(path, what: str) -> h5py.File:
     """Open an HDF5 file for reading; ``what`` names it in the errors ("training set")."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DedkitError(f"{what} not found", path=path)
+    check_input_file(path, what)
     try:
         return h5py.File(path, "r")
     except OSError as error:

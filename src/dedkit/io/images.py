@@ -13,6 +13,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.io.dm import is_dm, read_dm
+from dedkit.io.inputs import check_input_path
 from dedkit.io.stack import open_stack
 
 __all__ = ["read_image", "image_shape"]
@@ -23,9 +24,7 @@ def read_image(path) -> np.ndarray:
 
     A stack of several images is refused: a reference must be one image.
     """
-    path = Path(path)
-    if not path.exists():
-        raise DedkitError("no such file", path=path)
+    path = check_input_path(path, "image file")
     if is_dm(path):
         return read_dm(path).data
     with open_stack(path) as stack:

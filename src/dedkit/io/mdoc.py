@@ -34,9 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dedkit.errors import DedkitError
 from dedkit.io.atomic import atomic_output, check_output_path
+from dedkit.io.inputs import check_input_file
 
 _BLANKS = " \t"
 # A line's trailing white space, '\r' included, is no part of it (IMOD strips it).
@@ -497,7 +499,11 @@ def _parse_header(content: str, raw: str, number: int, path) -> MdocSection:
         raise _error("section header has nothing before '='", path, number)
     if not value:
         raise _error("section header has no value after '='", path, number)
-    section = MdocSection(kind, value, line=number)
+    try:
+        section = MdocSection(kind, value, line=number)
+    # a lone carriage return inside the brackets (found by fuzzing) breaks the header rules
+    except ValueError as error:
+        raise _error(str(error), path, number) from None
     section._source_header = (raw, (kind, value))
     return section
 
@@ -568,8 +574,11 @@ def read_mdoc(path) -> Mdoc:
     DedkitError
         If the file cannot be read or breaks the autodoc rules.
     """
+    path = Path(path)
+    if path.exists():
+        check_input_file(path, "mdoc file")
     try:
-        data = open(path, "rb").read()
+        data = path.read_bytes()
     except OSError as exc:
         raise DedkitError(f"cannot read mdoc file: {exc.strerror}", path=path) from exc
     return parse_mdoc(data.decode(_ENCODING, _ENCODING_ERRORS), path=path)

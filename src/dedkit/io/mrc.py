@@ -18,6 +18,7 @@ resident, while streaming keeps memory at one frame.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -29,7 +30,8 @@ from dedkit.errors import DedkitError
 from dedkit.frames.pack import packed_row_bytes, unpack_nibbles
 from dedkit.frames.stats import FrameStats, frame_stats, nibble_stats
 from dedkit.io.blockio import pwrite_all
-from dedkit.io.stack import FrameReader, FrameWriter, StackInfo
+from dedkit.io.inputs import check_input_file
+from dedkit.io.stack import FrameReader, FrameWriter, StackInfo, pixel_size_xyz
 
 __all__ = [
     "IMOD_STAMP",
@@ -102,7 +104,7 @@ def read_header(path) -> tuple[np.ndarray, bool]:
     header : numpy structured scalar of mrcfile's HEADER_DTYPE (file byte order)
     little_endian : bool
     """
-    path = Path(path)
+    path = check_input_file(path, "MRC file")
     with open(path, "rb") as f:
         raw = f.read(HEADER_BYTES)
     if len(raw) < HEADER_BYTES:
@@ -143,6 +145,22 @@ def _titles(header: np.ndarray) -> list[str]:
         text = bytes(header["label"][i]).split(b"\0")[0].decode("ascii", "replace")
         out.append(text.rstrip())
     return out
+
+
+def _pixel_size(header: np.ndarray) -> tuple[float, float, float] | None:
+    """(x, y, z) in Angstrom from the cell size and sampling (cella / mx, my, mz).
+
+    None unless both X and Y are calibrated (positive, finite); z is 0.0 when the file
+    has no Z spacing (mz = 0 or a zero cell height, as for a 2-D image or a stack of
+    frames from DE-Server), the value mrcfile's ``voxel_size`` gives too. Issue 13
+    item 14: such a file is valid and its pixel size is (x, y).
+    """
+    mx, my, mz = (int(header[k]) for k in ("mx", "my", "mz"))
+    cell = [float(header["cella"][k]) for k in ("x", "y", "z")]
+    if mx <= 0 or my <= 0 or not all(math.isfinite(v) and v > 0 for v in cell[:2]):
+        return None
+    z = cell[2] / mz if mz > 0 and math.isfinite(cell[2]) and cell[2] > 0 else 0.0
+    return (cell[0] / mx, cell[1] / my, z)
 
 
 class MrcReader(FrameReader):
@@ -200,15 +218,6 @@ class MrcReader(FrameReader):
                 f"(mode {mode}), {needed} bytes, but the file has {size} bytes",
                 path=path,
             )
-        pixel_size = None
-        mx, my, mz = (int(header[k]) for k in ("mx", "my", "mz"))
-        cella = header["cella"]
-        if mx > 0 and my > 0 and float(cella["x"]) > 0:
-            pixel_size = (
-                float(cella["x"]) / mx,
-                float(cella["y"]) / my,
-                float(cella["z"]) / mz if mz > 0 else 0.0,
-            )
         self.info = StackInfo(
             path=str(self.path),
             format="mrc",
@@ -216,7 +225,7 @@ class MrcReader(FrameReader):
             dtype=dtype,
             packing=packing,
             titles=titles,
-            pixel_size=pixel_size,
+            pixel_size=_pixel_size(header),
             mode=mode,
             extra={"imod_flags": flags, "little_endian": little, "extended_header_bytes": nsymbt},
         )
@@ -262,8 +271,9 @@ class MrcWriter(FrameWriter):
         4-bit forms; 'half-bytes' needs an even nx and sets the IMOD 4-bit flag.
     titles : sequence of str
         Up to 10 titles of at most 80 characters.
-    pixel_size : float or (x, y, z), optional
-        Angstrom per pixel.
+    pixel_size : float, (x, y) or (x, y, z), optional
+        Angstrom per pixel (see :func:`dedkit.io.stack.pixel_size_xyz`); a z of 0 (no Z
+        spacing) is written as a zero cell height.
     force, inputs
         See :func:`dedkit.io.atomic.check_output_path`.
     """
@@ -295,11 +305,7 @@ class MrcWriter(FrameWriter):
                 f"cannot write an odd width ({shape[2]}) as bytes with half the X size", path=path
             )
         self.titles = titles
-        if pixel_size is None:
-            self.pixel_size = None
-        else:
-            ps = np.broadcast_to(np.asarray(pixel_size, float), (3,))
-            self.pixel_size = tuple(float(v) for v in ps)
+        self.pixel_size = pixel_size_xyz(pixel_size, path)
         self.stats = FrameStats()
         super().__init__(path, shape, dtype, packing=packing, force=force, inputs=inputs)
 

@@ -57,6 +57,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.io.atomic import check_output_path, temporary_sibling
+from dedkit.io.inputs import check_input_file
 
 __all__ = [
     "HEADER_DTYPE",
@@ -303,8 +304,9 @@ def read_master(path) -> RawMaster:
             "not an slsDetector master file name (expected NAME_master_I.json or .raw)",
             path=path,
         )
-    if not path.is_file():
+    if not path.exists():
         raise DedkitError("master file not found", path=path)
+    check_input_file(path, "master file")
     try:
         text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError as error:
@@ -700,10 +702,11 @@ class RawRun:
         file_index = 0
         while True:
             path = m.data_path(port, file_index)
-            if not path.is_file():
+            if not path.exists():
                 if file_index == 0:
                     raise DedkitError("data file not found", path=path)
                 break
+            check_input_file(path, "data file")
             size = path.stat().st_size
             n_whole, partial = divmod(size, self._frame_bytes)
             files.append(_DataFile(path, first, n_whole))

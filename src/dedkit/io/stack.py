@@ -38,6 +38,7 @@ __all__ = [
     "open_stack",
     "create_stack",
     "format_from_path",
+    "pixel_size_xyz",
 ]
 
 #: How 4-bit data is laid out in a file. 'none': not packed; 'mode101': MRC mode 101;
@@ -47,6 +48,8 @@ PACKINGS = ("none", "mode101", "half-bytes", "serialemccd", "tiff4")
 
 MRC_SUFFIXES = {".mrc", ".mrcs", ".st", ".ali", ".map", ".rec", ".preali"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
+#: Read only (DigitalMicrograph images and stacks, see :class:`dedkit.io.dm.DmReader`).
+DM_SUFFIXES = {".dm3", ".dm4"}
 
 
 @dataclass
@@ -57,7 +60,7 @@ class StackInfo:
     ----------
     path : str
     format : str
-        'mrc', 'tiff' or 'folder'.
+        'mrc', 'tiff', 'folder' or 'dm' (DM3/DM4, read only).
     shape : (nz, ny, nx)
         True size in pixels (unpacked width for 4-bit data).
     dtype : numpy.dtype
@@ -68,7 +71,8 @@ class StackInfo:
         MRC title lines, or the TIFF ImageDescription split into lines. The r/f value
         they record is :attr:`rotflip`.
     pixel_size : tuple of float or None
-        (x, y, z) pixel size in Angstrom when the file records one.
+        (x, y, z) pixel size in Angstrom when the file records X and Y; z is 0.0 when it
+        records no Z spacing (an MRC file with mz = 0 or a zero cell height).
     mode : int or None
         MRC mode number (101 for 4-bit), None for other formats.
     compression : str or None
@@ -314,6 +318,43 @@ class FrameWriter(CommitOnSuccess, abc.ABC):
         """Close open handles before the temporary is removed."""
 
 
+def pixel_size_xyz(pixel_size, path=None) -> tuple[float, float, float] | None:
+    """A writer's pixel size option as (x, y, z) in Angstrom, checked.
+
+    Parameters
+    ----------
+    pixel_size : None, float, (x, y) or (x, y, z)
+        One number means the same size on every axis. x and y must be positive and
+        finite; z may be 0 (or left out), meaning "no Z spacing", as a 2-D image or an
+        MRC file with mz = 0 has (issue 13 item 14).
+
+    Raises
+    ------
+    DedkitError
+        For any other shape, a non-positive or non-finite x or y, or a negative z.
+    """
+    if pixel_size is None:
+        return None
+    try:
+        sizes = np.atleast_1d(np.asarray(pixel_size, dtype=float))
+    except (TypeError, ValueError):
+        sizes = np.zeros(0)
+    ok = sizes.ndim == 1 and sizes.size in (1, 2, 3) and bool(np.all(np.isfinite(sizes)))
+    if ok:
+        if sizes.size == 1:
+            sizes = np.repeat(sizes, 3)
+        elif sizes.size == 2:
+            sizes = np.append(sizes, 0.0)
+        ok = bool(sizes[0] > 0 and sizes[1] > 0 and sizes[2] >= 0)
+    if not ok:
+        raise DedkitError(
+            f"pixel size {pixel_size!r} must be one positive number, (x, y) or (x, y, z) "
+            "with x, y positive and z positive or 0 (no Z spacing)",
+            path=path,
+        )
+    return (float(sizes[0]), float(sizes[1]), float(sizes[2]))
+
+
 def format_from_path(path) -> str:
     """'mrc', 'tiff' or 'folder' from a path's suffix (a folder has no known suffix)."""
     p = Path(path)
@@ -343,10 +384,18 @@ def check_stack_output(path, inputs=(), force: bool = False, format: str | None 
 
 
 def open_stack(path) -> FrameReader:
-    """Open an MRC file, a TIFF file or a folder of numbered images for lazy reading."""
-    p = Path(path)
-    if not p.exists():
-        raise DedkitError("no such file or folder", path=p)
+    """Open an MRC file, a TIFF file or a folder of numbered images for lazy reading.
+
+    A DM3/DM4 file (an image or a 3-D stack) opens too, read whole (they are small);
+    dedkit does not write DM files.
+    """
+    from dedkit.io.inputs import check_input_path
+
+    p = check_input_path(path)
+    if not p.is_dir() and p.suffix.lower() in DM_SUFFIXES:
+        from dedkit.io.dm import DmReader
+
+        return DmReader(p)
     fmt = "folder" if p.is_dir() else format_from_path(p)
     if fmt == "mrc":
         from dedkit.io.mrc import MrcReader
@@ -389,7 +438,8 @@ def create_stack(
         or 'tiff4'.
     titles : sequence of str
         MRC titles (up to 10 of 80 characters) or TIFF ImageDescription lines.
-    pixel_size : float or (x, y, z) in Angstrom, optional
+    pixel_size : float, (x, y) or (x, y, z) in Angstrom, optional
+        See :func:`pixel_size_xyz`; z 0 means no Z spacing.
     compression : str, optional
         TIFF only: 'none', 'lzw', 'zip' or 'zstd'.
     force : bool

@@ -30,7 +30,8 @@ import tifffile
 
 from dedkit.errors import DedkitError, one_line
 from dedkit.frames.pack import packed_row_bytes, unpack_nibbles
-from dedkit.io.stack import FOLDER_KIND, FrameReader, FrameWriter, StackInfo
+from dedkit.io.inputs import check_input_file
+from dedkit.io.stack import FOLDER_KIND, FrameReader, FrameWriter, StackInfo, pixel_size_xyz
 
 __all__ = [
     "COMPRESSIONS",
@@ -94,6 +95,20 @@ _ANGSTROM_PER_IMAGEJ_UNIT = {
 _CLASSIC_TIFF_LIMIT = 3.9e9
 _WORST_CASE_EXPANSION = {"none": 1.0, "lzw": 1.5, "zip": 1.01, "zstd": 1.01}
 
+# The most a page can grow when decoded, per compression: deflate's limit is 1032:1,
+# PackBits' 64:1; LZW codes of at most 12 bits stand for strings of at most 4096 bytes.
+# zstd, LZMA and others have no such limit: 65536:1 still admits an empty 24 MB K3
+# frame. Anything declaring more is refused before the decoder allocates it.
+_MAX_EXPANSION = {
+    tifffile.COMPRESSION.ADOBE_DEFLATE: 1032,
+    tifffile.COMPRESSION.DEFLATE: 1032,
+    tifffile.COMPRESSION.PACKBITS: 64,
+    tifffile.COMPRESSION.LZW: 4096,
+}
+_MAX_EXPANSION_OTHER = 65536
+# Pages of a few bytes (a 1 x 1 image, the writer's padding) need no ratio.
+_EXPANSION_SLACK = 4096
+
 # tifffile reverses the bit order of each byte for FillOrder 2 and then takes the high
 # nibble first; reversing the 4 bits of each value gives the pixels of the spec's layout,
 # where the left pixel sits in the low nibble with its bits in their usual order.
@@ -148,7 +163,7 @@ class TiffReader(FrameReader):
     """
 
     def __init__(self, path):
-        self.path = Path(path)
+        self.path = check_input_file(path, "TIFF file")
         try:
             self._tiff = tifffile.TiffFile(self.path)
         except FileNotFoundError:
@@ -181,6 +196,9 @@ class TiffReader(FrameReader):
                     f"shape {first.shape}; all pages of a frame stack must match",
                     path=self.path,
                 )
+        file_size = self.path.stat().st_size
+        for index, page in enumerate(pages):
+            self._check_page_size(index, page, file_size)
         if len(first.shape) != 2:
             raise DedkitError(
                 f"pages of shape {first.shape} are not single-channel 2-D images",
@@ -217,6 +235,42 @@ class TiffReader(FrameReader):
             compression=_read_compression_name(first.compression),
             extra=extra,
         )
+
+    def _check_page_size(self, index: int, page, file_size: int) -> None:
+        """Refuse a page whose header declares more than its stored bytes can hold.
+
+        A lying ImageWidth/ImageLength would otherwise make the decoder allocate the
+        declared size (64 GB for a 178-byte file): the page's strips or tiles must lie
+        inside the file, and the decoded page may exceed them only by what its
+        compression can achieve (:data:`_MAX_EXPANSION`).
+        """
+        try:
+            offsets, counts = page.dataoffsets, page.databytecounts
+            decoded = int(page.nbytes)
+        # tifffile computes these from the tags, which a damaged file may not have.
+        except Exception as e:
+            raise DedkitError(
+                f"page {index}: unreadable layout ({one_line(e)})", path=self.path
+            ) from None
+        stored = 0
+        for offset, count in zip(offsets, counts, strict=False):
+            if offset < 0 or count < 0 or offset + count > file_size:
+                raise DedkitError(
+                    f"truncated or corrupt TIFF: page {index} has data at bytes "
+                    f"{offset}-{offset + count}, the file has {file_size}",
+                    path=self.path,
+                )
+            stored += int(count)
+        ratio = _MAX_EXPANSION.get(page.compression, _MAX_EXPANSION_OTHER)
+        bits = max(1, int(page.bitspersample or 8))
+        if page.compression == tifffile.COMPRESSION.NONE:
+            ratio = max(1, 8 // bits) if bits < 8 else 1
+        if decoded > ratio * stored + _EXPANSION_SLACK:
+            raise DedkitError(
+                f"truncated or corrupt TIFF: page {index} declares {page.shape} "
+                f"({decoded} bytes) but stores {stored} bytes",
+                path=self.path,
+            )
 
     def _pixel_size(self, page) -> tuple[float, float, float] | None:
         """(x, y, z) in Angstrom from the resolution tags, when their unit is a length.
@@ -362,15 +416,11 @@ def _tiff_page_format(
 
 def _resolution_per_cm(path, pixel_size) -> tuple[float, float] | None:
     """(XResolution, YResolution) in pixels per centimetre for a pixel size in Angstrom."""
-    if pixel_size is None:
+    sizes = pixel_size_xyz(pixel_size, path)
+    if sizes is None:
         return None
-    sizes = np.atleast_1d(np.asarray(pixel_size, dtype=float))
-    if sizes.ndim != 1 or sizes.size not in (1, 3) or not np.all(sizes > 0):
-        raise DedkitError(
-            f"pixel size {pixel_size!r} must be one positive number or (x, y, z)", path=path
-        )
-    x, y = (sizes[0], sizes[0]) if sizes.size == 1 else (sizes[0], sizes[1])
-    return (1e8 / x, 1e8 / y)
+    # TIFF has no Z spacing: only x and y are written
+    return (1e8 / sizes[0], 1e8 / sizes[1])
 
 
 class _TiffFrameWriter(FrameWriter):
@@ -528,7 +578,8 @@ def numbered_frame_files(folder) -> list[Path]:
     candidates = [
         p
         for p in folder.iterdir()
-        if p.suffix.lower() in FOLDER_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        # not is_dir(): a FIFO or device among the frames is refused by the reader, not skipped
+        if p.suffix.lower() in FOLDER_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
     ]
     if not candidates:
         raise DedkitError(

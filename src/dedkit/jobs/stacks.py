@@ -645,8 +645,15 @@ def describe_stack(path) -> dict:
         "mode": info.mode,
         "packing": info.packing,
         "compression": info.compression,
-        "pixel_size": list(info.pixel_size) if info.pixel_size else None,
+        # (x, y) where the file has no Z spacing (z 0, issue 13 item 14)
+        "pixel_size": (
+            [v for i, v in enumerate(info.pixel_size) if i < 2 or v > 0]
+            if info.pixel_size
+            else None
+        ),
         "titles": list(info.titles),
+        # the calibration units as a DM file names them (x, y[, z]), e.g. ['A', 'nm']
+        "units": info.extra.get("units") if info.format == "dm" else None,
         "rotflip": titles.rotflip,
         "rotflip_needed": titles.rotflip_needed,
         "scaling": titles.scaling,
