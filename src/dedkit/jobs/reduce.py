@@ -74,7 +74,7 @@ def reduce_stack(
         titles = _titles_after(
             reader,
             scaling=scaling,
-            packed=False,
+            packed_4bit=False,
             note=f"dedkit reduce: {filter} by {factor}, {values} of pixels",
         )
         with create_stack(
