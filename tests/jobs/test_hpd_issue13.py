@@ -260,6 +260,15 @@ def test_issue_13_item_12_master_disagreeing_with_the_data_is_refused(moench, tm
     assert not (tmp_path / "p.h5").exists()
     # the honest master still reads
     assert RawRun(moench).n_frames == 2
+    # twice the rows: the files seem truncated after a frame or two, but where the next
+    # frame's header should begin there are pixels
+    longer = write_raw_run(tmp_path, "long", np.ones((5, 400, 400), np.uint16) * 1000)
+    master = json.loads(longer.read_text())
+    longer.write_text(
+        json.dumps({**master, "Pixels": {"x": 400, "y": 400}, "Image Size in bytes": 320000})
+    )
+    status, _, err = run_cli(capsys, "raw", "info", longer)
+    assert_one_line_refusal(status, err, "master does not describe this data")
 
 
 def test_issue_13_item_12_image_of_a_clusters_file_is_refused(tmp_path, capsys):

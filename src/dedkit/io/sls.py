@@ -745,17 +745,25 @@ class RawRun:
         """Refuse a master whose frame size does not fit the data (issue 13 item 12).
 
         With the wrong Pixels or image size, the frame records are cut in the wrong
-        places, so the second and the last frame of a file would have pixel values where
-        their headers should be: these headers must name the master's detector, have the
-        first one's header version and a later frame number. (Rows and columns that
-        contradict the master are reported, by frame, when read.)
+        places, so the second and the last frame of a file, and the partial frame a
+        truncated file ends with, would have pixel values where their headers should be:
+        these headers must name the master's detector, have the first one's header
+        version and a later frame number. (Rows and columns that contradict the master
+        are reported, by frame, when read.)
         """
         m = self.master
         for data_file in files:
+            checked = []
             for local in sorted({min(1, data_file.n_frames - 1), data_file.n_frames - 1}):
-                if local < 0:
-                    continue
-                h = self._headers_of(data_file, slice(local, local + 1))[0]
+                if local >= 0:
+                    checked.append((local, self._headers_of(data_file, slice(local, local + 1))))
+            tail = data_file.n_frames * self._frame_bytes
+            if data_file.path.stat().st_size - tail >= HEADER_DTYPE.itemsize:
+                # a truncated file's last frame starts with its header all the same
+                tail_header = np.fromfile(data_file.path, HEADER_DTYPE, count=1, offset=tail)
+                checked.append((data_file.n_frames, tail_header))
+            for local, headers in checked:
+                h = headers[0]
                 if (
                     int(h["detector_type"]) not in self._type_codes
                     or h["header_version"] != first["header_version"]
