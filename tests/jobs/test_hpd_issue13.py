@@ -384,3 +384,16 @@ def test_issue_13_item_20_image_pixel_size_is_the_pitch_over_upsample(tmp_path, 
     report = make_image(bare, tmp_path / "j.tif", upsample=2)
     assert report.details["pixel_size_A"] is None
     assert any("pitch is not recorded" in w for w in report.warnings)
+
+
+def test_issue_13_item_20_pipeline_records_the_moench_pitch(moench, tmp_path):
+    """hpd clusters records MÖNCH's 25 um pitch; it reaches the events and the image."""
+    from dedkit.jobs.hpd import compute_pedestal, find_clusters_in_run
+
+    ped, clusters, events = tmp_path / "PED.h5", tmp_path / "c.h5", tmp_path / "e.h5"
+    compute_pedestal(moench, ped)
+    find_clusters_in_run(moench, ped, clusters, gain=0.02, workers=0)
+    assert read_attrs(clusters)["detector_pitch_um"] == 25.0
+    localize_clusters(clusters, events, select=False)
+    report = make_image(events, tmp_path / "i.mrc", upsample=8)
+    assert report.details["pixel_size_A"] == pytest.approx(250000.0 / 8)

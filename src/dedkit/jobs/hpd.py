@@ -307,7 +307,9 @@ def find_clusters_in_run(
         "frames": [start, stop],
         "detector_shape": list(run.shape),
         "detector_type": run.master.detector_type,
-        "pitch_um": MOENCH_PITCH_UM,
+        # the pitch of the detector type (not "pitch_um": that names a simulated sensor,
+        # which the cnn compares with its card)
+        "detector_pitch_um": MOENCH_PITCH_UM,
         "chunk_frames": chunk_frames,
     }
     writer = (
@@ -423,6 +425,10 @@ def localize_clusters(
     if gain is not None:
         table = _clusters_in_kev(table, gain, attrs, clusters)
     beam = beam_energy_keV if beam_energy_keV is not None else attrs.get("beam_energy_keV", 200.0)
+    try:
+        beam = float(beam)
+    except (TypeError, ValueError):
+        raise DedkitError(f"beam energy {beam!r} is not a number of keV", path=clusters) from None
     report_counts = {"clusters": len(table)}
     selection = None
     if select:
@@ -509,10 +515,11 @@ def _path_or_none(value):
 
 
 def _pitch_um(attrs: dict) -> float | None:
-    """The detector's pixel pitch recorded in a table's attributes (``pitch_um``, or the
-    simulator's ``sensor.pitch_um``), or None."""
+    """The detector's pixel pitch recorded in a table's attributes (the simulator's
+    ``sensor.pitch_um`` or ``pitch_um``, else ``detector_pitch_um`` that ``hpd clusters``
+    records for the run's detector type), or None."""
     sensor = attrs.get("sensor") if isinstance(attrs.get("sensor"), dict) else {}
-    pitch = attrs.get("pitch_um", sensor.get("pitch_um"))
+    pitch = sensor.get("pitch_um", attrs.get("pitch_um", attrs.get("detector_pitch_um")))
     try:
         pitch = float(pitch)
     except (TypeError, ValueError):
