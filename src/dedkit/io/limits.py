@@ -15,7 +15,9 @@ sizes here *before* it allocates or reads, and refuses with one line naming the 
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
@@ -33,6 +35,8 @@ __all__ = [
 MAX_DETECTOR_SIDE = 8192
 #: Largest image (pixels) a file can make dedkit build: 1024 x 1024 detector pixels x 8^2
 MAX_IMAGE_PIXELS = (1024 * 8) ** 2
+# numpy's own limit on a .npy header it parses without allow_pickle
+_MAX_NPY_HEADER = 10000
 
 
 def check_detector_shape(shape, *, path=None, what: str = "detector shape") -> tuple[int, int]:
@@ -90,15 +94,25 @@ def read_npy_header(path) -> tuple[tuple[int, ...], np.dtype, int]:
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0), (3, 0)):
+                raise ValueError(f"unknown .npy format version {version}")
+            # the header's length is checked before numpy reads (allocates) that many bytes
+            length_format = "<H" if version == (1, 0) else "<I"
+            start = f.tell()
+            (length,) = struct.unpack(length_format, f.read(struct.calcsize(length_format)))
+            if length > _MAX_NPY_HEADER or start + length > size:
+                raise ValueError(f"header length {length} does not fit the file")
+            f.seek(start)
             if version == (1, 0):
                 shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
             else:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
             offset = f.tell()
-        size = path.stat().st_size
-    except (ValueError, EOFError, SyntaxError) as error:
+    # numpy parses the header with ast and tokenize: their errors too mean 'not .npy'
+    except (ValueError, EOFError, SyntaxError, TypeError, struct.error, TokenError) as error:
         message = " ".join(str(error).split())
         raise DedkitError(f"not a readable .npy file ({message})", path=path) from None
     if dtype.hasobject:

@@ -694,6 +694,14 @@ class RawRun:
         # bounded before the frame record is built from them (issue 13 items 8, 11)
         check_detector_shape((rows, cols), path=self._path, what="master's Pixels (one port)")
         check_detector_shape(m.shape, path=self._path, what="master's Geometry x Pixels")
+        counts = {"Frames in File": m.frames_in_file, "Total Frames": m.total_frames}
+        for name, value in counts.items():
+            if not 0 <= value < 2**63:
+                raise DedkitError(f"master's {name} is {value}", path=self._path)
+        if m.udp_interfaces < 1:
+            raise DedkitError(
+                f"master's Number of UDP Interfaces is {m.udp_interfaces}", path=self._path
+            )
         if m.max_frames_per_file < 1:
             raise DedkitError(
                 f"master's Max Frames Per File is {m.max_frames_per_file}", path=self._path

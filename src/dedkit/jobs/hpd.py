@@ -524,7 +524,8 @@ def _pitch_um(attrs: dict) -> float | None:
         pitch = float(pitch)
     except (TypeError, ValueError):
         return None
-    return pitch if np.isfinite(pitch) and pitch > 0 else None
+    # hybrid-pixel pitches are tens to hundreds of um; anything beyond 1 cm is no pitch
+    return pitch if 0 < pitch <= 1e4 else None
 
 
 def make_image(
