@@ -397,3 +397,46 @@ def test_issue_13_item_20_pipeline_records_the_moench_pitch(moench, tmp_path):
     localize_clusters(clusters, events, select=False)
     report = make_image(events, tmp_path / "i.mrc", upsample=8)
     assert report.details["pixel_size_A"] == pytest.approx(250000.0 / 8)
+
+
+# ------------------------------------------------------------------ fuzz findings
+
+
+def test_issue_13_item_8_fuzz_findings_allocate_nothing_large(tmp_path):
+    """What the HPD readers' fuzzing found: a 1-byte .clust made iter_clust ask numpy
+    for 128 MiB; a .npy whose version byte is damaged made numpy read a 600 MB header."""
+    from dedkit.io.clust import iter_clust
+
+    clust = tmp_path / "one.clust"
+    clust.write_bytes(b"\1")
+    assert peak_bytes(_refused, lambda: list(iter_clust(clust))) < PEAK_LIMIT
+    npy = tmp_path / "gain.npy"
+    np.save(npy, np.ones((4, 4), np.float32))
+    raw = bytearray(npy.read_bytes())
+    raw[6] = 0  # format version 0.x: no such version
+    npy.write_bytes(bytes(raw))
+    with pytest.raises(DedkitError, match="not a readable .npy file"):
+        read_gain_map(npy)
+    assert peak_bytes(_refused, read_gain_map, npy) < PEAK_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("Frames in File", -1),
+        ("Total Frames", -(2**63)),
+        ("Number of UDP Interfaces", 0),
+        ("Version", "x.y"),
+        ("Exptime", 1e400),
+    ],
+)
+def test_issue_13_item_11_fuzz_findings_in_masters(moench, tmp_path, key, value, capsys):
+    import shutil
+
+    for data in moench.parent.glob("run_d*_f*_0.raw"):
+        shutil.copy(data, tmp_path / data.name)
+    master = json.loads(moench.read_text())
+    path = tmp_path / moench.name
+    path.write_text(json.dumps({**master, key: value}))
+    status, _, err = run_cli(capsys, "raw", "info", path)
+    assert_one_line_refusal(status, err, str(path))
