@@ -457,14 +457,14 @@ def hpd_clusters(
     "--model",
     type=click.Path(),
     default=None,
-    help="cnn: MODEL (.npz/.json) from 'dedkit learn train' (default: the shipped one).",
+    help="cnn: MODEL (.npz/.json) from 'dedkit learn train'. [default: the shipped one]",
 )
 @click.option("--output", "-o", required=True, type=click.Path(), help="EVENTS.h5 to write.")
 @click.option(
     "--flat-field",
     type=click.Path(),
     default=None,
-    help="Clusters of a flat illumination for the eta map (default: the input).",
+    help="Clusters of a flat illumination for the eta map. [default: the input]",
 )
 @click.option(
     "--beam-energy",
