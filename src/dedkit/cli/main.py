@@ -27,6 +27,7 @@ from dedkit.cli.sim import sim
 from dedkit.cli.study import study
 from dedkit.errors import DedkitError, one_line
 from dedkit.io.atomic import DISK_FULL_ERRNOS, published, reset_published
+from dedkit.parallel.chunks import MAX_CHUNK_FRAMES
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
@@ -293,7 +294,7 @@ def frame_range(text: str | None) -> tuple[int, int | None]:
 
 
 frames_option = click.option(
-    "--frames", default=None, help="Frames START:STOP of the run (default: all)."
+    "--frames", default=None, help="Frames START:STOP of the run. [default: all]"
 )
 
 
@@ -334,6 +335,8 @@ def hpd():
 
 def emit_hpd_report(report, as_json: bool) -> None:
     emit_json(report.to_dict()) if as_json else click.echo(report.text())
+    for line in report.warnings:
+        click.echo(f"dedkit hpd {report.command}: warning: {line}", err=True)
 
 
 @hpd.command("pedestal")
@@ -342,9 +345,11 @@ def emit_hpd_report(report, as_json: bool) -> None:
 @frames_option
 @click.option(
     "--window",
-    type=int,
+    type=click.IntRange(0),
     default=1000,
-    help="aare's moving-window length in frames; 0 for the plain mean of all frames.",
+    show_default=True,
+    help="aare's moving-window length in frames (at most the dark frames); 0 for the plain "
+    "mean of all frames.",
 )
 @force_option
 @json_option
@@ -375,31 +380,52 @@ def hpd_pedestal(master, output, frames, window, force, as_json, quiet):
     "--finder",
     type=click.Choice(["aare3x3", "aare5x5", "connected"]),
     default="aare3x3",
-    help="aare's local-maximum finder or the paper's finder.",
+    show_default=True,
+    help="aare's 3x3 or 5x5 local-maximum finder (ADU; .clust or .h5), or the paper's "
+    "connected finder (keV crops with features; needs --gain, .h5 only).",
 )
-@click.option("--nsigma", type=float, default=5.0, help="Threshold in noise sigmas.")
 @click.option(
-    "--gain", default=None, help="keV per ADU: a number or a per-pixel map (.npy/.h5/.mrc/.tif)."
+    "--nsigma",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Threshold in noise sigmas (pixel noise from the pedestal file).",
 )
-@click.option("--beam-energy", type=float, default=200.0, help="Beam energy, keV.")
+@click.option(
+    "--gain",
+    default=None,
+    help="keV per ADU: a number or a per-pixel map (.npy/.h5/.mrc/.tif); required by the "
+    "connected finder; with an aare finder, clusters are stored in keV (.h5). "
+    "[default: none, clusters in ADU]",
+)
+@click.option(
+    "--beam-energy",
+    type=float,
+    default=200.0,
+    show_default=True,
+    help="Beam energy in keV, recorded with the clusters (the connected finder's feature "
+    "and the energy window of 'hpd localize').",
+)
 @frames_option
 @click.option(
     "--chunk",
     "chunk_frames",
-    type=click.IntRange(1),
+    type=click.IntRange(1, MAX_CHUNK_FRAMES),
     default=1000,
+    show_default=True,
     help="Frames per chunk (one Dask task).",
 )
 @click.option(
     "--scheduler",
     default=None,
-    help="Dask scheduler address (default: a LocalCluster when the run has several chunks).",
+    help="Dask scheduler address such as tcp://host:8786. [default: a LocalCluster when "
+    "the run has several chunks]",
 )
 @click.option(
     "--workers",
     type=click.IntRange(0),
     default=None,
-    help="LocalCluster workers (default one per core; 0: run in this process).",
+    help="LocalCluster workers; 0 runs in this process. [default: one per core]",
 )
 @force_option
 @json_option
@@ -447,33 +473,46 @@ def hpd_clusters(
 @hpd.command("localize")
 @click.argument("clusters", type=click.Path())
 @click.option(
-    "--method", type=click.Choice(["centroid", "eta2", "eta3", "cnn"]), default="centroid"
+    "--method",
+    type=click.Choice(["centroid", "eta2", "eta3", "cnn"]),
+    default="centroid",
+    show_default=True,
+    help="Charge centroid, aare's eta interpolation on the 2x2 or 3x3 charge, or the CNN "
+    "(needs the connected finder's clusters and the learn extra).",
 )
 @click.option(
     "--model",
     type=click.Path(),
     default=None,
-    help="cnn: MODEL (.npz/.json) from 'dedkit learn train' (default: the shipped one).",
+    help="cnn: MODEL (.npz/.json) from 'dedkit learn train'. [default: the shipped one]",
 )
 @click.option("--output", "-o", required=True, type=click.Path(), help="EVENTS.h5 to write.")
 @click.option(
     "--flat-field",
     type=click.Path(),
     default=None,
-    help="Clusters of a flat illumination for the eta map (default: the input).",
+    help="Clusters of a flat illumination for the eta map. [default: the input]",
 )
 @click.option(
     "--beam-energy",
     type=float,
     default=None,
-    help="keV (default: from the clusters file, else 200).",
+    help="Beam energy in keV; sets the energy window 0.1-1.025 x it. "
+    "[default: from the clusters file, else 200]",
+)
+@click.option(
+    "--gain",
+    default=None,
+    help="keV per ADU (a number or a per-pixel map) for clusters in ADU, such as an aare "
+    ".clust file: converts them to keV so that they can be selected by energy. "
+    "[default: none; ADU clusters then need --no-select]",
 )
 @click.option("--no-select", is_flag=True, help="Keep every cluster (no energy window).")
 @force_option
 @json_option
 @quiet_option
 def hpd_localize(
-    clusters, method, model, output, flat_field, beam_energy, no_select, force, as_json, quiet
+    clusters, method, model, output, flat_field, beam_energy, gain, no_select, force, as_json, quiet
 ):
     """Select single electrons and localise them (centroid, eta or the CNN)."""
     from dedkit.jobs.hpd import localize_clusters
@@ -486,6 +525,7 @@ def hpd_localize(
             flat_field=flat_field,
             beam_energy_keV=beam_energy,
             select=not no_select,
+            gain=gain,
             model=model,
             force=force,
             progress=progress,
@@ -499,7 +539,8 @@ def hpd_localize(
     "--upsample",
     type=click.IntRange(1, 8),
     default=4,
-    help="Image pixels per detector pixel along each axis.",
+    show_default=True,
+    help="Image pixels per detector pixel along each axis (image pixel size: the pitch over this).",
 )
 @click.option("--output", "-o", required=True, type=click.Path(), help="IMAGE.mrc or .tif.")
 @click.option("--no-flat-field", is_flag=True, help="Plain counts, no sub-pixel correction.")

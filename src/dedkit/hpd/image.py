@@ -25,6 +25,7 @@ from dedkit.hpd.tables import EventTable
 from dedkit.io.stack import create_stack
 
 __all__ = [
+    "check_upsample",
     "divide_by_response",
     "MAX_UPSAMPLE",
     "subpixel_response",
@@ -36,7 +37,8 @@ __all__ = [
 MAX_UPSAMPLE = 8
 
 
-def _check_upsample(upsample) -> int:
+def check_upsample(upsample) -> int:
+    """``upsample`` as an int from 1 to :data:`MAX_UPSAMPLE`, or DedkitError."""
     message = f"upsampling must be an integer from 1 to {MAX_UPSAMPLE}, got {upsample!r}"
     if isinstance(upsample, bool | str):
         raise DedkitError(message)
@@ -53,7 +55,8 @@ def _fine_bins(events: EventTable, upsample: int) -> tuple[np.ndarray, np.ndarra
     # fine-grid column and row of every event with a finite position
     x = np.asarray(events.x, dtype=np.float64)
     y = np.asarray(events.y, dtype=np.float64)
-    finite = np.isfinite(x) & np.isfinite(y)
+    # beyond 2**40 pixels is outside any detector, and would overflow the int64 bins
+    finite = (np.abs(x) < 2.0**40) & (np.abs(y) < 2.0**40)
     return (
         np.floor(x[finite] * upsample).astype(np.int64),
         np.floor(y[finite] * upsample).astype(np.int64),
@@ -75,7 +78,7 @@ def subpixel_response(events: EventTable, upsample: int) -> np.ndarray:
     (upsample, upsample) ndarray of float64
         ``[row sub-bin, column sub-bin]``.
     """
-    upsample = _check_upsample(upsample)
+    upsample = check_upsample(upsample)
     column, row = _fine_bins(events, upsample)
     if len(column) == 0:
         raise DedkitError("the flat field has no events to measure the sub-pixel response")
@@ -112,7 +115,7 @@ def super_resolution_image(
     (rows * upsample, cols * upsample) ndarray of float32
         Row i of the image covers ``i / upsample <= y < (i + 1) / upsample``.
     """
-    upsample = _check_upsample(upsample)
+    upsample = check_upsample(upsample)
     try:
         rows, cols = (int(v) for v in shape)
     except (TypeError, ValueError):
@@ -152,7 +155,7 @@ def divide_by_response(counts: np.ndarray, response: np.ndarray) -> np.ndarray:
     return image.reshape(fine_rows, fine_cols).astype(np.float32)
 
 
-def write_image(path, image: np.ndarray, *, force: bool = False) -> None:
+def write_image(path, image: np.ndarray, *, pixel_size=None, force: bool = False) -> None:
     """Write one image as a single-frame float32 stack (format from the suffix).
 
     Parameters
@@ -162,11 +165,15 @@ def write_image(path, image: np.ndarray, *, force: bool = False) -> None:
         under a temporary name and renamed when complete.
     image : (ny, nx) ndarray
         Row 0 is stored as the stack's first (bottom) row.
+    pixel_size : float, optional
+        Image pixel size in Angstrom (None: not known, none is written).
     force : bool
         Replace an existing file.
     """
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2:
         raise DedkitError(f"an image must be 2-D, got shape {image.shape}")
-    with create_stack(path, (1, *image.shape), np.float32, force=force) as writer:
+    with create_stack(
+        path, (1, *image.shape), np.float32, pixel_size=pixel_size, force=force
+    ) as writer:
         writer.write(image)

@@ -138,7 +138,11 @@ def _cluster_energy(table: ClusterTable) -> np.ndarray:
     # the EventTable's energy: the finder's charge feature, else the sum of the crop
     if table.features is not None:
         return table.features[:, _CHARGE_COLUMN].astype(np.float32)
-    return table.data.reshape(len(table), -1).sum(axis=1, dtype=np.float64).astype(np.float32)
+    return (
+        table.data.reshape(len(table), int(np.prod(table.cluster_shape)))
+        .sum(axis=1, dtype=np.float64)
+        .astype(np.float32)
+    )
 
 
 def _check_clusters(table: ClusterTable, minimum: int, method: str) -> None:

@@ -97,7 +97,9 @@ def cluster_energy_keV(table: ClusterTable) -> np.ndarray:
         raise DedkitError(
             f"clusters are in {table.units}, not keV: calibrate them before selecting by energy"
         )
-    return table.data.reshape(len(table), -1).sum(axis=1, dtype=np.float64)
+    return table.data.reshape(len(table), int(np.prod(table.cluster_shape))).sum(
+        axis=1, dtype=np.float64
+    )
 
 
 def _edge_column(table: ClusterTable, name: str) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 from dedkit.errors import DedkitError, one_line
 from dedkit.io.atomic import atomic_output, check_output_path
 from dedkit.io.inputs import check_input_file
+from dedkit.io.limits import check_detector_shape, read_npy_header
 
 __all__ = ["write_pedestal_file", "read_pedestal_file", "read_gain_map", "write_gain_map"]
 
@@ -41,8 +42,14 @@ def write_pedestal_file(
     return path
 
 
-def read_pedestal_file(path) -> tuple[dict, dict]:
-    """(arrays, attrs) of a file written by :func:`write_pedestal_file`."""
+def read_pedestal_file(path, shape: tuple[int, int] | None = None) -> tuple[dict, dict]:
+    """(arrays, attrs) of a file written by :func:`write_pedestal_file`.
+
+    Every dataset's shape is checked before any is read (issue 13 item 8: a small
+    compressed file can declare gigabytes): each must be a scalar or the detector's
+    ``shape`` (rows, cols) when given, else one 2-D shape within
+    :data:`dedkit.io.limits.MAX_DETECTOR_SIDE`.
+    """
     import h5py
 
     path = Path(path)
@@ -51,14 +58,52 @@ def read_pedestal_file(path) -> tuple[dict, dict]:
     check_input_file(path, "pedestal file")
     try:
         with h5py.File(path, "r") as f:
-            if PEDESTAL_GROUP not in f:
+            group = f.get(PEDESTAL_GROUP)
+            if not isinstance(group, h5py.Group):
                 raise DedkitError("not a dedkit pedestal file (no 'pedestal' group)", path=path)
-            group = f[PEDESTAL_GROUP]
-            arrays = {name: group[name][()] for name in group}
+            datasets = {}
+            for name, item in group.items():
+                if not isinstance(item, h5py.Dataset):
+                    raise DedkitError(f"pedestal entry {name!r} is not a dataset", path=path)
+                datasets[name] = item
+            _check_pedestal_shapes(datasets, shape, path)
+            arrays = {name: item[()] for name, item in datasets.items()}
             attrs = {key: _decode(value) for key, value in group.attrs.items()}
-    except OSError as e:
+    except (OSError, ValueError, TypeError) as e:
         raise DedkitError(f"cannot read pedestal file: {one_line(e)}", path=path) from None
     return arrays, attrs
+
+
+def _check_pedestal_shapes(datasets: dict, shape, path) -> None:
+    arrays = {name: tuple(d.shape) for name, d in datasets.items() if d.shape != ()}
+    if shape is not None:
+        shape = tuple(shape)
+        for name, declared in arrays.items():
+            if declared != shape:
+                size = " x ".join(map(str, declared[::-1]))
+                raise DedkitError(
+                    f"pedestal is {size} ({name!r}), the run is {shape[1]} x {shape[0]}",
+                    path=path,
+                )
+        return
+    for name, declared in arrays.items():
+        check_detector_shape(declared, path=path, what=f"pedestal array {name!r}")
+    if len(set(arrays.values())) > 1:
+        raise DedkitError(f"pedestal arrays differ in shape: {arrays}", path=path)
+
+
+def _check_map_shape(declared, shape, path) -> None:
+    """Refuse a declared map shape that is not 2-D, not the detector's (when known) or
+    beyond any detector, before the map is read (issue 13 item 8)."""
+    declared = tuple(declared)
+    if len(declared) != 2:
+        raise DedkitError(f"gain map must be 2-D, got shape {declared}", path=path)
+    if shape is not None and declared != tuple(shape):
+        raise DedkitError(
+            f"gain map is {declared[1]} x {declared[0]}, detector is {shape[1]} x {shape[0]}",
+            path=path,
+        )
+    check_detector_shape(declared, path=path, what="gain map")
 
 
 def _decode(value):
@@ -105,13 +150,16 @@ def read_gain_map(path, shape: tuple[int, int] | None = None) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
+            # the header's shape is checked before anything is allocated
+            _check_map_shape(read_npy_header(path)[0], shape, path)
             gain = np.load(path, allow_pickle=False)
         elif suffix in (".h5", ".hdf5"):
             import h5py
 
             with h5py.File(path, "r") as f:
-                if "gain" not in f:
+                if not isinstance(f.get("gain"), h5py.Dataset):
                     raise DedkitError("HDF5 gain map needs a dataset named 'gain'", path=path)
+                _check_map_shape(f["gain"].shape, shape, path)
                 gain = f["gain"][()]
         elif suffix in (".mrc", ".tif", ".tiff"):
             from dedkit.io.images import read_image
@@ -121,8 +169,10 @@ def read_gain_map(path, shape: tuple[int, int] | None = None) -> np.ndarray:
                 gain = np.flipud(gain)
         else:
             raise DedkitError("gain map must be .npy, .h5, .mrc or .tif", path=path)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, TypeError) as e:
         raise DedkitError(f"cannot read gain map: {one_line(e)}", path=path) from None
+    if gain.dtype.kind not in "biuf":
+        raise DedkitError(f"gain map must hold numbers, not {gain.dtype}", path=path)
     gain = np.asarray(gain, dtype=np.float32)
     if gain.ndim != 2:
         raise DedkitError(f"gain map must be 2-D, got shape {gain.shape}", path=path)

@@ -219,7 +219,7 @@ def iter_clust(
     if max_clusters < 1:
         raise DedkitError(f"max_clusters must be at least 1, not {max_clusters}")
     record = cluster_record_dtype(cluster_size, dtype)
-    size = _file_size(path)
+    size = _nonempty_size(path)
     block_bytes = max(_BLOCK_BYTES, 8 * record.itemsize)
     offset = 0  # file offset of the first byte not yet decoded
     pending: list[ClusterTable] = []
@@ -227,7 +227,9 @@ def iter_clust(
     with open(path, "rb") as stream:
         leftover = np.zeros(0, np.uint8)
         while offset < size:
-            fresh = np.fromfile(stream, np.uint8, count=block_bytes)
+            # never ask for more than the file has left: fromfile allocates the count asked
+            unread = size - offset - len(leftover)
+            fresh = np.fromfile(stream, np.uint8, count=max(0, min(block_bytes, unread)))
             block = np.concatenate([leftover, fresh]) if len(leftover) else fresh
             table, used = _decode(block, record, units)
             if used == 0 and len(fresh) == 0:
@@ -378,8 +380,19 @@ def _file_size(path: Path) -> int:
     return check_input_file(path, "cluster file").stat().st_size
 
 
+def _nonempty_size(path: Path) -> int:
+    # aare writes a frame header for every frame it processes: an empty file is not a
+    # cluster file with no clusters but a failed or foreign one (issue 13 item 11)
+    size = _file_size(path)
+    if size == 0:
+        raise DedkitError(
+            "cluster file is empty (0 bytes; aare writes a header for every frame)", path=path
+        )
+    return size
+
+
 def _read_bytes(path: Path) -> np.ndarray:
-    _file_size(path)
+    _nonempty_size(path)
     try:
         return np.fromfile(path, np.uint8)
     except OSError as error:

@@ -30,9 +30,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from dedkit.errors import DedkitError
+from dedkit.errors import DedkitError, one_line
 from dedkit.hpd.tables import ClusterTable, EventTable
-from dedkit.io.h5 import H5Writer, open_h5
+from dedkit.io.h5 import H5Writer, check_stored, open_h5
 
 __all__ = ["TableWriter", "read_attrs", "read_table", "table_length", "write_table"]
 
@@ -290,20 +290,101 @@ def _table_group(file: h5py.File, group: str | None) -> h5py.Group:
         if group not in file or "dedkit_kind" not in file[group].attrs:
             raise DedkitError(f"no dedkit table named {group!r}", path=file.filename)
         return file[group]
-    tables = [g for g in file.values() if isinstance(g, h5py.Group) and "dedkit_kind" in g.attrs]
+    try:
+        tables = [
+            g for g in file.values() if isinstance(g, h5py.Group) and "dedkit_kind" in g.attrs
+        ]
+    except (KeyError, OSError, RuntimeError) as error:
+        raise DedkitError(f"damaged HDF5 file: {one_line(error)}", path=file.filename) from None
     if len(tables) != 1:
         raise DedkitError(f"expected one dedkit table, found {len(tables)}", path=file.filename)
     return tables[0]
 
 
-def table_length(path, *, group: str | None = None) -> int:
-    """Number of rows of the table in ``path``."""
+#: what each kind of table holds and which command writes it, for the errors
+_DESCRIPTIONS = {
+    "clusters": "clusters (from 'dedkit hpd clusters')",
+    "events": "localised events (from 'dedkit hpd localize')",
+}
+
+
+def _checked_kind(table_group: h5py.Group, path, kind: str | None, needed_by: str | None) -> str:
+    found = table_group.attrs.get("dedkit_kind")
+    found = found.decode() if isinstance(found, bytes) else str(found)
+    if found not in _KINDS:
+        raise DedkitError(f"unknown table kind {found!r}", path=path)
+    if kind is not None and found != kind:
+        method = table_group.attrs.get("dedkit_method")
+        method = method.decode() if isinstance(method, bytes) else method
+        what = f"an events table (method {method!r})" if found == "events" else "a clusters table"
+        who = needed_by or "this"
+        raise DedkitError(f"this is {what}; {who} needs {_DESCRIPTIONS[kind]}", path=path)
+    return found
+
+
+def _column_datasets(table_group: h5py.Group, kind: str, path) -> dict:
+    """The table's datasets by column name, their shapes checked (one length for all,
+    the right number of dimensions) before anything is read."""
+    required = ("frame", "x", "y", "data") if kind == "clusters" else ("frame", "x", "y", "energy")
+    optional = ("features",) if kind == "clusters" else ()
+    columns = {}
+    for name in (*required, *optional):
+        item = table_group.get(name)
+        if item is None and name in optional:
+            continue
+        if not isinstance(item, h5py.Dataset):
+            raise DedkitError(f"damaged {kind} table: no column {name!r}", path=path)
+        columns[name] = item
+    extra = table_group.get("extra")
+    if extra is not None:
+        if not isinstance(extra, h5py.Group):
+            raise DedkitError(f"damaged {kind} table: 'extra' is not a group", path=path)
+        for name, item in extra.items():
+            if not isinstance(item, h5py.Dataset):
+                raise DedkitError(f"damaged {kind} table: extra/{name} is not a column", path=path)
+            columns[f"extra/{name}"] = item
+    n = len(columns["frame"]) if columns["frame"].shape else 0
+    dims = {"frame": 1, "x": 1, "y": 1, "energy": 1, "data": 3, "features": 2}
+    for name, item in columns.items():
+        shape = item.shape
+        if not shape or len(shape) != dims.get(name, len(shape)):
+            raise DedkitError(f"damaged {kind} table: column {name} has shape {shape}", path=path)
+        if shape[0] != n:
+            raise DedkitError(
+                f"damaged {kind} table: column {name} has {shape[0]} rows, column frame {n}",
+                path=path,
+            )
+        if item.dtype.kind not in "biuf":
+            raise DedkitError(
+                f"damaged {kind} table: column {name} holds {item.dtype}, not numbers", path=path
+            )
+    if "features" in columns and columns["features"].shape[1] != 7:
+        raise DedkitError(
+            f"damaged clusters table: features have {columns['features'].shape[1]} columns, not 7",
+            path=path,
+        )
+    return columns
+
+
+def table_length(
+    path, *, group: str | None = None, kind: str | None = None, needed_by: str | None = None
+) -> int:
+    """Number of rows of the table in ``path`` (refused unless of ``kind``, when given;
+    see :func:`read_table`)."""
     with _open(path) as file:
-        return len(_table_group(file, group)["frame"])
+        table_group = _table_group(file, group)
+        found = _checked_kind(table_group, path, kind, needed_by)
+        return len(_column_datasets(table_group, found, path)["frame"])
 
 
 def read_table(
-    path, start: int = 0, stop: int | None = None, *, group: str | None = None
+    path,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    group: str | None = None,
+    kind: str | None = None,
+    needed_by: str | None = None,
 ) -> ClusterTable | EventTable:
     """Read a table, or only rows ``start`` to ``stop``.
 
@@ -314,6 +395,10 @@ def read_table(
         Row range (``stop`` None: to the end); only these rows are read from disk.
     group : str, optional
         The table's group, needed only if the file holds several.
+    kind : {'clusters', 'events'}, optional
+        Refuse a table of the other kind, saying what it is and what is needed.
+    needed_by : str, optional
+        The command that needs ``kind`` (named in that error, e.g. 'hpd localize').
 
     Returns
     -------
@@ -322,40 +407,54 @@ def read_table(
     Raises
     ------
     DedkitError
-        Missing, corrupt or foreign file, or a row range outside the table.
+        Missing, corrupt or foreign file, a table of the wrong kind, columns of different
+        lengths, a column declaring far more rows than the file stores, or a row range
+        outside the table.
     """
     with _open(path) as file:
         table_group = _table_group(file, group)
         try:
-            kind = str(table_group.attrs["dedkit_kind"])
-            n = len(table_group["frame"])
+            found = _checked_kind(table_group, path, kind, needed_by)
+            columns = _column_datasets(table_group, found, path)
+            n = len(columns["frame"])
             stop = n if stop is None else stop
             if not 0 <= start <= stop <= n:
                 raise DedkitError(f"rows {start}:{stop} are outside the table's {n}", path=path)
             rows = slice(start, stop)
-            extra = {}
-            if "extra" in table_group:
-                extra = {name: d[rows] for name, d in table_group["extra"].items()}
-            columns = {"frame": table_group["frame"][rows], "x": table_group["x"][rows],
-                       "y": table_group["y"][rows]}  # fmt: skip
-            if kind == "clusters":
+            for dataset in columns.values():
+                check_stored(dataset, path, stop - start)
+            values = {name: dataset[rows] for name, dataset in columns.items()}
+            extra = {
+                name.removeprefix("extra/"): value
+                for name, value in values.items()
+                if name.startswith("extra/")
+            }
+            common = {"frame": values["frame"], "x": values["x"], "y": values["y"]}
+            if found == "clusters":
                 return ClusterTable(
-                    **columns,
-                    data=table_group["data"][rows],
-                    units=str(table_group.attrs["dedkit_units"]),
-                    features=table_group["features"][rows] if "features" in table_group else None,
+                    **common,
+                    data=values["data"],
+                    units=_text_attr(table_group, "dedkit_units", path),
+                    features=values.get("features"),
                     extra=extra,
                 )
-            if kind == "events":
-                return EventTable(
-                    **columns,
-                    energy=table_group["energy"][rows],
-                    method=str(table_group.attrs["dedkit_method"]),
-                    extra=extra,
-                )
-            raise DedkitError(f"unknown table kind {kind!r}", path=path)
-        except (KeyError, OSError) as error:
-            raise DedkitError(f"damaged table file: {error}", path=path) from None
+            return EventTable(
+                **common,
+                energy=values["energy"],
+                method=_text_attr(table_group, "dedkit_method", path),
+                extra=extra,
+            )
+        except (KeyError, OSError, TypeError, ValueError) as error:
+            raise DedkitError(f"damaged table file: {one_line(error)}", path=path) from None
+
+
+def _text_attr(table_group: h5py.Group, name: str, path) -> str:
+    value = table_group.attrs.get(name)
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if not isinstance(value, str):
+        raise DedkitError(f"damaged table file: attribute {name} is not text", path=path)
+    return value
 
 
 def read_attrs(path, *, group: str | None = None) -> dict:
@@ -375,5 +474,5 @@ def read_attrs(path, *, group: str | None = None) -> dict:
                 else:
                     out[name] = value.item() if isinstance(value, np.generic) else value
             return out
-        except (json.JSONDecodeError, OSError) as error:
-            raise DedkitError(f"damaged table attributes: {error}", path=path) from None
+        except (json.JSONDecodeError, OSError, TypeError, ValueError) as error:
+            raise DedkitError(f"damaged table attributes: {one_line(error)}", path=path) from None

@@ -33,7 +33,12 @@ from dedkit.io.atomic import (
 )
 from dedkit.io.inputs import check_input_file
 
-__all__ = ["GuardedFile", "H5Writer", "h5_for_writing", "open_h5"]
+__all__ = ["GuardedFile", "H5Writer", "check_stored", "h5_for_writing", "open_h5"]
+
+#: deflate (gzip) expands at most 1032 times, lzf less: a dataset declaring more bytes
+#: than this many times what it stores (plus a chunk's slack) holds unallocated space
+_MAX_EXPANSION = 1100
+_SLACK_BYTES = 1 << 20
 
 
 class GuardedFile(io.RawIOBase):
@@ -182,3 +187,31 @@ def open_h5(path, what: str) -> h5py.File:
         return h5py.File(path, "r")
     except OSError as error:
         raise DedkitError(f"not a readable HDF5 file ({one_line(error)})", path=path) from None
+
+
+def check_stored(dataset, path, rows: int | None = None) -> None:
+    """Refuse reading a dataset (or its first ``rows`` rows) that declares far more data
+    than the file stores (issue 13 item 8): HDF5 lets a small file declare any shape,
+    unwritten chunks reading as fill values, so the declared size alone is no bound.
+
+    Parameters
+    ----------
+    dataset : h5py.Dataset
+    path : path-like
+        The file, named in the error.
+    rows : int, optional
+        Rows to be read (default all).
+    """
+    shape = tuple(dataset.shape)
+    n_rows = shape[0] if shape and rows is None else (rows or 0)
+    per_row = dataset.dtype.itemsize
+    for side in shape[1:]:
+        per_row *= side
+    declared = per_row * (n_rows if shape else 1)
+    stored = dataset.id.get_storage_size()
+    if declared > _MAX_EXPANSION * stored + _SLACK_BYTES:
+        raise DedkitError(
+            f"dataset {dataset.name} declares {' x '.join(map(str, shape))} "
+            f"{dataset.dtype} ({declared} bytes) but stores only {stored} bytes",
+            path=path,
+        )

@@ -55,9 +55,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dedkit.errors import DedkitError
+from dedkit.errors import DedkitError, one_line
 from dedkit.io.atomic import check_output_path, temporary_sibling
 from dedkit.io.inputs import check_input_file
+from dedkit.io.limits import check_detector_shape
 
 __all__ = [
     "HEADER_DTYPE",
@@ -318,6 +319,10 @@ def read_master(path) -> RawMaster:
             raise DedkitError(
                 f"master file is not valid JSON: {error.msg}", path=path, line=error.lineno
             ) from None
+        except RecursionError:
+            raise DedkitError(
+                "master file is not valid JSON: nested too deeply", path=path
+            ) from None
         if not isinstance(values, dict):
             raise DedkitError("master file is not a JSON object", path=path)
         parse = _master_from_json
@@ -328,8 +333,8 @@ def read_master(path) -> RawMaster:
         return parse(path, values)
     except KeyError as error:
         raise DedkitError(f"master file lacks the key {error.args[0]!r}", path=path) from None
-    except (TypeError, ValueError, IndexError) as error:
-        raise DedkitError(f"cannot parse master file: {error}", path=path) from None
+    except (TypeError, ValueError, IndexError, OverflowError, AttributeError) as error:
+        raise DedkitError(f"cannot parse master file: {one_line(error)}", path=path) from None
 
 
 def _master_from_json(path: Path, j: dict) -> RawMaster:
@@ -430,6 +435,7 @@ def _text_master_values(text: str) -> dict:
 
 
 def _master_from_text(path: Path, t: dict) -> RawMaster:
+    _version_number(t["Version"])  # a version that is no number is refused here
     detector_type = t["Detector Type"]
     if "Pixels" in t:
         cols, rows = _bracketed_pair(t["Pixels"])
@@ -486,7 +492,10 @@ def _version_number(version: str) -> float:
     try:
         return float(version)
     except ValueError:
-        return float(".".join(version.split(".")[:2]))
+        try:
+            return float(".".join(version.split(".")[:2]))
+        except ValueError:
+            raise ValueError(f"master version {version!r} is not a number") from None
 
 
 def parse_duration(text: str) -> float:
@@ -684,6 +693,21 @@ class RawRun:
         rows, cols = m.port_shape
         if rows <= 0 or cols <= 0 or m.geometry[0] <= 0 or m.geometry[1] <= 0:
             raise DedkitError("master gives an empty geometry or pixel count", path=self._path)
+        # bounded before the frame record is built from them (issue 13 items 8, 11)
+        check_detector_shape((rows, cols), path=self._path, what="master's Pixels (one port)")
+        check_detector_shape(m.shape, path=self._path, what="master's Geometry x Pixels")
+        counts = {"Frames in File": m.frames_in_file, "Total Frames": m.total_frames}
+        for name, value in counts.items():
+            if not 0 <= value < 2**63:
+                raise DedkitError(f"master's {name} is {value}", path=self._path)
+        if m.udp_interfaces < 1:
+            raise DedkitError(
+                f"master's Number of UDP Interfaces is {m.udp_interfaces}", path=self._path
+            )
+        if m.max_frames_per_file < 1:
+            raise DedkitError(
+                f"master's Max Frames Per File is {m.max_frames_per_file}", path=self._path
+            )
         if m.image_size_bytes != rows * cols * 2:
             raise DedkitError(
                 f"master's image size {m.image_size_bytes} bytes does not match its "
@@ -709,6 +733,14 @@ class RawRun:
             check_input_file(path, "data file")
             size = path.stat().st_size
             n_whole, partial = divmod(size, self._frame_bytes)
+            if n_whole > m.max_frames_per_file:
+                raise DedkitError(
+                    f"data file holds {n_whole} frames of {self._frame_bytes} bytes, more than "
+                    f"the master's {m.max_frames_per_file} per file: the master's Pixels "
+                    f"({m.port_shape[1]} x {m.port_shape[0]}) or image size do not describe "
+                    "this data",
+                    path=path,
+                )
             files.append(_DataFile(path, first, n_whole))
             first += n_whole
             if partial:
@@ -717,7 +749,43 @@ class RawRun:
         header = self._headers_of(files[0], slice(0, 1)) if files[0].n_frames else None
         if header is None:
             raise DedkitError("data file holds no complete frame", path=files[0].path)
+        self._check_frame_size(files, header[0])
         return _Port(port, int(header["row"][0]), int(header["column"][0]), files)
+
+    def _check_frame_size(self, files: list[_DataFile], first: np.void) -> None:
+        """Refuse a master whose frame size does not fit the data (issue 13 item 12).
+
+        With the wrong Pixels or image size, the frame records are cut in the wrong
+        places, so the second and the last frame of a file, and the partial frame a
+        truncated file ends with, would have pixel values where their headers should be:
+        these headers must name the master's detector, have the first one's header
+        version and a later frame number. (Rows and columns that contradict the master
+        are reported, by frame, when read.)
+        """
+        m = self.master
+        for data_file in files:
+            checked = []
+            for local in sorted({min(1, data_file.n_frames - 1), data_file.n_frames - 1}):
+                if local >= 0:
+                    checked.append((local, self._headers_of(data_file, slice(local, local + 1))))
+            tail = data_file.n_frames * self._frame_bytes
+            if data_file.path.stat().st_size - tail >= HEADER_DTYPE.itemsize:
+                # a truncated file's last frame starts with its header all the same
+                tail_header = np.fromfile(data_file.path, HEADER_DTYPE, count=1, offset=tail)
+                checked.append((data_file.n_frames, tail_header))
+            for local, headers in checked:
+                h = headers[0]
+                if (
+                    int(h["detector_type"]) not in self._type_codes
+                    or h["header_version"] != first["header_version"]
+                    or (data_file.first + local > 0 and h["frame_number"] <= first["frame_number"])
+                ):
+                    raise DedkitError(
+                        f"frame {local} has no valid header where the master's Pixels "
+                        f"({m.port_shape[1]} x {m.port_shape[0]}) and image size put it: the "
+                        "master does not describe this data",
+                        path=data_file.path,
+                    )
 
     def _check_layout(self) -> None:
         m = self.master

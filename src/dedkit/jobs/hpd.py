@@ -9,17 +9,19 @@ pass over the run, and it is identical whichever way the chunks run.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dedkit.errors import DedkitError
+from dedkit.errors import DedkitError, one_line
 from dedkit.hpd.calibrate import apply_gain, clusters_to_kev
 from dedkit.hpd.connected import find_connected_clusters_batch
 from dedkit.hpd.finder import ClusterFinder
 from dedkit.hpd.image import (
+    check_upsample,
     divide_by_response,
     subpixel_response,
     super_resolution_image,
@@ -33,6 +35,7 @@ from dedkit.io.atomic import check_output_path
 from dedkit.io.calibration import read_gain_map, read_pedestal_file, write_pedestal_file
 from dedkit.io.clust import ClustWriter, read_clust
 from dedkit.io.events import TableWriter, read_attrs, read_table, table_length
+from dedkit.io.limits import check_detector_shape, check_image_size
 from dedkit.io.sls import RawRun
 from dedkit.jobs.streaming import ProgressCallback
 from dedkit.parallel.chunks import Chunk, plan_chunks
@@ -54,6 +57,8 @@ FINDERS = {"aare3x3": (3, 3), "aare5x5": (5, 5), "connected": None}
 #: the detector the pipeline is built for (Jungfrau frames carry gain bits and would need
 #: per-gain pedestals)
 DETECTOR = "Moench"
+#: MÖNCH's pixel pitch, recorded with the clusters (and so the events) of its runs
+MOENCH_PITCH_UM = 25.0
 #: frames read at a time inside a chunk by the connected finder (keV frames are float32)
 CONNECTED_BATCH = 100
 TABLE_CHUNK_ROWS = 1_000_000
@@ -145,15 +150,14 @@ def compute_pedestal(
 
 def load_pedestal(path, shape) -> Pedestal:
     """The pedestal state of a ``PED.h5`` file, checked against the detector shape."""
-    arrays, _ = read_pedestal_file(path)
-    pedestal = Pedestal.from_arrays(arrays)
-    if pedestal.shape != tuple(shape):
-        raise DedkitError(
-            f"pedestal is {pedestal.shape[1]} x {pedestal.shape[0]}, the run is "
-            f"{shape[1]} x {shape[0]}",
-            path=path,
-        )
-    return pedestal
+    # the shape is checked against the run's before the arrays are read (issue 13 item 8)
+    arrays, _ = read_pedestal_file(path, shape)
+    try:
+        return Pedestal.from_arrays(arrays)
+    except DedkitError as error:
+        raise DedkitError(str(error), path=path) from None
+    except (TypeError, ValueError) as error:
+        raise DedkitError(f"damaged pedestal state: {one_line(error)}", path=path) from None
 
 
 @dataclass
@@ -314,6 +318,10 @@ def find_clusters_in_run(
         "beam_energy_keV": beam_energy_keV,
         "frames": [start, stop],
         "detector_shape": list(run.shape),
+        "detector_type": run.master.detector_type,
+        # the pitch of the detector type (not "pitch_um": that names a simulated sensor,
+        # which the cnn compares with its card)
+        "detector_pitch_um": MOENCH_PITCH_UM,
         "chunk_frames": chunk_frames,
     }
     writer = (
@@ -373,7 +381,14 @@ def _read_clusters(path, cluster_size) -> tuple[ClusterTable, dict]:
     path = Path(path)
     if path.suffix.lower() == ".clust":
         return read_clust(path, cluster_size), {}
-    return read_table(path), read_attrs(path)
+    return read_table(path, kind="clusters", needed_by="hpd localize"), read_attrs(path)
+
+
+#: what the cnn needs, said before anything else is asked for (issue 13 item 13)
+CNN_NEEDS = (
+    "the cnn method needs the connected finder's clusters (keV crops with the 7 features): "
+    "run 'dedkit hpd clusters --finder connected --gain ...'"
+)
 
 
 def localize_clusters(
@@ -385,6 +400,7 @@ def localize_clusters(
     beam_energy_keV: float | None = None,
     energy_window_keV=None,
     select: bool = True,
+    gain=None,
     cluster_size=(3, 3),
     model=None,
     force: bool = False,
@@ -394,24 +410,45 @@ def localize_clusters(
 
     ``method='cnn'`` uses the network ``model`` (default the shipped one, see
     :mod:`dedkit.learn`) and refuses clusters whose beam energy (``beam_energy_keV``, else
-    the clusters file's) or sensor (when the file records it) differs from its card.
+    the clusters file's) or sensor (when the file records it) differs from its card; it
+    needs the connected finder's clusters, which is checked first.
 
-    Clusters in keV are first selected as single electrons by energy (default window
-    20-205 keV at 200 keV, scaled by the beam energy), counting every rejection. η
-    methods linearise with the η distribution of ``flat_field`` (a cluster file from a
-    flat illumination), by default of the clusters themselves.
+    Clusters are first selected as single electrons by energy (default window 20-205 keV
+    at 200 keV, scaled by the beam energy), counting every rejection. The selection is
+    never skipped in silence: clusters in ADU (an aare ``.clust`` file, or an aare
+    finder's table without a gain) are converted to keV with ``gain`` (keV per ADU: a
+    number or a per-pixel map), and without a gain they are refused unless ``select`` is
+    False. The beam energy is ``beam_energy_keV``, else the clusters file's, else 200 keV
+    (a ``.clust`` file records none). η methods linearise with the η distribution of
+    ``flat_field`` (a cluster file from a flat illumination), by default of the clusters
+    themselves.
     """
     started = time.perf_counter()
     out_path = Path(output)
     if out_path.suffix.lower() not in (".h5", ".hdf5"):
         raise DedkitError("events output must be .h5", path=out_path)
-    inputs = [clusters, flat_field, *_model_files(model)]
+    inputs = [clusters, flat_field, _path_or_none(gain), *_model_files(model)]
     check_output_path(out_path, inputs, force)
     table, attrs = _read_clusters(clusters, cluster_size)
+    if method == "cnn" and (table.units != "keV" or table.features is None):
+        raise DedkitError(CNN_NEEDS, path=clusters)
+    if gain is not None:
+        table = _clusters_in_kev(table, gain, attrs, clusters)
     beam = beam_energy_keV if beam_energy_keV is not None else attrs.get("beam_energy_keV", 200.0)
+    try:
+        beam = float(beam)
+    except (TypeError, ValueError):
+        raise DedkitError(f"beam energy {beam!r} is not a number of keV", path=clusters) from None
     report_counts = {"clusters": len(table)}
     selection = None
-    if select and table.units == "keV":
+    if select:
+        if table.units != "keV":
+            raise DedkitError(
+                f"the clusters are in {table.units} and the selection of single electrons "
+                "works in keV: give --gain (keV per ADU) to select by energy (window from "
+                "--beam-energy, default 200 keV), or --no-select to keep every cluster",
+                path=clusters,
+            )
         table, selection = select_single_electrons(
             table, beam_energy_keV=beam, window_keV=energy_window_keV
         )
@@ -431,6 +468,8 @@ def localize_clusters(
         "selection": selection.to_dict() if selection else None,
         "flat_field": None if flat_field is None else str(flat_field),
     }
+    if gain is not None:
+        events_attrs["gain"] = str(gain)
     with TableWriter(out_path, "events", attrs=events_attrs, force=force, inputs=inputs) as writer:
         for first in range(0, max(len(table), 1), TABLE_CHUNK_ROWS):
             part = table[first : first + TABLE_CHUNK_ROWS]
@@ -457,6 +496,24 @@ def _model_files(model) -> list:
     return list(model_paths(model))
 
 
+def _clusters_in_kev(table: ClusterTable, gain, attrs: dict, path) -> ClusterTable:
+    # a per-pixel map must cover the detector: its shape is checked against the one the
+    # clusters file records, else against every cluster position
+    if table.units == "keV":
+        raise DedkitError("the clusters are already in keV: leave out --gain", path=path)
+    shape = attrs.get("detector_shape")
+    shape = None if shape is None else check_detector_shape(shape, path=path)
+    gain_map = _gain_array(gain, shape)
+    if np.ndim(gain_map) and len(table):
+        rows, cols = gain_map.shape
+        if table.y.max() >= rows or table.x.max() >= cols:
+            raise DedkitError(
+                f"gain map is {cols} x {rows}, smaller than the detector the clusters come from",
+                path=gain,
+            )
+    return clusters_to_kev(table, gain_map)
+
+
 def _cnn_localizer(model, beam_energy_keV, attrs: dict):
     # the data's energy: given, else the clusters file's; its sensor when recorded
     import dedkit.learn.localizer  # noqa: F401  (registers 'cnn'; imports no torch)
@@ -471,13 +528,42 @@ def _cnn_localizer(model, beam_energy_keV, attrs: dict):
     return get_localizer("cnn", model=model, beam_energy_keV=float(beam), sensor=sensor)
 
 
+def _path_or_none(value):
+    # a gain given as a number is no file
+    return value if isinstance(value, str | os.PathLike) else None
+
+
+def _pitch_um(attrs: dict) -> float | None:
+    """The detector's pixel pitch recorded in a table's attributes (the simulator's
+    ``sensor.pitch_um`` or ``pitch_um``, else ``detector_pitch_um`` that ``hpd clusters``
+    records for the run's detector type), or None."""
+    sensor = attrs.get("sensor") if isinstance(attrs.get("sensor"), dict) else {}
+    pitch = sensor.get("pitch_um", attrs.get("pitch_um", attrs.get("detector_pitch_um")))
+    try:
+        pitch = float(pitch)
+    except (TypeError, ValueError):
+        return None
+    # hybrid-pixel pitches are tens to hundreds of um; anything beyond 1 cm is no pitch
+    return pitch if 0 < pitch <= 1e4 else None
+
+
 def make_image(
     events, output, *, upsample: int = 4, flat_field: bool = True, shape=None, force: bool = False
 ) -> HpdReport:
     """Super-resolution image of an events table (``upsample`` x finer grid, 1-8),
-    flat-field normalised by the events' own sub-pixel response; MRC or TIFF."""
+    flat-field normalised by the events' own sub-pixel response; MRC or TIFF.
+
+    The detector shape (``shape``, else the file's ``detector_shape``) is bounded
+    (:mod:`dedkit.io.limits`), so a small file cannot make a huge image. Events with a
+    NaN or infinite position are counted, left out and reported in one warning. The image
+    pixel size is the detector's pitch over ``upsample`` when the events file records the
+    pitch (dedkit's cluster finder records MÖNCH's 25 um), else none is written (for MRC,
+    its writer's 1 A convention, with a warning).
+    """
     started = time.perf_counter()
     check_output_path(output, [events], force)
+    upsample = check_upsample(upsample)
+    n = table_length(events, kind="events", needed_by="hpd image")
     attrs = read_attrs(events)
     if shape is None:
         shape = attrs.get("detector_shape")
@@ -485,11 +571,17 @@ def make_image(
             raise DedkitError(
                 "the events file does not record the detector shape; give it", path=events
             )
-    n = table_length(events)
+    shape = check_detector_shape(shape, path=events, what="detector_shape")
+    check_image_size(shape, upsample, path=events)
     image = None
     response_counts = None
+    non_finite = 0
     for first in range(0, max(n, 1), TABLE_CHUNK_ROWS):
-        part = read_table(events, first, min(first + TABLE_CHUNK_ROWS, n))
+        part = read_table(events, first, min(first + TABLE_CHUNK_ROWS, n), kind="events")
+        finite = np.isfinite(part.x) & np.isfinite(part.y)
+        if not finite.all():
+            non_finite += int((~finite).sum())
+            part = part[finite]
         counts = super_resolution_image(part, shape, upsample)
         image = counts if image is None else image + counts
         if flat_field and len(part):
@@ -499,12 +591,27 @@ def make_image(
             )
     if flat_field and response_counts is not None:
         image = divide_by_response(image, response_counts / response_counts.mean())
-    write_image(output, image, force=force)
+    warnings = []
+    if non_finite:
+        warnings.append(f"{events}: {non_finite} of {n} events have a NaN or infinite position "
+                        "and were left out")  # fmt: skip
+    pitch = _pitch_um(attrs)
+    pixel_size = None if pitch is None else pitch * 1e4 / upsample  # um -> Angstrom
+    if pixel_size is None:
+        warnings.append(f"{events}: the detector's pixel pitch is not recorded; the image has "
+                        "no pixel size")  # fmt: skip
+    write_image(output, image, pixel_size=pixel_size, force=force)
     return HpdReport(
         "image",
         [str(events)],
         str(output),
         time.perf_counter() - started,
-        {"events": n},
-        {"upsample": upsample, "flat_field": flat_field, "shape": list(image.shape)},
+        {"events": n - non_finite, "non_finite": non_finite},
+        {
+            "upsample": upsample,
+            "flat_field": flat_field,
+            "shape": list(image.shape),
+            "pixel_size_A": pixel_size,
+        },
+        warnings,
     )

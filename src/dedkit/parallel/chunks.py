@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 from dedkit.errors import DedkitError
 
-__all__ = ["Chunk", "plan_chunks"]
+__all__ = ["Chunk", "MAX_CHUNK_FRAMES", "plan_chunks"]
+
+#: Largest chunk: frame counts are recorded in files as int32 (and no run is longer)
+MAX_CHUNK_FRAMES = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,8 @@ class Chunk:
 def plan_chunks(n_frames: int, chunk_frames: int, start: int = 0) -> list[Chunk]:
     """Consecutive chunks of at most ``chunk_frames`` frames covering frames
     ``start`` to ``start + n_frames - 1`` exactly once."""
-    if chunk_frames <= 0:
-        raise DedkitError(f"chunk size must be positive, got {chunk_frames}")
+    if not 1 <= chunk_frames <= MAX_CHUNK_FRAMES:
+        raise DedkitError(f"chunk size must be 1 to {MAX_CHUNK_FRAMES} frames, got {chunk_frames}")
     if n_frames < 0 or start < 0:
         raise DedkitError(f"bad frame range: start {start}, {n_frames} frames")
     stop = start + n_frames

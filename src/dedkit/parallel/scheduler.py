@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 
-from dedkit.errors import DedkitError
+from dedkit.errors import DedkitError, one_line
 from dedkit.parallel.chunks import Chunk
 
 __all__ = ["dask_client", "run_chained", "run_independent", "TASK_RETRIES"]
@@ -45,6 +45,12 @@ def dask_client(
             client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as e:
             raise DedkitError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        except (ValueError, TypeError) as e:
+            # an address Dask cannot parse (issue 13 item 11: '--scheduler banana')
+            raise DedkitError(
+                f"{scheduler!r} is not a Dask scheduler address such as tcp://host:8786 "
+                f"({one_line(e)})"
+            ) from None
         with client:
             yield client
         return
