@@ -366,7 +366,7 @@ def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_
     type=click.IntRange(1),
     default=20000,
     show_default=True,
-    help="Primaries per chunk (the unit of resumption).",
+    help="Primaries per chunk (the unit of resumption; at most --n).",
 )
 @click.option("--no-adc", is_flag=True, help="Keep keV values (no ADC rounding/saturation).")
 @click.option("--output", "-o", required=True, type=click.Path(), help="OUT.h5 to write.")
