@@ -18,7 +18,13 @@ import click
 from dedkit import __version__
 from dedkit.cli.camera import camera
 from dedkit.cli.learn import learn
-from dedkit.cli.output import emit_json, emit_report, progress_bar, run_job
+from dedkit.cli.output import (
+    announce_compilation,
+    emit_json,
+    emit_report,
+    progress_bar,
+    run_job,
+)
 from dedkit.cli.reduce import reduce_command
 from dedkit.cli.sim import sim
 from dedkit.cli.study import study
@@ -530,6 +536,7 @@ def main(argv=None) -> int:
     # tifffile logs its complaints about damaged files; dedkit reports them as one line
     logging.getLogger("tifffile").setLevel(logging.CRITICAL + 1)
     warnings.showwarning = _one_line_warning
+    announce_compilation()
     try:
         # a command ending with ctx.exit(status) (a result, e.g. 'camera check' finding a
         # violated rule) makes click return that status
