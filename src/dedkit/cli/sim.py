@@ -9,11 +9,28 @@ from __future__ import annotations
 import click
 
 from dedkit.cli.output import emit_json, progress_bar
-from dedkit.sim.transport import DEFAULT_PHYSICS, NEEDS_DATA, PHYSICS_LISTS
+from dedkit.errors import DedkitError
+from dedkit.sim.transport import DEFAULT_PHYSICS, NEEDS_DATA, PHYSICS_LISTS, check_physics
 
-#: ``--physics`` of every command that runs Geant4: one choice, checked before any work
-#: (issue 13 item 12: ``sim frames`` accepted any name that ``sim electrons`` refused)
-PHYSICS_CHOICE = click.Choice(list(PHYSICS_LISTS))
+
+class _PhysicsList(click.ParamType):
+    """``--physics`` of every command that runs Geant4, checked as the transport checks
+    it, before any work (issue 13 item 12: ``sim frames`` accepted any name that ``sim
+    electrons`` refused)."""
+
+    name = "physics list"
+
+    def get_metavar(self, param, *args, **kwargs) -> str:
+        return "[" + "|".join(PHYSICS_LISTS) + "]"
+
+    def convert(self, value, param, ctx):
+        try:
+            return check_physics(value)
+        except DedkitError as e:
+            self.fail(str(e), param, ctx)
+
+
+PHYSICS_CHOICE = _PhysicsList()
 PHYSICS_HELP = (
     "Geant4 EM physics list ("
     + ", ".join(sorted(NEEDS_DATA))
