@@ -35,8 +35,7 @@ def progress_bar(label: str, *, quiet: bool = False):
 #: what a command says before its first numba kernel that is not in numba's cache is
 #: compiled (issue 13 item 17: a cold first run sat silent at "0/?" for over a minute)
 COMPILE_NOTICE = (
-    "dedkit: compiling numba kernels (first run only: about 20 s to a minute, "
-    "cached for later runs)..."
+    "dedkit: compiling numba kernels (first run only: 10 s to a minute, cached for later runs)..."
 )
 
 _compile_lock = threading.Lock()
