@@ -47,6 +47,7 @@ def _dedkit_on_a_terminal(args, cwd, cache) -> tuple[int, str]:
     return proc.returncode, b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_compile_notice_on_a_cold_cache_only_issue_13_item_17(tmp_path):
     """Issue 13 item 17: with an empty numba cache, ``dedkit reduce`` (two small kernels)
     says it is compiling before it does; run again, the kernels come from the cache and

@@ -169,14 +169,6 @@ def _write_camera_files(folder: Path, names: dict, n_frames: int, rng) -> _Camer
     title_info = FrameTitleInfo(packed_4bit=True, rotflip=DEMO_ROTFLIP)
     titles = format_frame_titles(title_info) + [f"  {names['gain']}", f"  {names['defects']}"]
     raw_sum = np.zeros(shape)
-    frames = list(
-        simulate_counting_frames(
-            image, DOSE_PER_FRAME, n_frames, sensitivity, rng, hot=hot, dead=dead
-        )
-    ) if names.get("tiff") else None  # fmt: skip
-    source = frames if frames is not None else simulate_counting_frames(
-        image, DOSE_PER_FRAME, n_frames, sensitivity, rng, hot=hot, dead=dead
-    )  # fmt: skip
     with create_stack(
         folder / names["raw"],
         (n_frames, *shape),
@@ -185,15 +177,25 @@ def _write_camera_files(folder: Path, names: dict, n_frames: int, rng) -> _Camer
         titles=titles,
         pixel_size=0.83,
     ) as writer:
-        for frame in source:
+        for frame in simulate_counting_frames(
+            image, DOSE_PER_FRAME, n_frames, sensitivity, rng, hot=hot, dead=dead
+        ):
             raw_sum += frame
             writer.write(frame)
-    if frames is not None:
-        with create_stack(
-            folder / names["tiff"], (n_frames, *shape), np.uint8, packing="serialemccd",
-            titles=titles, pixel_size=0.83,
-        ) as writer:  # fmt: skip
-            for frame in frames:
+    if names.get("tiff"):
+        # the same frames, one at a time, as SerialEMCCD's packed TIFF
+        with (
+            open_stack(folder / names["raw"]) as reader,
+            create_stack(
+                folder / names["tiff"],
+                (n_frames, *shape),
+                np.uint8,
+                packing="serialemccd",
+                titles=titles,
+                pixel_size=0.83,
+            ) as writer,
+        ):
+            for frame in reader:
                 writer.write(frame)
     gain_camera = (1.0 / sensitivity_camera).astype(np.float32)
     with create_stack(
