@@ -902,6 +902,29 @@ def test_demo_text_summary(tmp_path, run):
     assert str(folder) in r.out
 
 
+def test_demo_leaves_nothing_behind_and_says_what_it_compared_issue_13_item_20(
+    tmp_path, run, monkeypatch
+):
+    """Issue 13 item 20: ``dedkit demo`` without ``-o`` left 22 MB in /tmp at each run,
+    and "defective pixels off by 15.7 x the dose" did not say what was compared."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.chdir(tmp_path)
+    r = run("demo", "--frames", 2)
+    assert r.status == 0, r
+    assert list(scratch.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]
+    assert "removed" in r.out and "-o DIR keeps them" in r.out
+    assert "off by" not in r.out
+    assert "against the dose each pixel really received" in r.out
+    assert re.search(r"defective pixels, rms error in units of the mean dose", r.out)
+    j = run("demo", "--frames", 2, "--json").json
+    assert j["folder"] is None and j["mean_dose"] > 0
+    assert list(scratch.iterdir()) == []
+
+
 def test_demo_refuses_a_non_empty_folder_without_force(tmp_path, run, snap):
     folder = tmp_path / "demo"
     folder.mkdir()

@@ -120,3 +120,19 @@ def test_dataset_and_validate_commands(run, tmp_path):
     assert d["energy_keV"] == 100.0 and d["n_primaries"] == 300
     assert set(d["centroid_rmse_px"]) == {"x", "y"}
     assert 0.05 < d["backscatter_fraction"] < 0.25
+
+
+@pytest.mark.parametrize("command", ["electrons", "frames", "dataset", "validate"])
+def test_physics_list_checked_alike_issue_13_item_12(run, tmp_path, command):
+    """Issue 13 item 12: every Geant4 command refuses an unknown ``--physics`` the same way
+    (one shared choice), before any simulation and without leaving anything behind."""
+    args = {
+        "electrons": ["--energy", "200", "--n", "5", "--seed", "1", "-o", tmp_path / "e.h5"],
+        "frames": ["--energy", "200", "--frames", "3", "--flux", "2", "-o", tmp_path / "run"],
+        "dataset": ["--energy", "200", "--n", "5", "-o", tmp_path / "set.h5"],
+        "validate": ["--energy", "200", "--n", "5"],
+    }[command]
+    result = run("sim", command, *args, "--physics", "banana", "--quiet")
+    _refused(result, "--physics", "banana", "option3")
+    assert list(tmp_path.iterdir()) == []
+    assert "[default: option3]" in " ".join(run("sim", command, "--help").out.split())

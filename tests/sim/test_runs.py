@@ -304,3 +304,32 @@ def test_dataset_refuses_bad_arguments(tmp_path):
     with pytest.raises(DedkitError, match="exists"):
         _dataset(tmp_path / "b.h5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.h5"]
+
+
+def test_dataset_chunk_at_most_n_and_progress_within_a_chunk_issue_13_item_20(tmp_path):
+    """Issue 13 item 20: ``sim dataset --n 1000`` simulated a whole default chunk of
+    20,000 primaries, and its bar stood at 0 until a chunk ended. A chunk is now at most
+    ``n`` primaries, and the bar moves while a chunk is transported, never backwards."""
+    asked, shown = [], []
+
+    def streaming_simulate(energy_keV, n, *, progress=None, **options):
+        asked.append(n)
+        for done in range(0, n + 1, max(n // 4, 1)):
+            if progress is not None:
+                progress(done, n)
+        return fake_simulate(energy_keV, n, **options)
+
+    report = _dataset(
+        tmp_path / "set.h5",
+        n=60,
+        chunk_primaries=20000,
+        simulate=streaming_simulate,
+        progress=lambda done, total: shown.append((done, total)),
+    )
+    assert asked and set(asked) == {60}  # never the default chunk of 20,000
+    assert report.counts["primaries"] == 60 * len(asked)
+    assert all(total == 60 for _, total in shown)
+    values = [done for done, _ in shown]
+    assert values == sorted(values) and values[-1] == 60
+    # the bar moved before the first chunk ended
+    assert any(0 < done < 60 for done in values[: len(values) - 1])

@@ -20,7 +20,13 @@ import click
 from dedkit import __version__
 from dedkit.cli.camera import camera
 from dedkit.cli.learn import learn
-from dedkit.cli.output import emit_json, emit_report, progress_bar, run_job
+from dedkit.cli.output import (
+    announce_compilation,
+    emit_json,
+    emit_report,
+    progress_bar,
+    run_job,
+)
 from dedkit.cli.params import FINITE, FINITE_POSITIVE
 from dedkit.cli.reduce import reduce_command
 from dedkit.cli.sim import sim
@@ -563,27 +569,59 @@ def hpd_image(events, upsample, output, no_flat_field, force, as_json):
     "outdir",
     type=click.Path(),
     default=None,
-    help="Folder for the demo's files (default: a new temporary folder).",
+    help="Folder to keep the demo's files in (default: a temporary folder, removed at the end).",
 )
-@click.option("--frames", type=click.IntRange(1, 200), default=8, help="Frames to synthesise.")
-@click.option("--seed", type=int, default=1, help="Random seed.")
+@click.option(
+    "--frames",
+    type=click.IntRange(1, 200),
+    default=8,
+    show_default=True,
+    help="Frames to synthesise.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
 @force_option
 @json_option
 def demo(outdir, frames, seed, force, as_json):
     """Run the main job end to end on built-in data: synthesise a small K3
     super-resolution 4-bit frame stack with gain reference and defect list, normalise,
     correct defects, write, and summarise."""
-    import tempfile
-
     from dedkit.jobs.demo import run_demo
 
-    if outdir is None:
-        outdir = tempfile.mkdtemp(prefix="dedkit-demo-")
     summary = run_demo(outdir, n_frames=frames, seed=seed, force=force)
     if as_json:
         emit_json(summary.to_dict())
     else:
         click.echo(summary.text())
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(), default="dedkit-sample")
+@click.option(
+    "--frames",
+    type=click.IntRange(1, 200),
+    default=4,
+    show_default=True,
+    help="Frames of the counting-camera stack.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@click.option("--force", is_flag=True, help="Replace a previous sample in FOLDER.")
+@json_option
+def sample(folder, frames, seed, force, as_json):
+    """Write the files the README's and guides' examples use into FOLDER (default
+    dedkit-sample): a K3-like frame stack as SerialEM saves it (frames.mrc, frames.tif,
+    SuperRef.mrc, defects.txt, frames.mrc.mdoc) and a small MÖNCH run
+    (run_master_0.json, run_dark_master_0.json, run_gain.npy). Run the examples in
+    FOLDER."""
+    from dedkit.jobs.demo import write_samples
+
+    summary = write_samples(folder, frames=frames, seed=seed, force=force)
+    if as_json:
+        emit_json(summary)
+        return
+    click.echo(f"dedkit sample: wrote {len(summary['files'])} files in {summary['folder']}")
+    for name, size in summary["files"].items():
+        click.echo(f"  {name:28s} {size / 1e6:8.2f} MB")
+    click.echo(f"the examples of README.md and docs/ run in it: cd {summary['folder']}")
 
 
 cli.add_command(camera)
@@ -665,6 +703,7 @@ def main(argv=None) -> int:
     # tifffile logs its complaints about damaged files; dedkit reports them as one line
     logging.getLogger("tifffile").setLevel(logging.CRITICAL + 1)
     warnings.showwarning = _one_line_warning
+    announce_compilation()
     reset_published()
     with _signals_as_interrupts():
         try:

@@ -9,6 +9,33 @@ from __future__ import annotations
 import click
 
 from dedkit.cli.output import emit_json, progress_bar
+from dedkit.errors import DedkitError
+from dedkit.sim.transport import DEFAULT_PHYSICS, NEEDS_DATA, PHYSICS_LISTS, check_physics
+
+
+class _PhysicsList(click.ParamType):
+    """``--physics`` of every command that runs Geant4, checked as the transport checks
+    it, before any work (issue 13 item 12: ``sim frames`` accepted any name that ``sim
+    electrons`` refused)."""
+
+    name = "physics list"
+
+    def get_metavar(self, param, *args, **kwargs) -> str:
+        return "[" + "|".join(PHYSICS_LISTS) + "]"
+
+    def convert(self, value, param, ctx):
+        try:
+            return check_physics(value)
+        except DedkitError as e:
+            self.fail(str(e), param, ctx)
+
+
+PHYSICS_CHOICE = _PhysicsList()
+PHYSICS_HELP = (
+    "Geant4 EM physics list ("
+    + ", ".join(sorted(NEEDS_DATA))
+    + " need Geant4 data sets that geant4-pybind does not ship)."
+)
 
 
 @click.group()
@@ -40,9 +67,10 @@ def _sensor_size(size, area):
 )
 @click.option(
     "--physics",
-    default="option3",
+    type=PHYSICS_CHOICE,
+    default=DEFAULT_PHYSICS,
     show_default=True,
-    help="Geant4 EM physics list: standard, option1, option3 or wvi.",
+    help=PHYSICS_HELP,
 )
 @click.option(
     "--msc-step-limit",
@@ -197,8 +225,8 @@ def _detector_options(f):
                      help="Electronic noise per pixel, keV rms."),
         click.option("--no-coulomb", is_flag=True,
                      help="Leave out the Coulomb repulsion of the charge cloud."),
-        click.option("--physics", default=None,
-                     help="Geant4 EM physics list (default: the transport's, option3)."),
+        click.option("--physics", type=PHYSICS_CHOICE, default=DEFAULT_PHYSICS,
+                     show_default=True, help=PHYSICS_HELP),
         click.option("--cut", "cut_um", type=float, default=None,
                      help="Geant4 production cut, um (default: the transport's, 10)."),
         click.option("--incidence", type=float, default=0.0, show_default=True,
@@ -232,7 +260,7 @@ def _detector(o: dict):
     response = DetectorResponse(noise_keV=o.pop("noise"))
     transport = {}
     physics, cut = o.pop("physics"), o.pop("cut_um")
-    if physics is not None:
+    if physics != DEFAULT_PHYSICS:  # the default leaves the transport's settings as they were
         transport["physics"] = physics
     if cut is not None:
         transport["production_cut_um"] = cut
@@ -355,7 +383,7 @@ def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_
     type=click.IntRange(1),
     default=20000,
     show_default=True,
-    help="Primaries per chunk (the unit of resumption).",
+    help="Primaries per chunk (the unit of resumption; at most --n).",
 )
 @click.option("--no-adc", is_flag=True, help="Keep keV values (no ADC rounding/saturation).")
 @click.option("--output", "-o", required=True, type=click.Path(), help="OUT.h5 to write.")

@@ -917,14 +917,17 @@ def _correct_frame(
         _fill_with_mean(image, mean_x, mean_y, blocks, mean, integer, state)
 
     columns_view = image.T
+    # the steps as plain int64, not numba literals: each literal would be one more
+    # compilation of _fill_edge on a first run (issue 13 item 17)
+    down, up = np.int64(-1), np.int64(1)
     if edges[0]:
-        _fill_edge(image, edges[0], -1, edges[0], integer, state)
+        _fill_edge(image, edges[0], down, edges[0], integer, state)
     if edges[1]:
-        _fill_edge(image, ny - edges[1] - 1, 1, edges[1], integer, state)
+        _fill_edge(image, ny - edges[1] - 1, up, edges[1], integer, state)
     if edges[2]:
-        _fill_edge(columns_view, edges[2], -1, edges[2], integer, state)
+        _fill_edge(columns_view, edges[2], down, edges[2], integer, state)
     if edges[3]:
-        _fill_edge(columns_view, nx - edges[3] - 1, 1, edges[3], integer, state)
+        _fill_edge(columns_view, nx - edges[3] - 1, up, edges[3], integer, state)
 
     for k in range(columns.shape[0]):
         _fill_band(

@@ -805,17 +805,26 @@ def _scan_rows_growing(frame, fi, row_start, row_stop, total, total2, means, thr
         out_frame, out_x, out_y, out_data = _grown(out_frame, out_x, out_y, out_data, n_out)
 
 
+@numba.njit(inline="always")
+def _untyped_ints():
+    # 0 (clusters so far), 0 (band) and -1 (no head row) as plain int64, not as numba
+    # literals: a literal argument makes numba compile _scan_rows_growing and
+    # _scan_rows once more for each literal (three times each), which tripled the
+    # first-run compilation of this finder (issue 13 item 17); the code run is the same
+    return np.int64(0), np.int64(0), np.int64(-1)
+
+
 @numba.njit(cache=True, nogil=True)
 def scan_all(frames, total, total2, means, threshold, parameters, workspace, outputs):
     """All frames in order, all rows: returns the grown outputs and the number of
     clusters. ``threshold``: scratch from :func:`new_thresholds`, refreshed from frame 0."""
     n_frames, ny, _ = frames.shape
-    n_out = 0
+    n_out, no_band, no_head = _untyped_ints()
     no_progress = np.zeros(1, np.int64)
     for fi in range(n_frames):
         outputs, n_out = _scan_rows_growing(
             frames[fi], fi, 0, ny, total, total2, means, threshold, parameters, workspace,
-            outputs, n_out, no_progress, 0, -1,
+            outputs, n_out, no_progress, no_band, no_head,
         )  # fmt: skip
     return outputs, n_out
 
@@ -855,7 +864,7 @@ def scan_band(frames, band, bands, total, total2, means, threshold, parameters, 
     dy = parameters[3]
     first, end = bands[band, 0], bands[band, 1]
     head_row = min(first + dy, end) - 1
-    n_out = 0
+    n_out, no_band, no_head = _untyped_ints()
     no_progress = np.zeros(1, np.int64)
     for fi in range(n_frames):
         if band > 0 and not _wait(strip_done, band - 1, fi + 1, abort):
@@ -871,7 +880,7 @@ def scan_band(frames, band, bands, total, total2, means, threshold, parameters, 
                 return outputs, n_out, False
             outputs, n_out = _scan_rows_growing(
                 frames[fi], fi, end, bands[band + 1, 0], total, total2, means, threshold,
-                parameters, workspace, outputs, n_out, no_progress, 0, -1,
+                parameters, workspace, outputs, n_out, no_progress, no_band, no_head,
             )  # fmt: skip
             _atomic_store(strip_done, band, fi + 1)
     return outputs, n_out, True

@@ -354,6 +354,21 @@ class TransportTally:
 # ----- settings --------------------------------------------------------------------------
 
 
+def check_physics(name) -> str:
+    """``name`` if it is one of :data:`PHYSICS_LISTS`, else a :class:`DedkitError` saying
+    why (a list that needs data sets geant4-pybind lacks, or an unknown name)."""
+    if name in NEEDS_DATA:
+        raise DedkitError(
+            f"physics list {name!r} needs the {NEEDS_DATA[name]}, which "
+            f"geant4-pybind does not ship; choose one of {', '.join(PHYSICS_LISTS)}"
+        )
+    if name not in PHYSICS_LISTS:
+        raise DedkitError(
+            f"unknown physics list {name!r}; choose one of {', '.join(PHYSICS_LISTS)}"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class TransportSettings:
     """What the Geant4 workers need to know (validated, picklable)."""
@@ -372,15 +387,7 @@ class TransportSettings:
             raise DedkitError(f"energy {e:g} keV is outside 1-1000 keV")
         if not isinstance(self.sensor, SensorGeometry):
             raise DedkitError("sensor must be a SensorGeometry")
-        if self.physics in NEEDS_DATA:
-            raise DedkitError(
-                f"physics list {self.physics!r} needs the {NEEDS_DATA[self.physics]}, which "
-                f"geant4-pybind does not ship; choose one of {', '.join(PHYSICS_LISTS)}"
-            )
-        if self.physics not in PHYSICS_LISTS:
-            raise DedkitError(
-                f"unknown physics list {self.physics!r}; choose one of {', '.join(PHYSICS_LISTS)}"
-            )
+        check_physics(self.physics)
         if self.msc_step_limit is not None and self.msc_step_limit not in MSC_STEP_LIMITS:
             raise DedkitError(
                 f"unknown msc step limit {self.msc_step_limit!r}; choose one of "
