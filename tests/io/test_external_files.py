@@ -368,11 +368,6 @@ def test_issue13_item16_clust_v3_refused_in_one_line():
     _refused(read_clust, EXTERNAL / "clust" / "test_cluster.clust2", r".")
 
 
-@pytest.mark.xfail(
-    reason="hpd helper's area (io/clust.py): the CLST v3 file is called 'truncated or "
-    "corrupt' instead of naming its format",
-    strict=False,
-)
 def test_issue13_item16_clust_v3_named():
     from dedkit.io.clust import read_clust
 

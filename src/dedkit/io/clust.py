@@ -388,7 +388,28 @@ def _nonempty_size(path: Path) -> int:
         raise DedkitError(
             "cluster file is empty (0 bytes; aare writes a header for every frame)", path=path
         )
+    _refuse_v3(path)
     return size
+
+
+#: first bytes of aare's experimental cluster file v3 (``CLST``, header length, JSON)
+_V3_MAGIC = b"CLST"
+
+
+def _refuse_v3(path: Path) -> None:
+    # a v3 file's first bytes would decode as a frame header of ~1.4e9 clusters and end
+    # in "truncated or corrupt": name the format instead (issue 13 item 16)
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(len(_V3_MAGIC))
+    except OSError as error:
+        raise DedkitError(f"cannot read cluster file: {error}", path=path) from None
+    if head == _V3_MAGIC:
+        raise DedkitError(
+            "aare's experimental cluster file v3 ('CLST' header) is not supported; dedkit "
+            "reads aare's ClusterFile (frame number, cluster count, clusters per frame)",
+            path=path,
+        )
 
 
 def _read_bytes(path: Path) -> np.ndarray:
