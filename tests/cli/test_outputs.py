@@ -336,3 +336,19 @@ def test_issue13_item1_working_folders_are_removed_only_when_they_hold_only_dedk
     (checkpoint / "notes.txt").unlink()
     remove_owned_folder(checkpoint, CHECKPOINT_ENTRIES)
     assert not checkpoint.exists()
+
+
+# ------------------------------------------------------------------- item 4, every command
+
+
+def test_issue13_item4_no_command_writes_inside_the_installed_package(mk, stack, run):
+    """The package is read-only to dedkit, whatever the command (one rule in check_outputs,
+    not only learn's --record): nothing is written there, even with --force."""
+    from dedkit.io.atomic import PACKAGE_DIR
+
+    target = PACKAGE_DIR / "issue13-item4-probe.mrc"
+    assert not target.exists()
+    r = run("convert", stack, target, "--force")
+    _refused(r, "installed dedkit package")
+    assert not target.exists()
+    assert not list(PACKAGE_DIR.glob(".issue13-item4-probe*"))

@@ -15,7 +15,9 @@ outputs and all of its inputs, before anything is read or written):
   output of the same kind holding nothing but what dedkit wrote there. Each folder dedkit
   writes carries a small manifest, :data:`MARKER`, naming its kind and its files;
   ``--force`` never deletes anything dedkit did not create;
-- figures have an image suffix (:data:`FIGURE_SUFFIXES`).
+- figures have an image suffix (:data:`FIGURE_SUFFIXES`);
+- nothing is written inside the installed dedkit package (:data:`PACKAGE_DIR`, the shipped
+  model among it): it is read-only to dedkit.
 
 Write failures (a full disk, a quota, a file too large) become one :class:`DedkitError`
 naming the output (:func:`write_error`) and the partial output is removed. Outputs
@@ -46,6 +48,7 @@ __all__ = [
     "atomic_output",
     "check_free_space",
     "check_output_path",
+    "check_outside_package",
     "check_outputs",
     "figure_format",
     "publish",
@@ -57,6 +60,9 @@ __all__ = [
     "writing",
 ]
 
+#: the installed dedkit package: read-only to dedkit (a model card or record written there
+#: would change what every later run trusts)
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 #: the manifest dedkit leaves in every folder it writes: its kind and its files
 MARKER = ".dedkit-output.json"
 #: suffixes a figure may have (matplotlib picks the format from the suffix)
@@ -121,6 +127,8 @@ def check_outputs(outputs, inputs: Iterable = (), force: bool = False, *, figure
         items.append(figure)
     inputs = [Path(p) for p in inputs if p is not None]
     paths = [_path_of(item) for item in items]
+    for path in paths:
+        check_outside_package(path)
     for i, a in enumerate(paths):
         for b in paths[:i]:
             if _same(a, b):
@@ -284,6 +292,29 @@ def temporary_sibling(path) -> Path:
 _published: collections.deque[Path] = collections.deque(maxlen=4096)
 
 
+def check_outside_package(path) -> Path:
+    """Refuse to write ``path`` when it lies inside the installed dedkit package.
+
+    Raises
+    ------
+    DedkitError
+
+    Examples
+    --------
+    >>> check_outside_package("events.h5")
+    PosixPath('events.h5')
+    """
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved == PACKAGE_DIR or PACKAGE_DIR in resolved.parents:
+        raise DedkitError(
+            "will not write inside the installed dedkit package (it is read-only to "
+            "dedkit); write to a folder of your own",
+            path=path,
+        )
+    return path
+
+
 def publish(temporary, path) -> Path:
     """Rename a finished temporary into place and record it (see :func:`published`).
 
@@ -292,6 +323,7 @@ def publish(temporary, path) -> Path:
     deleted after the rename, and put back if the rename fails.
     """
     temporary, path = Path(temporary), Path(path)
+    check_outside_package(path)
     if path.is_dir() and not path.is_symlink() and any(path.iterdir()):
         kind = _manifest_kind(temporary)
         if kind is None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import atomic_output, check_outputs
+from dedkit.io.atomic import atomic_output, check_outputs, check_outside_package
 
 __all__ = [
     "CARD_FORMAT",
@@ -47,8 +47,6 @@ __all__ = [
 CARD_FORMAT = "dedkit-cnn-localizer"
 CARD_VERSION = 1
 _MODELS = Path(__file__).with_name("models")
-#: The installed dedkit package: never written by dedkit
-_PACKAGE = Path(__file__).resolve().parents[1]
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 #: Widest layer a card may ask for (the paper's is 64)
 _MAX_WIDTH = 1024
@@ -66,27 +64,6 @@ def model_paths(path) -> tuple[Path, Path]:
     path = Path(path)
     stem = path.with_suffix("") if path.suffix.lower() in (".npz", ".json") else path
     return stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
-
-
-def check_outside_package(path) -> Path:
-    """Refuse to write ``path`` when it lies inside the installed dedkit package.
-
-    The package (the shipped model among it) is read-only to dedkit: a record or a model
-    written there would change what every later run of dedkit trusts.
-
-    Raises
-    ------
-    DedkitError
-    """
-    path = Path(path)
-    resolved = path.resolve()
-    if resolved == _PACKAGE or _PACKAGE in resolved.parents:
-        raise DedkitError(
-            "will not write inside the installed dedkit package (it is read-only to "
-            "dedkit); write to a folder of your own",
-            path=path,
-        )
-    return path
 
 
 def _write_atomic(path: Path, write) -> None:
