@@ -440,3 +440,28 @@ def test_issue_13_item_11_fuzz_findings_in_masters(moench, tmp_path, key, value,
     path.write_text(json.dumps({**master, key: value}))
     status, _, err = run_cli(capsys, "raw", "info", path)
     assert_one_line_refusal(status, err, str(path))
+
+
+def test_issue_13_item_20_image_of_clust_events_takes_shape_and_pitch(tmp_path, capsys):
+    """Events from an aare .clust record neither detector shape nor pitch: the refusal
+    names the option, and --detector-shape/--pitch-um give a real pixel size."""
+    events = events_file(tmp_path / "e.h5", [1.5, 2.5], [1.5, 2.5], attrs={})
+    image = tmp_path / "i.mrc"
+    status, _, err = run_cli(capsys, "hpd", "image", events, "-o", image)
+    assert_one_line_refusal(status, err, "--detector-shape")
+    assert not image.exists()
+    status, _, err = run_cli(capsys, "hpd", "image", events, "-o", image,
+                             "--detector-shape", "40,60", "--pitch-um", "25")  # fmt: skip
+    assert status == 0, err
+    with MrcReader(image) as reader:
+        assert (reader.info.ny, reader.info.nx) == (160, 240)
+        assert reader.info.pixel_size[0] == pytest.approx(62500.0)
+    for bad in ("40", "0,3", "a,b"):
+        status, _, err = run_cli(capsys, "hpd", "image", events, "-o", tmp_path / "j.mrc",
+                                 "--detector-shape", bad)  # fmt: skip
+        assert_one_line_refusal(status, err, "--detector-shape")
+    # a .clust given where events are needed says what it is
+    clust = tmp_path / "c.clust"
+    write_clust(clust, adu_clusters())
+    status, _, err = run_cli(capsys, "hpd", "image", clust, "-o", tmp_path / "k.mrc")
+    assert_one_line_refusal(status, err, "aare cluster file")

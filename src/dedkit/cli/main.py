@@ -539,6 +539,16 @@ def hpd_localize(
     emit_hpd_report(report, as_json)
 
 
+def _detector_shape(ctx, param, value):
+    """ROWS,COLS as two positive integers (bounds are checked by the job)."""
+    if value is None:
+        return None
+    parts = value.replace("x", ",").split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"{value!r} is not ROWS,COLS (two positive integers)")
+    return tuple(int(p) for p in parts)
+
+
 @hpd.command("image")
 @click.argument("events", type=click.Path())
 @click.option(
@@ -550,16 +560,37 @@ def hpd_localize(
 )
 @click.option("--output", "-o", required=True, type=click.Path(), help="IMAGE.mrc or .tif.")
 @click.option("--no-flat-field", is_flag=True, help="Plain counts, no sub-pixel correction.")
+@click.option(
+    "--detector-shape",
+    callback=_detector_shape,
+    default=None,
+    metavar="ROWS,COLS",
+    help="Detector size in pixels, readout order. [default: as the events file records it; "
+    "needed for events from an aare .clust file]",
+)
+@click.option(
+    "--pitch-um",
+    type=FINITE_POSITIVE,
+    default=None,
+    help="Detector pixel pitch in um. [default: as the events file records it (25 for "
+    "MÖNCH runs through 'hpd clusters')]",
+)
 @force_option
 @json_option
-def hpd_image(events, upsample, output, no_flat_field, force, as_json):
+def hpd_image(events, upsample, output, no_flat_field, detector_shape, pitch_um, force, as_json):
     """Super-resolution image from localised events."""
     from dedkit.jobs.hpd import make_image
 
-    emit_hpd_report(
-        make_image(events, output, upsample=upsample, flat_field=not no_flat_field, force=force),
-        as_json,
+    report = make_image(
+        events,
+        output,
+        upsample=upsample,
+        flat_field=not no_flat_field,
+        shape=detector_shape,
+        pitch_um=pitch_um,
+        force=force,
     )
+    emit_hpd_report(report, as_json)
 
 
 @cli.command()

@@ -186,6 +186,11 @@ def open_h5(path, what: str) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as error:
+        if path.suffix.lower() == ".clust":
+            # the one non-HDF5 table dedkit writes: say what it is and what is needed
+            raise DedkitError(
+                f"is an aare cluster file (.clust), not the HDF5 {what} needed here", path=path
+            ) from None
         raise DedkitError(f"not a readable HDF5 file ({one_line(error)})", path=path) from None
 
 

@@ -548,7 +548,14 @@ def _pitch_um(attrs: dict) -> float | None:
 
 
 def make_image(
-    events, output, *, upsample: int = 4, flat_field: bool = True, shape=None, force: bool = False
+    events,
+    output,
+    *,
+    upsample: int = 4,
+    flat_field: bool = True,
+    shape=None,
+    pitch_um: float | None = None,
+    force: bool = False,
 ) -> HpdReport:
     """Super-resolution image of an events table (``upsample`` x finer grid, 1-8),
     flat-field normalised by the events' own sub-pixel response; MRC or TIFF.
@@ -557,8 +564,10 @@ def make_image(
     (:mod:`dedkit.io.limits`), so a small file cannot make a huge image. Events with a
     NaN or infinite position are counted, left out and reported in one warning. The image
     pixel size is the detector's pitch over ``upsample`` when the events file records the
-    pitch (dedkit's cluster finder records MÖNCH's 25 um), else none is written (for MRC,
-    its writer's 1 A convention, with a warning).
+    pitch (dedkit's cluster finder records MÖNCH's 25 um) or ``pitch_um`` is given, else
+    none is written (for MRC, its writer's 1 A convention, with a warning). Events from an
+    aare ``.clust`` file record neither shape nor pitch: give ``shape`` (rows, columns)
+    and ``pitch_um``.
     """
     started = time.perf_counter()
     check_output_path(output, [events], force)
@@ -569,7 +578,9 @@ def make_image(
         shape = attrs.get("detector_shape")
         if shape is None:
             raise DedkitError(
-                "the events file does not record the detector shape; give it", path=events
+                "the events file does not record the detector shape (events from an aare "
+                ".clust file do not): give it with --detector-shape ROWS,COLS",
+                path=events,
             )
     shape = check_detector_shape(shape, path=events, what="detector_shape")
     check_image_size(shape, upsample, path=events)
@@ -595,11 +606,13 @@ def make_image(
     if non_finite:
         warnings.append(f"{events}: {non_finite} of {n} events have a NaN or infinite position "
                         "and were left out")  # fmt: skip
-    pitch = _pitch_um(attrs)
+    if pitch_um is not None and not (np.isfinite(pitch_um) and 0 < pitch_um <= 1e4):
+        raise DedkitError(f"pixel pitch {pitch_um!r} um is not a number in (0, 10000]")
+    pitch = _pitch_um(attrs) if pitch_um is None else float(pitch_um)
     pixel_size = None if pitch is None else pitch * 1e4 / upsample  # um -> Angstrom
     if pixel_size is None:
-        warnings.append(f"{events}: the detector's pixel pitch is not recorded; the image has "
-                        "no pixel size")  # fmt: skip
+        warnings.append(f"{events}: the detector's pixel pitch is not recorded (give "
+                        "--pitch-um); the image has no pixel size")  # fmt: skip
     write_image(output, image, pixel_size=pixel_size, force=force)
     return HpdReport(
         "image",
