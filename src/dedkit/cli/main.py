@@ -671,18 +671,45 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def _raise_terminated(signum, frame):
-    # Python ignores an exception raised inside a finalizer (__del__, e.g. numba's while
-    # it compiles): there the signal is sent again a moment later instead
-    f = frame
-    while f is not None:
-        if f.f_code.co_name == "__del__":
-            import threading
+#: the signal being acted on, until main() has reported it (see _raise_terminated)
+_pending_signal: list[int] = []
+#: seconds after which a signal not yet reported is sent again
+RESEND_SECONDS = 0.3
 
-            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+
+def _raise_terminated(signum, frame):
+    """Raise :class:`Terminated` where the main thread is, as Ctrl-C raises
+    KeyboardInterrupt.
+
+    Python drops an exception raised inside a finalizer (``__del__``) or a ctypes
+    callback (numba compiling calls back into Python), and the command would run on as if
+    nothing happened. So until main() has reported the stop, the signal is sent again
+    every :data:`RESEND_SECONDS`; a resent one that finds the stop already on its way out
+    (a Terminated being handled, e.g. a writer removing its temporary in ``except`` or
+    ``finally``) does nothing.
+    """
+    error = sys.exc_info()[1]
+    while error is not None:
+        if isinstance(error, Terminated):
             return
-        f = f.f_back
+        error = error.__context__
+    if not _pending_signal:
+        _pending_signal.append(signum)
+        _resend_later(signum)
     raise Terminated(signum)
+
+
+def _resend_later(signum: int) -> None:
+    import threading
+
+    def resend():
+        if _pending_signal:
+            os.kill(os.getpid(), signum)
+            _resend_later(signum)
+
+    timer = threading.Timer(RESEND_SECONDS, resend)
+    timer.daemon = True
+    timer.start()
 
 
 @contextlib.contextmanager
@@ -701,6 +728,7 @@ def _signals_as_interrupts():
     try:
         yield
     finally:
+        _pending_signal.clear()  # no resending once the command is over
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -708,6 +736,7 @@ def _signals_as_interrupts():
 def _interrupted(error: BaseException) -> int:
     """Say truly what was written before the interrupt; exit status 128 + the signal
     (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP), as shells report it."""
+    _pending_signal.clear()  # reported: no more resending
     signum = getattr(error, "signum", signal.SIGINT)
     name = signal.Signals(signum).name
     how = "interrupted" if signum == signal.SIGINT else f"stopped by {name}"
@@ -736,6 +765,7 @@ def main(argv=None) -> int:
     warnings.showwarning = _one_line_warning
     announce_compilation()
     reset_published()
+    _pending_signal.clear()
     with _signals_as_interrupts():
         try:
             return _run(argv)

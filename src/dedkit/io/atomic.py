@@ -129,6 +129,7 @@ def check_outputs(outputs, inputs: Iterable = (), force: bool = False, *, figure
     paths = [_path_of(item) for item in items]
     for path in paths:
         check_outside_package(path)
+        _check_not_current_folder(path)
     for i, a in enumerate(paths):
         for b in paths[:i]:
             if _same(a, b):
@@ -284,12 +285,28 @@ def figure_format(path) -> str:
 def temporary_sibling(path) -> Path:
     """A hidden name in the same folder as ``path`` (so the final rename is atomic)."""
     path = Path(path)
+    if path.name in ("", ".", ".."):
+        # "." or "..": the sibling of the folder they name
+        path = Path(os.path.abspath(path))
     return path.with_name(f".{path.name}.part-{os.getpid()}")
 
 
 #: outputs renamed into place (the last few thousand: a long-lived process using the
 #: Python API does not grow without bound)
 _published: collections.deque[Path] = collections.deque(maxlen=4096)
+
+
+def _check_not_current_folder(path: Path) -> None:
+    # an output is written beside its final name and renamed into place: the folder a
+    # command runs in (".", "..", or their spelled-out paths) cannot be replaced that way
+    # without pulling the ground from under the user's shell
+    resolved, here = path.resolve(), Path.cwd().resolve()
+    if path.name in ("", ".", "..") or resolved == here or resolved in here.parents:
+        raise DedkitError(
+            "output is the current folder or one above it; name a new file or folder "
+            "(dedkit writes an output beside its name and renames it into place)",
+            path=path,
+        )
 
 
 def check_outside_package(path) -> Path:

@@ -349,7 +349,10 @@ class MrcWriter(FrameWriter):
                 flags = IMOD_FLAG_SIGNED_BYTES
         h["nx"], h["ny"], h["nz"], h["mode"] = nx, ny, nz, mode
         h["mx"], h["my"], h["mz"] = nx, ny, nz
-        ps = self.pixel_size or (1.0, 1.0, 1.0)
+        # no pixel size is written as a zero cell (mrcfile's voxel_size 0, "not set"),
+        # not as IMOD's 1 A default, which would claim a size nobody measured; IMOD's
+        # programs read a zero cell as 1 A all the same
+        ps = self.pixel_size or (0.0, 0.0, 0.0)
         h["cella"] = (ps[0] * nx, ps[1] * ny, ps[2] * nz)
         h["cellb"] = (90.0, 90.0, 90.0)
         h["mapc"], h["mapr"], h["maps"] = 1, 2, 3

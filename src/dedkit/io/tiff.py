@@ -414,13 +414,26 @@ def _tiff_page_format(
     )
 
 
+#: largest resolution (pixels per cm) a TIFF RATIONAL of two uint32 holds
+_MAX_RESOLUTION_PER_CM = float(2**32 - 1)
+
+
 def _resolution_per_cm(path, pixel_size) -> tuple[float, float] | None:
     """(XResolution, YResolution) in pixels per centimetre for a pixel size in Angstrom."""
     sizes = pixel_size_xyz(pixel_size, path)
     if sizes is None:
         return None
     # TIFF has no Z spacing: only x and y are written
-    return (1e8 / sizes[0], 1e8 / sizes[1])
+    per_cm = (1e8 / sizes[0], 1e8 / sizes[1])
+    # a resolution is a RATIONAL of two uint32: more than 2**32 - 1 pixels per cm (pixels
+    # under 0.0233 A) cannot be stored, and a pixel size is never dropped in silence
+    if max(per_cm) > _MAX_RESOLUTION_PER_CM:
+        raise DedkitError(
+            f"pixel size {min(sizes[:2]):.3g} A is smaller than a TIFF resolution tag can "
+            f"hold ({1e8 / _MAX_RESOLUTION_PER_CM:.4f} A); write MRC instead",
+            path=path,
+        )
+    return per_cm
 
 
 class _TiffFrameWriter(FrameWriter):
