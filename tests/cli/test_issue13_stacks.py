@@ -255,6 +255,17 @@ def test_issue13_item12_non_finite_norm_options_are_refused(mk, run, option):
     assert not out.exists()
 
 
+def test_issue13_item12_a_finite_scale_that_overflows_float32_is_refused(mk, run):
+    """issue 13 item 12: --scale 3e38 is finite, but 3e38 x any count overflows float32 and
+    the output would hold inf and NaN made by dedkit itself: refused before writing."""
+    path = mk.mrc("in.mrc", mk.counts(nz=1))
+    out = mk.path("out.mrc")
+    r = run("norm", "-q", path, "none", out, "--scale", "3e38", "-m", "float")
+    assert r.status == 2 and "overflows float32" in r.err, r
+    assert len(r.err_lines) == 1 and not out.exists()
+    assert run("norm", "-q", path, "none", out, "--scale", "1e30", "-m", "float").status == 0
+
+
 def test_issue13_item12_python_norm_options_are_checked_too(mk):
     """issue 13 item 12: the job refuses the same values from Python."""
     from dedkit.errors import DedkitError
@@ -400,3 +411,10 @@ def test_issue13_item5_norm_without_R_says_the_titles_record_an_rotflip(mk, run)
     assert "record r/f 2" in r.err and "-R -1" in r.err
     r = run("norm", "-q", path, gain, mk.path("n2.mrc"), "-R", "-1")
     assert "record r/f" not in r.err
+
+
+def test_issue13_item5_missing_rf_names_the_frames_file(mk, run):
+    """issue 13 item 5: -R -1 on frames whose titles record no r/f names the file."""
+    path = mk.mrc("norf.mrc", mk.counts(nz=1))
+    r = run("norm", "-q", path, "none", mk.path("o.mrc"), "-R", "-1")
+    assert r.status == 2 and r.err.startswith(f"dedkit: error: {path}: cannot find an r/f"), r

@@ -777,8 +777,12 @@ def main(argv=None) -> int:
 def _run(argv) -> int:
     try:
         # a command ending with ctx.exit(status) (a result, e.g. 'camera check' finding a
-        # violated rule) makes click return that status
-        status = cli.main(args=argv, prog_name="dedkit", standalone_mode=False)
+        # violated rule) raises Exit with that status. The context is made and invoked
+        # here rather than through cli.main, which prints an empty line to stderr on
+        # Ctrl-C before our one-line message
+        args = sys.argv[1:] if argv is None else list(argv)
+        with cli.make_context("dedkit", args) as ctx:
+            status = cli.invoke(ctx)
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort as e:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dedkit.errors import DedkitError
+from dedkit.errors import DedkitError, about
 from dedkit.frames.defects import DefectCorrector, defect_map
 from dedkit.frames.gain import (
     OUTPUT_DTYPES,
@@ -212,6 +212,25 @@ def _mode_to_output(mode: str, output) -> tuple[np.dtype, str]:
     return OUTPUT_DTYPES[mode], "none"
 
 
+def _check_output_range(info, reference, scale: float, path) -> None:
+    """Refuse a scale that makes the largest possible raw value x gain overflow float32
+    (the kernels' type): the output would hold inf and NaN made by dedkit itself. Float
+    inputs have no largest value known in advance and are not checked here."""
+    if info.packing != "none":
+        raw_max = 15.0
+    elif np.dtype(info.dtype).kind in "ui":
+        raw_max = float(np.iinfo(info.dtype).max)
+    else:
+        return
+    gain_max = 1.0 if reference is None else max(float(reference.maximum), 0.0)
+    if raw_max * gain_max * scale > float(np.finfo(np.float32).max):
+        raise DedkitError(
+            f"scale {scale:g} x the largest gain {gain_max:g} x the largest raw value "
+            f"{raw_max:g} overflows float32: the output would hold inf; use a smaller scale",
+            path=path,
+        )
+
+
 def _titles_after(reader: FrameReader, *, note: str, **changes):
     """The frames' titles for a job's output, plus a line saying what dedkit did.
 
@@ -314,7 +333,8 @@ def normalize_stack(
         frame_shape = (info.ny, info.nx)
         applied_rotflip = None
         if rotflip_value is not None:
-            applied_rotflip = resolve_rotflip(info.titles, rotflip_value)
+            with about(input):
+                applied_rotflip = resolve_rotflip(info.titles, rotflip_value)
         reference: GainReference | None = None
         if gain is not None:
             # Without -R the reference is used as it is, as clip norm does.
@@ -326,6 +346,7 @@ def normalize_stack(
             )
         if scale is None:
             scale = default_scale(reference)
+        _check_output_range(info, reference, scale, input)
         if mode is None:
             mode = "float" if reference is not None else "byte"
         dtype, packing = _mode_to_output(mode, output)
