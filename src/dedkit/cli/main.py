@@ -725,10 +725,20 @@ def _signals_as_interrupts():
             previous[signum] = signal.signal(signum, _raise_terminated)
         except ValueError:  # not the main thread: leave the handlers alone
             break
+    hook = sys.unraisablehook
+
+    def unraisable(info):
+        # a stop raised where Python cannot raise it (a finalizer, a ctypes callback) is
+        # sent again (_raise_terminated): not worth "Exception ignored" and a traceback
+        if not isinstance(info.exc_value, Terminated):
+            hook(info)
+
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
         _pending_signal.clear()  # no resending once the command is over
+        sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
