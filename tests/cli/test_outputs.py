@@ -84,6 +84,29 @@ def test_issue13_item1_force_replaces_a_dedkit_folder_of_the_same_kind_only(mk, 
     assert sorted(p.name for p in demo.iterdir()) == before
 
 
+def test_issue13_item1_changed_or_forged_files_are_never_replaced(mk, stack, run):
+    """A file dedkit listed but that was edited since, or a manifest copied into a folder
+    of the user's, does not make the user's files dedkit's to delete."""
+    import os
+    import shutil
+
+    frames = mk.folder / "frames"
+    assert run("convert", stack, frames).status == 0
+    first = sorted(p.name for p in frames.iterdir() if p.name != MARKER)[0]
+    # edited in place (same name, new content and time)
+    (frames / first).write_bytes(b"my edit")
+    _refused(run("convert", stack, frames, "--force"), "changed", first)
+    assert (frames / first).read_bytes() == b"my edit"
+    # a manifest copied into a folder of the user's, a file of theirs under a listed name
+    mine = mk.folder / "mine"
+    mine.mkdir()
+    shutil.copy(frames / MARKER, mine / MARKER)
+    (mine / first).write_bytes(b"my data")
+    os.utime(mine / first, ns=(1, 1))
+    _refused(run("convert", stack, mine, "--force"), "changed", first)
+    assert (mine / first).read_bytes() == b"my data"
+
+
 def test_issue13_item1_sim_frames_replaces_only_its_own_folder(tmp_path, run):
     out = tmp_path / "run"
     out.mkdir()

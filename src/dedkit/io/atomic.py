@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,13 +217,26 @@ def _entries(folder: Path) -> set[str]:
     return found
 
 
+def _stamp(path: Path) -> list[int] | None:
+    """[size, mtime in ns] of a regular file (not following links), else None."""
+    info = path.lstat()
+    return [info.st_size, info.st_mtime_ns] if stat.S_ISREG(info.st_mode) else None
+
+
 def write_manifest(folder, kind: str) -> None:
     """Write :data:`MARKER` into ``folder``: its kind and every entry dedkit put there."""
     from dedkit import __version__
 
     folder = Path(folder)
     names = sorted(_entries(folder) - {MARKER})
-    manifest = {"dedkit_output": kind, "dedkit": __version__, "files": names}
+    manifest = {
+        "dedkit_output": kind,
+        "dedkit": __version__,
+        "files": names,
+        # size and modification time of each file: one changed (or swapped in) since is
+        # the user's, and the folder is then not replaced
+        "stamps": {n: _stamp(folder / n) for n in names if _stamp(folder / n) is not None},
+    }
     (folder / MARKER).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
 
@@ -233,6 +247,7 @@ def check_replaceable(folder, kind: str) -> None:
     try:
         manifest = json.loads((folder / MARKER).read_text(encoding="utf-8"))
         written_kind, listed = manifest["dedkit_output"], set(manifest["files"])
+        stamps = dict(manifest["stamps"])
     except (OSError, ValueError, KeyError, TypeError):
         raise DedkitError(
             "output folder was not written by dedkit; refusing to replace it "
@@ -244,12 +259,15 @@ def check_replaceable(folder, kind: str) -> None:
             f"output folder is a dedkit {written_kind} output, not {kind}; refusing to replace it",
             path=folder,
         )
-    foreign = sorted(_entries(folder) - listed - {MARKER})
+    present = _entries(folder)
+    foreign = sorted(present - listed - {MARKER})
+    # a listed file changed since (edited, or a file of the user's under a listed name)
+    foreign += sorted(n for n in listed & present if _stamp(folder / n) != (stamps.get(n) or None))
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise DedkitError(
-            f"output folder holds files dedkit did not write there ({shown}); "
-            "refusing to replace it",
+            f"output folder holds files dedkit did not write there or that were changed "
+            f"since ({shown}); refusing to replace it",
             path=folder,
         )
 
