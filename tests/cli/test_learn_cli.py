@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "learn"))
 
-from tiny_set import make_tiny_set  # noqa: E402
+from tiny_set import huge_member_npz, make_tiny_set  # noqa: E402
 
 from dedkit.io.events import TableWriter, read_table  # noqa: E402
 from dedkit.io.training import read_training_set  # noqa: E402
@@ -172,6 +172,8 @@ def test_issue_13_item_3_a_card_without_hash_does_not_run(run, trained, tmp_path
         ({"format_version": "two"}, "format_version 'two' is not a version number"),
         ({"input": "nonsense"}, "input must be an object"),
         ("npz", "unreadable model weights"),
+        # issue 13 item 1: a member declaring 64 GiB, the hash made to match
+        ("huge", "model tensor backbone.0.weight: its .npy header declares 131072 x 131072"),
     ],
 )
 def test_issue_13_item_11_damaged_models_are_one_line_and_status_2(
@@ -188,6 +190,10 @@ def test_issue_13_item_11_damaged_models_are_one_line_and_status_2(
         raw = raw[:40] + bytes(60) + raw[100:]
         copy.with_suffix(".npz").write_bytes(raw)
         card["weights_sha256"] = hashlib.sha256(raw).hexdigest()  # the hash is no help here
+    elif damage == "huge":
+        raw = huge_member_npz(copy.with_suffix(".npz"))
+        copy.with_suffix(".npz").write_bytes(raw)
+        card["weights_sha256"] = hashlib.sha256(raw).hexdigest()
     else:
         card.update(damage)
     copy.write_text(json.dumps(card))

@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from tiny_set import huge_member_npz  # noqa: E402
+
 from dedkit.errors import DedkitError  # noqa: E402
 from dedkit.learn.model import build_model, state_arrays  # noqa: E402
 from dedkit.learn.store import (  # noqa: E402
@@ -135,6 +137,42 @@ def test_issue_13_item_11_a_damaged_card_is_one_clear_error(model, changes, mess
     with pytest.raises(DedkitError, match=message) as error:
         load_model(card_path)
     assert "\n" not in str(error.value) and str(card_path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "name, shape, message",
+    [
+        ("backbone.0.weight", (131072, 131072), "declares 131072 x 131072 float32"),
+        ("backbone.0.weight", (16, 1, 3, 3), r"declares 16 x 1 x 3 x 3 float32 \(576 bytes\) but"),
+        ("head.bias", (3,), "declares 3 float32"),
+    ],
+)
+def test_issue_13_item_1_member_headers_are_checked_before_loading(model, name, shape, message):
+    weights, card_path = model
+    _replace_weights(weights, card_path, raw=huge_member_npz(weights, name, shape))
+    with pytest.raises(DedkitError, match=message) as error:
+        load_model(card_path)
+    assert str(error.value).startswith(f"{weights}: model tensor {name}")
+
+
+def test_issue_13_item_1_members_of_another_shape_are_refused(model):
+    weights, card_path = model
+    state = dict(np.load(weights))
+    for changed, message in (
+        (
+            {**state, "head.bias": np.zeros(3, np.float32)},
+            r"head.bias is \(3,\), the architecture needs \(2,\)",
+        ),
+        ({**state, "extra": np.zeros(2, np.float32)}, "extra is not a tensor of the card's"),
+        ({k: v for k, v in state.items() if k != "head.bias"}, "tensors missing: head.bias"),
+        ({**state, "head.bias": np.zeros(2, np.complex64)}, "not real numbers"),
+    ):
+        _replace_weights(weights, card_path, changed)
+        with pytest.raises(DedkitError, match=message):
+            load_model(card_path)
+    # a scalar stored as one value still loads
+    _replace_weights(weights, card_path, {**state, "image_scale": np.array([10.0], np.float32)})
+    assert load_model(card_path)[0]["image_scale"].shape == (1,)
 
 
 def test_issue_13_item_6_an_uppercase_weights_hash_is_the_same_hash(model):

@@ -14,7 +14,10 @@ or hand-edited card is one clear error, not a failure deep inside the network: t
 architecture is a preset of :data:`~dedkit.learn.architectures.ARCHITECTURES` (with its
 shape) or ``custom``; ``input`` holds what ``dedkit learn train`` writes (the crop, equal
 to the architecture's, a positive ``image_scale_keV``, 7 finite ``feature_mean`` and 7
-positive ``feature_std``); the hash is 64 hexadecimal digits in either case.
+positive ``feature_std``); the hash is 64 hexadecimal digits in either case. The
+weights' members are checked from their ``.npy`` headers against the architecture
+(names, shapes, real dtypes, the bytes they hold) before any is loaded
+(:func:`check_npz_members`), so a header declaring 131072 x 131072 allocates nothing.
 
 **The installed package is read-only to dedkit.** No model, card or record is written
 inside the dedkit package folder (where the shipped model lives): copy a model out of it
@@ -35,7 +38,14 @@ import numpy as np
 
 from dedkit.errors import DedkitError, one_line
 from dedkit.io.atomic import atomic_output, check_outputs, check_outside_package
-from dedkit.learn.architectures import ARCHITECTURES, CROP, N_FEATURES
+from dedkit.io.limits import read_npy_stream_header
+from dedkit.learn.architectures import (
+    ARCHITECTURES,
+    CROP,
+    N_FEATURES,
+    Architecture,
+    tensor_shapes,
+)
 
 __all__ = [
     "CARD_FORMAT",
@@ -261,6 +271,76 @@ def _check_weights(state: dict, weights_path: Path) -> None:
             )
 
 
+def _fits(shape: tuple, expected: tuple) -> bool:
+    # a scalar may be stored as one value (np.ascontiguousarray makes () into (1,))
+    return shape == expected or (expected == () and shape == (1,))
+
+
+def check_npz_members(path, shapes: dict, *, allowed_shapes=None, what="model") -> None:
+    """Check every member of an ``.npz`` from its header alone, before any is loaded.
+
+    Each member must be a ``.npy`` of real numbers (at most 8 bytes each) holding the
+    bytes its header declares, and have the shape ``shapes`` gives for its name (every
+    name there must be present); a member not in ``shapes`` is allowed only when its
+    shape is in ``allowed_shapes``. So a weights file cannot make dedkit allocate more
+    than its card's architecture needs.
+
+    Parameters
+    ----------
+    path : path-like
+    shapes : dict of str -> tuple
+        Name (without ``.npy``) -> required shape.
+    allowed_shapes : set of tuple, optional
+        Shapes a member not named in ``shapes`` may have (None: no other member).
+    what : str
+        How the error names a member ("model tensor x").
+
+    Raises
+    ------
+    DedkitError
+        One line naming ``path`` and the member.
+    """
+    path = Path(path)
+    found = set()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                label = f"{what} tensor {name}"
+                expected = shapes.get(name)
+                if expected is None and allowed_shapes is None:
+                    raise DedkitError(
+                        f"{label} is not a tensor of the card's architecture", path=path
+                    )
+                with archive.open(info) as member:
+                    shape, dtype, _ = read_npy_stream_header(
+                        member, info.file_size, path=path, what=label
+                    )
+                if dtype.kind not in "fiu" or dtype.itemsize > 8:
+                    raise DedkitError(f"{label} is not real numbers (dtype {dtype})", path=path)
+                if expected is not None and not _fits(shape, expected):
+                    raise DedkitError(
+                        f"{label} is {shape}, the architecture needs {expected}", path=path
+                    )
+                if expected is None and not any(_fits(shape, s) for s in allowed_shapes):
+                    raise DedkitError(
+                        f"{label} is {shape}, not the shape of a tensor of the network",
+                        path=path,
+                    )
+                found.add(name)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as error:
+        raise DedkitError(
+            f"unreadable {what} weights, not a numpy .npz ({one_line(error)})", path=path
+        ) from None
+    missing = sorted(set(shapes) - found)
+    if missing:
+        raise DedkitError(
+            f"{what} tensors missing: {', '.join(missing[:4])}"
+            + (", ..." if len(missing) > 4 else ""),
+            path=path,
+        )
+
+
 def load_model(path) -> tuple[dict, dict]:
     """(arrays, card) of a model; the weights are checked against the card's hash.
 
@@ -276,6 +356,9 @@ def load_model(path) -> tuple[dict, dict]:
     data = weights_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != card["weights_sha256"].lower():
         raise DedkitError("model weights do not match their card (hash differs)", path=weights_path)
+    # the members' headers first: a header declaring 131072 x 131072 is refused here,
+    # before numpy allocates what it declares
+    check_npz_members(weights_path, tensor_shapes(Architecture.from_dict(card["architecture"])))
     try:
         with np.load(weights_path, allow_pickle=False) as npz:
             state = {name: npz[name] for name in npz.files}
