@@ -238,6 +238,30 @@ def test_issue_13_item_11_bad_training_sets_and_checkpoints_are_status_2(run, tr
     assert sorted(p.name for p in tmp_path.iterdir()) == [".m.ckpt", "seven.h5", "short.h5"]
 
 
+def _damaged_set(data, path, column, values):
+    """A copy of the training set ``data`` with ``column`` replaced by ``values(old)``."""
+    import shutil
+
+    import h5py
+
+    shutil.copy(data, path)
+    with h5py.File(path, "a") as f:
+        new = values(f["training"][column][()])
+        del f["training"][column]
+        f["training"].create_dataset(column, data=new)
+    return path
+
+
+def test_issue_13_item_3_a_bytes_column_is_one_line_naming_file_and_column(run, trained, tmp_path):
+    data, model = trained
+    bad = _damaged_set(data, tmp_path / "bytes.h5", "entry_y", lambda v: np.array([b"x"] * len(v)))
+    for args in (("train", bad, "-o", tmp_path / "m"), ("evaluate", bad, "--model", model)):
+        r = run("learn", *args)
+        assert r.status == 2, r
+        assert len(r.err_lines) == 1 and f"{bad}: damaged training set: column entry_y" in r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bytes.h5"]
+
+
 def test_issue_13_item_20_learn_help_lists_every_command_in_one_line(run):
     from dedkit.cli.learn import learn
 

@@ -116,3 +116,25 @@ def test_parts_resume_with_the_same_parameters(tmp_path):
     assert fresh.completed() == []
     fresh.remove()
     assert not folder.exists()
+
+
+@pytest.mark.parametrize(
+    "column, values",
+    [
+        ("entry_y", lambda n: np.array([b"x"] * n)),
+        ("entry_x", lambda n: np.array(["x"] * n, dtype=h5py.string_dtype())),
+        ("deposit_keV", lambda n: np.ones(n, np.complex64)),
+        ("image", lambda n: np.zeros((n, 15, 15), "S1")),
+    ],
+)
+def test_issue_13_item_3_a_column_that_is_not_numbers_is_refused(tmp_path, column, values):
+    path = tmp_path / "set.h5"
+    with TrainingSetWriter(path) as w:
+        w.append(_columns(30))
+    with h5py.File(path, "a") as f:
+        del f["training"][column]
+        f["training"].create_dataset(column, data=values(30))
+    for read in (training_set_length, read_training_set):
+        with pytest.raises(DedkitError, match=f"column {column} holds .* not real numbers") as e:
+            read(path)
+        assert str(e.value).startswith(f"{path}: damaged training set")

@@ -82,6 +82,8 @@ OPTIONAL_TRAINING_COLUMNS = {
 }
 _ALL_COLUMNS = {**TRAINING_COLUMNS, **OPTIONAL_TRAINING_COLUMNS}
 _CHUNK_BYTES = 2**20
+#: dtype kinds a column may hold: booleans, integers, floats (real numbers)
+_NUMERIC_KINDS = "biuf"
 _PART_NAME = re.compile(r"^chunk_(\d{6})\.h5$")
 #: what a parts folder may hold (anything else and --force refuses to remove it)
 _PARTS_ENTRIES = r"\.?(chunk_\d{6}\.h5|parameters\.json)(\.part-\d+)?"
@@ -233,8 +235,9 @@ def read_training_attrs(path) -> dict:
 def _check_layout(group, path) -> int:
     """Rows of a set whose columns all have them and the shapes of the layout.
 
-    Only the datasets' shapes are read, so a lying file costs nothing: a short column or
-    features of the wrong width is one clear error here, not a failure in the network.
+    Only the datasets' shapes and dtypes are read, so a lying file costs nothing: a short
+    column, features of the wrong width or a column of bytes or text is one clear error
+    here, not a failure in the network.
     """
     names = [*TRAINING_COLUMNS, *(c for c in OPTIONAL_TRAINING_COLUMNS if c in group)]
     missing = [name for name in names if not isinstance(group.get(name), h5py.Dataset)]
@@ -249,6 +252,13 @@ def _check_layout(group, path) -> int:
         if rows != n:
             raise DedkitError(
                 f"damaged training set: column {name} has {rows} rows, 'primary' has {n}",
+                path=path,
+            )
+        dtype = group[name].dtype
+        if dtype.kind not in _NUMERIC_KINDS:
+            # bytes, text, compound or complex values: no network input or label
+            raise DedkitError(
+                f"damaged training set: column {name} holds {dtype} values, not real numbers",
                 path=path,
             )
         expected = _ALL_COLUMNS[name][1]
