@@ -262,6 +262,22 @@ def test_issue_13_item_3_a_bytes_column_is_one_line_naming_file_and_column(run, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bytes.h5"]
 
 
+def test_issue_13_item_4_nan_or_inf_in_a_training_set_names_file_and_column(run, trained, tmp_path):
+    data, model = trained
+
+    def inf_first(values):
+        values[0] = np.inf
+        return values
+
+    bad = _damaged_set(data, tmp_path / "inf.h5", "entry_x", inf_first)
+    for args in (("train", bad, "-o", tmp_path / "m"), ("evaluate", bad, "--model", model)):
+        r = run("learn", *args)
+        assert r.status == 2, r
+        assert len(r.err_lines) == 1
+        assert f"{bad}: damaged training set: column entry_x holds 1 NaN or infinite" in r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inf.h5"]
+
+
 def test_issue_13_item_20_learn_help_lists_every_command_in_one_line(run):
     from dedkit.cli.learn import learn
 

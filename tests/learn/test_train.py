@@ -182,3 +182,32 @@ def test_issue_13_item_18_recipe_paper_selects_the_papers_settings():
         TrainConfig.from_recipe("fast")
     with pytest.raises(DedkitError, match="unknown training recipe"):
         TrainConfig(recipe="fast").check()
+
+
+def test_issue_13_item_4_nan_in_the_set_or_the_checkpoint_is_named(tiny_set, tmp_path):
+    import shutil
+
+    import h5py
+
+    nan_set = tmp_path / "nan.h5"
+    shutil.copy(tiny_set, nan_set)
+    with h5py.File(nan_set, "a") as f:
+        f["training/image"][5, 7, 7] = np.nan
+        f["training/entry_x"][0] = np.inf
+    config = TrainConfig(arch="c16", epochs=1, threads=1, eval_samples=20, limit=60)
+    # not "training diverged ... lower the learning rate"
+    with pytest.raises(DedkitError, match=r"column image holds 1 NaN or infinite value \(") as e:
+        train_model(nan_set, tmp_path / "m", config)
+    assert str(e.value).startswith(f"{nan_set}: damaged training set")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.h5"]
+    # a checkpoint whose weights went NaN
+    config, folder = _interrupted_run(tiny_set, tmp_path / "own")
+    with np.load(folder / "checkpoint.npz") as npz:
+        arrays = dict(npz)
+    arrays["model/head.bias"] = np.array([np.nan, 0.0], np.float32)
+    with open(folder / "checkpoint.npz", "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(DedkitError, match="damaged checkpoint: model/head.bias holds 1 NaN") as e:
+        train_model(tiny_set, tmp_path / "own", config, resume=True)
+    assert str(e.value).startswith(f"{folder}: ")
+    assert not (tmp_path / "own.npz").exists()

@@ -267,6 +267,21 @@ def _read_checkpoint(folder: Path) -> tuple[dict, dict]:
             "its fields); use --force to start afresh",
             path=folder,
         )
+    for name, value in arrays.items():
+        # NaN weights or optimiser moments would only come back as 'training diverged'
+        if value.dtype.kind not in "fiu":
+            raise DedkitError(
+                f"not a checkpoint of 'dedkit learn train' ({name} is {value.dtype}, not real "
+                "numbers); use --force to start afresh",
+                path=folder,
+            )
+        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+        if bad:
+            raise DedkitError(
+                f"damaged checkpoint: {name} holds {bad} NaN or infinite values; use --force "
+                "to start afresh",
+                path=folder,
+            )
     return state, arrays
 
 
