@@ -118,7 +118,7 @@ def test_issue_13_item_11_a_foreign_checkpoint_is_refused(tiny_set, tmp_path):
     state = json.loads((c8 / "state.json").read_text())
     state["config"]["arch"] = "c16"
     (c8 / "state.json").write_text(json.dumps(state))
-    resume_with(c8, r"another network \(tensor backbone.0.bias: \(8,\)")
+    resume_with(c8, r"checkpoint tensor model/backbone.0.weight is \(8, 1, 3, 3\), the arch")
     # another training set
     other = tmp_path / "other.h5"
     shutil.copy(tiny_set, other)
@@ -211,3 +211,42 @@ def test_issue_13_item_4_nan_in_the_set_or_the_checkpoint_is_named(tiny_set, tmp
         train_model(tiny_set, tmp_path / "own", config, resume=True)
     assert str(e.value).startswith(f"{folder}: ")
     assert not (tmp_path / "own.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "where, key, value, problem",
+    [
+        ("state", "history", [1, "x", None], "history is not a list of 1 epochs"),
+        ("state", "history", [1], "history entry 1 is not an object of epoch, train_loss"),
+        ("state", "history", "x", "history is not a list"),
+        ("state", "history", ..., "history is not a list"),
+        ("state", "history", [{"epoch": 1}], "history entry 1 is not an object"),
+        ("entry", "train_loss", "x", "history entry 1 train_loss 'x' is not a finite"),
+        ("entry", "lr", float("nan"), "history entry 1 lr nan is not a finite"),
+        ("entry", "epoch", 2, "history entry 1 is of epoch 2"),
+        ("entry", "seconds", ..., "history entry 1 is not an object"),
+        ("state", "epoch", True, "epoch True is not a count"),
+        ("state", "epoch", -1, "epoch -1 is not a count"),
+        ("state", "param_groups", [1], "param_groups is not a list"),
+        ("state", "param_groups", [{"params": ["a"]}], "param_groups is not a list"),
+        ("state", "dataset_sha256", 5, "no dataset_sha256"),
+        ("state", "config", [], "no config object"),
+    ],
+)
+def test_issue_13_item_2_every_field_of_the_checkpoint_state_is_checked(
+    tiny_set, tmp_path, where, key, value, problem
+):
+    """A damaged state.json is refused before training, and nothing is written (it
+    crashed in write_loss_curves after the model was written)."""
+    config, folder = _interrupted_run(tiny_set, tmp_path / "F8")
+    state = json.loads((folder / "state.json").read_text())
+    target = state if where == "state" else state["history"][0]
+    if value is ...:
+        del target[key]
+    else:
+        target[key] = value
+    (folder / "state.json").write_text(json.dumps(state))
+    with pytest.raises(DedkitError, match="not a checkpoint of 'dedkit learn train'") as e:
+        train_model(tiny_set, tmp_path / "F8", config, resume=True)
+    assert problem in str(e.value) and str(e.value).startswith(f"{folder}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".F8.ckpt"]
