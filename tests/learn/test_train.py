@@ -250,3 +250,67 @@ def test_issue_13_item_2_every_field_of_the_checkpoint_state_is_checked(
         train_model(tiny_set, tmp_path / "F8", config, resume=True)
     assert problem in str(e.value) and str(e.value).startswith(f"{folder}: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".F8.ckpt"]
+
+
+def test_issue_13_item_5_a_full_disk_at_a_checkpoint_names_the_file(tiny_set, tmp_path):
+    """ENOSPC while writing the first checkpoint: one line naming it, no temporary and
+    no checkpoint folder left; at the second: the first checkpoint is kept whole and
+    resumes."""
+    import errno
+    import os
+    from unittest import mock
+
+    import dedkit.learn.train as train
+
+    config = TrainConfig(arch="c16", epochs=2, threads=1, eval_samples=20, limit=60)
+    real = np.savez
+    calls = []
+
+    def full_at(n):
+        def savez(file, **arrays):
+            calls.append(1)
+            if len(calls) == n:
+                file.write(b"partial")
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real(file, **arrays)
+
+        return savez
+
+    folder = checkpoint_folder(tmp_path / "m")
+    with mock.patch.object(train.np, "savez", full_at(1)):
+        with pytest.raises(DedkitError) as error:
+            train_model(tiny_set, tmp_path / "m", config)
+    assert str(error.value) == (
+        f"{folder / 'checkpoint.npz'}: cannot write: No space left on device"
+    )
+    assert list(tmp_path.iterdir()) == []
+    calls.clear()
+    with mock.patch.object(train.np, "savez", full_at(2)):
+        with pytest.raises(DedkitError, match="checkpoint.npz: cannot write: No space left"):
+            train_model(tiny_set, tmp_path / "m", config)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.ckpt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.npz", "state.json"]
+    assert json.loads((folder / "state.json").read_text())["epoch"] == 1
+    report = train_model(tiny_set, tmp_path / "m", config, resume=True)
+    assert report.details["resumed_from_epoch"] == 1
+    assert not folder.exists()
+
+
+def test_issue_13_item_5_a_real_full_disk_leaves_nothing(tiny_set, tmp_path):
+    """A 64 kB tmpfs: the first checkpoint (about 180 kB) does not fit."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                       capture_output=True)  # fmt: skip
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        config = TrainConfig(arch="c16", epochs=1, threads=1, eval_samples=20, limit=60)
+        with pytest.raises(DedkitError, match="cannot write: No space left on device") as e:
+            train_model(tiny_set, disk / "m", config)
+        assert str(e.value).startswith(f"{disk}/.m.ckpt/checkpoint.npz: ")
+        assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

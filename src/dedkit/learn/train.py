@@ -18,8 +18,12 @@ from ``torch.manual_seed(seed)``, so a run interrupted and resumed gives the sam
 an uninterrupted one (on the same device and thread count).
 
 **Checkpoints.** After every epoch the network, the optimiser's state and the loss
-history are written (atomically) to a folder beside the output, ``.NAME.ckpt``; a run
-with ``resume=True`` continues from the last finished epoch. Before a resumed run uses a
+history are written (atomically, through :func:`dedkit.io.atomic.atomic_output`: a write
+failure such as a full disk is one line naming the file, and its temporary is removed) to
+a folder beside the output, ``.NAME.ckpt``; a run with ``resume=True`` continues from the
+last finished epoch. A run that fails or is stopped keeps the folder only if it holds a
+complete checkpoint (to be resumed); a fresh run that fails before its first complete
+checkpoint leaves no folder. Before a resumed run uses a
 checkpoint, every field of its ``state.json`` is checked (settings, epoch, optimiser
 groups, one loss-history entry of finite numbers per finished epoch) and its arrays'
 headers against the network, then their values (real and finite): a damaged or foreign
@@ -30,10 +34,10 @@ the model is written. Loss curves: ``NAME.loss.csv`` and, with matplotlib,
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
-import os
 import shutil
 import time
 import zipfile
@@ -47,7 +51,7 @@ import torch
 from dedkit import __version__
 from dedkit.errors import DedkitError, one_line
 from dedkit.hpd.tables import FEATURE_NAMES
-from dedkit.io.atomic import atomic_output, check_outputs, remove_owned_folder, temporary_sibling
+from dedkit.io.atomic import atomic_output, check_outputs, remove_owned_folder, writing
 from dedkit.learn.architectures import tensor_shapes
 from dedkit.learn.data import (
     LABEL_NOISE_UNITS,
@@ -227,23 +231,39 @@ def _make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
 
 
 def _save_checkpoint(folder: Path, model, optimizer, epoch: int, meta: dict) -> None:
-    folder.mkdir(exist_ok=True)
+    """Write the checkpoint of a finished epoch: ``checkpoint.npz`` and ``state.json``.
+
+    Both go through :func:`~dedkit.io.atomic.atomic_output` (a temporary renamed into
+    place, removed on any failure; a full disk is one line naming the file). Both are
+    written in full before either is renamed, so a failure while writing leaves the
+    previous epoch's checkpoint whole; only the two renames lie between them.
+    """
+    with writing(folder):
+        folder.mkdir(exist_ok=True)
     arrays = {f"model/{k}": v for k, v in state_arrays(model).items()}
     opt = optimizer.state_dict()
     for index, state in opt["state"].items():
         for key, value in state.items():
             arrays[f"opt/{index}/{key}"] = torch.as_tensor(value).detach().cpu().numpy()
-    weights = folder / "checkpoint.npz"
-    temporary = temporary_sibling(weights)
-    with temporary.open("wb") as f:
-        np.savez(f, **arrays)
-    # the state file names the epoch; written after the weights so it never points ahead
-    os.replace(temporary, weights)
     state = {**meta, "epoch": epoch, "param_groups": opt["param_groups"]}
-    path = folder / "state.json"
-    temporary = temporary_sibling(path)
-    temporary.write_text(json.dumps(state, indent=1), encoding="utf-8")
-    os.replace(temporary, path)
+    text = json.dumps(state, indent=1)
+    # the state names the epoch: renamed last, so that it never points ahead of the weights
+    with atomic_output(folder / "state.json", record=False) as state_temporary:
+        state_temporary.write_text(text, encoding="utf-8")
+        with (
+            atomic_output(folder / "checkpoint.npz", record=False) as weights_temporary,
+            weights_temporary.open("wb") as f,
+        ):
+            np.savez(f, **arrays)
+
+
+def _remove_incomplete_checkpoint(folder: Path) -> None:
+    """After a failed run: remove the checkpoint folder unless it holds a complete
+    checkpoint (``state.json`` is renamed into place last), which is kept for --resume."""
+    if (folder / "state.json").is_file():
+        return
+    with contextlib.suppress(DedkitError, OSError):
+        remove_owned_folder(folder, CHECKPOINT_ENTRIES)
 
 
 #: the columns of a loss history entry (one per finished epoch)
@@ -479,6 +499,20 @@ def train_model(
         ``progress(done, total, **info)`` after each batch (done and total in batches,
         info: epoch, loss).
     """
+    folder = checkpoint_folder(output)
+    fresh = not resume and (force or not (folder.exists() or folder.is_symlink()))
+    try:
+        return _train_model(dataset, output, config, resume=resume, force=force,
+                            command=command, progress=progress)  # fmt: skip
+    except BaseException:
+        # a fresh run that stopped before its first complete checkpoint leaves no
+        # folder; one with a complete checkpoint keeps it for --resume
+        if fresh:
+            _remove_incomplete_checkpoint(folder)
+        raise
+
+
+def _train_model(dataset, output, config, *, resume, force, command, progress) -> TrainReport:
     started = time.perf_counter()
     config = config or TrainConfig()
     config.check()
