@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "learn"))
 
-from tiny_set import make_tiny_set  # noqa: E402
+from tiny_set import huge_member_npz, make_tiny_set  # noqa: E402
 
 from dedkit.io.events import TableWriter, read_table  # noqa: E402
 from dedkit.io.training import read_training_set  # noqa: E402
@@ -172,6 +172,8 @@ def test_issue_13_item_3_a_card_without_hash_does_not_run(run, trained, tmp_path
         ({"format_version": "two"}, "format_version 'two' is not a version number"),
         ({"input": "nonsense"}, "input must be an object"),
         ("npz", "unreadable model weights"),
+        # issue 13 item 1: a member declaring 64 GiB, the hash made to match
+        ("huge", "model tensor backbone.0.weight: its .npy header declares 131072 x 131072"),
     ],
 )
 def test_issue_13_item_11_damaged_models_are_one_line_and_status_2(
@@ -188,6 +190,10 @@ def test_issue_13_item_11_damaged_models_are_one_line_and_status_2(
         raw = raw[:40] + bytes(60) + raw[100:]
         copy.with_suffix(".npz").write_bytes(raw)
         card["weights_sha256"] = hashlib.sha256(raw).hexdigest()  # the hash is no help here
+    elif damage == "huge":
+        raw = huge_member_npz(copy.with_suffix(".npz"))
+        copy.with_suffix(".npz").write_bytes(raw)
+        card["weights_sha256"] = hashlib.sha256(raw).hexdigest()
     else:
         card.update(damage)
     copy.write_text(json.dumps(card))
@@ -230,6 +236,46 @@ def test_issue_13_item_11_bad_training_sets_and_checkpoints_are_status_2(run, tr
     r = run("learn", "train", data, "-o", tmp_path / "m", "--resume")
     assert r.status == 2 and len(r.err_lines) == 1 and "not a checkpoint" in r.err, r
     assert sorted(p.name for p in tmp_path.iterdir()) == [".m.ckpt", "seven.h5", "short.h5"]
+
+
+def _damaged_set(data, path, column, values):
+    """A copy of the training set ``data`` with ``column`` replaced by ``values(old)``."""
+    import shutil
+
+    import h5py
+
+    shutil.copy(data, path)
+    with h5py.File(path, "a") as f:
+        new = values(f["training"][column][()])
+        del f["training"][column]
+        f["training"].create_dataset(column, data=new)
+    return path
+
+
+def test_issue_13_item_3_a_bytes_column_is_one_line_naming_file_and_column(run, trained, tmp_path):
+    data, model = trained
+    bad = _damaged_set(data, tmp_path / "bytes.h5", "entry_y", lambda v: np.array([b"x"] * len(v)))
+    for args in (("train", bad, "-o", tmp_path / "m"), ("evaluate", bad, "--model", model)):
+        r = run("learn", *args)
+        assert r.status == 2, r
+        assert len(r.err_lines) == 1 and f"{bad}: damaged training set: column entry_y" in r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bytes.h5"]
+
+
+def test_issue_13_item_4_nan_or_inf_in_a_training_set_names_file_and_column(run, trained, tmp_path):
+    data, model = trained
+
+    def inf_first(values):
+        values[0] = np.inf
+        return values
+
+    bad = _damaged_set(data, tmp_path / "inf.h5", "entry_x", inf_first)
+    for args in (("train", bad, "-o", tmp_path / "m"), ("evaluate", bad, "--model", model)):
+        r = run("learn", *args)
+        assert r.status == 2, r
+        assert len(r.err_lines) == 1
+        assert f"{bad}: damaged training set: column entry_x holds 1 NaN or infinite" in r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inf.h5"]
 
 
 def test_issue_13_item_20_learn_help_lists_every_command_in_one_line(run):

@@ -116,3 +116,57 @@ def test_parts_resume_with_the_same_parameters(tmp_path):
     assert fresh.completed() == []
     fresh.remove()
     assert not folder.exists()
+
+
+@pytest.mark.parametrize(
+    "column, values",
+    [
+        ("entry_y", lambda n: np.array([b"x"] * n)),
+        ("entry_x", lambda n: np.array(["x"] * n, dtype=h5py.string_dtype())),
+        ("deposit_keV", lambda n: np.ones(n, np.complex64)),
+        ("image", lambda n: np.zeros((n, 15, 15), "S1")),
+    ],
+)
+def test_issue_13_item_3_a_column_that_is_not_numbers_is_refused(tmp_path, column, values):
+    path = tmp_path / "set.h5"
+    with TrainingSetWriter(path) as w:
+        w.append(_columns(30))
+    with h5py.File(path, "a") as f:
+        del f["training"][column]
+        f["training"].create_dataset(column, data=values(30))
+    for read in (training_set_length, read_training_set):
+        with pytest.raises(DedkitError, match=f"column {column} holds .* not real numbers") as e:
+            read(path)
+        assert str(e.value).startswith(f"{path}: damaged training set")
+
+
+@pytest.mark.parametrize(
+    "column, change, count",
+    [
+        ("image", lambda v: v.__setitem__((3, 7, 7), np.nan), 1),
+        ("entry_x", lambda v: v.__setitem__(slice(0, 2), np.inf), 2),
+        ("features", lambda v: v.__setitem__((5, 0), -np.inf), 1),
+        ("true_entry_y", lambda v: v.__setitem__(9, np.inf), 1),
+    ],
+)
+def test_issue_13_item_4_nan_or_inf_values_are_refused(tmp_path, column, change, count):
+    path = tmp_path / "set.h5"
+    columns = {**_columns(30), "true_entry_x": np.zeros(30), "true_entry_y": np.zeros(30)}
+    change(columns[column])
+    with TrainingSetWriter(path) as w:
+        w.append(columns)
+    assert training_set_length(path) == 30  # the layout is fine
+    with pytest.raises(DedkitError, match=f"column {column} holds {count} (NaN or )?inf") as e:
+        read_training_set(path)
+    assert str(e.value).startswith(f"{path}: damaged training set")
+    # rows without the bad values read
+    assert len(read_training_set(path, 10, 20)["image"]) == 10
+
+
+def test_issue_13_item_4_unknown_true_entry_points_may_be_nan(tmp_path):
+    # dedkit learn scan-labels writes NaN where a cluster matched no simulated electron
+    path = tmp_path / "set.h5"
+    columns = {**_columns(10), "true_entry_x": np.full(10, np.nan), "true_entry_y": np.zeros(10)}
+    with TrainingSetWriter(path) as w:
+        w.append(columns)
+    assert np.isnan(read_training_set(path)["true_entry_x"]).all()

@@ -95,3 +95,15 @@ def test_the_shipped_model_loads_and_is_small():
     images[0, 7, 7] = 150.0
     features = np.array([[150.0, 1, 1, 1, 150.0, 150.0, 200.0]], np.float32)
     assert np.all(np.abs(localizer.positions(images, features)) < 0.5)
+
+
+def test_issue_13_item_6_a_crop_the_model_does_not_take_names_the_model(tiny_set, tiny_model):
+    pytest.importorskip("torch")
+    from dedkit.learn.data import load_training_arrays
+    from dedkit.learn.localizer import CnnLocalizer
+
+    localizer = CnnLocalizer(tiny_model, beam_energy_keV=200.0)
+    data = load_training_arrays(tiny_set, 5)
+    with pytest.raises(DedkitError, match="takes 15 x 15 crops") as error:
+        localizer.localize(_table(data.images[:, 5:10, 5:10], data.features))
+    assert str(error.value).startswith(f"{tiny_model}: ")

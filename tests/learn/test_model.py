@@ -56,9 +56,19 @@ def _trained_like(seed=0):
     return build_model("c16", feature_mean=np.arange(7.0), feature_std=np.full(7, 2.0)).eval()
 
 
+def _input(model) -> dict:
+    # what 'dedkit learn train' writes on the card
+    return {
+        "crop": model.arch.crop,
+        "image_scale_keV": float(model.image_scale),
+        "feature_mean": model.feature_mean.tolist(),
+        "feature_std": model.feature_std.tolist(),
+    }
+
+
 def test_save_and_load_give_the_same_predictions(tmp_path):
     model = _trained_like()
-    card = {"architecture": model.arch.to_dict(), "energy_keV": 200.0}
+    card = {"architecture": model.arch.to_dict(), "input": _input(model), "energy_keV": 200.0}
     weights, card_path = save_model(tmp_path / "m", state_arrays(model), card)
     assert (weights.name, card_path.name) == ("m.npz", "m.json")
     # plain arrays: readable without pickles
@@ -80,7 +90,7 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
 
 def test_a_tampered_or_foreign_model_is_refused(tmp_path):
     model = _trained_like()
-    card = {"architecture": model.arch.to_dict(), "energy_keV": 200.0}
+    card = {"architecture": model.arch.to_dict(), "input": _input(model), "energy_keV": 200.0}
     weights, card_path = save_model(tmp_path / "m", state_arrays(model), card)
     data = bytearray(weights.read_bytes())
     data[-30] ^= 0xFF
@@ -101,3 +111,6 @@ def test_arrays_that_do_not_fit_the_architecture_are_refused():
         )
     with pytest.raises(DedkitError, match="needs"):
         network_from_arrays(ARCHITECTURES["c32"], state)
+    # issue 13 item 6: the weights file is named
+    with pytest.raises(DedkitError, match=r"^w\.npz: model tensor backbone\.0\.weight is"):
+        network_from_arrays(ARCHITECTURES["c32"], state, path="w.npz")

@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from tiny_set import huge_member_npz  # noqa: E402
+
 from dedkit.errors import DedkitError  # noqa: E402
 from dedkit.learn.model import build_model, state_arrays  # noqa: E402
 from dedkit.learn.store import (  # noqa: E402
@@ -23,12 +25,15 @@ from dedkit.learn.store import (  # noqa: E402
     save_model,
 )
 
+#: the input normalisation of a freshly built network, as 'dedkit learn train' writes it
+INPUT = {"crop": 15, "image_scale_keV": 10.0, "feature_mean": [0.0] * 7, "feature_std": [1.0] * 7}
+
 
 @pytest.fixture()
 def model(tmp_path):
     """A freshly initialised c16 saved as ``tmp_path/m`` -> (weights, card) paths."""
     network = build_model("c16")
-    card = {"architecture": network.arch.to_dict(), "energy_keV": 200.0}
+    card = {"architecture": network.arch.to_dict(), "input": INPUT, "energy_keV": 200.0}
     return save_model(tmp_path / "m", state_arrays(network), card)
 
 
@@ -105,11 +110,22 @@ def test_issue_13_item_11_a_corrupt_npz_is_one_clear_error(model, raw):
         ({"format_version": None}, "is not a version number"),
         ({"format_version": 99}, "newer than this dedkit"),
         ({"input": "nonsense"}, "input must be an object"),
-        ({"input": {"crop": "x"}}, "input crop 'x'"),
-        ({"input": {"feature_mean": ["a"]}}, "feature_mean must be a list"),
+        ({"input": {**INPUT, "crop": "x"}}, "input crop 'x'"),
+        ({"input": {**INPUT, "feature_mean": ["a"]}}, "feature_mean must be a list"),
+        # issue 13 item 6: the fields not checked before
+        ({"input": {}}, "input image_scale_keV None is not a positive number"),
+        ({"input": {**INPUT, "feature_mean": [1.0]}}, "feature_mean has 1 values, not one"),
+        ({"input": {**INPUT, "feature_std": [0] * 7}}, "feature_std must be positive"),
+        ({"input": {**INPUT, "image_scale_keV": "ten"}}, "image_scale_keV 'ten' is not a"),
+        ({"input": {**INPUT, "crop": 13}}, "input crop 13 differs from the architecture's 15"),
+        (
+            {"architecture": {"name": "banana", "channels": [16] * 7}},
+            "architecture name 'banana' is not one of paper",
+        ),
+        ({"architecture": {"name": "c16", "channels": [8] * 7}}, "is not the preset"),
         ({"architecture": "c16"}, "architecture must be an object"),
-        ({"architecture": {"name": "x", "channels": [-3] * 7}}, "channels must be a list"),
-        ({"architecture": {"name": "x", "channels": [16] * 9}}, "do not fit a 15 x 15"),
+        ({"architecture": {"name": "custom", "channels": [-3] * 7}}, "channels must be a list"),
+        ({"architecture": {"name": "custom", "channels": [16] * 9}}, "do not fit a 15 x 15"),
         ({"energy_keV": "200"}, "energy_keV '200' is not a positive number"),
         ({"sensor": [320]}, "sensor must be an object"),
         ({"metrics": []}, "metrics must be an object"),
@@ -121,6 +137,53 @@ def test_issue_13_item_11_a_damaged_card_is_one_clear_error(model, changes, mess
     with pytest.raises(DedkitError, match=message) as error:
         load_model(card_path)
     assert "\n" not in str(error.value) and str(card_path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "name, shape, message",
+    [
+        ("backbone.0.weight", (131072, 131072), "declares 131072 x 131072 float32"),
+        ("backbone.0.weight", (16, 1, 3, 3), r"declares 16 x 1 x 3 x 3 float32 \(576 bytes\) but"),
+        ("head.bias", (3,), "declares 3 float32"),
+    ],
+)
+def test_issue_13_item_1_member_headers_are_checked_before_loading(model, name, shape, message):
+    weights, card_path = model
+    _replace_weights(weights, card_path, raw=huge_member_npz(weights, name, shape))
+    with pytest.raises(DedkitError, match=message) as error:
+        load_model(card_path)
+    assert str(error.value).startswith(f"{weights}: model tensor {name}")
+
+
+def test_issue_13_item_1_members_of_another_shape_are_refused(model):
+    weights, card_path = model
+    state = dict(np.load(weights))
+    for changed, message in (
+        (
+            {**state, "head.bias": np.zeros(3, np.float32)},
+            r"head.bias is \(3,\), the architecture needs \(2,\)",
+        ),
+        ({**state, "extra": np.zeros(2, np.float32)}, "extra is not a tensor of the card's"),
+        ({k: v for k, v in state.items() if k != "head.bias"}, "tensors missing: head.bias"),
+        ({**state, "head.bias": np.zeros(2, np.complex64)}, "not real numbers"),
+    ):
+        _replace_weights(weights, card_path, changed)
+        with pytest.raises(DedkitError, match=message):
+            load_model(card_path)
+    # a scalar stored as one value still loads
+    _replace_weights(weights, card_path, {**state, "image_scale": np.array([10.0], np.float32)})
+    assert load_model(card_path)[0]["image_scale"].shape == (1,)
+
+
+def test_issue_13_item_6_an_uppercase_weights_hash_is_the_same_hash(model):
+    weights, card_path = model
+    sha = json.loads(card_path.read_text())["weights_sha256"]
+    _edit_card(card_path, weights_sha256=sha.upper())
+    state, card = load_model(card_path)
+    assert set(state) and card["weights_sha256"] == sha.upper()
+    _edit_card(card_path, weights_sha256=("0" * 64).upper())
+    with pytest.raises(DedkitError, match="do not match their card"):
+        load_model(card_path)
 
 
 def test_issue_13_item_4_nothing_is_written_inside_the_package(model, tmp_path):

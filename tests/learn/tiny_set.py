@@ -61,3 +61,23 @@ def make_tiny_set(
         simulate=simulate,
     )
     return Path(path)
+
+
+def huge_member_npz(weights, name="backbone.0.weight", shape=(131072, 131072)) -> bytes:
+    """The weights with member ``name`` replaced by a bare .npy header declaring
+    ``shape`` float32 (64 GiB for the default) and no data."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": shape}
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(weights) as old, zipfile.ZipFile(out, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            new.writestr(
+                info.filename, header.getvalue() if info.filename == name + ".npy" else data
+            )
+    return out.getvalue()

@@ -350,12 +350,13 @@ def check_outside_package(path) -> Path:
     return path
 
 
-def publish(temporary, path) -> Path:
+def publish(temporary, path, *, record: bool = True) -> Path:
     """Rename a finished temporary into place and record it (see :func:`published`).
 
     A folder ``temporary`` replaces an existing folder ``path`` only if that is empty or
     :func:`check_replaceable` allows it; the old folder is moved aside before and
-    deleted after the rename, and put back if the rename fails.
+    deleted after the rename, and put back if the rename fails. ``record=False``: a
+    working file (a checkpoint), not an output, and not listed as written.
     """
     temporary, path = Path(temporary), Path(path)
     check_outside_package(path)
@@ -375,7 +376,8 @@ def publish(temporary, path) -> Path:
         _remove(aside)
     else:
         os.replace(temporary, path)
-    _published.append(path)
+    if record:
+        _published.append(path)
     return path
 
 
@@ -403,7 +405,7 @@ def reset_published() -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path, kind: str | None = None) -> Iterator[Path]:
+def atomic_output(path, kind: str | None = None, *, record: bool = True) -> Iterator[Path]:
     """Yield a temporary path; rename it to ``path`` only if the block completes.
 
     Works for a file or a folder written at the yielded path; a folder gets the manifest
@@ -411,6 +413,7 @@ def atomic_output(path, kind: str | None = None) -> Iterator[Path]:
     replaces an existing folder only as :func:`publish` allows. On any exception,
     including a failing rename, the temporary is removed and ``path`` is left as it was;
     a write failure (full disk...) becomes a :class:`DedkitError` naming ``path``.
+    ``record=False`` for a working file, not an output (see :func:`publish`).
     """
     path = Path(path)
     tmp = temporary_sibling(path)
@@ -420,7 +423,7 @@ def atomic_output(path, kind: str | None = None) -> Iterator[Path]:
             yield tmp
             if tmp.is_dir() and not tmp.is_symlink():
                 write_manifest(tmp, kind or "folder")
-            publish(tmp, path)
+            publish(tmp, path, record=record)
     except DedkitError as error:
         _remove(tmp)
         # an error about a file inside the temporary folder names it as it would be

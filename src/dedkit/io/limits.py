@@ -15,6 +15,7 @@ sizes here *before* it allocates or reads, and refuses with one line naming the 
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 from tokenize import TokenError
@@ -29,6 +30,7 @@ __all__ = [
     "check_detector_shape",
     "check_image_size",
     "read_npy_header",
+    "read_npy_stream_header",
 ]
 
 #: Largest detector side (rows or columns) dedkit accepts from a file
@@ -95,33 +97,46 @@ def read_npy_header(path) -> tuple[tuple[int, ...], np.dtype, int]:
     path = Path(path)
     try:
         size = path.stat().st_size
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version not in ((1, 0), (2, 0), (3, 0)):
-                raise ValueError(f"unknown .npy format version {version}")
-            # the header's length is checked before numpy reads (allocates) that many bytes
-            length_format = "<H" if version == (1, 0) else "<I"
-            start = f.tell()
-            (length,) = struct.unpack(length_format, f.read(struct.calcsize(length_format)))
-            if length > _MAX_NPY_HEADER or start + length > size:
-                raise ValueError(f"header length {length} does not fit the file")
-            f.seek(start)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            offset = f.tell()
+    except OSError as error:
+        raise DedkitError(f"cannot read ({error.strerror})", path=path) from None
+    with open(path, "rb") as f:
+        return read_npy_stream_header(f, size, path=path)
+
+
+def read_npy_stream_header(
+    f, size: int, *, path=None, what: str = ".npy file"
+) -> tuple[tuple[int, ...], np.dtype, int]:
+    """:func:`read_npy_header` of an open binary stream of ``size`` bytes (a member of
+    an ``.npz`` zip, say); ``what`` names it in the error ("model tensor x", ...)."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"unknown .npy format version {version}")
+        # the header's length is checked before numpy reads (allocates) that many bytes
+        length_format = "<H" if version == (1, 0) else "<I"
+        start = 6 + 2  # magic string and version
+        (length,) = struct.unpack(length_format, f.read(struct.calcsize(length_format)))
+        if length > _MAX_NPY_HEADER or start + length > size:
+            raise ValueError(f"header length {length} does not fit the file")
+        # the length again, for numpy's reader (a zip member cannot seek back cheaply)
+        header = f.read(length)
+        stream = io.BytesIO(struct.pack(length_format, length) + header)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        offset = start + struct.calcsize(length_format) + length
     # numpy parses the header with ast and tokenize: their errors too mean 'not .npy'
     except (ValueError, EOFError, SyntaxError, TypeError, struct.error, TokenError) as error:
         message = " ".join(str(error).split())
-        raise DedkitError(f"not a readable .npy file ({message})", path=path) from None
+        raise DedkitError(f"not a readable {what} ({message})", path=path) from None
     if dtype.hasobject:
-        raise DedkitError(".npy file holds Python objects, not numbers", path=path)
+        raise DedkitError(f"{what} holds Python objects, not numbers", path=path)
     n_bytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if offset + n_bytes > size:
         raise DedkitError(
-            f".npy header declares {' x '.join(map(str, shape))} {dtype} ({n_bytes} bytes) "
-            f"but the file holds {size - offset} bytes of data",
+            f"{what}: its .npy header declares {' x '.join(map(str, shape))} {dtype} "
+            f"({n_bytes} bytes) but it holds {size - offset} bytes of data",
             path=path,
         )
     return tuple(int(v) for v in shape), dtype, offset

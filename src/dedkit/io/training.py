@@ -20,7 +20,12 @@ Layout of a training set (one group)::
         chunk                    (n,) int32     chunk that produced the row
         true_entry_x, true_entry_y   optional (n,) float64: the true entry point, relative
                                  to the crop, of a set whose entry_x/entry_y are estimates
-                                 (``dedkit learn scan-labels`` on a simulated run)
+                                 (``dedkit learn scan-labels`` on a simulated run); NaN
+                                 where unknown
+
+Every other floating-point column holds finite values: a set with a NaN or infinite
+value among the rows read is refused when read (:func:`read_training_set`), naming the
+column and the count.
 
 Datasets are chunked along rows (about 1 MiB per HDF5 chunk), compressed and resizable;
 rows can be read in ranges without loading the rest.
@@ -82,6 +87,8 @@ OPTIONAL_TRAINING_COLUMNS = {
 }
 _ALL_COLUMNS = {**TRAINING_COLUMNS, **OPTIONAL_TRAINING_COLUMNS}
 _CHUNK_BYTES = 2**20
+#: dtype kinds a column may hold: booleans, integers, floats (real numbers)
+_NUMERIC_KINDS = "biuf"
 _PART_NAME = re.compile(r"^chunk_(\d{6})\.h5$")
 #: what a parts folder may hold (anything else and --force refuses to remove it)
 _PARTS_ENTRIES = r"\.?(chunk_\d{6}\.h5|parameters\.json)(\.part-\d+)?"
@@ -233,8 +240,9 @@ def read_training_attrs(path) -> dict:
 def _check_layout(group, path) -> int:
     """Rows of a set whose columns all have them and the shapes of the layout.
 
-    Only the datasets' shapes are read, so a lying file costs nothing: a short column or
-    features of the wrong width is one clear error here, not a failure in the network.
+    Only the datasets' shapes and dtypes are read, so a lying file costs nothing: a short
+    column, features of the wrong width or a column of bytes or text is one clear error
+    here, not a failure in the network.
     """
     names = [*TRAINING_COLUMNS, *(c for c in OPTIONAL_TRAINING_COLUMNS if c in group)]
     missing = [name for name in names if not isinstance(group.get(name), h5py.Dataset)]
@@ -249,6 +257,13 @@ def _check_layout(group, path) -> int:
         if rows != n:
             raise DedkitError(
                 f"damaged training set: column {name} has {rows} rows, 'primary' has {n}",
+                path=path,
+            )
+        dtype = group[name].dtype
+        if dtype.kind not in _NUMERIC_KINDS:
+            # bytes, text, compound or complex values: no network input or label
+            raise DedkitError(
+                f"damaged training set: column {name} holds {dtype} values, not real numbers",
                 path=path,
             )
         expected = _ALL_COLUMNS[name][1]
@@ -290,7 +305,9 @@ def read_training_set(path, start: int = 0, stop: int | None = None) -> dict[str
     Raises
     ------
     DedkitError
-        A column missing, shorter or longer than the others, or of the wrong shape.
+        A column missing, shorter or longer than the others, of the wrong shape, not of
+        real numbers, or holding NaN or infinite values among the rows read (a NaN pixel
+        or label would make training diverge and evaluation fail far from the cause).
     """
     with _open(path) as file:
         group = file[GROUP]
@@ -300,9 +317,39 @@ def read_training_set(path, start: int = 0, stop: int | None = None) -> dict[str
             raise DedkitError(f"rows {start}:{stop} are outside the set's {n}", path=path)
         try:
             names = [*TRAINING_COLUMNS, *(n for n in OPTIONAL_TRAINING_COLUMNS if n in group)]
-            return {name: group[name][start:stop] for name in names}
+            columns = {name: group[name][start:stop] for name in names}
         except KeyError as error:
             raise DedkitError(f"damaged training set: {error}", path=path) from None
+    for name, values in columns.items():
+        # the true entry points are NaN where unknown (a cluster that matched no
+        # simulated electron, see dedkit.learn.scan); an infinity is never meant
+        nan_allowed = name in OPTIONAL_TRAINING_COLUMNS
+        bad = _count_non_finite(values, nan_allowed)
+        if bad:
+            what = "infinite" if nan_allowed else "NaN or infinite"
+            raise DedkitError(
+                f"damaged training set: column {name} holds {bad} {what} "
+                f"value{'s' if bad > 1 else ''} (rows {start}:{stop})",
+                path=path,
+            )
+    return columns
+
+
+def _count_non_finite(values: np.ndarray, nan_allowed: bool = False) -> int:
+    """NaN (unless ``nan_allowed``) and infinite values of a column, counted a block of
+    rows at a time (the column is read once; the check needs no copy of it)."""
+    if values.dtype.kind != "f" or values.size == 0:
+        return 0
+    flat = values.reshape(len(values), -1)
+    rows = max(1, _CHUNK_BYTES // flat.shape[1])
+    bad = 0
+    for first in range(0, len(flat), rows):
+        block = flat[first : first + rows]
+        if nan_allowed:
+            bad += int(np.count_nonzero(np.isinf(block)))
+        else:
+            bad += block.size - int(np.count_nonzero(np.isfinite(block)))
+    return bad
 
 
 # ------------------------------------------------------------------------------ parts

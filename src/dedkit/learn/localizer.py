@@ -12,7 +12,7 @@ import numpy as np
 from dedkit.errors import DedkitError
 from dedkit.hpd.localize import Localizer, register_localizer
 from dedkit.hpd.tables import ClusterTable, EventTable
-from dedkit.learn.store import default_model_path, load_model, read_card
+from dedkit.learn.store import default_model_path, load_model, model_paths, read_card
 
 __all__ = ["CnnLocalizer", "check_model_matches"]
 
@@ -106,7 +106,10 @@ class CnnLocalizer(Localizer):
 
         state, self.card = load_model(path)
         self.model_path = path
-        network = network_from_arrays(Architecture.from_dict(self.card["architecture"]), state)
+        weights_path, self.card_path = model_paths(path)
+        network = network_from_arrays(
+            Architecture.from_dict(self.card["architecture"]), state, path=weights_path
+        )
         self.network = network.to(memory_format=torch.channels_last)
         self.batch_size = int(batch_size)
         if threads:
@@ -137,7 +140,8 @@ class CnnLocalizer(Localizer):
         if table.data.ndim != 3 or table.cluster_shape != (crop, crop):
             raise DedkitError(
                 f"the CNN model takes {crop} x {crop} crops, the clusters are "
-                f"{' x '.join(map(str, table.data.shape[1:][::-1]))}"
+                f"{' x '.join(map(str, table.data.shape[1:][::-1]))}",
+                path=self.card_path,
             )
         offsets = (
             self.positions(table.data, table.features)

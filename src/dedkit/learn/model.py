@@ -19,13 +19,17 @@ model is used on raw clusters and features; the normalisation is stored with it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
 from dedkit.errors import DedkitError
+from dedkit.learn.architectures import (
+    ARCHITECTURES,
+    N_FEATURES,
+    Architecture,
+    architecture,
+)
 
 __all__ = [
     "ARCHITECTURES",
@@ -38,71 +42,6 @@ __all__ = [
     "predict",
     "state_arrays",
 ]
-
-CROP = 15
-N_FEATURES = 7
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """What determines a network's shape.
-
-    Attributes
-    ----------
-    name : str
-        Preset name ('paper', 'c32', 'c16', ...) or 'custom'.
-    channels : tuple of int
-        Output channels of each unpadded 3 x 3 convolution.
-    feature_width : int
-        Width of the feature branch (0: no feature branch).
-    crop : int
-        Side of the cluster image.
-    """
-
-    name: str
-    channels: tuple[int, ...]
-    feature_width: int = 32
-    crop: int = CROP
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Architecture:
-        try:
-            return cls(
-                str(d["name"]),
-                tuple(int(c) for c in d["channels"]),
-                int(d.get("feature_width", 32)),
-                int(d.get("crop", CROP)),
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise DedkitError(f"bad architecture description {d!r}: {error}") from None
-
-    @property
-    def output_side(self) -> int:
-        return self.crop - 2 * len(self.channels)
-
-
-#: Named architectures: the paper's and lighter ones of the same shape
-ARCHITECTURES = {
-    "paper": Architecture("paper", (64,) * 7),
-    "c48": Architecture("c48", (48,) * 7),
-    "c32": Architecture("c32", (32,) * 7),
-    "c24": Architecture("c24", (24,) * 7),
-    "c16": Architecture("c16", (16,) * 7),
-    "c8": Architecture("c8", (8,) * 7),
-    "c32x5": Architecture("c32x5", (32,) * 5),
-}
-
-
-def architecture(name: str) -> Architecture:
-    """The preset called ``name`` (see :data:`ARCHITECTURES`)."""
-    if name not in ARCHITECTURES:
-        raise DedkitError(f"unknown architecture {name!r}; use one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[name]
 
 
 class LocalizerNet(nn.Module):
@@ -174,16 +113,17 @@ def state_arrays(model: nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 
 
-def network_from_arrays(arch: Architecture, state: dict) -> LocalizerNet:
+def network_from_arrays(arch: Architecture, state: dict, *, path=None) -> LocalizerNet:
     """Rebuild a network from its architecture and stored arrays (strict: every tensor
-    must be there with the right shape)."""
+    must be there with the right shape); ``path``, the weights file, is named in an
+    error."""
     model = LocalizerNet(arch)
     expected = model.state_dict()
     if set(state) != set(expected):
         missing = sorted(set(expected) - set(state))
         extra = sorted(set(state) - set(expected))
         raise DedkitError(f"model tensors do not fit the architecture (missing {missing}, "
-                          f"unexpected {extra})")  # fmt: skip
+                          f"unexpected {extra})", path=path)  # fmt: skip
     tensors = {}
     for name, value in state.items():
         value = np.asarray(value)
@@ -192,7 +132,8 @@ def network_from_arrays(arch: Architecture, state: dict) -> LocalizerNet:
         if tuple(value.shape) != tuple(expected[name].shape):
             raise DedkitError(
                 f"model tensor {name} is {tuple(value.shape)}, the architecture needs "
-                f"{tuple(expected[name].shape)}"
+                f"{tuple(expected[name].shape)}",
+                path=path,
             )
         tensors[name] = torch.as_tensor(np.asarray(value, dtype=np.float32))
     model.load_state_dict(tensors)

@@ -10,7 +10,14 @@ SHA-256, its metrics, the command that produced it and the weights' SHA-256.
 without one is refused, not trusted (removing the hash must not switch the check off),
 and the weights must be finite numbers. The card's fields that dedkit uses (version,
 architecture, input, energy, sensor, metrics) are checked when it is read, so a damaged
-or hand-edited card is one clear error, not a failure deep inside the network.
+or hand-edited card is one clear error, not a failure deep inside the network: the
+architecture is a preset of :data:`~dedkit.learn.architectures.ARCHITECTURES` (with its
+shape) or ``custom``; ``input`` holds what ``dedkit learn train`` writes (the crop, equal
+to the architecture's, a positive ``image_scale_keV``, 7 finite ``feature_mean`` and 7
+positive ``feature_std``); the hash is 64 hexadecimal digits in either case. The
+weights' members are checked from their ``.npy`` headers against the architecture
+(names, shapes, real dtypes, the bytes they hold) before any is loaded
+(:func:`check_npz_members`), so a header declaring 131072 x 131072 allocates nothing.
 
 **The installed package is read-only to dedkit.** No model, card or record is written
 inside the dedkit package folder (where the shipped model lives): copy a model out of it
@@ -31,6 +38,14 @@ import numpy as np
 
 from dedkit.errors import DedkitError, one_line
 from dedkit.io.atomic import atomic_output, check_outputs, check_outside_package
+from dedkit.io.limits import read_npy_stream_header
+from dedkit.learn.architectures import (
+    ARCHITECTURES,
+    CROP,
+    N_FEATURES,
+    Architecture,
+    tensor_shapes,
+)
 
 __all__ = [
     "CARD_FORMAT",
@@ -47,7 +62,8 @@ __all__ = [
 CARD_FORMAT = "dedkit-cnn-localizer"
 CARD_VERSION = 1
 _MODELS = Path(__file__).with_name("models")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: either case: a hash is the same number whichever case its hex digits are written in
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 #: Widest layer a card may ask for (the paper's is 64)
 _MAX_WIDTH = 1024
 #: The shipped model (200 keV, 320 um, 25 um)
@@ -159,18 +175,7 @@ def _check_card(card: dict, card_path: Path) -> None:
     if not isinstance(sha, str) or not _SHA256.match(sha):
         raise bad(f"weights_sha256 {sha!r} is not a SHA-256 (64 hexadecimal digits)")
     _check_architecture(card.get("architecture"), bad)
-    model_input = card.get("input", {})
-    if not isinstance(model_input, dict):
-        raise bad(f"input must be an object (crop, image_scale_keV, ...), not {model_input!r}")
-    crop = model_input.get("crop", card["architecture"].get("crop", 15))
-    if not isinstance(crop, int) or isinstance(crop, bool) or crop < 3:
-        raise bad(f"input crop {crop!r} is not a crop side (an integer >= 3)")
-    for key in ("feature_mean", "feature_std"):
-        values = model_input.get(key)
-        if values is not None and not (
-            isinstance(values, list) and all(_is_number(v) for v in values)
-        ):
-            raise bad(f"input {key} must be a list of finite numbers")
+    _check_input(card.get("input"), card["architecture"], bad)
     energy = card.get("energy_keV")
     if energy is not None and not (_is_number(energy) and energy > 0):
         raise bad(f"energy_keV {energy!r} is not a positive number")
@@ -186,6 +191,33 @@ def _check_card(card: dict, card_path: Path) -> None:
         raise bad("metrics must be an object")
 
 
+def _check_input(model_input, arch: dict, bad) -> None:
+    # what 'dedkit learn train' writes and the network is used with: the crop side, the
+    # image scale and the features' normalisation (7 means, 7 positive sds)
+    if not isinstance(model_input, dict):
+        raise bad(
+            "input must be an object (crop, image_scale_keV, feature_mean, feature_std), "
+            f"not {model_input!r}"
+        )
+    arch_crop = arch.get("crop", CROP)
+    crop = model_input.get("crop", arch_crop)
+    if not _is_count(crop, 3):
+        raise bad(f"input crop {crop!r} is not a crop side (an integer >= 3)")
+    if crop != arch_crop:
+        raise bad(f"input crop {crop} differs from the architecture's {arch_crop}")
+    scale = model_input.get("image_scale_keV")
+    if not (_is_number(scale) and scale > 0):
+        raise bad(f"input image_scale_keV {scale!r} is not a positive number")
+    for key in ("feature_mean", "feature_std"):
+        values = model_input.get(key)
+        if not (isinstance(values, list) and all(_is_number(v) for v in values)):
+            raise bad(f"input {key} must be a list of finite numbers, not {values!r}")
+        if len(values) != N_FEATURES:
+            raise bad(f"input {key} has {len(values)} values, not one per feature ({N_FEATURES})")
+    if not all(v > 0 for v in model_input["feature_std"]):
+        raise bad("input feature_std must be positive (a feature is divided by it)")
+
+
 def _is_count(value, least: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
@@ -196,8 +228,11 @@ def _check_architecture(arch, bad) -> None:
     # make dedkit build a network of any size
     if not isinstance(arch, dict):
         raise bad("architecture must be an object (name, channels, feature_width, crop)")
+    name = arch.get("name")
+    if name != "custom" and name not in ARCHITECTURES:
+        raise bad(f"architecture name {name!r} is not one of {', '.join(ARCHITECTURES)} or custom")
     channels = arch.get("channels")
-    crop = arch.get("crop", 15)
+    crop = arch.get("crop", CROP)
     if not _is_count(crop, 3):
         raise bad(f"architecture crop {crop!r} is not an integer >= 3")
     if not (
@@ -211,6 +246,13 @@ def _check_architecture(arch, bad) -> None:
     width = arch.get("feature_width", 32)
     if not (_is_count(width, 0) and width <= _MAX_WIDTH):
         raise bad(f"architecture feature_width {width!r} is not an integer 0-{_MAX_WIDTH}")
+    preset = ARCHITECTURES.get(name)
+    if preset is not None and (tuple(channels), width, crop) != (
+        preset.channels,
+        preset.feature_width,
+        preset.crop,
+    ):
+        raise bad(f"architecture {name!r} is not the preset of that name (use name 'custom')")
 
 
 def _check_weights(state: dict, weights_path: Path) -> None:
@@ -229,6 +271,76 @@ def _check_weights(state: dict, weights_path: Path) -> None:
             )
 
 
+def _fits(shape: tuple, expected: tuple) -> bool:
+    # a scalar may be stored as one value (np.ascontiguousarray makes () into (1,))
+    return shape == expected or (expected == () and shape == (1,))
+
+
+def check_npz_members(path, shapes: dict, *, allowed_shapes=None, what="model") -> None:
+    """Check every member of an ``.npz`` from its header alone, before any is loaded.
+
+    Each member must be a ``.npy`` of real numbers (at most 8 bytes each) holding the
+    bytes its header declares, and have the shape ``shapes`` gives for its name (every
+    name there must be present); a member not in ``shapes`` is allowed only when its
+    shape is in ``allowed_shapes``. So a weights file cannot make dedkit allocate more
+    than its card's architecture needs.
+
+    Parameters
+    ----------
+    path : path-like
+    shapes : dict of str -> tuple
+        Name (without ``.npy``) -> required shape.
+    allowed_shapes : set of tuple, optional
+        Shapes a member not named in ``shapes`` may have (None: no other member).
+    what : str
+        How the error names a member ("model tensor x").
+
+    Raises
+    ------
+    DedkitError
+        One line naming ``path`` and the member.
+    """
+    path = Path(path)
+    found = set()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                label = f"{what} tensor {name}"
+                expected = shapes.get(name)
+                if expected is None and allowed_shapes is None:
+                    raise DedkitError(
+                        f"{label} is not a tensor of the card's architecture", path=path
+                    )
+                with archive.open(info) as member:
+                    shape, dtype, _ = read_npy_stream_header(
+                        member, info.file_size, path=path, what=label
+                    )
+                if dtype.kind not in "fiu" or dtype.itemsize > 8:
+                    raise DedkitError(f"{label} is not real numbers (dtype {dtype})", path=path)
+                if expected is not None and not _fits(shape, expected):
+                    raise DedkitError(
+                        f"{label} is {shape}, the architecture needs {expected}", path=path
+                    )
+                if expected is None and not any(_fits(shape, s) for s in allowed_shapes):
+                    raise DedkitError(
+                        f"{label} is {shape}, not the shape of a tensor of the network",
+                        path=path,
+                    )
+                found.add(name)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as error:
+        raise DedkitError(
+            f"unreadable {what} weights, not a numpy .npz ({one_line(error)})", path=path
+        ) from None
+    missing = sorted(set(shapes) - found)
+    if missing:
+        raise DedkitError(
+            f"{what} tensors missing: {', '.join(missing[:4])}"
+            + (", ..." if len(missing) > 4 else ""),
+            path=path,
+        )
+
+
 def load_model(path) -> tuple[dict, dict]:
     """(arrays, card) of a model; the weights are checked against the card's hash.
 
@@ -242,8 +354,11 @@ def load_model(path) -> tuple[dict, dict]:
     if not weights_path.is_file():
         raise DedkitError("model weights not found", path=weights_path)
     data = weights_path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != card["weights_sha256"]:
+    if hashlib.sha256(data).hexdigest() != card["weights_sha256"].lower():
         raise DedkitError("model weights do not match their card (hash differs)", path=weights_path)
+    # the members' headers first: a header declaring 131072 x 131072 is refused here,
+    # before numpy allocates what it declares
+    check_npz_members(weights_path, tensor_shapes(Architecture.from_dict(card["architecture"])))
     try:
         with np.load(weights_path, allow_pickle=False) as npz:
             state = {name: npz[name] for name in npz.files}

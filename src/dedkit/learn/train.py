@@ -18,18 +18,26 @@ from ``torch.manual_seed(seed)``, so a run interrupted and resumed gives the sam
 an uninterrupted one (on the same device and thread count).
 
 **Checkpoints.** After every epoch the network, the optimiser's state and the loss
-history are written (atomically) to a folder beside the output, ``.NAME.ckpt``; a run
-with ``resume=True`` continues from the last finished epoch. The folder is removed once
+history are written (atomically, through :func:`dedkit.io.atomic.atomic_output`: a write
+failure such as a full disk is one line naming the file, and its temporary is removed) to
+a folder beside the output, ``.NAME.ckpt``; a run with ``resume=True`` continues from the
+last finished epoch. A run that fails or is stopped keeps the folder only if it holds a
+complete checkpoint (to be resumed); a fresh run that fails before its first complete
+checkpoint leaves no folder. Before a resumed run uses a
+checkpoint, every field of its ``state.json`` is checked (settings, epoch, optimiser
+groups, one loss-history entry of finite numbers per finished epoch) and its arrays'
+headers against the network, then their values (real and finite): a damaged or foreign
+checkpoint is one line, and nothing is written. The folder is removed once
 the model is written. Loss curves: ``NAME.loss.csv`` and, with matplotlib,
 ``NAME.loss.png``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
-import os
 import shutil
 import time
 import zipfile
@@ -43,7 +51,8 @@ import torch
 from dedkit import __version__
 from dedkit.errors import DedkitError, one_line
 from dedkit.hpd.tables import FEATURE_NAMES
-from dedkit.io.atomic import atomic_output, check_outputs, remove_owned_folder, temporary_sibling
+from dedkit.io.atomic import atomic_output, check_outputs, remove_owned_folder, writing
+from dedkit.learn.architectures import tensor_shapes
 from dedkit.learn.data import (
     LABEL_NOISE_UNITS,
     add_label_noise,
@@ -56,7 +65,7 @@ from dedkit.learn.data import (
 )
 from dedkit.learn.model import ARCHITECTURES, build_model, count_parameters, predict, state_arrays
 from dedkit.learn.recipes import DEFAULT_RECIPE, recipe_settings
-from dedkit.learn.store import check_outside_package, model_paths, save_model
+from dedkit.learn.store import check_npz_members, check_outside_package, model_paths, save_model
 from dedkit.report import JobReport
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "TrainReport", "train_model"]
@@ -222,52 +231,160 @@ def _make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
 
 
 def _save_checkpoint(folder: Path, model, optimizer, epoch: int, meta: dict) -> None:
-    folder.mkdir(exist_ok=True)
+    """Write the checkpoint of a finished epoch: ``checkpoint.npz`` and ``state.json``.
+
+    Both go through :func:`~dedkit.io.atomic.atomic_output` (a temporary renamed into
+    place, removed on any failure; a full disk is one line naming the file). Both are
+    written in full before either is renamed, so a failure while writing leaves the
+    previous epoch's checkpoint whole; only the two renames lie between them.
+    """
+    with writing(folder):
+        folder.mkdir(exist_ok=True)
     arrays = {f"model/{k}": v for k, v in state_arrays(model).items()}
     opt = optimizer.state_dict()
     for index, state in opt["state"].items():
         for key, value in state.items():
             arrays[f"opt/{index}/{key}"] = torch.as_tensor(value).detach().cpu().numpy()
-    weights = folder / "checkpoint.npz"
-    temporary = temporary_sibling(weights)
-    with temporary.open("wb") as f:
-        np.savez(f, **arrays)
-    # the state file names the epoch; written after the weights so it never points ahead
-    os.replace(temporary, weights)
     state = {**meta, "epoch": epoch, "param_groups": opt["param_groups"]}
-    path = folder / "state.json"
-    temporary = temporary_sibling(path)
-    temporary.write_text(json.dumps(state, indent=1), encoding="utf-8")
-    os.replace(temporary, path)
+    text = json.dumps(state, indent=1)
+    # the state names the epoch: renamed last, so that it never points ahead of the weights
+    with atomic_output(folder / "state.json", record=False) as state_temporary:
+        state_temporary.write_text(text, encoding="utf-8")
+        with (
+            atomic_output(folder / "checkpoint.npz", record=False) as weights_temporary,
+            weights_temporary.open("wb") as f,
+        ):
+            np.savez(f, **arrays)
 
 
-def _read_checkpoint(folder: Path) -> tuple[dict, dict]:
-    """(state, arrays) of a checkpoint folder, its structure checked (nothing loaded yet)."""
+def _remove_incomplete_checkpoint(folder: Path) -> None:
+    """After a failed run: remove the checkpoint folder unless it holds a complete
+    checkpoint (``state.json`` is renamed into place last), which is kept for --resume."""
+    if (folder / "state.json").is_file():
+        return
+    with contextlib.suppress(DedkitError, OSError):
+        remove_owned_folder(folder, CHECKPOINT_ENTRIES)
+
+
+#: the columns of a loss history entry (one per finished epoch)
+HISTORY_FIELDS = ("epoch", "train_loss", "test_loss", "test_rmse_x_px", "test_rmse_y_px", "lr",
+                  "seconds")  # fmt: skip
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _state_problem(state) -> str | None:
+    """What is wrong with a checkpoint's ``state.json`` (None: nothing).
+
+    Every field is checked before the run uses any, so that a damaged or hand-edited
+    state is refused before training, not found when the loss curves are written.
+    """
+    if not isinstance(state, dict):
+        return "state.json is not an object"
+    if not isinstance(state.get("config"), dict):
+        return "state.json has no config object"
+    if not isinstance(state.get("dataset_sha256"), str):
+        return "state.json has no dataset_sha256"
+    epoch = state.get("epoch")
+    if not _is_int(epoch) or epoch < 0:
+        return f"epoch {epoch!r} is not a count of epochs"
+    groups = state.get("param_groups")
+    if not (
+        isinstance(groups, list)
+        and groups
+        and all(
+            isinstance(g, dict)
+            and isinstance(g.get("params"), list)
+            and all(_is_int(i) for i in g["params"])
+            for g in groups
+        )
+    ):
+        return "param_groups is not a list of the optimiser's parameter groups"
+    history = state.get("history")
+    if not isinstance(history, list) or len(history) != epoch:
+        return f"history is not a list of {epoch} epochs"
+    for number, entry in enumerate(history, 1):
+        if not isinstance(entry, dict) or set(entry) != set(HISTORY_FIELDS):
+            return f"history entry {number} is not an object of {', '.join(HISTORY_FIELDS)}"
+        if entry["epoch"] != number or not _is_int(entry["epoch"]):
+            return f"history entry {number} is of epoch {entry['epoch']!r}"
+        for key in HISTORY_FIELDS[1:]:
+            value = entry[key]
+            if not (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
+                return f"history entry {number} {key} {value!r} is not a finite number"
+    return None
+
+
+def _not_a_checkpoint(folder: Path, problem: str) -> DedkitError:
+    return DedkitError(
+        f"not a checkpoint of 'dedkit learn train' ({problem}); use --force to start afresh",
+        path=folder,
+    )
+
+
+def _read_checkpoint_state(folder: Path) -> dict:
+    """A checkpoint folder's ``state.json``, every field checked (:func:`_state_problem`)."""
     try:
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-        with np.load(folder / "checkpoint.npz", allow_pickle=False) as npz:
+    except (OSError, ValueError) as error:
+        # ValueError covers a JSONDecodeError and undecodable text
+        raise _not_a_checkpoint(folder, one_line(error)) from None
+    problem = _state_problem(state)
+    if problem is not None:
+        raise _not_a_checkpoint(folder, problem)
+    return state
+
+
+def _read_checkpoint_arrays(folder: Path, shapes: dict | None = None) -> dict:
+    """A checkpoint folder's arrays, all real and finite.
+
+    ``shapes`` (name -> shape of the network's tensors), when given, checks the arrays'
+    headers before they are loaded: the network's tensors must have these shapes, the
+    optimiser's one of them or be scalars (nothing a damaged file declares is allocated).
+    """
+    weights = folder / "checkpoint.npz"
+    if shapes is not None and weights.is_file():
+        try:
+            check_npz_members(
+                weights,
+                {f"model/{k}": v for k, v in shapes.items()},
+                allowed_shapes={(), *shapes.values()},
+                what="checkpoint",
+            )
+        except DedkitError as error:
+            message = str(error)[len(error.path) + 2 :] if error.path else str(error)
+            raise DedkitError(f"{message}; use --force to start afresh", path=error.path) from None
+    try:
+        with np.load(weights, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
-        # ValueError covers a JSONDecodeError, a damaged member and pickled data
-        raise DedkitError(
-            f"not a checkpoint of 'dedkit learn train' ({one_line(error)}); use --force to "
-            "start afresh",
-            path=folder,
-        ) from None
-    if not (
-        isinstance(state, dict)
-        and isinstance(state.get("config"), dict)
-        and isinstance(state.get("epoch"), int)
-        and isinstance(state.get("param_groups"), list)
-        and isinstance(state.get("history", []), list)
-        and any(name.startswith("model/") for name in arrays)
-    ):
-        raise DedkitError(
-            "not a checkpoint of 'dedkit learn train' (state.json or checkpoint.npz lacks "
-            "its fields); use --force to start afresh",
-            path=folder,
-        )
-    return state, arrays
+        # ValueError covers a damaged member and pickled data
+        raise _not_a_checkpoint(folder, one_line(error)) from None
+    if not any(name.startswith("model/") for name in arrays):
+        raise _not_a_checkpoint(folder, "checkpoint.npz holds no network")
+    for name, value in arrays.items():
+        # NaN weights or optimiser moments would only come back as 'training diverged'
+        if value.dtype.kind not in "fiu":
+            raise _not_a_checkpoint(folder, f"{name} is {value.dtype}, not real numbers")
+        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+        if bad:
+            raise DedkitError(
+                f"damaged checkpoint: {name} holds {bad} NaN or infinite values; use --force "
+                "to start afresh",
+                path=folder,
+            )
+    return arrays
+
+
+def _read_checkpoint(folder: Path, shapes: dict | None = None) -> tuple[dict, dict]:
+    """(state, arrays) of a checkpoint folder, both checked (see the two readers)."""
+    return _read_checkpoint_state(folder), _read_checkpoint_arrays(folder, shapes)
 
 
 def _restore_checkpoint(folder: Path, state: dict, arrays: dict, model, optimizer) -> None:
@@ -382,6 +499,20 @@ def train_model(
         ``progress(done, total, **info)`` after each batch (done and total in batches,
         info: epoch, loss).
     """
+    folder = checkpoint_folder(output)
+    fresh = not resume and (force or not (folder.exists() or folder.is_symlink()))
+    try:
+        return _train_model(dataset, output, config, resume=resume, force=force,
+                            command=command, progress=progress)  # fmt: skip
+    except BaseException:
+        # a fresh run that stopped before its first complete checkpoint leaves no
+        # folder; one with a complete checkpoint keeps it for --resume
+        if fresh:
+            _remove_incomplete_checkpoint(folder)
+        raise
+
+
+def _train_model(dataset, output, config, *, resume, force, command, progress) -> TrainReport:
     started = time.perf_counter()
     config = config or TrainConfig()
     config.check()
@@ -431,7 +562,7 @@ def train_model(
     if resume:
         # the settings and the data are compared before anything is loaded, so that a
         # checkpoint of another run (another network, another set) is named as such
-        state, arrays = _read_checkpoint(folder)
+        state = _read_checkpoint_state(folder)
         stored = state["config"]
         differ = sorted(
             k
@@ -450,8 +581,9 @@ def train_model(
                 "to start afresh",
                 path=folder,
             )
+        arrays = _read_checkpoint_arrays(folder, tensor_shapes(ARCHITECTURES[config.arch]))
         _restore_checkpoint(folder, state, arrays, model, optimizer)
-        history = state.get("history", [])
+        history = state["history"]
         first_epoch = state["epoch"]
         model.to(device)
 
