@@ -18,7 +18,7 @@ from dedkit.io.calibration import read_gain_map, read_pedestal_file
 from dedkit.io.clust import write_clust
 from dedkit.io.events import read_attrs, read_table, write_table
 from dedkit.io.mrc import MrcReader
-from dedkit.io.sls import RawRun, write_raw_run
+from dedkit.io.sls import RawRun, run_files, write_raw_run
 from dedkit.jobs.hpd import load_pedestal, localize_clusters, make_image
 
 AARE_CLUST = (
@@ -465,3 +465,27 @@ def test_issue_13_item_20_image_of_clust_events_takes_shape_and_pitch(tmp_path, 
     write_clust(clust, adu_clusters())
     status, _, err = run_cli(capsys, "hpd", "image", clust, "-o", tmp_path / "k.mrc")
     assert_one_line_refusal(status, err, "aare cluster file")
+
+
+def test_issue_13_item_2_hpd_outputs_never_overwrite_a_data_file_of_the_run(tmp_path, capsys):
+    """Every file of the run (master and each raw data file) is an input of pedestal and
+    clusters: naming one as the output is refused, even with --force."""
+    frames = np.random.default_rng(5).integers(900, 1100, (4, 400, 400)).astype(np.uint16)
+    master = write_raw_run(tmp_path, "run", frames, frames_per_file=2)
+    files = run_files(master)
+    data = sorted(p for p in files if p.suffix == ".raw")
+    assert files[0] == master and len(data) == 4  # 2 ports x 2 files
+    before = [p.read_bytes() for p in data]
+    for target in data:
+        status, _, err = run_cli(capsys, "hpd", "pedestal", master, "-o", target, "--force")
+        assert_one_line_refusal(status, err, "same file as an input", target.name)
+    # a second data file written under another name (a link) is caught as well
+    link = tmp_path / "link.h5"
+    link.symlink_to(data[1])
+    ped = tmp_path / "PED.h5"
+    assert run_cli(capsys, "hpd", "pedestal", master, "-o", ped)[0] == 0
+    status, _, err = run_cli(
+        capsys, "hpd", "clusters", master, "-p", ped, "-o", link, "--force", "--workers", "0"
+    )
+    assert_one_line_refusal(status, err, "same file as an input")
+    assert [p.read_bytes() for p in data] == before

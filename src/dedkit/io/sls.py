@@ -67,6 +67,7 @@ __all__ = [
     "RawMaster",
     "RawRun",
     "read_master",
+    "run_files",
     "split_jungfrau_gain",
     "write_raw_run",
 ]
@@ -278,6 +279,28 @@ class RawMaster:
         width = 12 if _version_number(self.version) < 4.0 else 0
         name = f"{self.base_name}_d{port}_f{file_index:0{width}d}_{self.run_index}.raw"
         return self.path.with_name(name)
+
+
+def run_files(master_path) -> list[Path]:
+    """Every file of a run: its master and each data file of every port that exists.
+
+    The files a job reads from a run, so that an output cannot be one of them (issue 13
+    item 2). Data files are listed by name (``NAME_dP_fF_I.raw``, F from 0 until one is
+    missing), beyond a truncated one too, without reading them. A master that cannot be
+    parsed lists itself only (reading the run then names what is wrong with it).
+    """
+    path = Path(master_path)
+    try:
+        master = read_master(path)
+    except DedkitError:
+        return [path]
+    files = [path]
+    for port in range(min(master.n_ports, 4096)):
+        file_index = 0
+        while (data := master.data_path(port, file_index)).exists():
+            files.append(data)
+            file_index += 1
+    return files
 
 
 def read_master(path) -> RawMaster:

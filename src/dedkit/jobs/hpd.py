@@ -36,7 +36,7 @@ from dedkit.io.calibration import read_gain_map, read_pedestal_file, write_pedes
 from dedkit.io.clust import ClustWriter, read_clust
 from dedkit.io.events import TableWriter, read_attrs, read_table, table_length
 from dedkit.io.limits import check_detector_shape, check_image_size
-from dedkit.io.sls import RawRun
+from dedkit.io.sls import RawRun, run_files
 from dedkit.jobs.streaming import ProgressCallback
 from dedkit.parallel.chunks import Chunk, plan_chunks
 from dedkit.parallel.scheduler import dask_client, run_chained, run_independent
@@ -113,7 +113,9 @@ def compute_pedestal(
     as ``PED.h5``; ``window`` frames of aare's moving window (at most the number of dark
     frames), or None for the plain mean."""
     started = time.perf_counter()
-    check_output_path(output, [master], force)
+    # every file of the run is an input, not only its master (issue 13 item 2)
+    inputs = run_files(master)
+    check_output_path(output, inputs, force)
     run = RawRun(master, expect_detector=DETECTOR)
     start, stop = _frame_range(run, start, stop)
     if window is not None:
@@ -132,7 +134,7 @@ def compute_pedestal(
         "detector_type": run.master.detector_type,
         "shape": list(run.shape),
     }
-    write_pedestal_file(output, pedestal.to_arrays(), attrs, force=force, inputs=[master])
+    write_pedestal_file(output, pedestal.to_arrays(), attrs, force=force, inputs=inputs)
     noise = pedestal.std
     return HpdReport(
         "pedestal",
@@ -287,7 +289,8 @@ def find_clusters_in_run(
         raise DedkitError(
             "a .clust file holds aare's ADU clusters: use .h5 for keV clusters", path=out_path
         )
-    inputs = [master, pedestal, _gain_file(gain)]
+    # every file of the run is an input, not only its master (issue 13 item 2)
+    inputs = [*run_files(master), pedestal, _gain_file(gain)]
     check_output_path(out_path, inputs, force)
     if not np.isfinite(nsigma) or nsigma <= 0:
         raise DedkitError(f"nsigma must be positive, got {nsigma}")
