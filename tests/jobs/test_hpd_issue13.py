@@ -489,3 +489,30 @@ def test_issue_13_item_2_hpd_outputs_never_overwrite_a_data_file_of_the_run(tmp_
     )
     assert_one_line_refusal(status, err, "same file as an input")
     assert [p.read_bytes() for p in data] == before
+
+
+@pytest.mark.parametrize("workers", ["99999999999999999999", "257", "-1"])
+def test_issue_13_item_11_workers_are_bounded_in_the_cli(moench, tmp_path, capsys, workers):
+    """--workers is 0 to 256 (MAX_WORKERS): a huge count is one line, exit 2, not a
+    MemoryError while Dask builds the cluster."""
+    ped = tmp_path / "PED.h5"
+    assert run_cli(capsys, "hpd", "pedestal", moench, "-o", ped, "-q")[0] == 0
+    out = tmp_path / "c.h5"
+    status, _, err = run_cli(
+        capsys, "hpd", "clusters", moench, "-p", ped, "-o", out, "--workers", workers
+    )
+    assert_one_line_refusal(status, err, "--workers", "256")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("workers", [10**20, 257, -1, 2.5, True])
+def test_issue_13_item_11_workers_are_bounded_in_the_job(moench, tmp_path, workers):
+    from dedkit.jobs.hpd import find_clusters_in_run
+    from dedkit.parallel.scheduler import dask_client
+
+    out = tmp_path / "c.h5"
+    with pytest.raises(DedkitError, match="number of workers"):
+        find_clusters_in_run(moench, tmp_path / "PED.h5", out, workers=workers)
+    with pytest.raises(DedkitError, match="number of workers"), dask_client(n_workers=workers):
+        pass
+    assert not out.exists()

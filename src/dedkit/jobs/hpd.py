@@ -39,7 +39,7 @@ from dedkit.io.limits import check_detector_shape, check_image_size
 from dedkit.io.sls import RawRun, run_files
 from dedkit.jobs.streaming import ProgressCallback
 from dedkit.parallel.chunks import Chunk, plan_chunks
-from dedkit.parallel.scheduler import dask_client, run_chained, run_independent
+from dedkit.parallel.scheduler import check_workers, dask_client, run_chained, run_independent
 from dedkit.report import JobReport
 
 __all__ = [
@@ -276,9 +276,11 @@ def find_clusters_in_run(
         Dask scheduler address; default a LocalCluster of ``workers`` processes (one per
         core) when the run has more than one chunk, else in this process.
     workers : int, optional
-        LocalCluster size; 0 runs every chunk in this process.
+        LocalCluster size, 0 to :data:`~dedkit.parallel.scheduler.MAX_WORKERS` (256);
+        0 runs every chunk in this process.
     """
     started = time.perf_counter()
+    workers = check_workers(workers)
     if finder not in FINDERS:
         raise DedkitError(f"unknown finder {finder!r}; use one of {', '.join(FINDERS)}")
     out_path = Path(output)
