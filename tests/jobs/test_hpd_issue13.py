@@ -516,3 +516,40 @@ def test_issue_13_item_11_workers_are_bounded_in_the_job(moench, tmp_path, worke
     with pytest.raises(DedkitError, match="number of workers"), dask_client(n_workers=workers):
         pass
     assert not out.exists()
+
+
+def test_issue_13_item_12_localize_drops_non_finite_positions(tmp_path, capsys, monkeypatch):
+    """Whatever the method, events whose position is not finite are counted, left out,
+    reported (counts.non_finite) and named in one warning line with the file."""
+    table = adu_clusters(40)
+    table = ClusterTable(table.frame, table.x, table.y, table.data.astype(np.float32), "keV")
+    table.data[:3, 1, 1] = np.inf  # an infinite pixel: a NaN centroid (inf / inf)
+    clusters = tmp_path / "c.h5"
+    write_table(clusters, table, attrs={"detector_shape": [400, 400]})
+    out = tmp_path / "e.h5"
+    status, stdout, err = run_cli(
+        capsys, "hpd", "localize", clusters, "-o", out, "--no-select", "--json"
+    )
+    assert status == 0, err
+    report = json.loads(stdout)
+    assert report["counts"]["non_finite"] == 3 and report["counts"]["events"] == 37
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(clusters) in lines[0] and "3 of 40" in lines[0], err
+    events = read_table(out)
+    assert len(events) == 37 and np.isfinite(events.x).all() and np.isfinite(events.y).all()
+
+    # the same for any localiser (here one whose output overflows)
+    import dedkit.jobs.hpd as jobs_hpd
+
+    real = jobs_hpd.get_localizer("centroid")
+
+    class Overflowing:
+        def localize(self, part):
+            events = real.localize(part)
+            events.x[::2] = np.inf
+            return events
+
+    monkeypatch.setattr(jobs_hpd, "get_localizer", lambda method, **kw: Overflowing())
+    report = localize_clusters(clusters, tmp_path / "e2.h5", select=False)
+    assert report.counts["non_finite"] == 20 + 1  # every other row, and one NaN at 1
+    assert len(report.warnings) == 1 and str(clusters) in report.warnings[0]

@@ -475,13 +475,27 @@ def localize_clusters(
     }
     if gain is not None:
         events_attrs["gain"] = str(gain)
+    non_finite = 0
     with TableWriter(out_path, "events", attrs=events_attrs, force=force, inputs=inputs) as writer:
         for first in range(0, max(len(table), 1), TABLE_CHUNK_ROWS):
-            part = table[first : first + TABLE_CHUNK_ROWS]
-            writer.append(localizer.localize(part))
+            events = localizer.localize(table[first : first + TABLE_CHUNK_ROWS])
+            # whatever the method, a position that is not finite (NaN pixels, a network
+            # that overflows) is no event: counted, left out, reported (issue 13 item 12)
+            finite = np.isfinite(events.x) & np.isfinite(events.y)
+            if not finite.all():
+                non_finite += int((~finite).sum())
+                events = events[finite]
+            writer.append(events)
             if progress is not None:
                 progress(min(first + TABLE_CHUNK_ROWS, len(table)), len(table))
-    report_counts["events"] = len(table)
+    report_counts["events"] = len(table) - non_finite
+    report_counts["non_finite"] = non_finite
+    warnings = []
+    if non_finite:
+        warnings.append(
+            f"{clusters}: {non_finite} of {len(table)} clusters have no finite {method} "
+            "position (NaN or infinite) and were left out"
+        )
     return HpdReport(
         "localize",
         [str(clusters)],
@@ -489,6 +503,7 @@ def localize_clusters(
         time.perf_counter() - started,
         report_counts,
         {"method": method, "selection": selection.to_dict() if selection else None},
+        warnings,
     )
 
 
