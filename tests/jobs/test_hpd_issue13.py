@@ -295,7 +295,8 @@ def test_issue_13_item_12_non_finite_positions_are_counted_and_dropped(tmp_path,
     report = json.loads(out)
     assert report["counts"]["non_finite"] == 4
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and str(events) in lines[0] and "4 of 6 events" in lines[0], err
+    assert len(lines) == 2 and str(events) in lines[0] and "4 of 6 events" in lines[0], err
+    assert report["counts"]["outside"] == 1 and "1 of 6 events lie outside" in lines[1], err
     with MrcReader(image) as reader:
         assert reader.read(0).sum() == 1  # 1e300 is finite but outside the detector
 
@@ -553,3 +554,23 @@ def test_issue_13_item_12_localize_drops_non_finite_positions(tmp_path, capsys, 
     report = localize_clusters(clusters, tmp_path / "e2.h5", select=False)
     assert report.counts["non_finite"] == 20 + 1  # every other row, and one NaN at 1
     assert len(report.warnings) == 1 and str(clusters) in report.warnings[0]
+
+
+def test_issue_13_item_12_image_counts_events_outside_the_detector(tmp_path, capsys):
+    """Events beyond the detector (x=5000, x=-50, +-1e300, y beyond the rows) are counted
+    (counts.outside), left out and named in one warning line with the file and count."""
+    x = [1.5, 5000.0, -50.0, 1e300, -1e300, 2.5, 399.99, 400.0]
+    y = [1.5, 1.5, 1.5, 1.5, 1.5, 450.0, 0.0, 3.0]
+    events = events_file(tmp_path / "e.h5", x, y)
+    image = tmp_path / "i.mrc"
+    status, out, err = run_cli(
+        capsys, "hpd", "image", events, "-o", image, "--no-flat-field", "--upsample", "1", "--json"
+    )
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["counts"] == {"events": 2, "non_finite": 0, "outside": 6}
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(events) in lines[0] and "6 of 8 events" in lines[0], err
+    assert "outside" in lines[0]
+    with MrcReader(image) as reader:
+        assert reader.read(0).sum() == 2

@@ -582,7 +582,8 @@ def make_image(
 
     The detector shape (``shape``, else the file's ``detector_shape``) is bounded
     (:mod:`dedkit.io.limits`), so a small file cannot make a huge image. Events with a
-    NaN or infinite position are counted, left out and reported in one warning. The image
+    NaN or infinite position, and events outside the detector, are counted (``non_finite``
+    and ``outside``), left out and reported in one warning each. The image
     pixel size is the detector's pitch over ``upsample`` when the events file records the
     pitch (dedkit's cluster finder records MÖNCH's 25 um) or ``pitch_um`` is given, else
     none is written (for MRC, its writer's 1 A convention, with a warning). Events from an
@@ -606,13 +607,20 @@ def make_image(
     check_image_size(shape, upsample, path=events)
     image = None
     response_counts = None
-    non_finite = 0
+    non_finite = outside = 0
+    rows, cols = shape
     for first in range(0, max(n, 1), TABLE_CHUNK_ROWS):
         part = read_table(events, first, min(first + TABLE_CHUNK_ROWS, n), kind="events")
         finite = np.isfinite(part.x) & np.isfinite(part.y)
         if not finite.all():
             non_finite += int((~finite).sum())
             part = part[finite]
+        # events beyond the detector (or a shape too small for them) are counted, never
+        # dropped in silence (issue 13 items 8, 12)
+        inside = (part.x >= 0) & (part.x < cols) & (part.y >= 0) & (part.y < rows)
+        if not inside.all():
+            outside += int((~inside).sum())
+            part = part[inside]
         counts = super_resolution_image(part, shape, upsample)
         image = counts if image is None else image + counts
         if flat_field and len(part):
@@ -626,6 +634,9 @@ def make_image(
     if non_finite:
         warnings.append(f"{events}: {non_finite} of {n} events have a NaN or infinite position "
                         "and were left out")  # fmt: skip
+    if outside:
+        warnings.append(f"{events}: {outside} of {n} events lie outside the {cols} x {rows} "
+                        "pixel detector and were left out")  # fmt: skip
     if pitch_um is not None and not (np.isfinite(pitch_um) and 0 < pitch_um <= 1e4):
         raise DedkitError(f"pixel pitch {pitch_um!r} um is not a number in (0, 10000]")
     pitch = _pitch_um(attrs) if pitch_um is None else float(pitch_um)
@@ -639,7 +650,7 @@ def make_image(
         [str(events)],
         str(output),
         time.perf_counter() - started,
-        {"events": n - non_finite, "non_finite": non_finite},
+        {"events": n - non_finite - outside, "non_finite": non_finite, "outside": outside},
         {
             "upsample": upsample,
             "flat_field": flat_field,
