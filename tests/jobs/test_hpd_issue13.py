@@ -574,3 +574,28 @@ def test_issue_13_item_12_image_counts_events_outside_the_detector(tmp_path, cap
     assert "outside" in lines[0]
     with MrcReader(image) as reader:
         assert reader.read(0).sum() == 2
+
+
+@pytest.mark.parametrize(
+    "shape, words",
+    [
+        ("banana", ["detector_shape", "two integers"]),
+        ([-3, 400], ["detector_shape", "400 x -3"]),
+        ([1e12, 1e12], ["detector_shape", "two integers"]),
+        ([10**12, 10**12], ["detector_shape", "not a detector"]),
+        ([10, 10], ["outside the file's detector_shape", "10 x 10"]),
+    ],
+)
+def test_issue_13_item_8_localize_checks_the_clusters_detector_shape(
+    tmp_path, capsys, shape, words
+):
+    """A clusters file's detector_shape is checked on 'hpd localize' (not copied to the
+    events as it is): two integers, bounded, holding every cluster."""
+    table = adu_clusters(40)
+    table = ClusterTable(table.frame, table.x, table.y, table.data.astype(np.float32), "keV")
+    clusters = tmp_path / "c.h5"
+    write_table(clusters, table, attrs={"detector_shape": shape})
+    out = tmp_path / "e.h5"
+    status, _, err = run_cli(capsys, "hpd", "localize", clusters, "-o", out, "--no-select")
+    assert_one_line_refusal(status, err, str(clusters), *words)
+    assert not out.exists()

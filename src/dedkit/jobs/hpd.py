@@ -383,10 +383,27 @@ def _run_chunks(client, chunks, settings: FinderSettings, state: Pedestal, consu
 
 
 def _read_clusters(path, cluster_size) -> tuple[ClusterTable, dict]:
+    """A clusters file's table and attributes; a ``detector_shape`` it records is checked
+    (bounded, two integers, holding every cluster) before it is copied to the events
+    (issue 13 item 8)."""
     path = Path(path)
     if path.suffix.lower() == ".clust":
         return read_clust(path, cluster_size), {}
-    return read_table(path, kind="clusters", needed_by="hpd localize"), read_attrs(path)
+    table = read_table(path, kind="clusters", needed_by="hpd localize")
+    attrs = read_attrs(path)
+    if attrs.get("detector_shape") is not None:
+        rows, cols = check_detector_shape(attrs["detector_shape"], path=path, what="detector_shape")
+        attrs["detector_shape"] = [rows, cols]
+        if len(table) and (
+            min(table.x.min(), table.y.min()) < 0 or table.x.max() >= cols or table.y.max() >= rows
+        ):
+            raise DedkitError(
+                f"clusters lie at columns {table.x.min()}..{table.x.max()}, rows "
+                f"{table.y.min()}..{table.y.max()}, outside the file's detector_shape "
+                f"({cols} x {rows})",
+                path=path,
+            )
+    return table, attrs
 
 
 #: what the cnn needs, said before anything else is asked for (issue 13 item 13)
