@@ -166,7 +166,7 @@ def test_issue_13_item_8_table_declaring_rows_it_does_not_store_is_refused(tmp_p
             del group[name]
             group.create_dataset(name, shape=(10**9,), dtype=dtype, chunks=(2**16,))
     assert path.stat().st_size < 2**20
-    with pytest.raises(DedkitError, match="declares 1000000000 .* but stores only"):
+    with pytest.raises(DedkitError, match="declares 1000000000 .* but it stores only"):
         read_table(path)
     assert peak_bytes(_refused, read_table, path) < PEAK_LIMIT
 
@@ -599,3 +599,19 @@ def test_issue_13_item_8_localize_checks_the_clusters_detector_shape(
     status, _, err = run_cli(capsys, "hpd", "localize", clusters, "-o", out, "--no-select")
     assert_one_line_refusal(status, err, str(clusters), *words)
     assert not out.exists()
+
+
+def test_issue_13_item_8_declared_size_is_the_whole_datasets(tmp_path, capsys):
+    """'hpd image' on a table declaring 2e9 int64 rows names 16 GB, not the size of the
+    first rows it would read."""
+    path = events_file(tmp_path / "e.h5", [1.5, 2.5], [1.5, 2.5])
+    with h5py.File(path, "a") as f:
+        group = f["events"]
+        for name in ("frame", "x", "y", "energy"):
+            dtype = group[name].dtype
+            del group[name]
+            group.create_dataset(name, shape=(2 * 10**9,), dtype=dtype, chunks=(2**16,))
+    status, _, err = run_cli(capsys, "hpd", "image", path, "-o", tmp_path / "i.mrc")
+    assert_one_line_refusal(status, err, str(path), "declares 2000000000 int64")
+    assert "(16000000000 bytes = 16 GB)" in err, err
+    assert "8000000 bytes" not in err.split("rows read need")[0], err

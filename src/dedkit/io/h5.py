@@ -243,11 +243,25 @@ def check_stored(dataset, path, rows: int | None = None) -> None:
     per_row = dataset.dtype.itemsize
     for side in shape[1:]:
         per_row *= side
-    declared = per_row * (n_rows if shape else 1)
+    needed = per_row * (n_rows if shape else 1)
     stored = dataset.id.get_storage_size()
-    if declared > _MAX_EXPANSION * stored + _SLACK_BYTES:
+    if needed > _MAX_EXPANSION * stored + _SLACK_BYTES:
+        # the size said is the whole dataset's (issue 13: "2000000000 int64 (8000000
+        # bytes)" gave the size of the rows read), and the rows read when fewer
+        declared = per_row * (shape[0] if shape else 1)
+        read = "" if needed == declared else f"; the {n_rows} rows read need {_size(needed)}"
         raise DedkitError(
             f"dataset {dataset.name} declares {' x '.join(map(str, shape))} "
-            f"{dataset.dtype} ({declared} bytes) but stores only {stored} bytes",
+            f"{dataset.dtype} ({_size(declared)}){read}, but it stores only {stored} bytes",
             path=path,
         )
+
+
+def _size(n_bytes: int) -> str:
+    """``16000000000 bytes = 16 GB``: exact, and readable when large."""
+    if n_bytes < 10**6:
+        return f"{n_bytes} bytes"
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
+        if n_bytes >= scale:
+            return f"{n_bytes} bytes = {n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes} bytes"  # pragma: no cover
