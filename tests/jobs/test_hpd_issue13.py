@@ -615,3 +615,24 @@ def test_issue_13_item_8_declared_size_is_the_whole_datasets(tmp_path, capsys):
     assert_one_line_refusal(status, err, str(path), "declares 2000000000 int64")
     assert "(16000000000 bytes = 16 GB)" in err, err
     assert "8000000 bytes" not in err.split("rows read need")[0], err
+
+
+def test_issue_13_item_13_a_selection_of_nothing_warns(tmp_path, capsys):
+    """Clusters given but none selected (a wrong --gain): one warning line naming the file
+    and pointing at --gain and --beam-energy; the (empty) events are written."""
+    clusters = tmp_path / "c.clust"
+    write_clust(clusters, adu_clusters(40))  # 500-3000 ADU centres: 50-300 keV at 0.1
+    out = tmp_path / "e.h5"
+    status, stdout, err = run_cli(
+        capsys, "hpd", "localize", clusters, "--gain", "5", "-o", out, "--json"
+    )
+    assert status == 0, err
+    assert json.loads(stdout)["counts"]["selected"] == 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(clusters) in lines[0], err
+    assert "none of the 40 clusters" in lines[0] and "--gain" in lines[0], err
+    assert "--beam-energy" in lines[0]
+    # a gain that selects some: no warning
+    status, _, err = run_cli(capsys, "hpd", "localize", clusters, "--gain", "0.1", "-o", out,
+                             "--force")  # fmt: skip
+    assert status == 0 and not err.strip(), err

@@ -508,6 +508,14 @@ def localize_clusters(
     report_counts["events"] = len(table) - non_finite
     report_counts["non_finite"] = non_finite
     warnings = []
+    if selection is not None and selection.n_input and not selection.n_selected:
+        # an empty result is most often a wrong gain or beam energy (issue 13, QA replay)
+        low, high = selection.window_keV
+        warnings.append(
+            f"{clusters}: none of the {selection.n_input} clusters lies in the single-electron "
+            f"window {low:g}-{high:g} keV (beam {selection.beam_energy_keV:g} keV): check "
+            "--gain (keV per ADU) and --beam-energy"
+        )
     if non_finite:
         warnings.append(
             f"{clusters}: {non_finite} of {len(table)} clusters have no finite {method} "
