@@ -249,10 +249,18 @@ def test_issue_13_item_12_master_disagreeing_with_the_data_is_refused(moench, tm
     for data in moench.parent.glob("run_d*_f*_0.raw"):
         shutil.copy(data, folder / data.name)
     master = json.loads(moench.read_text())
-    # half the rows: twice as many frames would seem to be in the files
+    # half the rows (a partial readout the master is consistent about): twice as many
+    # frames would seem to be in the files
     lie = folder / moench.name
     lie.write_text(
-        json.dumps({**master, "Pixels": {"x": 400, "y": 100}, "Image Size in bytes": 80000})
+        json.dumps(
+            {
+                **master,
+                "Pixels": {"x": 400, "y": 100},
+                "Image Size in bytes": 80000,
+                "Number of rows": 200,
+            }
+        )
     )
     for args in (("raw", "info", lie), ("hpd", "pedestal", lie, "-o", tmp_path / "p.h5")):
         status, _, err = run_cli(capsys, *args)
@@ -260,15 +268,15 @@ def test_issue_13_item_12_master_disagreeing_with_the_data_is_refused(moench, tm
     assert not (tmp_path / "p.h5").exists()
     # the honest master still reads
     assert RawRun(moench).n_frames == 2
-    # twice the rows: the files seem truncated after a frame or two, but where the next
-    # frame's header should begin there are pixels
+    # twice the rows: more than a MÖNCH module has (issue 13 item 12, QA replay: the
+    # master contradicts itself before the data is looked at)
     longer = write_raw_run(tmp_path, "long", np.ones((5, 400, 400), np.uint16) * 1000)
     master = json.loads(longer.read_text())
     longer.write_text(
         json.dumps({**master, "Pixels": {"x": 400, "y": 400}, "Image Size in bytes": 320000})
     )
     status, _, err = run_cli(capsys, "raw", "info", longer)
-    assert_one_line_refusal(status, err, "master does not describe this data")
+    assert_one_line_refusal(status, err, "Pixels", "contradict", "400 x 400")
 
 
 def test_issue_13_item_12_image_of_a_clusters_file_is_refused(tmp_path, capsys):
@@ -636,3 +644,39 @@ def test_issue_13_item_13_a_selection_of_nothing_warns(tmp_path, capsys):
     status, _, err = run_cli(capsys, "hpd", "localize", clusters, "--gain", "0.1", "-o", out,
                              "--force")  # fmt: skip
     assert status == 0 and not err.strip(), err
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        # swapped: the image size is the same, the module's width and rows are not
+        ({"Pixels": {"x": 200, "y": 400}}, ["Pixels", "contradict", "Moench module is 400"]),
+        ({"Pixels": {"x": 400.5, "y": 200}}, ["Pixels.x must be an integer", "400.5"]),
+        ({"Pixels": {"x": "400", "y": 200}}, ["Pixels.x must be an integer", "'400'"]),
+        ({"Pixels": {"x": 400, "y": True}}, ["Pixels.y must be an integer"]),
+        ({"Geometry": {"x": 1.0, "y": 2}}, ["Geometry.x must be an integer"]),
+        ({"Number of rows": 300}, ["Number of rows (300) contradicts", "Pixels.y (200)"]),
+        ({"Number of rows": "400"}, ["Number of rows must be an integer"]),
+        ({"Image Size in bytes": "160000"}, ["Image Size in bytes must be an integer"]),
+        (
+            {"Geometry": {"x": 1, "y": 1}, "Number of UDP Interfaces": 2},
+            ["Geometry.y (1 ports)", "2 UDP interfaces"],
+        ),
+    ],
+)
+def test_issue_13_item_12_master_pixels_are_integers_that_agree(
+    moench, tmp_path, capsys, change, words
+):
+    """Pixels (and the other sizes) must be JSON integers, named when not; a master whose
+    Pixels contradict its Number of rows, its Geometry or its detector type's module
+    size is refused before the data is read."""
+    import shutil
+
+    for data in moench.parent.glob("run_d*_f*_0.raw"):
+        shutil.copy(data, tmp_path / data.name)
+    lie = tmp_path / moench.name
+    lie.write_text(json.dumps({**json.loads(moench.read_text()), **change}))
+    for args in (("raw", "info", lie), ("hpd", "pedestal", lie, "-o", tmp_path / "p.h5")):
+        status, _, err = run_cli(capsys, *args)
+        assert_one_line_refusal(status, err, str(lie), *words)
+    assert not (tmp_path / "p.h5").exists()
