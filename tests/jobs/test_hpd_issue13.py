@@ -680,3 +680,23 @@ def test_issue_13_item_12_master_pixels_are_integers_that_agree(
         status, _, err = run_cli(capsys, *args)
         assert_one_line_refusal(status, err, str(lie), *words)
     assert not (tmp_path / "p.h5").exists()
+
+
+def test_issue_13_item_12_cnn_on_nan_pixels_writes_no_nan_events(tmp_path):
+    """The QA replay: connected-finder crops with NaN pixels through the shipped cnn gave
+    NaN x/y silently; they are now counted and left out like any method's."""
+    n = 20
+    data = np.zeros((n, 15, 15), np.float32)
+    data[:, 7, 7], data[:, 7, 8] = 150, 40
+    data[:4, 7, 7] = np.nan
+    features = np.tile(np.array([190, 2, 1, 2, 95, 150, 200], np.float32), (n, 1))
+    table = ClusterTable(np.zeros(n, np.int64), np.full(n, 40, np.int32),
+                         np.full(n, 60, np.int32), data, units="keV",
+                         features=features)  # fmt: skip
+    clusters = write_table(tmp_path / "c.h5", table, attrs={
+        "beam_energy_keV": 200.0, "finder": "connected", "detector_shape": [400, 400]})  # fmt: skip
+    report = localize_clusters(clusters, tmp_path / "e.h5", method="cnn", select=False)
+    assert report.counts["non_finite"] == 4 and report.counts["events"] == 16
+    events = read_table(tmp_path / "e.h5")
+    assert len(events) == 16 and np.isfinite(events.x).all() and np.isfinite(events.y).all()
+    assert len(report.warnings) == 1 and "4 of 20" in report.warnings[0]
