@@ -700,3 +700,15 @@ def test_issue_13_item_12_cnn_on_nan_pixels_writes_no_nan_events(tmp_path):
     events = read_table(tmp_path / "e.h5")
     assert len(events) == 16 and np.isfinite(events.x).all() and np.isfinite(events.y).all()
     assert len(report.warnings) == 1 and "4 of 20" in report.warnings[0]
+
+
+@pytest.mark.parametrize("pixels", ["[400.5, 400]", "[400, x]", "[400]"])
+def test_issue_13_item_12_text_master_pixels_must_be_integers(tmp_path, capsys, pixels):
+    """A text master's Pixels is two integers, refused naming the key otherwise."""
+    master = tmp_path / "m3_master_0.raw"
+    master.write_text(
+        f"Version : 6.4\nDetector Type : Moench\nGeometry : [1, 1]\nPixels : {pixels}\n"
+        "Image Size : 320000 bytes\nMax Frames Per File : 20000\nTotal Frames : 3\n"
+    )
+    status, _, err = run_cli(capsys, "raw", "info", master)
+    assert_one_line_refusal(status, err, str(master), "Pixels must be two integers", pixels)

@@ -473,10 +473,10 @@ def _master_from_text(path: Path, t: dict) -> RawMaster:
     _version_number(t["Version"])  # a version that is no number is refused here
     detector_type = t["Detector Type"]
     if "Pixels" in t:
-        cols, rows = _bracketed_pair(t["Pixels"])
+        cols, rows = _bracketed_pair(t["Pixels"], path, "Pixels")
     else:  # oldest masters: "row : 512 pixels", "col : 1024 pixels"
         rows, cols = int(t["row"].split()[0]), int(t["col"].split()[0])
-    geometry = _bracketed_pair(t["Geometry"]) if "Geometry" in t else (1, 1)
+    geometry = _bracketed_pair(t["Geometry"], path, "Geometry") if "Geometry" in t else (1, 1)
     analog_samples = None
     if int(t.get("Analog Flag", "1")) and "Analog Samples" in t:
         analog_samples = int(t["Analog Samples"])
@@ -517,10 +517,13 @@ def _master_from_text(path: Path, t: dict) -> RawMaster:
     )
 
 
-def _bracketed_pair(text: str) -> tuple[int, int]:
-    # "[1024, 512]" -> (1024, 512), in the order written (x, y)
-    first, second = text.strip().strip("[]").split(",")
-    return int(first), int(second)
+def _bracketed_pair(text: str, path: Path, key: str) -> tuple[int, int]:
+    # "[1024, 512]" -> (1024, 512), in the order written (x, y); "[400.5, 400]" is
+    # refused naming the key (issue 13 item 12)
+    parts = text.strip().strip("[]").split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise DedkitError(f"master's {key} must be two integers [x, y], not {text!r}", path=path)
+    return int(parts[0]), int(parts[1])
 
 
 def _version_number(version: str) -> float:
