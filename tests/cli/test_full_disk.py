@@ -244,3 +244,17 @@ def test_issue13_item7_a_failure_inside_a_folder_output_names_the_final_path(tmp
         raise DedkitError("cannot write: No space left on device", path=tmp / "sim_truth.h5")
     assert str(info.value) == f"{out / 'sim_truth.h5'}: cannot write: No space left on device"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("free", [4_000, 12_000, 20_000])
+def test_issue_13_item_7_clusters_in_chunks_on_a_nearly_full_disk(full_disk, moench_run, free):
+    """Several chunks of compressed clusters on a few kB: HDF5's own error after the first
+    failed write (a filter re-reading a chunk never written) gives way to the recorded
+    cause, on one line naming the output (issue 13 item 7, QA replay)."""
+    dark, master, ped, clusters = moench_run
+    disk = full_disk(free)
+    out = disk / "c.h5"
+    r = _dedkit("hpd", "clusters", master, "-p", ped, "-o", out, "--gain", "0.05",
+                "--chunk", "5", "--workers", "0", "-q")  # fmt: skip
+    _refused_for_room(r, out)
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]

@@ -18,7 +18,7 @@ from dedkit.io.calibration import read_gain_map, read_pedestal_file
 from dedkit.io.clust import write_clust
 from dedkit.io.events import read_attrs, read_table, write_table
 from dedkit.io.mrc import MrcReader
-from dedkit.io.sls import RawRun, write_raw_run
+from dedkit.io.sls import RawRun, run_files, write_raw_run
 from dedkit.jobs.hpd import load_pedestal, localize_clusters, make_image
 
 AARE_CLUST = (
@@ -166,7 +166,7 @@ def test_issue_13_item_8_table_declaring_rows_it_does_not_store_is_refused(tmp_p
             del group[name]
             group.create_dataset(name, shape=(10**9,), dtype=dtype, chunks=(2**16,))
     assert path.stat().st_size < 2**20
-    with pytest.raises(DedkitError, match="declares 1000000000 .* but stores only"):
+    with pytest.raises(DedkitError, match="declares 1000000000 .* but it stores only"):
         read_table(path)
     assert peak_bytes(_refused, read_table, path) < PEAK_LIMIT
 
@@ -249,10 +249,18 @@ def test_issue_13_item_12_master_disagreeing_with_the_data_is_refused(moench, tm
     for data in moench.parent.glob("run_d*_f*_0.raw"):
         shutil.copy(data, folder / data.name)
     master = json.loads(moench.read_text())
-    # half the rows: twice as many frames would seem to be in the files
+    # half the rows (a partial readout the master is consistent about): twice as many
+    # frames would seem to be in the files
     lie = folder / moench.name
     lie.write_text(
-        json.dumps({**master, "Pixels": {"x": 400, "y": 100}, "Image Size in bytes": 80000})
+        json.dumps(
+            {
+                **master,
+                "Pixels": {"x": 400, "y": 100},
+                "Image Size in bytes": 80000,
+                "Number of rows": 200,
+            }
+        )
     )
     for args in (("raw", "info", lie), ("hpd", "pedestal", lie, "-o", tmp_path / "p.h5")):
         status, _, err = run_cli(capsys, *args)
@@ -260,15 +268,15 @@ def test_issue_13_item_12_master_disagreeing_with_the_data_is_refused(moench, tm
     assert not (tmp_path / "p.h5").exists()
     # the honest master still reads
     assert RawRun(moench).n_frames == 2
-    # twice the rows: the files seem truncated after a frame or two, but where the next
-    # frame's header should begin there are pixels
+    # twice the rows: more than a MÖNCH module has (issue 13 item 12, QA replay: the
+    # master contradicts itself before the data is looked at)
     longer = write_raw_run(tmp_path, "long", np.ones((5, 400, 400), np.uint16) * 1000)
     master = json.loads(longer.read_text())
     longer.write_text(
         json.dumps({**master, "Pixels": {"x": 400, "y": 400}, "Image Size in bytes": 320000})
     )
     status, _, err = run_cli(capsys, "raw", "info", longer)
-    assert_one_line_refusal(status, err, "master does not describe this data")
+    assert_one_line_refusal(status, err, "Pixels", "contradict", "400 x 400")
 
 
 def test_issue_13_item_12_image_of_a_clusters_file_is_refused(tmp_path, capsys):
@@ -295,7 +303,8 @@ def test_issue_13_item_12_non_finite_positions_are_counted_and_dropped(tmp_path,
     report = json.loads(out)
     assert report["counts"]["non_finite"] == 4
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and str(events) in lines[0] and "4 of 6 events" in lines[0], err
+    assert len(lines) == 2 and str(events) in lines[0] and "4 of 6 events" in lines[0], err
+    assert report["counts"]["outside"] == 1 and "1 of 6 events lie outside" in lines[1], err
     with MrcReader(image) as reader:
         assert reader.read(0).sum() == 1  # 1e300 is finite but outside the detector
 
@@ -465,3 +474,241 @@ def test_issue_13_item_20_image_of_clust_events_takes_shape_and_pitch(tmp_path, 
     write_clust(clust, adu_clusters())
     status, _, err = run_cli(capsys, "hpd", "image", clust, "-o", tmp_path / "k.mrc")
     assert_one_line_refusal(status, err, "aare cluster file")
+
+
+def test_issue_13_item_2_hpd_outputs_never_overwrite_a_data_file_of_the_run(tmp_path, capsys):
+    """Every file of the run (master and each raw data file) is an input of pedestal and
+    clusters: naming one as the output is refused, even with --force."""
+    frames = np.random.default_rng(5).integers(900, 1100, (4, 400, 400)).astype(np.uint16)
+    master = write_raw_run(tmp_path, "run", frames, frames_per_file=2)
+    files = run_files(master)
+    data = sorted(p for p in files if p.suffix == ".raw")
+    assert files[0] == master and len(data) == 4  # 2 ports x 2 files
+    before = [p.read_bytes() for p in data]
+    for target in data:
+        status, _, err = run_cli(capsys, "hpd", "pedestal", master, "-o", target, "--force")
+        assert_one_line_refusal(status, err, "same file as an input", target.name)
+    # a second data file written under another name (a link) is caught as well
+    link = tmp_path / "link.h5"
+    link.symlink_to(data[1])
+    ped = tmp_path / "PED.h5"
+    assert run_cli(capsys, "hpd", "pedestal", master, "-o", ped)[0] == 0
+    status, _, err = run_cli(
+        capsys, "hpd", "clusters", master, "-p", ped, "-o", link, "--force", "--workers", "0"
+    )
+    assert_one_line_refusal(status, err, "same file as an input")
+    assert [p.read_bytes() for p in data] == before
+
+
+@pytest.mark.parametrize("workers", ["99999999999999999999", "257", "-1"])
+def test_issue_13_item_11_workers_are_bounded_in_the_cli(moench, tmp_path, capsys, workers):
+    """--workers is 0 to 256 (MAX_WORKERS): a huge count is one line, exit 2, not a
+    MemoryError while Dask builds the cluster."""
+    ped = tmp_path / "PED.h5"
+    assert run_cli(capsys, "hpd", "pedestal", moench, "-o", ped, "-q")[0] == 0
+    out = tmp_path / "c.h5"
+    status, _, err = run_cli(
+        capsys, "hpd", "clusters", moench, "-p", ped, "-o", out, "--workers", workers
+    )
+    assert_one_line_refusal(status, err, "--workers", "256")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("workers", [10**20, 257, -1, 2.5, True])
+def test_issue_13_item_11_workers_are_bounded_in_the_job(moench, tmp_path, workers):
+    from dedkit.jobs.hpd import find_clusters_in_run
+    from dedkit.parallel.scheduler import dask_client
+
+    out = tmp_path / "c.h5"
+    with pytest.raises(DedkitError, match="number of workers"):
+        find_clusters_in_run(moench, tmp_path / "PED.h5", out, workers=workers)
+    with pytest.raises(DedkitError, match="number of workers"), dask_client(n_workers=workers):
+        pass
+    assert not out.exists()
+
+
+def test_issue_13_item_12_localize_drops_non_finite_positions(tmp_path, capsys, monkeypatch):
+    """Whatever the method, events whose position is not finite are counted, left out,
+    reported (counts.non_finite) and named in one warning line with the file."""
+    table = adu_clusters(40)
+    table = ClusterTable(table.frame, table.x, table.y, table.data.astype(np.float32), "keV")
+    table.data[:3, 1, 1] = np.inf  # an infinite pixel: a NaN centroid (inf / inf)
+    clusters = tmp_path / "c.h5"
+    write_table(clusters, table, attrs={"detector_shape": [400, 400]})
+    out = tmp_path / "e.h5"
+    status, stdout, err = run_cli(
+        capsys, "hpd", "localize", clusters, "-o", out, "--no-select", "--json"
+    )
+    assert status == 0, err
+    report = json.loads(stdout)
+    assert report["counts"]["non_finite"] == 3 and report["counts"]["events"] == 37
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(clusters) in lines[0] and "3 of 40" in lines[0], err
+    events = read_table(out)
+    assert len(events) == 37 and np.isfinite(events.x).all() and np.isfinite(events.y).all()
+
+    # the same for any localiser (here one whose output overflows)
+    import dedkit.jobs.hpd as jobs_hpd
+
+    real = jobs_hpd.get_localizer("centroid")
+
+    class Overflowing:
+        def localize(self, part):
+            events = real.localize(part)
+            events.x[::2] = np.inf
+            return events
+
+    monkeypatch.setattr(jobs_hpd, "get_localizer", lambda method, **kw: Overflowing())
+    report = localize_clusters(clusters, tmp_path / "e2.h5", select=False)
+    assert report.counts["non_finite"] == 20 + 1  # every other row, and one NaN at 1
+    assert len(report.warnings) == 1 and str(clusters) in report.warnings[0]
+
+
+def test_issue_13_item_12_image_counts_events_outside_the_detector(tmp_path, capsys):
+    """Events beyond the detector (x=5000, x=-50, +-1e300, y beyond the rows) are counted
+    (counts.outside), left out and named in one warning line with the file and count."""
+    x = [1.5, 5000.0, -50.0, 1e300, -1e300, 2.5, 399.99, 400.0]
+    y = [1.5, 1.5, 1.5, 1.5, 1.5, 450.0, 0.0, 3.0]
+    events = events_file(tmp_path / "e.h5", x, y)
+    image = tmp_path / "i.mrc"
+    status, out, err = run_cli(
+        capsys, "hpd", "image", events, "-o", image, "--no-flat-field", "--upsample", "1", "--json"
+    )
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["counts"] == {"events": 2, "non_finite": 0, "outside": 6}
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(events) in lines[0] and "6 of 8 events" in lines[0], err
+    assert "outside" in lines[0]
+    with MrcReader(image) as reader:
+        assert reader.read(0).sum() == 2
+
+
+@pytest.mark.parametrize(
+    "shape, words",
+    [
+        ("banana", ["detector_shape", "two integers"]),
+        ([-3, 400], ["detector_shape", "400 x -3"]),
+        ([1e12, 1e12], ["detector_shape", "two integers"]),
+        ([10**12, 10**12], ["detector_shape", "not a detector"]),
+        ([10, 10], ["outside the file's detector_shape", "10 x 10"]),
+    ],
+)
+def test_issue_13_item_8_localize_checks_the_clusters_detector_shape(
+    tmp_path, capsys, shape, words
+):
+    """A clusters file's detector_shape is checked on 'hpd localize' (not copied to the
+    events as it is): two integers, bounded, holding every cluster."""
+    table = adu_clusters(40)
+    table = ClusterTable(table.frame, table.x, table.y, table.data.astype(np.float32), "keV")
+    clusters = tmp_path / "c.h5"
+    write_table(clusters, table, attrs={"detector_shape": shape})
+    out = tmp_path / "e.h5"
+    status, _, err = run_cli(capsys, "hpd", "localize", clusters, "-o", out, "--no-select")
+    assert_one_line_refusal(status, err, str(clusters), *words)
+    assert not out.exists()
+
+
+def test_issue_13_item_8_declared_size_is_the_whole_datasets(tmp_path, capsys):
+    """'hpd image' on a table declaring 2e9 int64 rows names 16 GB, not the size of the
+    first rows it would read."""
+    path = events_file(tmp_path / "e.h5", [1.5, 2.5], [1.5, 2.5])
+    with h5py.File(path, "a") as f:
+        group = f["events"]
+        for name in ("frame", "x", "y", "energy"):
+            dtype = group[name].dtype
+            del group[name]
+            group.create_dataset(name, shape=(2 * 10**9,), dtype=dtype, chunks=(2**16,))
+    status, _, err = run_cli(capsys, "hpd", "image", path, "-o", tmp_path / "i.mrc")
+    assert_one_line_refusal(status, err, str(path), "declares 2000000000 int64")
+    assert "(16000000000 bytes = 16 GB)" in err, err
+    assert "8000000 bytes" not in err.split("rows read need")[0], err
+
+
+def test_issue_13_item_13_a_selection_of_nothing_warns(tmp_path, capsys):
+    """Clusters given but none selected (a wrong --gain): one warning line naming the file
+    and pointing at --gain and --beam-energy; the (empty) events are written."""
+    clusters = tmp_path / "c.clust"
+    write_clust(clusters, adu_clusters(40))  # 500-3000 ADU centres: 50-300 keV at 0.1
+    out = tmp_path / "e.h5"
+    status, stdout, err = run_cli(
+        capsys, "hpd", "localize", clusters, "--gain", "5", "-o", out, "--json"
+    )
+    assert status == 0, err
+    assert json.loads(stdout)["counts"]["selected"] == 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(clusters) in lines[0], err
+    assert "none of the 40 clusters" in lines[0] and "--gain" in lines[0], err
+    assert "--beam-energy" in lines[0]
+    # a gain that selects some: no warning
+    status, _, err = run_cli(capsys, "hpd", "localize", clusters, "--gain", "0.1", "-o", out,
+                             "--force")  # fmt: skip
+    assert status == 0 and not err.strip(), err
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        # swapped: the image size is the same, the module's width and rows are not
+        ({"Pixels": {"x": 200, "y": 400}}, ["Pixels", "contradict", "Moench module is 400"]),
+        ({"Pixels": {"x": 400.5, "y": 200}}, ["Pixels.x must be an integer", "400.5"]),
+        ({"Pixels": {"x": "400", "y": 200}}, ["Pixels.x must be an integer", "'400'"]),
+        ({"Pixels": {"x": 400, "y": True}}, ["Pixels.y must be an integer"]),
+        ({"Geometry": {"x": 1.0, "y": 2}}, ["Geometry.x must be an integer"]),
+        ({"Number of rows": 300}, ["Number of rows (300) contradicts", "Pixels.y (200)"]),
+        ({"Number of rows": "400"}, ["Number of rows must be an integer"]),
+        ({"Image Size in bytes": "160000"}, ["Image Size in bytes must be an integer"]),
+        (
+            {"Geometry": {"x": 1, "y": 1}, "Number of UDP Interfaces": 2},
+            ["Geometry.y (1 ports)", "2 UDP interfaces"],
+        ),
+    ],
+)
+def test_issue_13_item_12_master_pixels_are_integers_that_agree(
+    moench, tmp_path, capsys, change, words
+):
+    """Pixels (and the other sizes) must be JSON integers, named when not; a master whose
+    Pixels contradict its Number of rows, its Geometry or its detector type's module
+    size is refused before the data is read."""
+    import shutil
+
+    for data in moench.parent.glob("run_d*_f*_0.raw"):
+        shutil.copy(data, tmp_path / data.name)
+    lie = tmp_path / moench.name
+    lie.write_text(json.dumps({**json.loads(moench.read_text()), **change}))
+    for args in (("raw", "info", lie), ("hpd", "pedestal", lie, "-o", tmp_path / "p.h5")):
+        status, _, err = run_cli(capsys, *args)
+        assert_one_line_refusal(status, err, str(lie), *words)
+    assert not (tmp_path / "p.h5").exists()
+
+
+def test_issue_13_item_12_cnn_on_nan_pixels_writes_no_nan_events(tmp_path):
+    """The QA replay: connected-finder crops with NaN pixels through the shipped cnn gave
+    NaN x/y silently; they are now counted and left out like any method's."""
+    n = 20
+    data = np.zeros((n, 15, 15), np.float32)
+    data[:, 7, 7], data[:, 7, 8] = 150, 40
+    data[:4, 7, 7] = np.nan
+    features = np.tile(np.array([190, 2, 1, 2, 95, 150, 200], np.float32), (n, 1))
+    table = ClusterTable(np.zeros(n, np.int64), np.full(n, 40, np.int32),
+                         np.full(n, 60, np.int32), data, units="keV",
+                         features=features)  # fmt: skip
+    clusters = write_table(tmp_path / "c.h5", table, attrs={
+        "beam_energy_keV": 200.0, "finder": "connected", "detector_shape": [400, 400]})  # fmt: skip
+    report = localize_clusters(clusters, tmp_path / "e.h5", method="cnn", select=False)
+    assert report.counts["non_finite"] == 4 and report.counts["events"] == 16
+    events = read_table(tmp_path / "e.h5")
+    assert len(events) == 16 and np.isfinite(events.x).all() and np.isfinite(events.y).all()
+    assert len(report.warnings) == 1 and "4 of 20" in report.warnings[0]
+
+
+@pytest.mark.parametrize("pixels", ["[400.5, 400]", "[400, x]", "[400]"])
+def test_issue_13_item_12_text_master_pixels_must_be_integers(tmp_path, capsys, pixels):
+    """A text master's Pixels is two integers, refused naming the key otherwise."""
+    master = tmp_path / "m3_master_0.raw"
+    master.write_text(
+        f"Version : 6.4\nDetector Type : Moench\nGeometry : [1, 1]\nPixels : {pixels}\n"
+        "Image Size : 320000 bytes\nMax Frames Per File : 20000\nTotal Frames : 3\n"
+    )
+    status, _, err = run_cli(capsys, "raw", "info", master)
+    assert_one_line_refusal(status, err, str(master), "Pixels must be two integers", pixels)

@@ -34,6 +34,7 @@ from dedkit.cli.study import study
 from dedkit.errors import DedkitError, one_line
 from dedkit.io.atomic import DISK_FULL_ERRNOS, published, reset_published
 from dedkit.parallel.chunks import MAX_CHUNK_FRAMES
+from dedkit.parallel.scheduler import MAX_WORKERS
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
@@ -429,9 +430,10 @@ def hpd_pedestal(master, output, frames, window, force, as_json, quiet):
 )
 @click.option(
     "--workers",
-    type=click.IntRange(0),
+    type=click.IntRange(0, MAX_WORKERS),
     default=None,
-    help="LocalCluster workers; 0 runs in this process. [default: one per core]",
+    help=f"LocalCluster workers, 0 to {MAX_WORKERS}; 0 runs in this process. "
+    "[default: one per core]",
 )
 @force_option
 @json_option

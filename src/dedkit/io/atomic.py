@@ -452,15 +452,20 @@ class CommitOnSuccess:
                 self.close()
             except BaseException as error:
                 self.abort()
-                converted = write_error(getattr(self, "path", None), error)
+                converted = self._write_failure(error)
                 if converted is not None:
                     raise converted from None
                 raise
             return
         self.abort()
-        converted = write_error(getattr(self, "path", None), exc)
+        converted = self._write_failure(exc)
         if converted is not None:
             raise converted from None
+
+    def _write_failure(self, error: BaseException) -> DedkitError | None:
+        """The one line to raise for ``error`` (None: raise it as it is); writers that
+        record their failed writes override this."""
+        return write_error(getattr(self, "path", None), error)
 
 
 def _remove(p: Path) -> None:

@@ -102,6 +102,22 @@ class GuardedFile(io.RawIOBase):
             self._file.close()
         super().close()
 
+    def failure(self, path=None) -> DedkitError | None:
+        """The recorded write failure as one line naming ``path`` (default: the file's
+        own path), or None when every write succeeded.
+
+        After a failed write HDF5 goes on with what it believes was written, and its own
+        error (e.g. "filter returned failure during read" when the filter pipeline reads
+        back a compressed chunk that never reached the disk) names neither the file nor
+        the cause: this is what to report instead (issue 13 item 7).
+        """
+        if self.error is None:
+            return None
+        path = path or self.path
+        return write_error(path, self.error) or DedkitError(
+            f"cannot write: {self.error.strerror or one_line(self.error)}", path=path
+        )
+
     def raise_if_failed(self, path=None) -> None:
         """Raise the recorded write failure as one line naming ``path`` (default: the
         file's own path)."""
@@ -128,6 +144,12 @@ def h5_for_writing(path, report_as=None) -> Iterator[h5py.File]:
         finally:
             file.close()
         guard.raise_if_failed(report_as)
+    except Exception as error:
+        # HDF5's error after a failed write hides the recorded cause (issue 13 item 7)
+        failure = None if isinstance(error, DedkitError) else guard.failure(report_as)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         guard.close()
 
@@ -147,6 +169,15 @@ class H5Writer(CommitOnSuccess):
         self._guard = GuardedFile(self._temporary)
         self._file = h5py.File(self._guard, "w")
         return self._file
+
+    def _write_failure(self, error: BaseException) -> DedkitError | None:
+        # a write that failed before makes HDF5 raise errors of its own, naming neither
+        # the file nor the cause: the recorded failure is reported (issue 13 item 7)
+        if self._guard is not None and not isinstance(error, DedkitError):
+            failure = self._guard.failure(getattr(self, "path", None))
+            if failure is not None:
+                return failure
+        return super()._write_failure(error)
 
     def _check_written(self) -> None:
         """Raise a write failure HDF5 met so far (call after each chunk written)."""
@@ -212,11 +243,25 @@ def check_stored(dataset, path, rows: int | None = None) -> None:
     per_row = dataset.dtype.itemsize
     for side in shape[1:]:
         per_row *= side
-    declared = per_row * (n_rows if shape else 1)
+    needed = per_row * (n_rows if shape else 1)
     stored = dataset.id.get_storage_size()
-    if declared > _MAX_EXPANSION * stored + _SLACK_BYTES:
+    if needed > _MAX_EXPANSION * stored + _SLACK_BYTES:
+        # the size said is the whole dataset's (issue 13: "2000000000 int64 (8000000
+        # bytes)" gave the size of the rows read), and the rows read when fewer
+        declared = per_row * (shape[0] if shape else 1)
+        read = "" if needed == declared else f"; the {n_rows} rows read need {_size(needed)}"
         raise DedkitError(
             f"dataset {dataset.name} declares {' x '.join(map(str, shape))} "
-            f"{dataset.dtype} ({declared} bytes) but stores only {stored} bytes",
+            f"{dataset.dtype} ({_size(declared)}){read}, but it stores only {stored} bytes",
             path=path,
         )
+
+
+def _size(n_bytes: int) -> str:
+    """``16000000000 bytes = 16 GB``: exact, and readable when large."""
+    if n_bytes < 10**6:
+        return f"{n_bytes} bytes"
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
+        if n_bytes >= scale:
+            return f"{n_bytes} bytes = {n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes} bytes"  # pragma: no cover

@@ -67,6 +67,7 @@ __all__ = [
     "RawMaster",
     "RawRun",
     "read_master",
+    "run_files",
     "split_jungfrau_gain",
     "write_raw_run",
 ]
@@ -280,6 +281,28 @@ class RawMaster:
         return self.path.with_name(name)
 
 
+def run_files(master_path) -> list[Path]:
+    """Every file of a run: its master and each data file of every port that exists.
+
+    The files a job reads from a run, so that an output cannot be one of them (issue 13
+    item 2). Data files are listed by name (``NAME_dP_fF_I.raw``, F from 0 until one is
+    missing), beyond a truncated one too, without reading them. A master that cannot be
+    parsed lists itself only (reading the run then names what is wrong with it).
+    """
+    path = Path(master_path)
+    try:
+        master = read_master(path)
+    except DedkitError:
+        return [path]
+    files = [path]
+    for port in range(min(master.n_ports, 4096)):
+        file_index = 0
+        while (data := master.data_path(port, file_index)).exists():
+            files.append(data)
+            file_index += 1
+    return files
+
+
 def read_master(path) -> RawMaster:
     """Read an slsDetector master file, JSON or the older text format.
 
@@ -337,10 +360,22 @@ def read_master(path) -> RawMaster:
         raise DedkitError(f"cannot parse master file: {one_line(error)}", path=path) from None
 
 
+def _json_int(path: Path, j: dict, key: str, sub: str | None = None, default=None) -> int:
+    """An integer of a JSON master (``j[key]`` or ``j[key][sub]``), refused with its key
+    named when it is anything else: 400.5 or "400" is no pixel count (issue 13 item 12)."""
+    if key not in j and default is not None:
+        return default
+    value = j[key] if sub is None else j[key][sub]
+    if isinstance(value, bool) or not isinstance(value, int):
+        name = key if sub is None else f"{key}.{sub}"
+        raise DedkitError(f"master's {name} must be an integer, not {value!r}", path=path)
+    return value
+
+
 def _master_from_json(path: Path, j: dict) -> RawMaster:
     version = float(j["Version"])
     detector_type = str(j["Detector Type"])
-    rows, cols = int(j["Pixels"]["y"]), int(j["Pixels"]["x"])
+    rows, cols = _json_int(path, j, "Pixels", "y"), _json_int(path, j, "Pixels", "x")
     analog_samples = None
     if int(j.get("Analog Flag", 1)) and "Analog Samples" in j:
         analog_samples = int(j["Analog Samples"])
@@ -353,18 +388,18 @@ def _master_from_json(path: Path, j: dict) -> RawMaster:
         timestamp=str(j.get("Timestamp", "")),
         detector_type=detector_type,
         timing_mode=str(j.get("Timing Mode", "auto")),
-        geometry=(int(j["Geometry"]["x"]), int(j["Geometry"]["y"])),
+        geometry=(_json_int(path, j, "Geometry", "x"), _json_int(path, j, "Geometry", "y")),
         port_shape=(rows, cols),
-        image_size_bytes=int(
-            j["Image Size in bytes"] if "Image Size in bytes" in j else j["Image Size"]
+        image_size_bytes=_json_int(
+            path, j, "Image Size in bytes" if "Image Size in bytes" in j else "Image Size"
         ),
-        bit_depth=int(j.get("Dynamic Range", 16)),
-        max_frames_per_file=int(j["Max Frames Per File"]),
-        total_frames=int(j["Total Frames"]),
-        frames_in_file=int(j["Frames in File"]),
+        bit_depth=_json_int(path, j, "Dynamic Range", default=16),
+        max_frames_per_file=_json_int(path, j, "Max Frames Per File"),
+        total_frames=_json_int(path, j, "Total Frames"),
+        frames_in_file=_json_int(path, j, "Frames in File"),
         frame_padding=bool(int(j["Frame Padding"])),
         frame_discard_policy=str(j.get("Frame Discard Policy", "nodiscard")),
-        udp_interfaces=int(j.get("Number of UDP Interfaces", 1)),
+        udp_interfaces=_json_int(path, j, "Number of UDP Interfaces", default=1),
         exposure_s=_optional_duration(j.get("Exptime", j.get("Exposure Time"))),
         period_s=_optional_duration(j.get("Period", j.get("Acquisition Period"))),
         roi=_json_roi(j),
@@ -438,10 +473,10 @@ def _master_from_text(path: Path, t: dict) -> RawMaster:
     _version_number(t["Version"])  # a version that is no number is refused here
     detector_type = t["Detector Type"]
     if "Pixels" in t:
-        cols, rows = _bracketed_pair(t["Pixels"])
+        cols, rows = _bracketed_pair(t["Pixels"], path, "Pixels")
     else:  # oldest masters: "row : 512 pixels", "col : 1024 pixels"
         rows, cols = int(t["row"].split()[0]), int(t["col"].split()[0])
-    geometry = _bracketed_pair(t["Geometry"]) if "Geometry" in t else (1, 1)
+    geometry = _bracketed_pair(t["Geometry"], path, "Geometry") if "Geometry" in t else (1, 1)
     analog_samples = None
     if int(t.get("Analog Flag", "1")) and "Analog Samples" in t:
         analog_samples = int(t["Analog Samples"])
@@ -482,10 +517,13 @@ def _master_from_text(path: Path, t: dict) -> RawMaster:
     )
 
 
-def _bracketed_pair(text: str) -> tuple[int, int]:
-    # "[1024, 512]" -> (1024, 512), in the order written (x, y)
-    first, second = text.strip().strip("[]").split(",")
-    return int(first), int(second)
+def _bracketed_pair(text: str, path: Path, key: str) -> tuple[int, int]:
+    # "[1024, 512]" -> (1024, 512), in the order written (x, y); "[400.5, 400]" is
+    # refused naming the key (issue 13 item 12)
+    parts = text.strip().strip("[]").split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise DedkitError(f"master's {key} must be two integers [x, y], not {text!r}", path=path)
+    return int(parts[0]), int(parts[1])
 
 
 def _version_number(version: str) -> float:
@@ -717,6 +755,51 @@ class RawRun:
         if m.adc_ordered and (rows, cols, m.n_ports) != (400, 400, 1):
             raise DedkitError(
                 "a MÖNCH 03 chip-test-board run must be one 400 x 400 port", path=self._path
+            )
+        self._check_consistent()
+
+    def _check_consistent(self) -> None:
+        """Refuse a master whose fields contradict each other (issue 13 item 12).
+
+        A port is the full width of a module and 1/interfaces of its rows (slsReceiver's
+        ``nPixelsY = numberOfRows / numUDPInterfaces``); so Pixels.x is the module's width
+        (MÖNCH 400, Jungfrau 1024), Pixels.y x interfaces is the "Number of rows" the
+        master records (at most the module's), and Geometry.y counts whole modules of
+        interfaces. Pixels with x and y swapped keep the image size, so only these
+        cross-checks tell.
+        """
+        m = self.master
+        rows, cols = m.port_shape
+        module_rows, module_cols = _MODULE_SHAPE[m.detector_type]
+        interfaces = m.udp_interfaces
+        if cols != module_cols or rows * interfaces > module_rows:
+            raise DedkitError(
+                f"master's Pixels ({cols} x {rows} per port, {interfaces} interface(s)) "
+                f"contradict its detector type: a {m.detector_type} module is {module_cols} "
+                f"x {module_rows}",
+                path=self._path,
+            )
+        if "Number of rows" in m.extra:
+            n_rows = m.extra["Number of rows"]
+            text_master = m.path.suffix.lower() != ".json"  # all its values are text
+            if text_master and isinstance(n_rows, str) and n_rows.strip().isdigit():
+                n_rows = int(n_rows)
+            if isinstance(n_rows, bool) or not isinstance(n_rows, int):
+                raise DedkitError(
+                    f"master's Number of rows must be an integer, not {n_rows!r}",
+                    path=self._path,
+                )
+            if n_rows != rows * interfaces:
+                raise DedkitError(
+                    f"master's Number of rows ({n_rows}) contradicts its Pixels.y ({rows}) "
+                    f"x {interfaces} UDP interface(s)",
+                    path=self._path,
+                )
+        if m.geometry[1] % interfaces:
+            raise DedkitError(
+                f"master's Geometry.y ({m.geometry[1]} ports) is not a whole number of "
+                f"modules of {interfaces} UDP interfaces",
+                path=self._path,
             )
 
     def _open_port(self, port: int) -> _Port:

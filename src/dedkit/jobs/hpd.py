@@ -36,10 +36,10 @@ from dedkit.io.calibration import read_gain_map, read_pedestal_file, write_pedes
 from dedkit.io.clust import ClustWriter, read_clust
 from dedkit.io.events import TableWriter, read_attrs, read_table, table_length
 from dedkit.io.limits import check_detector_shape, check_image_size
-from dedkit.io.sls import RawRun
+from dedkit.io.sls import RawRun, run_files
 from dedkit.jobs.streaming import ProgressCallback
 from dedkit.parallel.chunks import Chunk, plan_chunks
-from dedkit.parallel.scheduler import dask_client, run_chained, run_independent
+from dedkit.parallel.scheduler import check_workers, dask_client, run_chained, run_independent
 from dedkit.report import JobReport
 
 __all__ = [
@@ -113,7 +113,9 @@ def compute_pedestal(
     as ``PED.h5``; ``window`` frames of aare's moving window (at most the number of dark
     frames), or None for the plain mean."""
     started = time.perf_counter()
-    check_output_path(output, [master], force)
+    # every file of the run is an input, not only its master (issue 13 item 2)
+    inputs = run_files(master)
+    check_output_path(output, inputs, force)
     run = RawRun(master, expect_detector=DETECTOR)
     start, stop = _frame_range(run, start, stop)
     if window is not None:
@@ -132,7 +134,7 @@ def compute_pedestal(
         "detector_type": run.master.detector_type,
         "shape": list(run.shape),
     }
-    write_pedestal_file(output, pedestal.to_arrays(), attrs, force=force, inputs=[master])
+    write_pedestal_file(output, pedestal.to_arrays(), attrs, force=force, inputs=inputs)
     noise = pedestal.std
     return HpdReport(
         "pedestal",
@@ -274,9 +276,11 @@ def find_clusters_in_run(
         Dask scheduler address; default a LocalCluster of ``workers`` processes (one per
         core) when the run has more than one chunk, else in this process.
     workers : int, optional
-        LocalCluster size; 0 runs every chunk in this process.
+        LocalCluster size, 0 to :data:`~dedkit.parallel.scheduler.MAX_WORKERS` (256);
+        0 runs every chunk in this process.
     """
     started = time.perf_counter()
+    workers = check_workers(workers)
     if finder not in FINDERS:
         raise DedkitError(f"unknown finder {finder!r}; use one of {', '.join(FINDERS)}")
     out_path = Path(output)
@@ -287,7 +291,8 @@ def find_clusters_in_run(
         raise DedkitError(
             "a .clust file holds aare's ADU clusters: use .h5 for keV clusters", path=out_path
         )
-    inputs = [master, pedestal, _gain_file(gain)]
+    # every file of the run is an input, not only its master (issue 13 item 2)
+    inputs = [*run_files(master), pedestal, _gain_file(gain)]
     check_output_path(out_path, inputs, force)
     if not np.isfinite(nsigma) or nsigma <= 0:
         raise DedkitError(f"nsigma must be positive, got {nsigma}")
@@ -378,10 +383,27 @@ def _run_chunks(client, chunks, settings: FinderSettings, state: Pedestal, consu
 
 
 def _read_clusters(path, cluster_size) -> tuple[ClusterTable, dict]:
+    """A clusters file's table and attributes; a ``detector_shape`` it records is checked
+    (bounded, two integers, holding every cluster) before it is copied to the events
+    (issue 13 item 8)."""
     path = Path(path)
     if path.suffix.lower() == ".clust":
         return read_clust(path, cluster_size), {}
-    return read_table(path, kind="clusters", needed_by="hpd localize"), read_attrs(path)
+    table = read_table(path, kind="clusters", needed_by="hpd localize")
+    attrs = read_attrs(path)
+    if attrs.get("detector_shape") is not None:
+        rows, cols = check_detector_shape(attrs["detector_shape"], path=path, what="detector_shape")
+        attrs["detector_shape"] = [rows, cols]
+        if len(table) and (
+            min(table.x.min(), table.y.min()) < 0 or table.x.max() >= cols or table.y.max() >= rows
+        ):
+            raise DedkitError(
+                f"clusters lie at columns {table.x.min()}..{table.x.max()}, rows "
+                f"{table.y.min()}..{table.y.max()}, outside the file's detector_shape "
+                f"({cols} x {rows})",
+                path=path,
+            )
+    return table, attrs
 
 
 #: what the cnn needs, said before anything else is asked for (issue 13 item 13)
@@ -470,13 +492,35 @@ def localize_clusters(
     }
     if gain is not None:
         events_attrs["gain"] = str(gain)
+    non_finite = 0
     with TableWriter(out_path, "events", attrs=events_attrs, force=force, inputs=inputs) as writer:
         for first in range(0, max(len(table), 1), TABLE_CHUNK_ROWS):
-            part = table[first : first + TABLE_CHUNK_ROWS]
-            writer.append(localizer.localize(part))
+            events = localizer.localize(table[first : first + TABLE_CHUNK_ROWS])
+            # whatever the method, a position that is not finite (NaN pixels, a network
+            # that overflows) is no event: counted, left out, reported (issue 13 item 12)
+            finite = np.isfinite(events.x) & np.isfinite(events.y)
+            if not finite.all():
+                non_finite += int((~finite).sum())
+                events = events[finite]
+            writer.append(events)
             if progress is not None:
                 progress(min(first + TABLE_CHUNK_ROWS, len(table)), len(table))
-    report_counts["events"] = len(table)
+    report_counts["events"] = len(table) - non_finite
+    report_counts["non_finite"] = non_finite
+    warnings = []
+    if selection is not None and selection.n_input and not selection.n_selected:
+        # an empty result is most often a wrong gain or beam energy (issue 13, QA replay)
+        low, high = selection.window_keV
+        warnings.append(
+            f"{clusters}: none of the {selection.n_input} clusters lies in the single-electron "
+            f"window {low:g}-{high:g} keV (beam {selection.beam_energy_keV:g} keV): check "
+            "--gain (keV per ADU) and --beam-energy"
+        )
+    if non_finite:
+        warnings.append(
+            f"{clusters}: {non_finite} of {len(table)} clusters have no finite {method} "
+            "position (NaN or infinite) and were left out"
+        )
     return HpdReport(
         "localize",
         [str(clusters)],
@@ -484,6 +528,7 @@ def localize_clusters(
         time.perf_counter() - started,
         report_counts,
         {"method": method, "selection": selection.to_dict() if selection else None},
+        warnings,
     )
 
 
@@ -562,7 +607,8 @@ def make_image(
 
     The detector shape (``shape``, else the file's ``detector_shape``) is bounded
     (:mod:`dedkit.io.limits`), so a small file cannot make a huge image. Events with a
-    NaN or infinite position are counted, left out and reported in one warning. The image
+    NaN or infinite position, and events outside the detector, are counted (``non_finite``
+    and ``outside``), left out and reported in one warning each. The image
     pixel size is the detector's pitch over ``upsample`` when the events file records the
     pitch (dedkit's cluster finder records MÖNCH's 25 um) or ``pitch_um`` is given, else
     none is written (for MRC, its writer's 1 A convention, with a warning). Events from an
@@ -586,13 +632,20 @@ def make_image(
     check_image_size(shape, upsample, path=events)
     image = None
     response_counts = None
-    non_finite = 0
+    non_finite = outside = 0
+    rows, cols = shape
     for first in range(0, max(n, 1), TABLE_CHUNK_ROWS):
         part = read_table(events, first, min(first + TABLE_CHUNK_ROWS, n), kind="events")
         finite = np.isfinite(part.x) & np.isfinite(part.y)
         if not finite.all():
             non_finite += int((~finite).sum())
             part = part[finite]
+        # events beyond the detector (or a shape too small for them) are counted, never
+        # dropped in silence (issue 13 items 8, 12)
+        inside = (part.x >= 0) & (part.x < cols) & (part.y >= 0) & (part.y < rows)
+        if not inside.all():
+            outside += int((~inside).sum())
+            part = part[inside]
         counts = super_resolution_image(part, shape, upsample)
         image = counts if image is None else image + counts
         if flat_field and len(part):
@@ -606,6 +659,9 @@ def make_image(
     if non_finite:
         warnings.append(f"{events}: {non_finite} of {n} events have a NaN or infinite position "
                         "and were left out")  # fmt: skip
+    if outside:
+        warnings.append(f"{events}: {outside} of {n} events lie outside the {cols} x {rows} "
+                        "pixel detector and were left out")  # fmt: skip
     if pitch_um is not None and not (np.isfinite(pitch_um) and 0 < pitch_um <= 1e4):
         raise DedkitError(f"pixel pitch {pitch_um!r} um is not a number in (0, 10000]")
     pitch = _pitch_um(attrs) if pitch_um is None else float(pitch_um)
@@ -619,7 +675,7 @@ def make_image(
         [str(events)],
         str(output),
         time.perf_counter() - started,
-        {"events": n - non_finite, "non_finite": non_finite},
+        {"events": n - non_finite - outside, "non_finite": non_finite, "outside": outside},
         {
             "upsample": upsample,
             "flat_field": flat_field,

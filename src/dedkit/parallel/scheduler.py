@@ -19,14 +19,38 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 
+import numpy as np
+
 from dedkit.errors import DedkitError, one_line
 from dedkit.parallel.chunks import Chunk
 
-__all__ = ["dask_client", "run_chained", "run_independent", "TASK_RETRIES"]
+__all__ = ["MAX_WORKERS", "check_workers", "dask_client", "run_chained", "run_independent",
+           "TASK_RETRIES"]  # fmt: skip
 
 #: Times a task that raised is retried (lost workers are handled by the scheduler's
 #: own ``allowed-failures``, 3 by default).
 TASK_RETRIES = 2
+#: Most worker processes of a LocalCluster. Each is a Python process of its own (some
+#: 100 MB); 256 is more than the cores of any one machine, and a fixed bound (rather than
+#: a multiple of this machine's cores) says the same everywhere (issue 13 item 11).
+MAX_WORKERS = 256
+
+
+def check_workers(n_workers: int | None) -> int | None:
+    """``n_workers`` (None: one per core; 0: no cluster) when 0 to :data:`MAX_WORKERS`.
+
+    Raises
+    ------
+    DedkitError
+        Anything else (a negative, huge or non-integer count).
+    """
+    if n_workers is None:
+        return None
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int | np.integer):
+        raise DedkitError(f"the number of workers must be a whole number, not {n_workers!r}")
+    if not 0 <= n_workers <= MAX_WORKERS:
+        raise DedkitError(f"the number of workers must be 0 to {MAX_WORKERS}, got {n_workers}")
+    return int(n_workers)
 
 
 @contextlib.contextmanager
@@ -35,7 +59,8 @@ def dask_client(
 ) -> Iterator:
     """A distributed Client: connected to ``scheduler`` (an address such as
     ``tcp://host:8786``) or to a new LocalCluster of worker processes (one per core by
-    default), closed on exit."""
+    default, at most :data:`MAX_WORKERS`), closed on exit."""
+    n_workers = check_workers(n_workers)
     try:
         from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - dask is a dependency
