@@ -304,6 +304,10 @@ def test_dataset_refuses_bad_arguments(tmp_path):
     with pytest.raises(DedkitError, match="exists"):
         _dataset(tmp_path / "b.h5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.h5"]
+    # an absurd --n is refused for the disk it would need, before any simulation
+    with pytest.raises(DedkitError, match="No space left on device"):
+        _dataset(tmp_path / "c.h5", n=10**22)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.h5"]
 
 
 def test_dataset_chunk_at_most_n_and_progress_within_a_chunk_issue_13_item_20(tmp_path):

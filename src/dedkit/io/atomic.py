@@ -553,4 +553,4 @@ def _size(n: float) -> str:
         if n < 1000:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
-    return f"{n:.1f} GB"
+    return f"{n:.1f} GB" if n < 1e6 else f"{n:.3g} GB"

@@ -381,6 +381,10 @@ def _add_stats(total: dict, part: dict) -> None:
             total.setdefault(key, value)
 
 
+#: bytes a training-set cluster takes (15 x 15 float32 crop, 7 features, positions, flags)
+_TRAINING_BYTES_PER_CLUSTER = 15 * 15 * 4 + 7 * 4 + 128
+
+
 def build_training_set(
     output,
     *,
@@ -444,6 +448,9 @@ def build_training_set(
     model = model or ChargeModel()
     response = response or DetectorResponse()
     output = check_outputs([output], force=force)[0]
+    # the unfinished parts and the final set exist together at the end: an absurd --n
+    # is refused at once for the disk it would need, not after hours of simulation
+    check_free_space(output, 2 * n * _TRAINING_BYTES_PER_CLUSTER)
     parameters = training_parameters(
         energy, n, seed, chunk_primaries, sensor, model, response, transport_options, adc
     )
