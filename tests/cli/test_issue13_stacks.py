@@ -324,6 +324,18 @@ def test_issue13_item12_defects_out_of_the_camera_are_ignored_with_a_warning(mk,
     np.testing.assert_array_equal(read_mrc(mk.path("a.mrc")), read_mrc(mk.path("b.mrc")))
 
 
+def test_issue13_item12_many_defects_out_of_the_camera_are_counted(mk, run):
+    """issue 13 item 12: a list written for another camera names its first few ignored
+    entries, then one line with the count (not one line per entry)."""
+    path = mk.mrc("in.mrc", mk.counts(nz=1, high=16, dtype=np.uint16))
+    lines = [f"BadPixels {1000 + k} {1000 + k}" for k in range(40)]
+    bad = mk.defects("many.txt", f"CameraSizeX {NX}\nCameraSizeY {NY}\n" + "\n".join(lines))
+    r = run("norm", "-q", path, "none", mk.path("a.mrc"), "-D", bad, "-m", "ushort")
+    assert r.status == 0, r
+    assert len(r.err_lines) == 6, r
+    assert "35 more entries" in r.err_lines[-1] and "40 ignored in all" in r.err_lines[-1]
+
+
 # --------------------------------------------------------------------------------------
 # item 11: overflow in a defect list
 # --------------------------------------------------------------------------------------

@@ -140,6 +140,10 @@ class DefectList:
     ignored: list[str] = field(default_factory=list)
 
 
+#: ignored entries named one by one in warnings; the rest are counted in one line
+_WARNINGS_SHOWN = 5
+
+
 class DefectListWarning(UserWarning):
     """An entry of a defect list was ignored (it does not fit in the camera)."""
 
@@ -326,11 +330,19 @@ def parse_defects(text: str, path=None) -> DefectList:
     if usable is not None:
         kept = keep([(usable, usable_line)], "UsableArea", _usable_fits(sx, sy), show_all)
         usable_area = kept[0] if kept else UsableArea()
-    for entry in ignored:
+    where = path if path is not None else "defect list"
+    # the first few by name, then one line with the count: a list written for another
+    # camera should not bury the terminal under hundreds of lines
+    for entry in ignored[:_WARNINGS_SHOWN]:
+        warnings.warn(
+            DefectListWarning(f"{where}: {entry} does not fit in the {sx} x {sy} camera; ignored"),
+            stacklevel=2,
+        )
+    if len(ignored) > _WARNINGS_SHOWN:
         warnings.warn(
             DefectListWarning(
-                f"{path if path is not None else 'defect list'}: {entry} does not fit in the "
-                f"{sx} x {sy} camera; ignored"
+                f"{where}: {len(ignored) - _WARNINGS_SHOWN} more entries do not fit in the "
+                f"{sx} x {sy} camera ({len(ignored)} ignored in all)"
             ),
             stacklevel=2,
         )
