@@ -155,15 +155,7 @@ def test_issue_13_item_3_a_card_without_hash_does_not_run(run, trained, tmp_path
     card = json.loads(copy.read_text())
     del card["weights_sha256"]
     copy.write_text(json.dumps(card))
-    clusters = _clusters_file(tmp_path / "c.h5", data, 200.0)
-    for args in (
-        ("learn", "evaluate", data, "--model", copy, "--limit", "20"),
-        ("hpd", "localize", clusters, "--method", "cnn", "--model", copy, "-o", tmp_path / "e.h5"),
-    ):
-        r = run(*args)
-        assert r.status == 2, r
-        assert len(r.err_lines) == 1 and "no weights_sha256" in r.err
-    assert not (tmp_path / "e.h5").exists()
+    _both_refuse(run, data, copy, tmp_path, "no weights_sha256")
 
 
 @pytest.mark.parametrize(
@@ -197,10 +189,16 @@ def test_issue_13_item_11_damaged_models_are_one_line_and_status_2(
     else:
         card.update(damage)
     copy.write_text(json.dumps(card))
+    _both_refuse(run, data, copy, tmp_path, message)
+
+
+def _both_refuse(run, data, model, tmp_path, message):
+    """learn evaluate and hpd localize --method cnn refuse ``model``: one line naming the
+    problem, exit 2, no events written."""
     clusters = _clusters_file(tmp_path / "c.h5", data, 200.0)
     for args in (
-        ("learn", "evaluate", data, "--model", copy, "--limit", "20"),
-        ("hpd", "localize", clusters, "--method", "cnn", "--model", copy, "-o", tmp_path / "e.h5"),
+        ("learn", "evaluate", data, "--model", model, "--limit", "20"),
+        ("hpd", "localize", clusters, "--method", "cnn", "--model", model, "-o", tmp_path / "e.h5"),
     ):
         r = run(*args)
         assert r.status == 2, r

@@ -28,7 +28,7 @@ import numpy as np
 from dedkit.errors import DedkitError
 from dedkit.hpd.localize import EtaInterpolator
 from dedkit.hpd.tables import ClusterTable
-from dedkit.io.atomic import atomic_output, check_outputs, figure_format
+from dedkit.io.atomic import atomic_output, check_outputs, check_outside_package, figure_format
 from dedkit.learn.data import check_crop, load_training_arrays
 
 __all__ = ["EvaluationReport", "FULL_ABSORPTION", "eta_positions", "evaluate_model"]
@@ -196,7 +196,7 @@ def evaluate_model(
         the installed package, is never changed (copy it and record on the copy).
     """
     from dedkit.learn.localizer import CnnLocalizer, check_model_matches
-    from dedkit.learn.store import check_outside_package, default_model_path, model_paths
+    from dedkit.learn.store import default_model_path, model_paths
 
     started = time.perf_counter()
     if record and model is None:
@@ -208,12 +208,12 @@ def evaluate_model(
             "with --model"
         )
     model_path = default_model_path() if model is None else Path(model)
-    if figure is not None:
-        check_outside_package(figure)
-    # the figure against everything read: the set, the model's two files, the eta set
+    # the figure against everything read (the set, the model's two files, the eta set),
+    # and never inside the installed package
     check_outputs([], [dataset, *model_paths(model_path), eta_reference], force, figures=[figure])
     data = load_training_arrays(dataset, limit)
     if record:
+        # --record rewrites an input, which check_outputs never sees: refused here, early
         check_outside_package(model_paths(model_path)[1])
     localizer = CnnLocalizer(model_path, batch_size=batch_size)
     check_crop(data, localizer.crop, dataset)

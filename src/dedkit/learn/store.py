@@ -107,9 +107,7 @@ def save_model(path, state: dict, card: dict, *, force: bool = False) -> tuple[P
     weights, card : Path
     """
     weights_path, card_path = model_paths(path)
-    for output in (weights_path, card_path):
-        check_outside_package(output)
-    check_outputs([weights_path, card_path], force=force)
+    check_outputs([weights_path, card_path], force=force)  # never inside the package
     arrays = {name: np.array(value, order="C") for name, value in state.items()}
     _check_weights(arrays, weights_path)
     _write_atomic(weights_path, lambda p: np.savez(p.open("wb"), **arrays))

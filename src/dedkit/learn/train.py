@@ -65,7 +65,7 @@ from dedkit.learn.data import (
 )
 from dedkit.learn.model import ARCHITECTURES, build_model, count_parameters, predict, state_arrays
 from dedkit.learn.recipes import DEFAULT_RECIPE, recipe_settings
-from dedkit.learn.store import check_npz_members, check_outside_package, model_paths, save_model
+from dedkit.learn.store import check_npz_members, model_paths, save_model
 from dedkit.report import JobReport
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "TrainReport", "train_model"]
@@ -517,8 +517,8 @@ def _train_model(dataset, output, config, *, resume, force, command, progress) -
     config = config or TrainConfig()
     config.check()
     weights_path, card_path = model_paths(output)
-    check_outside_package(weights_path)
-    # every file the run writes, against every file it reads (the resumed checkpoint too)
+    # every file the run writes, against every file it reads (the resumed checkpoint too),
+    # none inside the installed package
     folder = checkpoint_folder(output)
     check_outputs(
         [weights_path, card_path, *loss_curve_paths(output)],
