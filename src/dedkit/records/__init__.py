@@ -1,0 +1,7 @@
+"""Record types shared by the file formats (:mod:`dedkit.io`) and the domain packages.
+
+The plain dataclasses that :mod:`dedkit.io` reads and writes and the domain packages
+(:mod:`dedkit.frames`, :mod:`dedkit.hpd`, :mod:`dedkit.sim`, ...) make and take. They
+live below both so that every import points one way: this package depends on
+:mod:`dedkit.errors` only.
+"""
