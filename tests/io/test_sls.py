@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.io import sls
 from dedkit.io.sls import (
     HEADER_DTYPE,
     RawRun,
@@ -293,7 +292,7 @@ def test_writer_failure_leaves_nothing(tmp_path, rng, monkeypatch):
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sls.os, "replace", fail)
+    monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError):
         write_raw_run(tmp_path, "x", moench_frames(rng, 2))
     monkeypatch.undo()
