@@ -4,13 +4,13 @@ The JSON master has the keys, order and layout of slsDetector's version 7.2 mast
 real Jungfrau runs); data files are laid out as :mod:`dedkit.io.sls.format` describes. A
 run's files are written into a hidden folder beside the master and renamed into place
 (:func:`dedkit.io.atomic.publish`), data first, master last, so that a reader never finds a
-master without its data; a run that fails to write leaves no temporary behind.
+master without its data. A run that fails to write leaves neither a temporary nor a data
+file that was not there before.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.io.atomic import check_output_path, temporary_sibling
+from dedkit.io.atomic import check_output_path, publish, temporary_sibling
 from dedkit.io.sls.format import (
     DETECTOR_TYPE_CODES,
     HEADER_DTYPE,
@@ -177,6 +177,7 @@ def write_raw_run(
     temporary = temporary_sibling(master_path)
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()
+    added = []
     try:
         record = np.dtype([("header", HEADER_DTYPE), ("data", "<u2", (port_rows, module_cols))])
         for port in range(n_ports):
@@ -193,9 +194,19 @@ def write_raw_run(
         (temporary / master_path.name).write_text(master, encoding="utf-8")
         # data first, master last: a reader never finds a master without its data
         for data_name in data_names:
-            os.replace(temporary / data_name, folder / data_name)
+            target = folder / data_name
+            existed = target.exists() or target.is_symlink()
+            publish(temporary / data_name, target)
+            if not existed:
+                added.append(target)
         _remove_stale_data_files(folder, name, run_index, n_ports, n_files)
-        os.replace(temporary / master_path.name, master_path)
+        publish(temporary / master_path.name, master_path)
+    except BaseException:
+        # a run that failed leaves no data file that was not there before (one it
+        # replaced, with force, is not restored)
+        for target in added:
+            target.unlink(missing_ok=True)
+        raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return master_path
