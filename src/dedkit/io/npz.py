@@ -35,12 +35,12 @@ def write_npz(path, arrays: dict, *, record: bool = True) -> Path:
     Returns
     -------
     pathlib.Path
-        ``path``.
+        The archive, complete.
 
     Raises
     ------
     DedkitError
-        A write that failed for lack of room; nothing is left at ``path``'s folder.
+        The disk was full (:func:`dedkit.io.atomic.write_error`); no temporary is left.
 
     Examples
     --------
