@@ -1,5 +1,6 @@
 """slsDetector raw runs: real Jungfrau files against aare, MÖNCH round trips, bad input."""
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -8,7 +9,6 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.io import sls
 from dedkit.io.sls import (
     HEADER_DTYPE,
     RawRun,
@@ -293,11 +293,44 @@ def test_writer_failure_leaves_nothing(tmp_path, rng, monkeypatch):
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sls.os, "replace", fail)
+    monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError):
         write_raw_run(tmp_path, "x", moench_frames(rng, 2))
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("failing", ["data file", "master", "master rename"])
+def test_writer_failure_on_a_full_disk_leaves_nothing_new(tmp_path, rng, monkeypatch, failing):
+    # issue 14: no temporary (and no data file of the failed run) is left behind
+    from dedkit.io.sls import writer
+
+    (tmp_path / "mine.txt").write_text("kept")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def fail(*args, **kwargs):
+        raise full
+
+    if failing == "data file":
+        monkeypatch.setattr(writer, "open", fail, raising=False)
+    elif failing == "master":
+        monkeypatch.setattr(Path, "write_text", fail)
+    else:
+        publish = writer.publish
+
+        def publish_data_only(temporary, path, **kwargs):
+            if path.name.endswith(".json"):
+                raise full
+            return publish(temporary, path, **kwargs)
+
+        monkeypatch.setattr(writer, "publish", publish_data_only)
+    with pytest.raises(OSError) as info:
+        write_raw_run(tmp_path, "x", moench_frames(rng, 4), frames_per_file=2)
+    monkeypatch.undo()
+    assert info.value is full
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "mine.txt").read_text() == "kept"
 
 
 @pytest.mark.parametrize(

@@ -170,3 +170,31 @@ def test_issue_13_item_4_unknown_true_entry_points_may_be_nan(tmp_path):
     with TrainingSetWriter(path) as w:
         w.append(columns)
     assert np.isnan(read_training_set(path)["true_entry_x"]).all()
+
+
+def test_issue_14_parts_on_a_full_disk_leave_nothing(tmp_path, monkeypatch):
+    # the parameters were written to a temporary renamed into place by hand, which a full
+    # disk left behind (issue 14 item 6); now nothing new stays, not even the parts folder
+    import builtins
+    import errno
+    import os
+
+    from dedkit.io import atomic
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        builtins.open(path, mode, *args, **kwargs).close()  # the temporary exists
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic, "open", full_disk, raising=False)
+    folder = parts_folder(tmp_path / "set.h5")
+    with pytest.raises(DedkitError, match="parameters.json: cannot write: No space left"):
+        TrainingParts(folder, {"seed": 1, "n": 10})
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+    parts = TrainingParts(folder, {"seed": 1, "n": 10})
+    monkeypatch.setattr(atomic, "open", full_disk, raising=False)
+    with pytest.raises(DedkitError, match="cannot write"):
+        parts._write_json("parameters.json", {"seed": 2})
+    monkeypatch.undo()
+    assert sorted(p.name for p in folder.iterdir()) == ["parameters.json"]
+    assert TrainingParts(folder, {"seed": 1, "n": 10}).completed() == []

@@ -57,6 +57,7 @@ __all__ = [
     "remove_owned_folder",
     "reset_published",
     "temporary_sibling",
+    "write_atomic",
     "write_error",
     "writing",
 ]
@@ -435,6 +436,54 @@ def atomic_output(path, kind: str | None = None, *, record: bool = True) -> Iter
     except BaseException:
         _remove(tmp)
         raise
+
+
+def write_atomic(path, data, *, record: bool = True, fsync: bool = False) -> Path:
+    """Write a whole file at once, under a temporary name renamed into place.
+
+    The one-call form of :func:`atomic_output` for data already in memory.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to write (its folder must exist).
+    data : bytes-like or str
+        The file's bytes; a str is written as UTF-8 with its newlines as they are.
+    record : bool
+        False for a working file, not an output (see :func:`publish`).
+    fsync : bool
+        Flush the data to the disk before the rename, so that the name never appears
+        with data a crash of the machine could still lose.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    DedkitError
+        A write that failed for lack of room (:func:`write_error`); the temporary is
+        removed and an existing ``path`` left as it was.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> write_atomic(folder / "note.txt", "hello\\n", record=False).read_text()
+    'hello\\n'
+    >>> sorted(p.name for p in folder.iterdir())
+    ['note.txt']
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path = Path(path)
+    with atomic_output(path, record=record) as temporary, open(temporary, "wb") as file:
+        file.write(data)
+        if fsync:
+            file.flush()
+            os.fsync(file.fileno())
+    return path
 
 
 class CommitOnSuccess:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import atomic_output, check_output_path
+from dedkit.io.atomic import atomic_output, check_output_path, write_atomic
 from dedkit.io.inputs import check_input_file
 from dedkit.io.limits import check_detector_shape, read_npy_header
 
@@ -131,9 +131,7 @@ def write_gain_map(path, gain, *, force=False) -> Path:
     buffer = io.BytesIO()
     # np.save to a real file writes with tofile, whose errors lose their cause
     np.save(buffer, gain, allow_pickle=False)
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(buffer.getbuffer())
-    return path
+    return write_atomic(path, buffer.getbuffer())
 
 
 def read_gain_map(path, shape: tuple[int, int] | None = None) -> np.ndarray:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from dedkit.errors import DedkitError
-from dedkit.io.atomic import atomic_output, check_output_path
+from dedkit.io.atomic import check_output_path, write_atomic
 from dedkit.io.inputs import check_input_file
 
 __all__ = [
@@ -435,8 +435,4 @@ def write_defects(defects: DefectList, path, force: bool = False) -> None:
     """
     out = check_output_path(path, force=force)
     text = format_defects(defects)
-    with atomic_output(out) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+    write_atomic(out, text, fsync=True)

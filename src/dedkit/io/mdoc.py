@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dedkit.errors import DedkitError
-from dedkit.io.atomic import atomic_output, check_output_path
+from dedkit.io.atomic import check_output_path, write_atomic
 from dedkit.io.inputs import check_input_file
 
 _BLANKS = " \t"
@@ -597,5 +597,4 @@ def write_mdoc(mdoc: Mdoc, path, force: bool = False) -> None:
     """
     output = check_output_path(path, force=force)
     data = format_mdoc(mdoc).encode(_ENCODING, _ENCODING_ERRORS)
-    with atomic_output(output) as temporary:
-        temporary.write_bytes(data)
+    write_atomic(output, data)

@@ -40,8 +40,8 @@ part) under a temporary name, renamed into place, and the parts folder removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -50,7 +50,7 @@ import h5py
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import remove_owned_folder, temporary_sibling
+from dedkit.io.atomic import atomic_output, remove_owned_folder, write_atomic
 from dedkit.io.h5 import H5Writer, h5_for_writing, open_h5
 
 __all__ = [
@@ -401,7 +401,13 @@ class TrainingParts:
             if not self.folder.parent.is_dir():
                 raise DedkitError("output folder does not exist", path=self.folder.parent)
             self.folder.mkdir()
-            self._write_json("parameters.json", self.parameters)
+            try:
+                self._write_json("parameters.json", self.parameters)
+            except BaseException:
+                # a parts folder without its parameters would be refused by the next run
+                with contextlib.suppress(OSError):
+                    self.folder.rmdir()
+                raise
 
     def _stored_parameters(self) -> dict:
         path = self.folder / "parameters.json"
@@ -414,10 +420,8 @@ class TrainingParts:
             ) from None
 
     def _write_json(self, name: str, value) -> None:
-        path = self.folder / name
-        temporary = temporary_sibling(path)
-        temporary.write_text(json.dumps(value, indent=1), encoding="utf-8")
-        os.replace(temporary, path)
+        # a working file, not an output: not listed as written
+        write_atomic(self.folder / name, json.dumps(value, indent=1), record=False)
 
     def _path(self, index: int) -> Path:
         return self.folder / f"chunk_{index:06d}.h5"
@@ -431,16 +435,13 @@ class TrainingParts:
         """Save one finished chunk (atomically)."""
         _check_columns(columns)
         path = self._path(index)
-        temporary = temporary_sibling(path)
-        try:
-            with h5_for_writing(temporary, path) as file:
-                for name, column in columns.items():
-                    file.create_dataset(name, data=_as_stored(name, column))
-                file.attrs["stats"] = json.dumps(stats)
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        with (
+            atomic_output(path, record=False) as temporary,
+            h5_for_writing(temporary, path) as file,
+        ):
+            for name, column in columns.items():
+                file.create_dataset(name, data=_as_stored(name, column))
+            file.attrs["stats"] = json.dumps(stats)
 
     def read_chunk(self, index: int) -> tuple[dict[str, np.ndarray], dict]:
         """(columns, stats) of a finished chunk."""

@@ -17,8 +17,9 @@ A worker:
    interacting and their energy is lost from the sensor, below 0.3 % at these energies);
 4. answers batch requests from the parent: reseeds the engine from the batch's seeds,
    runs the batch, turns the recorded steps into deposits with numpy, writes them to an
-   ``.npz`` file under a temporary name, renames it into place and only then tells the
-   parent, so a crash afterwards loses nothing;
+   ``.npz`` file under a temporary name, renames it into place
+   (:func:`dedkit.io.npz.write_npz`) and only then tells the parent, so a crash
+   afterwards loses nothing;
 5. on ``stop`` leaves with ``os._exit(0)``, skipping the interpreter teardown in which
    Geant4 may crash.
 
@@ -35,6 +36,8 @@ import time
 import traceback
 
 import numpy as np
+
+from dedkit.io.npz import write_npz
 
 #: (environment variable, data set directory) of every data set geant4_pybind knows
 G4_DATASETS = (
@@ -210,12 +213,8 @@ class Application:
             raw_steps=np.int64(len(self.steps) // 7),
         )
         path = os.path.join(workdir, f"batch-{batch:06d}.npz")
-        tmp = os.path.join(workdir, f".batch-{batch:06d}-{os.getpid()}.npz")
-        with open(tmp, "wb") as f:
-            np.savez(f, **out)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        # a working file of the parent's, not an output: not listed as written
+        write_npz(path, out, record=False)
         return path
 
     def _vacuum_path(self, end: np.ndarray) -> np.ndarray:
