@@ -12,9 +12,11 @@ import pytest
 pytest.importorskip("torch")
 
 from dedkit.errors import DedkitError  # noqa: E402
+from dedkit.io.checkpoints import checkpoint_folder  # noqa: E402
+from dedkit.jobs.learn import train_model  # noqa: E402
 from dedkit.learn.data import file_sha256  # noqa: E402
 from dedkit.learn.store import load_model  # noqa: E402
-from dedkit.learn.train import TrainConfig, checkpoint_folder, train_model  # noqa: E402
+from dedkit.learn.train import TrainConfig  # noqa: E402
 
 
 def test_small_run_writes_model_card_and_loss_curves(tiny_set, tiny_model):
@@ -98,7 +100,7 @@ def _interrupted_run(tiny_set, output, **settings):
 def test_issue_13_item_11_a_foreign_checkpoint_is_refused(tiny_set, tmp_path):
     import shutil
 
-    from dedkit.learn.train import _read_checkpoint
+    from dedkit.io.checkpoints import read_checkpoint
 
     config, own = _interrupted_run(tiny_set, tmp_path / "own")
     _, c8 = _interrupted_run(tiny_set, tmp_path / "c8", arch="c8")
@@ -135,7 +137,7 @@ def test_issue_13_item_11_a_foreign_checkpoint_is_refused(tiny_set, tmp_path):
             (broken / "checkpoint.npz").write_bytes(b"junk")
         resume_with(broken, "not a checkpoint of 'dedkit learn train'")
     with pytest.raises(DedkitError, match="not a checkpoint"):
-        _read_checkpoint(tmp_path / "nowhere")
+        read_checkpoint(tmp_path / "nowhere")
     # the checkpoint of our own run still resumes
     report = train_model(tiny_set, tmp_path / "own", config, resume=True)
     assert report.details["resumed_from_epoch"] == 1
@@ -260,7 +262,7 @@ def test_issue_13_item_5_a_full_disk_at_a_checkpoint_names_the_file(tiny_set, tm
     import os
     from unittest import mock
 
-    import dedkit.learn.train as train
+    import dedkit.io.checkpoints as checkpoints
 
     config = TrainConfig(arch="c16", epochs=2, threads=1, eval_samples=20, limit=60)
     real = np.savez
@@ -277,7 +279,7 @@ def test_issue_13_item_5_a_full_disk_at_a_checkpoint_names_the_file(tiny_set, tm
         return savez
 
     folder = checkpoint_folder(tmp_path / "m")
-    with mock.patch.object(train.np, "savez", full_at(1)):
+    with mock.patch.object(checkpoints.np, "savez", full_at(1)):
         with pytest.raises(DedkitError) as error:
             train_model(tiny_set, tmp_path / "m", config)
     assert str(error.value) == (
@@ -285,7 +287,7 @@ def test_issue_13_item_5_a_full_disk_at_a_checkpoint_names_the_file(tiny_set, tm
     )
     assert list(tmp_path.iterdir()) == []
     calls.clear()
-    with mock.patch.object(train.np, "savez", full_at(2)):
+    with mock.patch.object(checkpoints.np, "savez", full_at(2)):
         with pytest.raises(DedkitError, match="checkpoint.npz: cannot write: No space left"):
             train_model(tiny_set, tmp_path / "m", config)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".m.ckpt"]

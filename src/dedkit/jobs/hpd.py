@@ -537,7 +537,7 @@ def _model_files(model) -> list:
     """The weights and card of a cnn model given by path (inputs of 'hpd localize')."""
     if model is None:
         return []
-    from dedkit.learn.store import model_paths
+    from dedkit.io.model_files import model_paths
 
     return list(model_paths(model))
 
