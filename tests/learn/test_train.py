@@ -73,6 +73,44 @@ def test_resume_after_an_interruption_gives_the_same_model(tiny_set, tmp_path):
     assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
 
 
+class _MemoryCheckpoints:
+    """Checkpoints kept in memory (the Checkpoints protocol of dedkit.learn.train)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.saved = []
+
+    def write(self, state, arrays):
+        self.saved.append((json.loads(json.dumps(state)), dict(arrays)))
+
+    def read_state(self):
+        return self.saved[-1][0]
+
+    def read_arrays(self, shapes=None):
+        return self.saved[-1][1]
+
+
+def test_issue_14_fit_model_writes_no_files(tiny_set, tmp_path):
+    """The training loop hands its checkpoints to the object it is given and returns the
+    model: the files are the job's (dedkit.jobs.learn.train_model)."""
+    from dedkit.learn.train import fit_model
+
+    config = TrainConfig(arch="c16", epochs=2, threads=1, eval_samples=20, limit=60)
+    before = sorted(tiny_set.parent.iterdir())
+    checkpoints = _MemoryCheckpoints(tmp_path / "nowhere")
+    trained = fit_model(tiny_set, config, checkpoints, command="pytest")
+    assert list(tmp_path.iterdir()) == [] and sorted(tiny_set.parent.iterdir()) == before
+    assert [state["epoch"] for state, _ in checkpoints.saved] == [1, 2]
+    assert [h["epoch"] for h in trained.history] == [1, 2]
+    assert trained.card["command"] == "pytest" and trained.resumed_from_epoch == 0
+    assert all(v.dtype == np.float32 for v in trained.state.values())
+    # resuming from the in-memory checkpoint of the last epoch trains nothing more
+    resumed = fit_model(tiny_set, config, checkpoints, resume=True)
+    assert resumed.resumed_from_epoch == 2
+    for name, value in trained.state.items():
+        np.testing.assert_array_equal(resumed.state[name], value)
+
+
 def test_bad_settings_are_refused(tiny_set, tmp_path):
     for bad in ({"arch": "huge"}, {"optimizer": "lbfgs"}, {"label_noise_unit": "mm"},
                 {"epochs": 0}, {"lr": 0.0}):  # fmt: skip
