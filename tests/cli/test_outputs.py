@@ -307,7 +307,7 @@ def test_issue13_item10_learn_train_stopped_after_its_model_names_it(tmp_path, r
     sys.path.insert(0, str(Path(__file__).parents[1] / "learn"))
     from tiny_set import make_tiny_set
 
-    import dedkit.learn.train as train
+    import dedkit.jobs.learn as train
 
     dataset = make_tiny_set(tmp_path / "tiny.h5", n=120)
 
@@ -337,8 +337,8 @@ def test_issue13_item1_working_folders_are_removed_only_when_they_hold_only_dedk
     folder of that name holding anything else."""
     from dedkit.errors import DedkitError
     from dedkit.io.atomic import remove_owned_folder
+    from dedkit.io.checkpoints import CHECKPOINT_ENTRIES
     from dedkit.io.training import TrainingParts, parts_folder
-    from dedkit.learn.train import CHECKPOINT_ENTRIES
 
     parts = parts_folder(tmp_path / "train.h5")
     TrainingParts(parts, {"seed": 1})

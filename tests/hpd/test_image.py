@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.image import subpixel_response, super_resolution_image, write_image
+from dedkit.hpd.image import subpixel_response, super_resolution_image
 from dedkit.hpd.tables import EventTable
 from dedkit.io.stack import open_stack
+from dedkit.jobs.hpd import write_image
 
 
 def events_at(x, y):

@@ -21,7 +21,8 @@ def tiny_set(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_set, tmp_path_factory) -> Path:
     pytest.importorskip("torch")
-    from dedkit.learn.train import TrainConfig, train_model
+    from dedkit.jobs.learn import train_model
+    from dedkit.learn.train import TrainConfig
 
     out = tmp_path_factory.mktemp("model") / "tiny"
     config = TrainConfig(arch="c16", epochs=2, optimizer="adam", threads=1, eval_samples=50)

@@ -11,7 +11,8 @@ from tiny_set import make_tiny_set  # noqa: E402
 
 from dedkit.errors import DedkitError  # noqa: E402
 from dedkit.io.training import read_training_set  # noqa: E402
-from dedkit.learn.evaluate import eta_positions, evaluate_model  # noqa: E402
+from dedkit.jobs.learn import evaluate_model  # noqa: E402
+from dedkit.learn.evaluate import eta_positions  # noqa: E402
 
 
 def test_report_compares_the_three_methods(tiny_set, tiny_model, tmp_path):
@@ -55,7 +56,8 @@ def test_a_set_of_another_energy_is_refused(tiny_model, tmp_path):
 
 
 def test_results_can_be_recorded_on_a_copy_of_the_card(tiny_set, tiny_model, tmp_path):
-    from dedkit.learn.store import copy_model, load_model
+    from dedkit.jobs.learn import copy_model
+    from dedkit.learn.store import load_model
 
     copy_model(tiny_model, tmp_path / "copy")
     state, card = load_model(tmp_path / "copy.json")

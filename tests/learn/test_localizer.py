@@ -78,8 +78,9 @@ def test_data_the_model_was_not_trained_for_are_refused(tiny_set, tiny_model):
 
 def test_the_shipped_model_loads_and_is_small():
     pytest.importorskip("torch")
+    from dedkit.io.model_files import model_paths
     from dedkit.learn.localizer import CnnLocalizer
-    from dedkit.learn.store import default_model_path, model_paths
+    from dedkit.learn.store import default_model_path
 
     weights, card_path = model_paths(default_model_path())
     assert weights.stat().st_size < 1_000_000

@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dedkit.errors import DedkitError  # noqa: E402
+from dedkit.io.model_files import model_paths, save_model  # noqa: E402
 from dedkit.learn.model import (  # noqa: E402
     ARCHITECTURES,
     Architecture,
@@ -19,7 +20,7 @@ from dedkit.learn.model import (  # noqa: E402
     predict,
     state_arrays,
 )
-from dedkit.learn.store import load_model, model_paths, read_card, save_model  # noqa: E402
+from dedkit.learn.store import load_model, read_card  # noqa: E402
 
 
 def test_the_paper_network_has_the_published_shape():

@@ -15,15 +15,11 @@ pytest.importorskip("torch")
 from tiny_set import huge_member_npz  # noqa: E402
 
 from dedkit.errors import DedkitError  # noqa: E402
+from dedkit.io.atomic import check_outside_package  # noqa: E402
+from dedkit.io.model_files import save_model  # noqa: E402
+from dedkit.jobs.learn import record_metrics  # noqa: E402
 from dedkit.learn.model import build_model, state_arrays  # noqa: E402
-from dedkit.learn.store import (  # noqa: E402
-    check_outside_package,
-    default_model_path,
-    load_model,
-    read_card,
-    record_metrics,
-    save_model,
-)
+from dedkit.learn.store import default_model_path, load_model, read_card  # noqa: E402
 
 #: the input normalisation of a freshly built network, as 'dedkit learn train' writes it
 INPUT = {"crop": 15, "image_scale_keV": 10.0, "feature_mean": [0.0] * 7, "feature_std": [1.0] * 7}

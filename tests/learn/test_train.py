@@ -12,9 +12,11 @@ import pytest
 pytest.importorskip("torch")
 
 from dedkit.errors import DedkitError  # noqa: E402
+from dedkit.io.checkpoints import checkpoint_folder  # noqa: E402
+from dedkit.jobs.learn import train_model  # noqa: E402
 from dedkit.learn.data import file_sha256  # noqa: E402
 from dedkit.learn.store import load_model  # noqa: E402
-from dedkit.learn.train import TrainConfig, checkpoint_folder, train_model  # noqa: E402
+from dedkit.learn.train import TrainConfig  # noqa: E402
 
 
 def test_small_run_writes_model_card_and_loss_curves(tiny_set, tiny_model):
@@ -71,6 +73,44 @@ def test_resume_after_an_interruption_gives_the_same_model(tiny_set, tmp_path):
     assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
 
 
+class _MemoryCheckpoints:
+    """Checkpoints kept in memory (the Checkpoints protocol of dedkit.learn.train)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.saved = []
+
+    def write(self, state, arrays):
+        self.saved.append((json.loads(json.dumps(state)), dict(arrays)))
+
+    def read_state(self):
+        return self.saved[-1][0]
+
+    def read_arrays(self, shapes=None):
+        return self.saved[-1][1]
+
+
+def test_issue_14_fit_model_writes_no_files(tiny_set, tmp_path):
+    """The training loop hands its checkpoints to the object it is given and returns the
+    model: the files are the job's (dedkit.jobs.learn.train_model)."""
+    from dedkit.learn.train import fit_model
+
+    config = TrainConfig(arch="c16", epochs=2, threads=1, eval_samples=20, limit=60)
+    before = sorted(tiny_set.parent.iterdir())
+    checkpoints = _MemoryCheckpoints(tmp_path / "nowhere")
+    trained = fit_model(tiny_set, config, checkpoints, command="pytest")
+    assert list(tmp_path.iterdir()) == [] and sorted(tiny_set.parent.iterdir()) == before
+    assert [state["epoch"] for state, _ in checkpoints.saved] == [1, 2]
+    assert [h["epoch"] for h in trained.history] == [1, 2]
+    assert trained.card["command"] == "pytest" and trained.resumed_from_epoch == 0
+    assert all(v.dtype == np.float32 for v in trained.state.values())
+    # resuming from the in-memory checkpoint of the last epoch trains nothing more
+    resumed = fit_model(tiny_set, config, checkpoints, resume=True)
+    assert resumed.resumed_from_epoch == 2
+    for name, value in trained.state.items():
+        np.testing.assert_array_equal(resumed.state[name], value)
+
+
 def test_bad_settings_are_refused(tiny_set, tmp_path):
     for bad in ({"arch": "huge"}, {"optimizer": "lbfgs"}, {"label_noise_unit": "mm"},
                 {"epochs": 0}, {"lr": 0.0}):  # fmt: skip
@@ -98,7 +138,7 @@ def _interrupted_run(tiny_set, output, **settings):
 def test_issue_13_item_11_a_foreign_checkpoint_is_refused(tiny_set, tmp_path):
     import shutil
 
-    from dedkit.learn.train import _read_checkpoint
+    from dedkit.io.checkpoints import read_checkpoint
 
     config, own = _interrupted_run(tiny_set, tmp_path / "own")
     _, c8 = _interrupted_run(tiny_set, tmp_path / "c8", arch="c8")
@@ -135,7 +175,7 @@ def test_issue_13_item_11_a_foreign_checkpoint_is_refused(tiny_set, tmp_path):
             (broken / "checkpoint.npz").write_bytes(b"junk")
         resume_with(broken, "not a checkpoint of 'dedkit learn train'")
     with pytest.raises(DedkitError, match="not a checkpoint"):
-        _read_checkpoint(tmp_path / "nowhere")
+        read_checkpoint(tmp_path / "nowhere")
     # the checkpoint of our own run still resumes
     report = train_model(tiny_set, tmp_path / "own", config, resume=True)
     assert report.details["resumed_from_epoch"] == 1
@@ -260,7 +300,7 @@ def test_issue_13_item_5_a_full_disk_at_a_checkpoint_names_the_file(tiny_set, tm
     import os
     from unittest import mock
 
-    import dedkit.learn.train as train
+    import dedkit.io.checkpoints as checkpoints
 
     config = TrainConfig(arch="c16", epochs=2, threads=1, eval_samples=20, limit=60)
     real = np.savez
@@ -277,7 +317,7 @@ def test_issue_13_item_5_a_full_disk_at_a_checkpoint_names_the_file(tiny_set, tm
         return savez
 
     folder = checkpoint_folder(tmp_path / "m")
-    with mock.patch.object(train.np, "savez", full_at(1)):
+    with mock.patch.object(checkpoints.np, "savez", full_at(1)):
         with pytest.raises(DedkitError) as error:
             train_model(tiny_set, tmp_path / "m", config)
     assert str(error.value) == (
@@ -285,7 +325,7 @@ def test_issue_13_item_5_a_full_disk_at_a_checkpoint_names_the_file(tiny_set, tm
     )
     assert list(tmp_path.iterdir()) == []
     calls.clear()
-    with mock.patch.object(train.np, "savez", full_at(2)):
+    with mock.patch.object(checkpoints.np, "savez", full_at(2)):
         with pytest.raises(DedkitError, match="checkpoint.npz: cannot write: No space left"):
             train_model(tiny_set, tmp_path / "m", config)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".m.ckpt"]

@@ -1,4 +1,4 @@
-"""Study ``coincidence``: run and plot."""
+"""Study ``coincidence``: run and figure."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 
 from dedkit.camera import coincidence_factor
 from dedkit.errors import DedkitError
+from dedkit.jobs.study import write_study_figure
 from dedkit.studies import StudyResult
-from dedkit.studies.coincidence import plot, run
+from dedkit.studies.coincidence import figure, run
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,9 @@ def test_bad_input(kwargs, message):
 def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     small = run(k2_rates=(2.0, 10.0, 20.0), curve_points=50)
-    path = plot(small, tmp_path / "coincidence.png")
+    # the study draws, the job writes (issue 14: studies write no files)
+    assert len(figure(small).axes) == 2 and list(tmp_path.iterdir()) == []
+    path = write_study_figure(small, tmp_path / "coincidence.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert [p.name for p in tmp_path.iterdir()] == ["coincidence.png"]  # no temporary left

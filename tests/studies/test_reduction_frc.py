@@ -3,6 +3,7 @@ import pytest
 
 from dedkit.errors import DedkitError
 from dedkit.frames.reduce import reduce_image
+from dedkit.jobs.study import write_study_figure
 from dedkit.metrics import radial_power_spectrum
 from dedkit.sim.superres import SuperResModel, expected_counts
 from dedkit.studies.reduction_frc import (
@@ -12,7 +13,6 @@ from dedkit.studies.reduction_frc import (
     filter_power,
     low_snr_gain,
     model_signal_power,
-    plot,
     run,
     specimen,
 )
@@ -182,7 +182,7 @@ def test_run_rejects_bad_settings(kwargs, message):
 def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     result = run(size=128, doses=(10.0, 20.0), repeats=2)
-    path = plot(result, tmp_path / "frc.png")
+    path = write_study_figure(result, tmp_path / "frc.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

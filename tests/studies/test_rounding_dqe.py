@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
+from dedkit.jobs.study import write_study_figure
 from dedkit.studies import StudyResult
 from dedkit.studies.rounding_dqe import (
     LOSS,
@@ -11,7 +12,6 @@ from dedkit.studies.rounding_dqe import (
     dqe_loss,
     expected_loss,
     paired_outputs,
-    plot,
     run,
 )
 
@@ -85,7 +85,7 @@ def test_run_rejects_bad_settings():
 def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     result = run(samples=100_000, batches=4)
-    path = plot(result, tmp_path / "dqe.png")
+    path = write_study_figure(result, tmp_path / "dqe.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["dqe.png"]
 

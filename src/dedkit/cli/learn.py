@@ -200,7 +200,8 @@ def learn_train(dataset, output, recipe, arch, epochs, batch_size, optimizer, lr
     from --recipe: 'shipped' (the default) learns on a CPU in minutes; 'paper' is the
     MÖNCH paper's network and SGD, which needs a GPU's hours."""
     _need_torch()
-    from dedkit.learn.train import TrainConfig, train_model
+    from dedkit.jobs.learn import train_model
+    from dedkit.learn.train import TrainConfig
 
     config = TrainConfig.from_recipe(
         recipe, arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
@@ -252,7 +253,7 @@ def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, 
     RMSE and mean residual per axis of CNN, eta and centroid, for all, fully absorbed and
     backscattered electrons."""
     _need_torch()
-    from dedkit.learn.evaluate import evaluate_model
+    from dedkit.jobs.learn import evaluate_model
 
     report = evaluate_model(dataset, model, limit=limit, eta_reference=eta_reference,
                             figure=figure, force=force, record=record)  # fmt: skip

@@ -108,7 +108,9 @@ def run_study(
             err=True,
         )
         return
-    module.plot(result, figure)
+    from dedkit.jobs.study import write_study_figure
+
+    write_study_figure(result, figure)
     click.echo(f"dedkit study {name}: figure written to {figure}", err=as_json)
 
 

@@ -14,6 +14,9 @@ either the events themselves (``flat_field='counts'``, fine when the sample cove
 pixels evenly on the scale of a pixel) or a separate flat-field :class:`EventTable`
 localised the same way. Sub-pixel bins that the flat field never hit cannot be corrected
 and are set to 0.
+
+The functions here compute arrays and write no files: ``dedkit hpd image`` writes the
+image (:func:`dedkit.jobs.hpd.write_image`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.tables import EventTable
-from dedkit.io.stack import create_stack
 
 __all__ = [
     "check_upsample",
@@ -30,7 +32,6 @@ __all__ = [
     "MAX_UPSAMPLE",
     "subpixel_response",
     "super_resolution_image",
-    "write_image",
 ]
 
 #: Largest upsampling factor (bins of 1/8 pixel, 3.1 um on MÖNCH)
@@ -153,27 +154,3 @@ def divide_by_response(counts: np.ndarray, response: np.ndarray) -> np.ndarray:
     tiled = np.broadcast_to(response[np.newaxis, :, np.newaxis, :], blocks.shape)
     image = np.divide(blocks, tiled, out=np.zeros_like(blocks), where=tiled > 0)
     return image.reshape(fine_rows, fine_cols).astype(np.float32)
-
-
-def write_image(path, image: np.ndarray, *, pixel_size=None, force: bool = False) -> None:
-    """Write one image as a single-frame float32 stack (format from the suffix).
-
-    Parameters
-    ----------
-    path : path-like
-        Output file (.mrc, .tif, ...: see :func:`dedkit.io.stack.create_stack`); written
-        under a temporary name and renamed when complete.
-    image : (ny, nx) ndarray
-        Row 0 is stored as the stack's first (bottom) row.
-    pixel_size : float, optional
-        Image pixel size in Angstrom (None: not known, none is written).
-    force : bool
-        Replace an existing file.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 2:
-        raise DedkitError(f"an image must be 2-D, got shape {image.shape}")
-    with create_stack(
-        path, (1, *image.shape), np.float32, pixel_size=pixel_size, force=force
-    ) as writer:
-        writer.write(image)

@@ -25,7 +25,6 @@ from dedkit.hpd.image import (
     divide_by_response,
     subpixel_response,
     super_resolution_image,
-    write_image,
 )
 from dedkit.hpd.localize import EtaInterpolator, get_localizer
 from dedkit.hpd.pedestal import Pedestal
@@ -37,6 +36,7 @@ from dedkit.io.clust import ClustWriter, read_clust
 from dedkit.io.events import TableWriter, read_attrs, read_table, table_length
 from dedkit.io.limits import check_detector_shape, check_image_size
 from dedkit.io.sls import RawRun, run_files
+from dedkit.io.stack import create_stack
 from dedkit.jobs.streaming import ProgressCallback
 from dedkit.parallel.chunks import Chunk, plan_chunks
 from dedkit.parallel.scheduler import check_workers, dask_client, run_chained, run_independent
@@ -50,6 +50,7 @@ __all__ = [
     "find_clusters_in_run",
     "localize_clusters",
     "make_image",
+    "write_image",
 ]
 
 #: ``--finder`` choices -> cluster size of aare's finder, or None for the paper's finder
@@ -536,7 +537,7 @@ def _model_files(model) -> list:
     """The weights and card of a cnn model given by path (inputs of 'hpd localize')."""
     if model is None:
         return []
-    from dedkit.learn.store import model_paths
+    from dedkit.io.model_files import model_paths
 
     return list(model_paths(model))
 
@@ -684,3 +685,27 @@ def make_image(
         },
         warnings,
     )
+
+
+def write_image(path, image: np.ndarray, *, pixel_size=None, force: bool = False) -> None:
+    """Write one image as a single-frame float32 stack (format from the suffix).
+
+    Parameters
+    ----------
+    path : path-like
+        Output file (.mrc, .tif, ...: see :func:`dedkit.io.stack.create_stack`); written
+        under a temporary name and renamed when complete.
+    image : (ny, nx) ndarray
+        Row 0 is stored as the stack's first (bottom) row.
+    pixel_size : float, optional
+        Image pixel size in Angstrom (None: not known, none is written).
+    force : bool
+        Replace an existing file.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise DedkitError(f"an image must be 2-D, got shape {image.shape}")
+    with create_stack(
+        path, (1, *image.shape), np.float32, pixel_size=pixel_size, force=force
+    ) as writer:
+        writer.write(image)

@@ -2,7 +2,8 @@
 of every tensor a network of an architecture holds.
 
 Kept apart from :mod:`dedkit.learn.model` (which imports torch) so that a model card and
-its weights' headers are checked (:mod:`dedkit.learn.store`) before torch is imported
+its weights' headers are checked (:mod:`dedkit.learn.store`, through
+:mod:`dedkit.io.model_files`) before torch is imported
 and before any tensor is read: a weights file whose members declare other shapes than
 its card's architecture is refused without allocating them.
 """

@@ -15,23 +15,29 @@ localises the same clusters and is compared with the true entry point:
 Residual = predicted - true, per axis, in pixels. Clusters are split as in the paper's
 figure 5: **fully absorbed** (deposit >= 95 % of the beam energy) and **backscattered**
 (below; the simulation's own backscatter flag is reported beside it).
+
+This module compares and draws; it writes no files: ``dedkit learn evaluate``
+(:func:`dedkit.jobs.learn.evaluate_model`) checks its outputs, writes the figure and
+records the results on a model card.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from dedkit.errors import DedkitError
 from dedkit.hpd.localize import EtaInterpolator
 from dedkit.hpd.tables import ClusterTable
-from dedkit.io.atomic import atomic_output, check_outputs, check_outside_package, figure_format
 from dedkit.learn.data import check_crop, load_training_arrays
 
-__all__ = ["EvaluationReport", "FULL_ABSORPTION", "eta_positions", "evaluate_model"]
+__all__ = [
+    "EvaluationReport",
+    "FULL_ABSORPTION",
+    "compare_methods",
+    "eta_positions",
+    "residual_figure",
+]
 
 #: Fraction of the beam energy above which an electron counts as fully absorbed
 FULL_ABSORPTION = 0.95
@@ -161,61 +167,38 @@ class EvaluationReport:
         return "\n".join(lines)
 
 
-def evaluate_model(
-    dataset,
-    model=None,
+def compare_methods(
+    data,
+    localizer,
     *,
-    limit: int | None = None,
+    dataset,
+    model,
     eta_reference=None,
-    figure=None,
-    force: bool = False,
-    batch_size: int = 4096,
     check_energy: bool = True,
-    record: bool = False,
 ) -> EvaluationReport:
-    """Compare CNN, eta and centroid on a held-out set.
+    """Localise the clusters of a held-out set by the CNN, eta and the centroid and
+    compare each with the true entry points (nothing is written).
 
     Parameters
     ----------
-    dataset : path-like
-        A training set (``dedkit sim dataset``) not used for training.
-    model : path-like, optional
-        Default: the shipped model.
-    limit : int, optional
-        Evaluate only the first ``limit`` clusters.
+    data : dedkit.learn.data.TrainingArrays
+        The set's arrays (:func:`dedkit.learn.data.load_training_arrays`).
+    localizer : dedkit.learn.localizer.CnnLocalizer
+        The network.
+    dataset, model : path-like
+        Where ``data`` and the model came from (named by the report and the errors).
     eta_reference : path-like, optional
-        Training set whose clusters build the eta map (default: ``dataset``).
-    figure : path-like, optional
-        Residual histograms (needs matplotlib): .png, .pdf or .svg, the format from
-        the suffix.
+        Training set whose clusters build the eta map (default: ``data``).
     check_energy : bool
         Refuse a set whose energy or sensor differs from the model card.
-    record : bool
-        Add the results (and the set's SHA-256) to the model card, under
-        ``metrics['held_out:<file name>']``. Needs ``model``: the shipped model, inside
-        the installed package, is never changed (copy it and record on the copy).
-    """
-    from dedkit.learn.localizer import CnnLocalizer, check_model_matches
-    from dedkit.learn.store import default_model_path, model_paths
 
-    started = time.perf_counter()
-    if record and model is None:
-        # the shipped model lives in the installed package, which dedkit never writes
-        weights, card = model_paths(default_model_path())
-        raise DedkitError(
-            "--record writes the results on the model's card, and the shipped model is "
-            f"never changed: copy it first (cp {weights} {card} .) and give the copy "
-            "with --model"
-        )
-    model_path = default_model_path() if model is None else Path(model)
-    # the figure against everything read (the set, the model's two files, the eta set),
-    # and never inside the installed package
-    check_outputs([], [dataset, *model_paths(model_path), eta_reference], force, figures=[figure])
-    data = load_training_arrays(dataset, limit)
-    if record:
-        # --record rewrites an input, which check_outputs never sees: refused here, early
-        check_outside_package(model_paths(model_path)[1])
-    localizer = CnnLocalizer(model_path, batch_size=batch_size)
+    Returns
+    -------
+    EvaluationReport
+        Its ``seconds`` and ``figure`` are the caller's to fill.
+    """
+    from dedkit.learn.localizer import check_model_matches
+
     check_crop(data, localizer.crop, dataset)
     if check_energy:
         check_model_matches(localizer.card, beam_energy_keV=data.energy_keV, sensor=data.sensor)
@@ -230,7 +213,7 @@ def evaluate_model(
     fully = data.deposit_keV >= FULL_ABSORPTION * energy
     report = EvaluationReport(
         str(dataset),
-        str(model_path),
+        str(model),
         len(data),
         residuals,
         {"fully_absorbed": fully, "backscattered": ~fully},
@@ -249,34 +232,29 @@ def evaluate_model(
             "architecture": localizer.card.get("architecture", {}).get("name"),
         },
     )
-    if figure is not None:
-        report.figure, report.figure_note = _draw(report, figure, localizer.card)
-    report.seconds = time.perf_counter() - started
-    if record:
-        from dedkit.learn.data import file_sha256
-        from dedkit.learn.store import record_metrics
-
-        measured = report.to_dict()
-        for key in ("figure", "seconds", "model"):
-            measured.pop(key, None)
-        measured["dataset_sha256"] = file_sha256(dataset)
-        measured["dataset"] = Path(dataset).name
-        measured["limit"] = limit
-        record_metrics(model_path, f"held_out:{Path(dataset).name}", measured)
     return report
 
 
-def _draw(report: EvaluationReport, figure, card: dict):
-    try:
-        import matplotlib
+def residual_figure(report: EvaluationReport, card: dict):
+    """Residual histograms (x) of the three methods, split by absorption, beside the
+    model's loss curves when its card holds them; drawn, not written.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        With an Agg canvas (no pyplot state); None when matplotlib is not installed.
+    """
+    try:
+        # the object API with the Agg canvas: no pyplot state, no display needed
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
-        return None, "matplotlib is not installed: no figure was written"
+        return None
     history = card.get("training", {}).get("history") or []
     panels = 4 if history else 3
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.6), dpi=110)
+    fig = Figure(figsize=(4.2 * panels, 3.6), dpi=110)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, panels)
     bins = np.linspace(-5, 5, 101)
     labels = {"cnn": "CNN", "eta": "eta2", "centroid": "charge centroid"}
     for ax, method in zip(axes, METHODS, strict=False):
@@ -304,8 +282,4 @@ def _draw(report: EvaluationReport, figure, card: dict):
         ax.set_title("loss")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    figure = Path(figure)
-    with atomic_output(figure) as temporary:
-        fig.savefig(temporary, format=figure_format(figure))
-    plt.close(fig)
-    return str(figure), None
+    return fig

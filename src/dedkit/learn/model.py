@@ -109,7 +109,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def state_arrays(model: nn.Module) -> dict[str, np.ndarray]:
-    """The network's tensors as float32 numpy arrays (what :func:`save_model` stores)."""
+    """The network's tensors as float32 numpy arrays (what
+    :func:`dedkit.io.model_files.save_model` stores)."""
     return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 
 

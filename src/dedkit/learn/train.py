@@ -18,32 +18,22 @@ from ``torch.manual_seed(seed)``, so a run interrupted and resumed gives the sam
 an uninterrupted one (on the same device and thread count).
 
 **Checkpoints.** After every epoch the network, the optimiser's state and the loss
-history are written (atomically, through :func:`dedkit.io.atomic.atomic_output`: a write
-failure such as a full disk is one line naming the file, and its temporary is removed) to
-a folder beside the output, ``.NAME.ckpt``; a run with ``resume=True`` continues from the
-last finished epoch. A run that fails or is stopped keeps the folder only if it holds a
-complete checkpoint (to be resumed); a fresh run that fails before its first complete
-checkpoint leaves no folder. Before a resumed run uses a
-checkpoint, every field of its ``state.json`` is checked (settings, epoch, optimiser
-groups, one loss-history entry of finite numbers per finished epoch) and its arrays'
-headers against the network, then their values (real and finite): a damaged or foreign
-checkpoint is one line, and nothing is written. The folder is removed once
-the model is written. Loss curves: ``NAME.loss.csv`` and, with matplotlib,
-``NAME.loss.png``.
+history are handed to the run's checkpoints (:class:`Checkpoints`: ``dedkit learn
+train`` gives :class:`dedkit.io.checkpoints.CheckpointFolder`, a folder beside the output,
+``.NAME.ckpt``); a run with ``resume=True`` continues from the last finished epoch, its
+settings and training data compared with the checkpoint's first. This module writes no
+files: :func:`dedkit.jobs.learn.train_model` checks the outputs, writes the model, the
+loss curves (``NAME.loss.csv`` and, with matplotlib, ``NAME.loss.png``, drawn by
+:func:`loss_figure`) and removes the checkpoints once the model is written.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import json
 import math
-import shutil
 import time
-import zipfile
-import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -51,7 +41,6 @@ import torch
 from dedkit import __version__
 from dedkit.errors import DedkitError, one_line
 from dedkit.hpd.tables import FEATURE_NAMES
-from dedkit.io.atomic import atomic_output, check_outputs, remove_owned_folder, writing
 from dedkit.learn.architectures import tensor_shapes
 from dedkit.learn.data import (
     LABEL_NOISE_UNITS,
@@ -65,10 +54,18 @@ from dedkit.learn.data import (
 )
 from dedkit.learn.model import ARCHITECTURES, build_model, count_parameters, predict, state_arrays
 from dedkit.learn.recipes import DEFAULT_RECIPE, recipe_settings
-from dedkit.learn.store import check_npz_members, model_paths, save_model
 from dedkit.report import JobReport
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "TrainReport", "train_model"]
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Checkpoints",
+    "TrainConfig",
+    "TrainReport",
+    "TrainedModel",
+    "fit_model",
+    "loss_figure",
+]
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -192,16 +189,6 @@ class TrainReport(JobReport):
         )
 
 
-#: what a checkpoint folder may hold (anything else and --force refuses to remove it)
-CHECKPOINT_ENTRIES = r"checkpoint\.npz|state\.json|\.(checkpoint\.npz|state\.json)\.part-\d+"
-
-
-def checkpoint_folder(output) -> Path:
-    """Where the checkpoints of a run writing ``output`` live."""
-    weights, _ = model_paths(output)
-    return weights.with_name(f".{weights.stem}.ckpt")
-
-
 def _device(name: str) -> torch.device:
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
@@ -230,161 +217,41 @@ def _make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _save_checkpoint(folder: Path, model, optimizer, epoch: int, meta: dict) -> None:
-    """Write the checkpoint of a finished epoch: ``checkpoint.npz`` and ``state.json``.
+class Checkpoints(Protocol):
+    """Where a run saves each finished epoch and resumes from (no file is written here:
+    :class:`dedkit.io.checkpoints.CheckpointFolder` is the one ``dedkit learn train``
+    uses).
 
-    Both go through :func:`~dedkit.io.atomic.atomic_output` (a temporary renamed into
-    place, removed on any failure; a full disk is one line naming the file). Both are
-    written in full before either is renamed, so a failure while writing leaves the
-    previous epoch's checkpoint whole; only the two renames lie between them.
+    Attributes
+    ----------
+    path : Path
+        Named by the errors about the checkpoint.
     """
-    with writing(folder):
-        folder.mkdir(exist_ok=True)
+
+    path: Path
+
+    def write(self, state: dict, arrays: dict) -> None:
+        """Keep the checkpoint of a finished epoch (``state``: JSON-serialisable settings,
+        epoch, optimiser groups and history; ``arrays``: ``model/NAME`` and
+        ``opt/INDEX/KEY``), replacing the previous one only once it is complete."""
+
+    def read_state(self) -> dict:
+        """The last checkpoint's state, every field checked (a DedkitError otherwise)."""
+
+    def read_arrays(self, shapes: dict | None = None) -> dict:
+        """The last checkpoint's arrays, real and finite, the network's of ``shapes``."""
+
+
+def _save_checkpoint(checkpoints: Checkpoints, model, optimizer, epoch: int, meta: dict) -> None:
+    """Hand the checkpoint of a finished epoch (network, optimiser, history) to
+    ``checkpoints``."""
     arrays = {f"model/{k}": v for k, v in state_arrays(model).items()}
     opt = optimizer.state_dict()
     for index, state in opt["state"].items():
         for key, value in state.items():
             arrays[f"opt/{index}/{key}"] = torch.as_tensor(value).detach().cpu().numpy()
     state = {**meta, "epoch": epoch, "param_groups": opt["param_groups"]}
-    text = json.dumps(state, indent=1)
-    # the state names the epoch: renamed last, so that it never points ahead of the weights
-    with atomic_output(folder / "state.json", record=False) as state_temporary:
-        state_temporary.write_text(text, encoding="utf-8")
-        with (
-            atomic_output(folder / "checkpoint.npz", record=False) as weights_temporary,
-            weights_temporary.open("wb") as f,
-        ):
-            np.savez(f, **arrays)
-
-
-def _remove_incomplete_checkpoint(folder: Path) -> None:
-    """After a failed run: remove the checkpoint folder unless it holds a complete
-    checkpoint (``state.json`` is renamed into place last), which is kept for --resume."""
-    if (folder / "state.json").is_file():
-        return
-    with contextlib.suppress(DedkitError, OSError):
-        remove_owned_folder(folder, CHECKPOINT_ENTRIES)
-
-
-#: the columns of a loss history entry (one per finished epoch)
-HISTORY_FIELDS = ("epoch", "train_loss", "test_loss", "test_rmse_x_px", "test_rmse_y_px", "lr",
-                  "seconds")  # fmt: skip
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _state_problem(state) -> str | None:
-    """What is wrong with a checkpoint's ``state.json`` (None: nothing).
-
-    Every field is checked before the run uses any, so that a damaged or hand-edited
-    state is refused before training, not found when the loss curves are written.
-    """
-    if not isinstance(state, dict):
-        return "state.json is not an object"
-    if not isinstance(state.get("config"), dict):
-        return "state.json has no config object"
-    if not isinstance(state.get("dataset_sha256"), str):
-        return "state.json has no dataset_sha256"
-    epoch = state.get("epoch")
-    if not _is_int(epoch) or epoch < 0:
-        return f"epoch {epoch!r} is not a count of epochs"
-    groups = state.get("param_groups")
-    if not (
-        isinstance(groups, list)
-        and groups
-        and all(
-            isinstance(g, dict)
-            and isinstance(g.get("params"), list)
-            and all(_is_int(i) for i in g["params"])
-            for g in groups
-        )
-    ):
-        return "param_groups is not a list of the optimiser's parameter groups"
-    history = state.get("history")
-    if not isinstance(history, list) or len(history) != epoch:
-        return f"history is not a list of {epoch} epochs"
-    for number, entry in enumerate(history, 1):
-        if not isinstance(entry, dict) or set(entry) != set(HISTORY_FIELDS):
-            return f"history entry {number} is not an object of {', '.join(HISTORY_FIELDS)}"
-        if entry["epoch"] != number or not _is_int(entry["epoch"]):
-            return f"history entry {number} is of epoch {entry['epoch']!r}"
-        for key in HISTORY_FIELDS[1:]:
-            value = entry[key]
-            if not (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-            ):
-                return f"history entry {number} {key} {value!r} is not a finite number"
-    return None
-
-
-def _not_a_checkpoint(folder: Path, problem: str) -> DedkitError:
-    return DedkitError(
-        f"not a checkpoint of 'dedkit learn train' ({problem}); use --force to start afresh",
-        path=folder,
-    )
-
-
-def _read_checkpoint_state(folder: Path) -> dict:
-    """A checkpoint folder's ``state.json``, every field checked (:func:`_state_problem`)."""
-    try:
-        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        # ValueError covers a JSONDecodeError and undecodable text
-        raise _not_a_checkpoint(folder, one_line(error)) from None
-    problem = _state_problem(state)
-    if problem is not None:
-        raise _not_a_checkpoint(folder, problem)
-    return state
-
-
-def _read_checkpoint_arrays(folder: Path, shapes: dict | None = None) -> dict:
-    """A checkpoint folder's arrays, all real and finite.
-
-    ``shapes`` (name -> shape of the network's tensors), when given, checks the arrays'
-    headers before they are loaded: the network's tensors must have these shapes, the
-    optimiser's one of them or be scalars (nothing a damaged file declares is allocated).
-    """
-    weights = folder / "checkpoint.npz"
-    if shapes is not None and weights.is_file():
-        try:
-            check_npz_members(
-                weights,
-                {f"model/{k}": v for k, v in shapes.items()},
-                allowed_shapes={(), *shapes.values()},
-                what="checkpoint",
-            )
-        except DedkitError as error:
-            message = str(error)[len(error.path) + 2 :] if error.path else str(error)
-            raise DedkitError(f"{message}; use --force to start afresh", path=error.path) from None
-    try:
-        with np.load(weights, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
-        # ValueError covers a damaged member and pickled data
-        raise _not_a_checkpoint(folder, one_line(error)) from None
-    if not any(name.startswith("model/") for name in arrays):
-        raise _not_a_checkpoint(folder, "checkpoint.npz holds no network")
-    for name, value in arrays.items():
-        # NaN weights or optimiser moments would only come back as 'training diverged'
-        if value.dtype.kind not in "fiu":
-            raise _not_a_checkpoint(folder, f"{name} is {value.dtype}, not real numbers")
-        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
-        if bad:
-            raise DedkitError(
-                f"damaged checkpoint: {name} holds {bad} NaN or infinite values; use --force "
-                "to start afresh",
-                path=folder,
-            )
-    return arrays
-
-
-def _read_checkpoint(folder: Path, shapes: dict | None = None) -> tuple[dict, dict]:
-    """(state, arrays) of a checkpoint folder, both checked (see the two readers)."""
-    return _read_checkpoint_state(folder), _read_checkpoint_arrays(folder, shapes)
+    checkpoints.write(state, arrays)
 
 
 def _restore_checkpoint(folder: Path, state: dict, arrays: dict, model, optimizer) -> None:
@@ -429,30 +296,25 @@ def rmse_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
     }
 
 
-def loss_curve_paths(output) -> tuple[Path, Path]:
-    """(``NAME.loss.csv``, ``NAME.loss.png``) of a model ``output``."""
-    weights, _ = model_paths(output)
-    return weights.with_name(weights.stem + ".loss.csv"), weights.with_name(
-        weights.stem + ".loss.png"
-    )
+def loss_figure(history: list[dict]):
+    """The loss curves of a run (training and test MSE per epoch, log scale), drawn, not
+    written (``dedkit learn train`` writes them as ``NAME.loss.png``).
 
-
-def write_loss_curves(history: list[dict], output) -> tuple[Path, Path | None]:
-    """``NAME.loss.csv`` and, if matplotlib is installed, ``NAME.loss.png``."""
-    csv_path, png_path = loss_curve_paths(output)
-    with atomic_output(csv_path) as temporary, temporary.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        With an Agg canvas (no pyplot state); None when matplotlib is not installed.
+    """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # the object API with the Agg canvas: no pyplot state, no display needed
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
-        return csv_path, None
+        return None
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+    fig = Figure(figsize=(5.5, 3.8), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="training (noisy labels)")
     ax.plot(epochs, [h["test_loss"] for h in history], "s-", label="test")
     ax.set_xlabel("epoch")
@@ -461,80 +323,77 @@ def write_loss_curves(history: list[dict], output) -> tuple[Path, Path | None]:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_output(png_path) as temporary:
-        fig.savefig(temporary, format="png")
-    plt.close(fig)
-    return csv_path, png_path
+    return fig
 
 
 # ----------------------------------------------------------------------------- training
 
 
-def train_model(
+@dataclass
+class TrainedModel:
+    """What a training run made (:func:`fit_model`), for the job to write.
+
+    Attributes
+    ----------
+    state : dict of str -> ndarray
+        The network's tensors, float32 (what :func:`dedkit.io.model_files.save_model`
+        stores).
+    card : dict
+        The model card (architecture, input, energy, sensor, training, metrics, command).
+    history : list of dict
+        One entry per epoch (:data:`dedkit.io.checkpoints.HISTORY_FIELDS`).
+    n_train, n_test : int
+        Clusters in the training and test splits.
+    resumed_from_epoch : int
+        The epoch the run started from (0: a fresh run).
+    device : str
+    """
+
+    state: dict
+    card: dict
+    history: list
+    n_train: int
+    n_test: int
+    resumed_from_epoch: int
+    device: str
+
+
+def fit_model(
     dataset,
-    output,
-    config: TrainConfig | None = None,
+    config: TrainConfig,
+    checkpoints: Checkpoints,
     *,
     resume: bool = False,
-    force: bool = False,
     command: str | None = None,
     progress=None,
-) -> TrainReport:
-    """Train a network on a training set and save it as ``output`` (.npz + .json card).
+) -> TrainedModel:
+    """Train a network on a training set; nothing is written here.
+
+    The settings are checked first (``config.check()``); the checkpoint of every
+    finished epoch is handed to ``checkpoints``, and with ``resume`` the run continues
+    from its last one (its settings and training data must be this run's). The caller
+    checks the outputs and writes the model (:func:`dedkit.jobs.learn.train_model`).
 
     Parameters
     ----------
     dataset : path-like
         Training set of ``dedkit sim dataset`` (:mod:`dedkit.io.training`).
-    output : path-like
-        The model: ``M`` / ``M.npz`` / ``M.json``.
     config : TrainConfig
+    checkpoints : Checkpoints
+        Where each finished epoch is kept (:class:`dedkit.io.checkpoints.CheckpointFolder`).
     resume : bool
-        Continue from the checkpoint of an interrupted run with the same settings.
-    force : bool
-        Overwrite an existing model, discard an existing checkpoint (without ``resume``).
+        Continue from the last checkpoint in ``checkpoints``.
     command : str, optional
         The command line, recorded on the card.
     progress : callable, optional
         ``progress(done, total, **info)`` after each batch (done and total in batches,
         info: epoch, loss).
+
+    Returns
+    -------
+    TrainedModel
     """
-    folder = checkpoint_folder(output)
-    fresh = not resume and (force or not (folder.exists() or folder.is_symlink()))
-    try:
-        return _train_model(dataset, output, config, resume=resume, force=force,
-                            command=command, progress=progress)  # fmt: skip
-    except BaseException:
-        # a fresh run that stopped before its first complete checkpoint leaves no
-        # folder; one with a complete checkpoint keeps it for --resume
-        if fresh:
-            _remove_incomplete_checkpoint(folder)
-        raise
-
-
-def _train_model(dataset, output, config, *, resume, force, command, progress) -> TrainReport:
-    started = time.perf_counter()
-    config = config or TrainConfig()
     config.check()
-    weights_path, card_path = model_paths(output)
-    # every file the run writes, against every file it reads (the resumed checkpoint too),
-    # none inside the installed package
-    folder = checkpoint_folder(output)
-    check_outputs(
-        [weights_path, card_path, *loss_curve_paths(output)],
-        [dataset, folder if resume else None],
-        force,
-    )
-    if folder.exists() and not resume:
-        if not force:
-            raise DedkitError(
-                "an unfinished training run's checkpoint is in the way; use --resume to "
-                "continue it or --force to start afresh",
-                path=folder,
-            )
-        remove_owned_folder(folder, CHECKPOINT_ENTRIES)
-    if resume and not folder.exists():
-        raise DedkitError("nothing to resume: no checkpoint beside the output", path=folder)
     if config.threads:
         torch.set_num_threads(config.threads)
     device = _device(config.device)
@@ -562,7 +421,7 @@ def _train_model(dataset, output, config, *, resume, force, command, progress) -
     if resume:
         # the settings and the data are compared before anything is loaded, so that a
         # checkpoint of another run (another network, another set) is named as such
-        state = _read_checkpoint_state(folder)
+        state = checkpoints.read_state()
         stored = state["config"]
         differ = sorted(
             k
@@ -573,16 +432,16 @@ def _train_model(dataset, output, config, *, resume, force, command, progress) -
             raise DedkitError(
                 "the checkpoint was made with other settings "
                 f"({', '.join(differ) or 'training data'}); use --force to start afresh",
-                path=folder,
+                path=checkpoints.path,
             )
         if not 0 <= state["epoch"] <= config.epochs:
             raise DedkitError(
                 f"the checkpoint is at epoch {state['epoch']} of {config.epochs}; use --force "
                 "to start afresh",
-                path=folder,
+                path=checkpoints.path,
             )
-        arrays = _read_checkpoint_arrays(folder, tensor_shapes(ARCHITECTURES[config.arch]))
-        _restore_checkpoint(folder, state, arrays, model, optimizer)
+        arrays = checkpoints.read_arrays(tensor_shapes(ARCHITECTURES[config.arch]))
+        _restore_checkpoint(checkpoints.path, state, arrays, model, optimizer)
         history = state["history"]
         first_epoch = state["epoch"]
         model.to(device)
@@ -639,7 +498,7 @@ def _train_model(dataset, output, config, *, resume, force, command, progress) -
                 "seconds": round(time.perf_counter() - epoch_started, 2),
             }
         )
-        _save_checkpoint(folder, model, optimizer, epoch + 1, {**meta, "history": history})
+        _save_checkpoint(checkpoints, model, optimizer, epoch + 1, {**meta, "history": history})
 
     model.eval()
     predicted = predict(model, test.images, test.features, device=device)
@@ -681,22 +540,12 @@ def _train_model(dataset, output, config, *, resume, force, command, progress) -
         "metrics": {"split_test": split_metrics, "split_test_centroid": centroid_metrics},
         "command": command,
     }
-    save_model(output, {k: v.astype(np.float32) for k, v in state_arrays(model).items()}, card,
-               force=force or resume)  # fmt: skip
-    csv_path, png_path = write_loss_curves(history, output)
-    shutil.rmtree(folder, ignore_errors=True)
-    return TrainReport(
-        "train",
-        [str(dataset)],
-        str(weights_path),
-        time.perf_counter() - started,
-        {"epochs": config.epochs, "train": len(train), "test": len(test)},
-        {
-            "card": str(card_path),
-            "loss_csv": str(csv_path),
-            "loss_png": None if png_path is None else str(png_path),
-            "metrics": card["metrics"],
-            "resumed_from_epoch": first_epoch,
-            "device": str(device),
-        },
+    return TrainedModel(
+        {k: v.astype(np.float32) for k, v in state_arrays(model).items()},
+        card,
+        history,
+        len(train),
+        len(test),
+        first_epoch,
+        str(device),
     )

@@ -1,7 +1,9 @@
 """Reproducible studies of the claims behind SerialEM's choices (``dedkit study ...``).
 
-Each study module exposes ``run(...) -> StudyResult`` (the computation, seeded) and
-``plot(result, path)`` (its PNG figure); the CLI prints the table, the JSON report or both.
+Each study module exposes ``run(...) -> StudyResult`` (the computation, seeded),
+``figure(result)`` (its matplotlib figure, built, not written) and ``FIGURE_DPI``; the CLI
+prints the table or the JSON report, and :func:`dedkit.jobs.study.write_study_figure`
+writes the figure (the studies write no files).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class StudyResult:
     notes : list of str
         Lines printed under the table (the published figure, what differs and why).
     curves : dict
-        Arrays the figure draws (kept so that ``plot`` needs no recomputation).
+        Arrays the figure draws (kept so that ``figure`` needs no recomputation).
     """
 
     name: str

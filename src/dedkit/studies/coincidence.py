@@ -17,8 +17,6 @@ the fitted curve.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from dedkit.camera.coincidence import (
@@ -38,7 +36,7 @@ from dedkit.camera.models import get_camera
 from dedkit.errors import DedkitError
 from dedkit.studies import LIMITS, StudyResult
 
-__all__ = ["DEFAULT_K2_RATES", "plot", "run"]
+__all__ = ["DEFAULT_K2_RATES", "FIGURE_DPI", "figure", "run"]
 
 #: true dose rates studied on the K2 (e/physical pixel/s); other cameras scale them by
 #: their ``counting_rate_scale`` (x3.75 on the K3)
@@ -241,21 +239,26 @@ def run(
     )
 
 
-def plot(result: StudyResult, path) -> Path:
-    """Draw measured (counted) vs true dose rate per camera, with the corrected rates, the
-    identity line, the seed's points and the efficient counting range, to a PNG.
+#: Resolution of the saved figure (dots per inch)
+FIGURE_DPI = 110
 
-    The file is written under a temporary name and renamed when complete; whether an
-    existing ``path`` may be replaced is the caller's decision
-    (:func:`dedkit.io.atomic.check_output_path`).
+
+def figure(result: StudyResult):
+    """The study's figure: measured (counted) vs true dose rate per camera, with the
+    corrected rates, the identity line, the seed's points and the efficient counting
+    range. Nothing is written: ``dedkit study coincidence --figure`` saves it at
+    :data:`FIGURE_DPI` (:func:`dedkit.jobs.study.write_study_figure`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        With an Agg canvas (no pyplot state).
 
     Raises
     ------
     DedkitError
-        matplotlib is not installed (no figure is written).
+        matplotlib is not installed, or the result has no curves.
     """
-    from dedkit.io.atomic import atomic_output, figure_format
-
     try:
         # the object API with the Agg canvas: no pyplot state, no display needed
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -263,7 +266,6 @@ def plot(result: StudyResult, path) -> Path:
     except ImportError:
         raise DedkitError("matplotlib is not installed: no figure written") from None
 
-    path = Path(path)
     names = list(result.curves)
     if not names:
         raise DedkitError("the study has no curves to draw")
@@ -297,6 +299,4 @@ def plot(result: StudyResult, path) -> Path:
         ax.set_ylim(0, x.max())
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format=figure_format(path), dpi=110)
-    return path
+    return fig

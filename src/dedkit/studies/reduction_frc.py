@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import functools
 import numbers
-from pathlib import Path
 
 import numpy as np
 
@@ -73,7 +72,8 @@ __all__ = [
     "model_signal_power",
     "low_snr_gain",
     "run",
-    "plot",
+    "FIGURE_DPI",
+    "figure",
 ]
 
 #: total electrons per physical pixel in each image, per specimen (see SPECIMENS)
@@ -540,12 +540,21 @@ def run(
     )
 
 
-def plot(result: StudyResult, path) -> Path:
-    """FRC curves (mean over repeats) of the antialiased and binned pairs, one panel per
-    factor, one colour per dose, the averaged band shaded. Needs matplotlib; written
-    atomically as PNG."""
-    from dedkit.io.atomic import atomic_output, figure_format
+#: Resolution of the saved figure (dots per inch)
+FIGURE_DPI = 120
 
+
+def figure(result: StudyResult):
+    """The study's figure: FRC curves (mean over repeats) of the antialiased and binned
+    pairs, one panel per factor, one colour per dose, the averaged band shaded. Needs
+    matplotlib (else DedkitError). Nothing is written: ``dedkit study reduction-frc
+    --figure`` saves it at :data:`FIGURE_DPI` (:func:`dedkit.jobs.study.write_study_figure`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        With an Agg canvas (no pyplot state).
+    """
     try:
         # the object API with the Agg canvas: no pyplot state, no display needed
         from matplotlib import colormaps
@@ -595,7 +604,4 @@ def plot(result: StudyResult, path) -> Path:
         ax.set_ylim(min(0.0, ax.get_ylim()[0]), min(1.0, max(0.1, 1.3 * top)))
         ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format=figure_format(path), dpi=120)
-    return path
+    return fig

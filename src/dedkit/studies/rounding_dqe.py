@@ -31,7 +31,6 @@ fractional part), so ``Var_rounded ~= Var_float + P(y != 0) / 12`` with
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -48,7 +47,8 @@ __all__ = [
     "dqe_loss",
     "expected_loss",
     "run",
-    "plot",
+    "FIGURE_DPI",
+    "figure",
 ]
 
 #: electrons per saved pixel in the seed's table
@@ -259,11 +259,21 @@ def run(
     )
 
 
-def plot(result: StudyResult, path) -> Path:
-    """Loss in DQE against dose: ours (relative and absolute, with errors), the closed
-    form and the seed's table. Needs matplotlib; written atomically as PNG."""
-    from dedkit.io.atomic import atomic_output, figure_format
+#: Resolution of the saved figure (dots per inch)
+FIGURE_DPI = 120
 
+
+def figure(result: StudyResult):
+    """The study's figure: loss in DQE against dose, ours (relative and absolute, with
+    errors), the closed form and the seed's table. Needs matplotlib (else DedkitError).
+    Nothing is written: ``dedkit study rounding-dqe --figure`` saves it at
+    :data:`FIGURE_DPI` (:func:`dedkit.jobs.study.write_study_figure`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        With an Agg canvas (no pyplot state).
+    """
     try:
         # the object API with the Agg canvas: no pyplot state, no display needed
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -310,7 +320,4 @@ def plot(result: StudyResult, path) -> Path:
     ax.legend(fontsize=8)
     ax.set_title("Saving normalised frames as integers")
     fig.tight_layout()
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format=figure_format(path), dpi=120)
-    return path
+    return fig
