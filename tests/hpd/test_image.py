@@ -5,8 +5,8 @@ import pytest
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.image import subpixel_response, super_resolution_image, write_image
-from dedkit.hpd.tables import EventTable
 from dedkit.io.stack import open_stack
+from dedkit.records.tables import EventTable
 
 
 def events_at(x, y):

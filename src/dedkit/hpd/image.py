@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import EventTable
 from dedkit.io.stack import create_stack
+from dedkit.records.tables import EventTable
 
 __all__ = [
     "check_upsample",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import FEATURE_NAMES, ClusterTable
 from dedkit.learn.scan import (
     ScanReport,
     ScanSchedule,
@@ -19,6 +18,7 @@ from dedkit.learn.scan import (
     scan_labels,
     simulated_scan_schedule,
 )
+from dedkit.records.tables import FEATURE_NAMES, ClusterTable
 
 __all__ = ["LABEL_SOURCES", "read_scan_csv", "read_simulated_scan", "write_scan_training_set"]
 

@@ -27,9 +27,9 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.localize import EtaInterpolator
-from dedkit.hpd.tables import ClusterTable
 from dedkit.io.atomic import atomic_output, check_outputs, check_outside_package, figure_format
 from dedkit.learn.data import check_crop, load_training_arrays
+from dedkit.records.tables import ClusterTable
 
 __all__ = ["EvaluationReport", "FULL_ABSORPTION", "eta_positions", "evaluate_model"]
 

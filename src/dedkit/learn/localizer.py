@@ -11,8 +11,8 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.localize import Localizer, register_localizer
-from dedkit.hpd.tables import ClusterTable, EventTable
 from dedkit.learn.store import default_model_path, load_model, model_paths, read_card
+from dedkit.records.tables import ClusterTable, EventTable
 
 __all__ = ["CnnLocalizer", "check_model_matches"]
 

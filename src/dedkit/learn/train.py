@@ -50,7 +50,6 @@ import torch
 
 from dedkit import __version__
 from dedkit.errors import DedkitError, one_line
-from dedkit.hpd.tables import FEATURE_NAMES
 from dedkit.io.atomic import atomic_output, check_outputs, remove_owned_folder, writing
 from dedkit.learn.architectures import tensor_shapes
 from dedkit.learn.data import (
@@ -66,6 +65,7 @@ from dedkit.learn.data import (
 from dedkit.learn.model import ARCHITECTURES, build_model, count_parameters, predict, state_arrays
 from dedkit.learn.recipes import DEFAULT_RECIPE, recipe_settings
 from dedkit.learn.store import check_npz_members, model_paths, save_model
+from dedkit.records.tables import FEATURE_NAMES
 from dedkit.report import JobReport
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "TrainReport", "train_model"]

@@ -5,3 +5,13 @@ The plain dataclasses that :mod:`dedkit.io` reads and writes and the domain pack
 live below both so that every import points one way: this package depends on
 :mod:`dedkit.errors` only.
 """
+
+# Hybrid-pixel tables (clusters, localised events): made by dedkit.hpd, saved by dedkit.io
+from dedkit.records.tables import FEATURE_NAMES, ClusterTable, EventTable
+
+__all__ = [
+    # tables
+    "FEATURE_NAMES",
+    "ClusterTable",
+    "EventTable",
+]
