@@ -41,7 +41,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.frames.rotflip import check_rotflip, inverse_rotflip
-from dedkit.io.defects import DefectList
+from dedkit.records.defects import DefectList
 
 __all__ = [
     "DefectCorrector",
