@@ -138,11 +138,11 @@ def main(argv=None) -> int:
     import torch
 
     from dedkit.hpd.localize import CentroidLocalizer
-    from dedkit.hpd.tables import ClusterTable
     from dedkit.learn.data import load_training_arrays
     from dedkit.learn.localizer import CnnLocalizer
     from dedkit.learn.model import Architecture, build_model, network_from_arrays
     from dedkit.learn.store import default_model_path, load_model
+    from dedkit.records.tables import ClusterTable
 
     torch.set_num_threads(args.threads)
     data = load_training_arrays(args.data, args.n)

@@ -38,7 +38,7 @@ def best_of(fn, repeats=5):
 
 
 def make_inputs(workdir: Path, n_frames: int, rng) -> tuple[Path, Path]:
-    from dedkit.frames.pack import pack_4bit
+    from dedkit.io.pack import pack_4bit
     from dedkit.io.stack import create_stack
 
     ny, nx = K3_SUPERRES
@@ -119,7 +119,7 @@ def measure_in_memory(rng) -> tuple[float, float]:
     """Seconds per frame of the peer (numpy copy of one 16-bit output frame) and of the
     normalisation kernel (packed 4-bit frame in memory -> 16-bit frame)."""
     from dedkit.frames.gain import normalize_frame, prepare_gain
-    from dedkit.frames.pack import pack_4bit
+    from dedkit.io.pack import pack_4bit
 
     ny, nx = K3_SUPERRES
     src = np.ones((ny, nx), np.uint16)

@@ -209,7 +209,7 @@ def test_issue13_item6_complex_input_is_refused(mk, run, command):
 
 def test_issue13_item6_kernel_inputs_are_few():
     """issue 13 item 6: every real input type goes to one of four kernel input types."""
-    from dedkit.frames.pack import KERNEL_INPUT_DTYPES, kernel_input
+    from dedkit.io.pack import KERNEL_INPUT_DTYPES, kernel_input
 
     for dtype in (
         np.int8,

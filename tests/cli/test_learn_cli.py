@@ -75,7 +75,7 @@ def test_bad_input_is_one_line_and_status_2(run, trained, tmp_path, args, messag
 
 def _clusters_file(path, data, beam_energy_keV):
     columns = read_training_set(data)
-    from dedkit.hpd.tables import ClusterTable
+    from dedkit.records.tables import ClusterTable
 
     n = len(columns["image"])
     table = ClusterTable(

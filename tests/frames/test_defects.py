@@ -11,7 +11,7 @@ from dedkit.frames.defects import (
     prepare_defects,
 )
 from dedkit.frames.rotflip import inverse_rotflip, rotflip, rotflip_shape
-from dedkit.io.defects import DefectList, PartialBadLine, UsableArea
+from dedkit.records.defects import DefectList, PartialBadLine, UsableArea
 
 
 def noisy(ny, nx, seed=0, dtype=np.float32):

@@ -5,8 +5,8 @@ import pytest
 
 from dedkit.errors import DedkitError
 from dedkit.frames.gain import default_scale, normalize_frame, prepare_gain
-from dedkit.frames.pack import pack_4bit
 from dedkit.frames.rotflip import rotflip
+from dedkit.io.pack import pack_4bit
 
 
 def expand(gain, factor):

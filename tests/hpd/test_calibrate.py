@@ -3,7 +3,7 @@ import pytest
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.calibrate import apply_gain, clusters_to_kev
-from dedkit.hpd.tables import ClusterTable
+from dedkit.records.tables import ClusterTable
 
 
 def test_scalar_gain_multiplies():

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.pedestal import Pedestal
-from dedkit.hpd.tables import ClusterTable, EventTable
 from dedkit.io.calibration import read_gain_map, write_pedestal_file
 from dedkit.io.clust import iter_clust, read_clust, write_clust
 from dedkit.io.events import read_attrs, read_table, table_length, write_table
 from dedkit.io.sls import RawRun, read_master, write_raw_run
 from dedkit.jobs.hpd import load_pedestal, make_image
+from dedkit.records.tables import ClusterTable, EventTable
 
 FUZZ = settings(
     max_examples=50,

@@ -5,9 +5,9 @@ import pytest
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.image import subpixel_response, super_resolution_image
-from dedkit.hpd.tables import EventTable
 from dedkit.io.stack import open_stack
 from dedkit.jobs.hpd import write_image
+from dedkit.records.tables import EventTable
 
 
 def events_at(x, y):

@@ -16,7 +16,7 @@ from dedkit.hpd.localize import (
     raw_eta_positions,
     register_localizer,
 )
-from dedkit.hpd.tables import ClusterTable, EventTable
+from dedkit.records.tables import ClusterTable, EventTable
 
 
 def table_of(data, x=None, y=None):

@@ -6,7 +6,7 @@ import pytest
 from dedkit.errors import DedkitError
 from dedkit.hpd.connected import find_connected_clusters
 from dedkit.hpd.select import SelectionReport, select_single_electrons
-from dedkit.hpd.tables import FEATURE_NAMES, ClusterTable
+from dedkit.records.tables import FEATURE_NAMES, ClusterTable
 
 
 def clusters_with_charges(charges, **extra):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import ClusterTable
 from dedkit.io import clust
 from dedkit.io.clust import cluster_record_dtype, iter_clust, read_clust, write_clust
+from dedkit.records.tables import ClusterTable
 
 # (size, dtype) pairs aare's Python bindings provide
 AARE_TYPES = [((3, 3), np.int32), ((2, 2), np.float64), ((5, 5), np.float32), ((3, 3), np.int16)]

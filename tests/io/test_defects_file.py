@@ -4,14 +4,12 @@ import pytest
 
 from dedkit.errors import DedkitError
 from dedkit.io.defects import (
-    DefectList,
-    PartialBadLine,
-    UsableArea,
     format_defects,
     parse_defects,
     read_defects,
     write_defects,
 )
+from dedkit.records.defects import DefectList, PartialBadLine, UsableArea
 
 SAMPLE = """\
 # written by SerialEMCCD

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import ClusterTable, EventTable
 from dedkit.io.events import TableWriter, read_attrs, read_table, table_length, write_table
+from dedkit.records.tables import ClusterTable, EventTable
 
 
 def clusters(rng, n=500, features=True):

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.frames.pack import pack_4bit
 from dedkit.io.mrc import (
     IMOD_FLAG_4BIT,
     IMOD_STAMP,
@@ -15,6 +14,7 @@ from dedkit.io.mrc import (
     MrcWriter,
     is_packed_by_title,
 )
+from dedkit.io.pack import pack_4bit
 from dedkit.io.stack import create_stack, open_stack
 
 

@@ -7,8 +7,8 @@ import pytest
 import tifffile
 
 from dedkit.errors import DedkitError
-from dedkit.frames.pack import pack_4bit, unpack_nibbles
 from dedkit.io import tiff
+from dedkit.io.pack import pack_4bit, unpack_nibbles
 from dedkit.io.stack import create_stack, open_stack
 from dedkit.io.tiff import (
     FolderReader,

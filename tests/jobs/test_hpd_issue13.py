@@ -13,13 +13,13 @@ import pytest
 
 from dedkit.cli.main import main
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import ClusterTable, EventTable
 from dedkit.io.calibration import read_gain_map, read_pedestal_file
 from dedkit.io.clust import write_clust
 from dedkit.io.events import read_attrs, read_table, write_table
 from dedkit.io.mrc import MrcReader
 from dedkit.io.sls import RawRun, run_files, write_raw_run
 from dedkit.jobs.hpd import load_pedestal, localize_clusters, make_image
+from dedkit.records.tables import ClusterTable, EventTable
 
 AARE_CLUST = (
     Path(__file__).parents[3]

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import FEATURE_NAMES
 from dedkit.learn.data import (
     add_label_noise,
     add_pixel_noise,
@@ -15,6 +14,7 @@ from dedkit.learn.data import (
     random_symmetries,
     split_indices,
 )
+from dedkit.records.tables import FEATURE_NAMES
 
 EX, EY = FEATURE_NAMES.index("extent_x_px"), FEATURE_NAMES.index("extent_y_px")
 

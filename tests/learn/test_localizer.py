@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import ClusterTable
+from dedkit.records.tables import ClusterTable
 
 
 def test_importing_hpd_and_the_registration_does_not_import_torch():

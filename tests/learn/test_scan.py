@@ -9,7 +9,6 @@ import pytest
 
 from dedkit.cli.main import main
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import FEATURE_NAMES, ClusterTable
 from dedkit.io.events import write_table
 from dedkit.io.training import read_training_attrs, read_training_set
 from dedkit.learn.data import load_training_arrays
@@ -20,6 +19,7 @@ from dedkit.learn.scan import (
     scan_labels,
     simulated_scan_schedule,
 )
+from dedkit.records.tables import FEATURE_NAMES, ClusterTable
 
 CROP = 15
 HALF = CROP // 2

@@ -26,9 +26,9 @@ import numba
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.frames.pack import kernel_input
 from dedkit.frames.rotflip import check_rotflip
 from dedkit.frames.rotflip import rotflip as apply_rotflip
+from dedkit.io.pack import kernel_input
 
 __all__ = [
     "GainReference",

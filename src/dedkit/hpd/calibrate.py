@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import ClusterTable
+from dedkit.records.tables import ClusterTable
 
 __all__ = ["apply_gain", "check_gain", "clusters_to_kev"]
 

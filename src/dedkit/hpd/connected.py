@@ -4,7 +4,7 @@ Section 2.2 of Xie et al. (JINST 2023, "Enhancing spatial resolution in MÖNCH f
 microscopy via deep learning") finds clusters in pedestal-subtracted, gain-calibrated
 frames (keV) by grouping adjacent pixels whose value exceeds five times the noise
 (5 x 0.18 keV, about 1 keV); section 2 cuts each cluster out as a 15 x 15 image centred on
-the cluster and describes it by seven features (:data:`dedkit.hpd.tables.FEATURE_NAMES`).
+the cluster and describes it by seven features (:data:`dedkit.records.tables.FEATURE_NAMES`).
 
 Choices made here, where the paper leaves them open:
 
@@ -41,7 +41,7 @@ import numba
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import FEATURE_NAMES, ClusterTable
+from dedkit.records.tables import FEATURE_NAMES, ClusterTable
 
 __all__ = ["find_connected_clusters", "find_connected_clusters_batch"]
 
@@ -259,7 +259,7 @@ def find_connected_clusters_batch(
         ``units='keV'``; ``x, y``: column and row of the pixel holding the charge
         centroid, which is the crop's centre ``data[:, crop // 2, crop // 2]``;
         ``data``: (m, crop, crop) float32; ``features``: (m, 7) float32 in
-        :data:`~dedkit.hpd.tables.FEATURE_NAMES` order; ``extra``: 'centroid_x',
+        :data:`~dedkit.records.tables.FEATURE_NAMES` order; ``extra``: 'centroid_x',
         'centroid_y' (float64, pixel units), 'n_pixels' (int32), 'at_edge',
         'touches_edge', 'exceeds_crop' (bool).
     """

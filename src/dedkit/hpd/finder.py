@@ -56,7 +56,7 @@ import numpy as np
 from dedkit.errors import DedkitError
 from dedkit.hpd import finder_steady
 from dedkit.hpd.pedestal import Pedestal
-from dedkit.hpd.tables import ClusterTable
+from dedkit.records.tables import ClusterTable
 
 __all__ = ["ClusterFinder", "CLUSTER_SIZES", "CLUSTER_DTYPES"]
 

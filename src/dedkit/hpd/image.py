@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import EventTable
+from dedkit.records.tables import EventTable
 
 __all__ = [
     "check_upsample",

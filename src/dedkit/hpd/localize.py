@@ -1,7 +1,7 @@
 """Sub-pixel localisation of single electrons: charge centroid and eta interpolation.
 
-Every method is a :class:`Localizer` that turns a :class:`~dedkit.hpd.tables.ClusterTable`
-into an :class:`~dedkit.hpd.tables.EventTable`; :func:`get_localizer` builds one by name
+Every method is a :class:`Localizer` that turns a :class:`~dedkit.records.tables.ClusterTable`
+into an :class:`~dedkit.records.tables.EventTable`; :func:`get_localizer` builds one by name
 from a registry that other modules extend with :func:`register_localizer` (the CNN of the
 MÖNCH paper registers 'cnn').
 
@@ -56,7 +56,7 @@ import numba
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import FEATURE_NAMES, ClusterTable, EventTable
+from dedkit.records.tables import FEATURE_NAMES, ClusterTable, EventTable
 
 __all__ = [
     "CentroidLocalizer",

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import FEATURE_NAMES, ClusterTable
+from dedkit.records.tables import FEATURE_NAMES, ClusterTable
 
 __all__ = [
     "DEFAULT_WINDOW_FRACTIONS",

@@ -14,7 +14,7 @@ Facts from aare 2025.11.21 (``Cluster.hpp``, ``ClusterFile.hpp``, ``ClusterFinde
   reference pixel: the local maximum for aare's finder. ``data`` starts at row
   ``y - Y // 2``, column ``x - X // 2``, so the reference pixel is
   ``data[Y // 2][X // 2]`` for odd and even sizes alike (for 2 x 2, the rows and columns
-  before it). That is exactly :class:`dedkit.hpd.tables.ClusterTable`'s x, y and data.
+  before it). That is exactly :class:`dedkit.records.tables.ClusterTable`'s x, y and data.
 - aare's cluster finder and file sink write one frame entry for every frame processed,
   with a count of 0 when it has no clusters; :func:`write_clust` writes frames without
   clusters only when they are listed in ``frames``.
@@ -31,9 +31,9 @@ import numba
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import ClusterTable
 from dedkit.io.atomic import CommitOnSuccess, atomic_output, check_output_path, writing
 from dedkit.io.inputs import check_input_file
+from dedkit.records.tables import ClusterTable
 
 __all__ = ["ClustWriter", "cluster_record_dtype", "iter_clust", "read_clust", "write_clust"]
 

@@ -31,8 +31,8 @@ import h5py
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.hpd.tables import ClusterTable, EventTable
 from dedkit.io.h5 import H5Writer, check_stored, open_h5
+from dedkit.records.tables import ClusterTable, EventTable
 
 __all__ = ["TableWriter", "read_attrs", "read_table", "table_length", "write_table"]
 

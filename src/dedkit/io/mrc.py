@@ -27,10 +27,10 @@ from mrcfile.dtypes import HEADER_DTYPE
 from mrcfile.utils import machine_stamp_from_byte_order
 
 from dedkit.errors import DedkitError
-from dedkit.frames.pack import packed_row_bytes, unpack_nibbles
-from dedkit.frames.stats import FrameStats, frame_stats, nibble_stats
 from dedkit.io.blockio import pwrite_all
+from dedkit.io.header_stats import FrameStats, frame_stats, nibble_stats
 from dedkit.io.inputs import check_input_file
+from dedkit.io.pack import packed_row_bytes, unpack_nibbles
 from dedkit.io.stack import FrameReader, FrameWriter, StackInfo, pixel_size_xyz
 
 __all__ = [

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.frames.pack import PackResult, convert_dtype, pack_4bit, packed_row_bytes
 from dedkit.io.atomic import (
     CommitOnSuccess,
     FolderOutput,
@@ -28,6 +27,7 @@ from dedkit.io.atomic import (
     check_free_space,
     check_outputs,
 )
+from dedkit.io.pack import PackResult, convert_dtype, pack_4bit, packed_row_bytes
 from dedkit.io.titles import FrameTitleInfo, parse_frame_titles
 
 __all__ = [

@@ -29,8 +29,8 @@ import numpy as np
 import tifffile
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.frames.pack import packed_row_bytes, unpack_nibbles
 from dedkit.io.inputs import check_input_file
+from dedkit.io.pack import packed_row_bytes, unpack_nibbles
 from dedkit.io.stack import FOLDER_KIND, FrameReader, FrameWriter, StackInfo, pixel_size_xyz
 
 __all__ = [

@@ -19,11 +19,12 @@ import numpy as np
 
 from dedkit.frames.rotflip import rotflip
 from dedkit.io.atomic import FolderOutput, atomic_output, check_outputs
-from dedkit.io.defects import DefectList, write_defects
+from dedkit.io.defects import write_defects
 from dedkit.io.mdoc import Mdoc, write_mdoc
 from dedkit.io.stack import create_stack, open_stack
 from dedkit.io.titles import FrameTitleInfo, format_frame_titles
 from dedkit.jobs.stacks import normalize_stack
+from dedkit.records.defects import DefectList
 from dedkit.sim.counting import gain_nonuniformity, simulate_counting_frames, specimen_image
 
 __all__ = ["DemoSummary", "run_demo", "write_samples"]

@@ -29,7 +29,6 @@ from dedkit.hpd.image import (
 from dedkit.hpd.localize import EtaInterpolator, get_localizer
 from dedkit.hpd.pedestal import Pedestal
 from dedkit.hpd.select import select_single_electrons
-from dedkit.hpd.tables import ClusterTable
 from dedkit.io.atomic import check_output_path
 from dedkit.io.calibration import read_gain_map, read_pedestal_file, write_pedestal_file
 from dedkit.io.clust import ClustWriter, read_clust
@@ -40,6 +39,7 @@ from dedkit.io.stack import create_stack
 from dedkit.jobs.streaming import ProgressCallback
 from dedkit.parallel.chunks import Chunk, plan_chunks
 from dedkit.parallel.scheduler import check_workers, dask_client, run_chained, run_independent
+from dedkit.records.tables import ClusterTable
 from dedkit.report import JobReport
 
 __all__ = [

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import FEATURE_NAMES, ClusterTable
 from dedkit.io.atomic import (
     atomic_output,
     check_outputs,
@@ -52,6 +51,7 @@ from dedkit.learn.scan import (
     scan_labels,
     simulated_scan_schedule,
 )
+from dedkit.records.tables import FEATURE_NAMES, ClusterTable
 
 __all__ = [
     "LABEL_SOURCES",

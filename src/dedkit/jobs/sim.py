@@ -575,6 +575,6 @@ class _ClusterProgress:
 
 
 def _feature_names():
-    from dedkit.hpd.tables import FEATURE_NAMES
+    from dedkit.records.tables import FEATURE_NAMES
 
     return FEATURE_NAMES

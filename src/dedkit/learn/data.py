@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.tables import FEATURE_NAMES
 from dedkit.io.training import read_training_attrs, read_training_set, training_set_length
+from dedkit.records.tables import FEATURE_NAMES
 
 __all__ = [
     "LABEL_NOISE_UNITS",

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dedkit.hpd.localize import EtaInterpolator
-from dedkit.hpd.tables import ClusterTable
 from dedkit.learn.data import check_crop, load_training_arrays
+from dedkit.records.tables import ClusterTable
 
 __all__ = [
     "EvaluationReport",

@@ -11,9 +11,9 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.localize import Localizer, register_localizer
-from dedkit.hpd.tables import ClusterTable, EventTable
 from dedkit.io.model_files import model_paths
 from dedkit.learn.store import default_model_path, load_model, read_card
+from dedkit.records.tables import ClusterTable, EventTable
 
 __all__ = ["CnnLocalizer", "check_model_matches"]
 

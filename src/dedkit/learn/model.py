@@ -1,7 +1,7 @@
 """The MÖNCH paper's network (section 3.1) and lighter variants of it.
 
 The network takes a 15 x 15 cluster image (keV) and the 7 cluster features
-(:data:`dedkit.hpd.tables.FEATURE_NAMES`) and returns the impact point relative to the
+(:data:`dedkit.records.tables.FEATURE_NAMES`) and returns the impact point relative to the
 crop's centre, in pixels. Architectures are described by plain :class:`Architecture`
 values, so a model file stores its architecture as JSON and is rebuilt without
 unpickling anything.

@@ -44,7 +44,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.select import select_single_electrons
-from dedkit.hpd.tables import FEATURE_NAMES, ClusterTable
+from dedkit.records.tables import FEATURE_NAMES, ClusterTable
 
 __all__ = [
     "PAPER_SIGMA_PX",

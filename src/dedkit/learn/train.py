@@ -40,7 +40,6 @@ import torch
 
 from dedkit import __version__
 from dedkit.errors import DedkitError, one_line
-from dedkit.hpd.tables import FEATURE_NAMES
 from dedkit.learn.architectures import tensor_shapes
 from dedkit.learn.data import (
     LABEL_NOISE_UNITS,
@@ -54,6 +53,7 @@ from dedkit.learn.data import (
 )
 from dedkit.learn.model import ARCHITECTURES, build_model, count_parameters, predict, state_arrays
 from dedkit.learn.recipes import DEFAULT_RECIPE, recipe_settings
+from dedkit.records.tables import FEATURE_NAMES
 from dedkit.report import JobReport
 
 __all__ = [

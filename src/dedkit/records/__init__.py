@@ -5,3 +5,20 @@ The plain dataclasses that :mod:`dedkit.io` reads and writes and the domain pack
 live below both so that every import points one way: this package depends on
 :mod:`dedkit.errors` only.
 """
+
+# Camera defect lists (SerialEM): read and written by dedkit.io, applied by dedkit.frames
+from dedkit.records.defects import DefectList, PartialBadLine, UsableArea
+
+# Hybrid-pixel tables (clusters, localised events): made by dedkit.hpd, saved by dedkit.io
+from dedkit.records.tables import FEATURE_NAMES, ClusterTable, EventTable
+
+__all__ = [
+    # defects
+    "DefectList",
+    "PartialBadLine",
+    "UsableArea",
+    # tables
+    "FEATURE_NAMES",
+    "ClusterTable",
+    "EventTable",
+]

@@ -50,7 +50,7 @@ import numpy as np
 from dedkit.errors import DedkitError
 from dedkit.hpd.connected import find_connected_clusters_batch
 from dedkit.hpd.select import SelectionReport, select_single_electrons
-from dedkit.hpd.tables import ClusterTable, EventTable
+from dedkit.records.tables import ClusterTable, EventTable
 from dedkit.sim.beam import BeamPattern, check_flux, sample_arrivals
 from dedkit.sim.charge import (
     ChargeModel,
@@ -517,7 +517,7 @@ class TrainingBatch:
     image : (m, crop, crop) float32
         The cluster in keV, pixels outside the cluster zeroed.
     features : (m, 7) float32
-        :data:`dedkit.hpd.tables.FEATURE_NAMES`.
+        :data:`dedkit.records.tables.FEATURE_NAMES`.
     entry_x, entry_y : (m,) float64
         True entry point relative to the crop (module docstring), pixels.
     centroid_x, centroid_y : (m,) float64

@@ -9,6 +9,11 @@ Packing never hides lost information: values above the largest representable val
 clipped to it and counted, as are negative values (clipped to 0), NaN (written as 0)
 and, for float input, values that are not whole numbers (rounded half up, as ``clip``
 does). Complex data is refused (:func:`kernel_input`).
+
+The codec is part of the file formats (MRC mode 101, 4-bit TIFF) and the conversion is
+what the writers do to reach their output mode, so both live in :mod:`dedkit.io`. Each
+numba kernel here has a plain numpy version beside it (``_*_plain``) that states what it
+computes; the tests check the kernels against them.
 """
 
 from __future__ import annotations
@@ -61,9 +66,10 @@ class PackResult:
         return self.n_saturated + self.n_negative + self.n_rounded + self.n_nan
 
 
-#: Input types the frame kernels (here and in :mod:`dedkit.frames.gain`) are compiled
-#: for. Others are converted to one of them, frame by frame, rather than compiling (and
-#: caching) a kernel per type; the kernels compute in float32 whatever the input.
+#: Input types the frame kernels (here and in :mod:`dedkit.frames.gain`, which imports
+#: these two from here so that both agree) are compiled for. Others are converted to one
+#: of them, frame by frame, rather than compiling (and caching) a kernel per type; the
+#: kernels compute in float32 whatever the input.
 KERNEL_INPUT_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int16, np.uint16, np.float32))
 
 
@@ -114,6 +120,17 @@ def _unpack_kernel(packed, nx, low_first, out):
             out[y, 2 * i + 1] = (b >> hi_shift) & 15
         if nx & 1:
             out[y, nx - 1] = (packed[y, half] >> lo_shift) & 15
+
+
+def _unpack_nibbles_plain(packed: np.ndarray, nx: int, *, low_first: bool = True) -> np.ndarray:
+    # plain numpy version of _unpack_kernel (the reference it is tested against)
+    packed = np.asarray(packed, np.uint8)[:, : packed_row_bytes(nx)]
+    low, high = packed & 15, packed >> 4
+    first, second = (low, high) if low_first else (high, low)
+    out = np.empty((packed.shape[0], 2 * packed.shape[1]), np.uint8)
+    out[:, 0::2] = first
+    out[:, 1::2] = second
+    return out[:, :nx]
 
 
 def unpack_nibbles(packed: np.ndarray, nx: int, *, low_first: bool = True, out=None) -> np.ndarray:
@@ -184,6 +201,35 @@ def _pack_kernel(values, low_first, out, counts):
         counts[y, 3] = nnan
 
 
+def _round_and_count(values: np.ndarray, lo: float, hi: float, rounding: bool):
+    # the per-pixel rule of _pack_kernel and _convert_kernel in plain numpy: round half up
+    # (NaN to 0) when rounding, then clip to [lo, hi]; float64 throughout, as the kernels
+    r = values.astype(np.float64)
+    n_nan = n_rounded = 0
+    if rounding:
+        nan = np.isnan(r)
+        rounded = np.floor(r + 0.5)
+        n_nan = int(nan.sum())
+        n_rounded = int(((rounded != r) & ~nan).sum())
+        r = np.where(nan, 0.0, rounded)
+    n_saturated = int((r > hi).sum())
+    n_negative = int((r < lo).sum())
+    r = np.where(r > hi, hi, np.where(r < lo, lo, r))
+    return r, n_saturated, n_negative, n_rounded, n_nan
+
+
+def _pack_4bit_plain(frame: np.ndarray, *, low_first: bool = True) -> PackResult:
+    # plain numpy version of pack_4bit (the reference _pack_kernel is tested against)
+    values = kernel_input(np.asarray(frame))
+    r, *counts = _round_and_count(values, 0.0, 15.0, True)
+    ny, nx = r.shape
+    nibbles = np.zeros((ny, 2 * packed_row_bytes(nx)), np.uint8)
+    nibbles[:, :nx] = r
+    left, right = nibbles[:, 0::2], nibbles[:, 1::2]
+    data = left | (right << 4) if low_first else (left << 4) | right
+    return PackResult(data.astype(np.uint8), *counts)
+
+
 def pack_4bit(frame: np.ndarray, *, low_first: bool = True) -> PackResult:
     """Pack a frame into 4-bit pixels, two per byte, counting what did not fit.
 
@@ -251,6 +297,17 @@ def _convert_kernel(values, lo, hi, rounding, out, counts):
         counts[y, 1] = nneg
         counts[y, 2] = nrnd
         counts[y, 3] = nnan
+
+
+def _convert_dtype_plain(frame: np.ndarray, dtype) -> PackResult:
+    # plain numpy version of convert_dtype's kernel path (the reference _convert_kernel is
+    # tested against); the trivial cases and refusals are convert_dtype's own
+    frame = np.asarray(frame)
+    dtype = np.dtype(dtype)
+    info = np.finfo(dtype) if dtype.kind == "f" else np.iinfo(dtype)
+    rounding = dtype.kind != "f" and frame.dtype.kind == "f"
+    r, *counts = _round_and_count(frame, float(info.min), float(info.max), rounding)
+    return PackResult(r.astype(dtype), *counts)
 
 
 def convert_dtype(frame: np.ndarray, dtype) -> PackResult:

@@ -3,7 +3,8 @@
 Plain dataclasses of equal-length numpy columns, so they concatenate, slice and save
 (HDF5 in :mod:`dedkit.io.events`, aare ``.clust`` in :mod:`dedkit.io.clust`) without
 conversion. Coordinates follow :mod:`dedkit.hpd`: column x, row y, pixel (r, c) covering
-[c, c+1) x [r, r+1).
+[c, c+1) x [r, r+1). They live in :mod:`dedkit.records` (below both :mod:`dedkit.io`
+and :mod:`dedkit.hpd`) so that the readers and the pipeline import them one way.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from dedkit.frames.pack import pack_4bit
-from dedkit.frames.stats import FrameStats, frame_stats, nibble_stats
+from dedkit.io.header_stats import FrameStats, frame_stats, nibble_stats
+from dedkit.io.pack import pack_4bit
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float16])
