@@ -29,7 +29,7 @@ the first data frame): push at least ``window`` dark frames (a warning says so).
 Two paths give these decisions:
 
 - with a full pedestal window (the normal case), the fast kernels of
-  :mod:`dedkit.hpd.finder_steady`: an int16 "surely dark" test with bounded errors
+  :mod:`dedkit.hpd.finder_fast`: an int16 "surely dark" test with bounded errors
   for sixteen pixels at a time, aare's exact test only for the few others, and on
   several cores row bands that scan successive frames at once (a wavefront), each
   band on its own thread;
@@ -54,7 +54,7 @@ import numba
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd import finder_steady
+from dedkit.hpd import finder_fast
 from dedkit.hpd.pedestal import Pedestal
 from dedkit.hpd.tables import ClusterTable
 
@@ -405,7 +405,7 @@ class ClusterFinder:
         self._incomplete = bool(np.any(p._count < self.window))
         # frames the fast kernels may run before their arithmetic must be checked again
         self._fast_budget = (
-            finder_steady.fast_path_budget(p._sum, p._sum2, self.window) if self._steady else 0
+            finder_fast.fast_path_budget(p._sum, p._sum2, self.window) if self._steady else 0
         )
 
     def _fast_path(self, n_frames: int) -> bool:
@@ -560,20 +560,20 @@ class ClusterFinder:
             low, high = np.iinfo(frames.dtype).min, np.iinfo(frames.dtype).max
         else:
             low, high = int(frames.min()), int(frames.max())
-        offset = finder_steady.value_offset(self._pedestal._sum, self.window, low, high)
+        offset = finder_fast.value_offset(self._pedestal._sum, self.window, low, high)
         if offset is None:
             return None
-        return finder_steady.steady_parameters(self.window, self.nsigma, self.cluster_size, offset)
+        return finder_fast.steady_parameters(self.window, self.nsigma, self.cluster_size, offset)
 
     def _run_fast(self, frames: np.ndarray, parameters):
         # the fast kernels on one thread
         p = self._pedestal
-        threshold = finder_steady.new_thresholds(self.shape)
-        means = finder_steady.new_means(p._sum, parameters)
+        threshold = finder_fast.new_thresholds(self.shape)
+        means = finder_fast.new_means(p._sum, parameters)
         outputs = self._outputs(max(4 * self.shape[1], 32 * len(frames)))
-        outputs, n_out = finder_steady.scan_all(
+        outputs, n_out = finder_fast.scan_all(
             frames, p._sum, p._sum2, means, threshold, parameters,
-            finder_steady.new_workspace(self.shape[1], self.cluster_size), outputs,
+            finder_fast.new_workspace(self.shape[1], self.cluster_size), outputs,
         )  # fmt: skip
         return tuple(array[:n_out] for array in outputs)
 
@@ -581,8 +581,8 @@ class ClusterFinder:
         # the fast kernels on one thread per band (this one runs the first band)
         p = self._pedestal
         n_bands = len(bands)
-        threshold = finder_steady.new_thresholds(self.shape)
-        means = finder_steady.new_means(p._sum, parameters)
+        threshold = finder_fast.new_thresholds(self.shape)
+        means = finder_fast.new_means(p._sum, parameters)
         head_done = np.zeros(n_bands, np.int64)
         strip_done = np.zeros(n_bands, np.int64)
         abort = np.zeros(1, np.int64)
@@ -592,9 +592,9 @@ class ClusterFinder:
 
         def work(band):
             try:
-                results[band] = finder_steady.scan_band(
+                results[band] = finder_fast.scan_band(
                     frames, band, bands, p._sum, p._sum2, means, threshold, parameters,
-                    finder_steady.new_workspace(self.shape[1], self.cluster_size),
+                    finder_fast.new_workspace(self.shape[1], self.cluster_size),
                     self._outputs(capacity), head_done, strip_done, abort,
                 )  # fmt: skip
             except BaseException as error:  # the other threads must not wait forever
@@ -623,7 +623,7 @@ class ClusterFinder:
         """Clusters of frames on several cores, identical to :meth:`find_clusters_in_frames`.
 
         The frame is split into row bands, one thread each, that scan successive frames
-        at the same time (a wavefront, see :mod:`dedkit.hpd.finder_steady`), so results
+        at the same time (a wavefront, see :mod:`dedkit.hpd.finder_fast`), so results
         do not depend on the number of threads. Needs a full pedestal window; otherwise
         the frames are scanned on one core (with the same results).
 
