@@ -188,59 +188,6 @@ def test_fast_means_are_the_rounded_quotients():
     np.testing.assert_array_equal(means.astype(int) + shift, np.rint(total / 1000))
 
 
-@numba.njit
-def _borrowed_views_of(array, row, start, stop):
-    view = finder_fast._part(finder_fast._row(array, row), start, stop)
-    view[0] = -1  # writes reach the array
-    return view.copy()
-
-
-@pytest.mark.parametrize("dtype", [np.int16, np.float64])
-def test_borrowed_row_views_are_the_slices(dtype):
-    array = np.arange(5 * 7, dtype=dtype).reshape(5, 7)
-    expected = array[3, 2:6].copy()
-    expected[0] = -1
-    np.testing.assert_array_equal(_borrowed_views_of(array, 3, 2, 6), expected)
-    assert array[3, 2] == -1 and array[3, 1] == 3 * 7 + 1
-
-
-@numba.njit
-def _borrowed_whole(array):
-    view = finder_fast._borrow(array)
-    view[1, 1] = -1  # writes reach the array
-    return view.copy()
-
-
-def test_borrowed_whole_array_is_the_array():
-    array = np.arange(4 * 5, dtype=np.float64).reshape(4, 5)
-    expected = array.copy()
-    expected[1, 1] = -1
-    np.testing.assert_array_equal(_borrowed_whole(array), expected)
-    assert array[1, 1] == -1
-
-
-@numba.njit
-def _doubtful_pixels(flags):
-    # the pixels _exact_row visits: the zero flags, found word by word
-    words = finder_fast._flag_words(flags)
-    found = []
-    for k in range(words.shape[0]):
-        doubtful = ~words[k] & finder_fast._ALL_DARK
-        while doubtful != 0:
-            found.append(8 * k + (finder_fast._trailing_zeros(doubtful) >> 3))
-            doubtful &= doubtful - np.uint64(1)
-    return words.shape[0], found
-
-
-def test_flag_words_find_the_doubtful_pixels():
-    flags = np.ones(29, np.uint8)  # three whole words and five flags left over
-    doubtful = [0, 7, 8, 13, 14, 23]
-    flags[doubtful + [26]] = 0
-    n_words, found = _doubtful_pixels(flags)
-    assert n_words == 3
-    assert list(found) == doubtful
-
-
 def test_value_offset_spans_frames_and_means():
     total = np.array([[1000.0, 2000.0]]) * 1000  # means 1000 and 2000
     assert finder_fast.value_offset(total, 1000, 0, 65535) == 0
