@@ -54,6 +54,7 @@ the results are identical to it.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -73,6 +74,9 @@ from dedkit.hpd.intrinsics import (
 )
 
 __all__ = [
+    "SteadyParameters",
+    "Workspace",
+    "ClusterOutputs",
     "fast_path_budget",
     "steady_parameters",
     "scan_all",
@@ -178,20 +182,72 @@ def value_offset(total: np.ndarray, window: int, low: int, high: int) -> int | N
     return offset
 
 
-def steady_parameters(window, nsigma, cluster_size, offset):
-    """The kernels' parameters: (window, nsigma, c3_nsigma, dy, dx, refresh, factor,
-    slack, shift, value_cap, carry).
+class SteadyParameters(NamedTuple):
+    """The kernels' parameters (made by :func:`steady_parameters`).
 
-    refresh : frames between threshold refreshes (K)
-    factor : nsigma**2 (1 - 1e-6) (1 - 1/window)**K, the threshold's factor
-    slack : relative bound of the threshold's variance rounding, over K updates
-    shift : offset + 32768, taken from frame values and means before they are stored
-        as int16 (see :func:`value_offset`)
-    value_cap : the largest int16 magnitude the dark test accepts: the sum of a
-        neighbourhood of such values cannot wrap around
-    carry : (neighbours aare updates before a pixel's test) / window, the part of a
-        value those updates may take away
+    A NamedTuple, so that numba passes it to the kernels as one argument (a tuple of
+    scalars, read field by field at no cost).
     """
+
+    #: pedestal window (frames): aare's push_fast divides by it
+    window: int
+    #: threshold in units of each pixel's noise
+    nsigma: float
+    #: sqrt(size_x * size_y) * nsigma, the threshold of a neighbourhood's sum
+    c3_nsigma: float
+    #: half the cluster's height (rows above and below the pixel)
+    dy: int
+    #: half the cluster's width (columns left and right of the pixel)
+    dx: int
+    #: frames between threshold refreshes (K)
+    refresh: int
+    #: nsigma**2 (1 - 1e-6) (1 - 1/window)**K, the threshold's factor
+    factor: float
+    #: relative bound of the threshold's variance rounding, over K updates
+    slack: float
+    #: offset + 32768, taken from frame values and means before they are stored as
+    #: int16 (see :func:`value_offset`)
+    shift: int
+    #: the largest int16 magnitude the dark test accepts: the sum of a neighbourhood
+    #: of such values cannot wrap around
+    value_cap: int
+    #: (neighbours aare updates before a pixel's test) / window, the part of a value
+    #: those updates may take away
+    carry: float
+
+
+class Workspace(NamedTuple):
+    """Row buffers of one thread (made by :func:`new_workspace`)."""
+
+    #: (size_y, nx + size_x - 1) int16: the int16 values of the rows around the scan
+    #: row (a ring indexed by row % size_y), with zero margins of dx columns
+    ring: np.ndarray
+    #: (2, nx + size_x - 1) int16: column sums and largest magnitudes over the ring
+    columns: np.ndarray
+    #: (nx,) uint8: the scan row's dark (updated) flags
+    updated: np.ndarray
+    #: (nx,) int64: columns of the pixels the row keeps as they are
+    keep_ix: np.ndarray
+    #: (3, nx) float64: their sum, sum2 and int16 mean before the row's update
+    keep_state: np.ndarray
+
+
+class ClusterOutputs(NamedTuple):
+    """The clusters found so far, in raster order (grown by the kernels as needed)."""
+
+    #: (capacity,) int64: index of the cluster's frame in the frames scanned
+    frame: np.ndarray
+    #: (capacity,) int32: column of the cluster's reference pixel
+    x: np.ndarray
+    #: (capacity,) int32: row of the cluster's reference pixel
+    y: np.ndarray
+    #: (capacity, size_y, size_x): frame - pedestal of the cluster's pixels
+    data: np.ndarray
+
+
+def steady_parameters(window, nsigma, cluster_size, offset) -> SteadyParameters:
+    """The kernels' parameters (see :class:`SteadyParameters`) for frame values and
+    means in [offset, offset + 65535] (:func:`value_offset`)."""
     size_x, size_y = cluster_size
     size = size_x * size_y
     c3_nsigma = math.sqrt(size) * nsigma
@@ -201,16 +257,17 @@ def steady_parameters(window, nsigma, cluster_size, offset):
     slack = (16.0 + 32.0 * refresh) * 2.0**-52
     dy, dx = size_y // 2, size_x // 2
     carry = (dy * size_x + dx) / window
-    return (
-        int(window), float(nsigma), c3_nsigma, dy, dx, refresh, factor, slack,
-        int(offset) + 32768, _VALUE_LIMIT // size, carry,
+    return SteadyParameters(
+        window=int(window), nsigma=float(nsigma), c3_nsigma=c3_nsigma, dy=dy, dx=dx,
+        refresh=refresh, factor=factor, slack=slack, shift=int(offset) + 32768,
+        value_cap=_VALUE_LIMIT // size, carry=carry,
     )  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True)
 def new_means(total, parameters):
     """The kernels' int16 means, round(sum * (1 / window)) - shift, kept with the state."""
-    window, shift = parameters[0], parameters[8]
+    window, shift = parameters.window, parameters.shift
     reciprocal = 1.0 / np.float64(window)
     means = np.empty(total.shape, np.int16)
     for iy in range(total.shape[0]):
@@ -224,11 +281,11 @@ def new_thresholds(shape) -> np.ndarray:
     return np.empty((2, *shape), np.int16)
 
 
-def new_workspace(nx: int, cluster_size):
-    """Row buffers of one thread: (ring, columns, updated, keep_ix, keep_state)."""
+def new_workspace(nx: int, cluster_size) -> Workspace:
+    """Row buffers of one thread (see :class:`Workspace`)."""
     size_x, size_y = cluster_size
     width = nx + size_x - 1
-    return (
+    return Workspace(
         np.zeros((size_y, width), np.int16),
         np.zeros((2, width), np.int16),
         np.zeros(nx, np.uint8),
@@ -418,9 +475,8 @@ _ALL_DARK = np.uint64(0x0101010101010101)  # eight dark flags read as one word
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma, dy, dx,
-               means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
-               n_out):  # fmt: skip
+def _exact_row(frame, frame_index, iy, total, total2, parameters, means, updated, keep_ix,
+               keep_state, out_frame, out_x, out_y, out_data, n_out):  # fmt: skip
     # aare's test, in raster order, for the row's pixels not marked dark (see
     # _exact_pixel). Returns (n_out, n_keep).
     nx = frame.shape[1]
@@ -442,29 +498,28 @@ def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma,
             ix = 8 * k + (trailing_zeros(doubtful) >> 3)
             doubtful &= doubtful - np.uint64(1)
             n_out, n_keep = _exact_pixel(
-                frame, frame_index, iy, ix, total, total2, window, nsigma, c3_nsigma, dy,
-                dx, means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
-                n_out, n_keep,
+                frame, frame_index, iy, ix, total, total2, parameters, means, updated,
+                keep_ix, keep_state, out_frame, out_x, out_y, out_data, n_out, n_keep,
             )  # fmt: skip
         k += 1
     for ix in range(8 * n_words, nx):
         if not updated[ix]:
             n_out, n_keep = _exact_pixel(
-                frame, frame_index, iy, ix, total, total2, window, nsigma, c3_nsigma, dy,
-                dx, means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
-                n_out, n_keep,
+                frame, frame_index, iy, ix, total, total2, parameters, means, updated,
+                keep_ix, keep_state, out_frame, out_x, out_y, out_data, n_out, n_keep,
             )  # fmt: skip
     return n_out, n_keep
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _exact_pixel(frame, frame_index, iy, ix, total, total2, window, nsigma, c3_nsigma, dy, dx,
-                 means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data, n_out,
-                 n_keep):  # fmt: skip
+def _exact_pixel(frame, frame_index, iy, ix, total, total2, parameters, means, updated, keep_ix,
+                 keep_state, out_frame, out_x, out_y, out_data, n_out, n_keep):  # fmt: skip
     # aare's test of pixel (iy, ix) with float64 values from the frame and the state
     # (row iy's state is still the old one). Stores a cluster, or saves the state of a
     # pixel aare does not update (keep_*), or marks it updated. Returns (n_out, n_keep).
     ny, nx = frame.shape
+    window, nsigma, c3_nsigma = parameters.window, parameters.nsigma, parameters.c3_nsigma
+    dy, dx = parameters.dy, parameters.dx
     window_f = np.float64(window)
     cast = out_data.dtype.type
     reciprocal = 1.0 / window_f
@@ -588,8 +643,8 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, means, th
         n_keep = 0
         if _dark_row(columns, t_high, t_sum, dx, updated):
             n_out, n_keep = _exact_row(
-                borrowed(frame), frame_index, iy, borrowed(total), borrowed(total2), window,
-                nsigma, c3_nsigma, dy, dx, borrowed(means), borrowed(updated),
+                borrowed(frame), frame_index, iy, borrowed(total), borrowed(total2), parameters,
+                borrowed(means), borrowed(updated),
                 borrowed(keep_ix), borrowed(keep_state), borrowed(out_frame), borrowed(out_x),
                 borrowed(out_y), borrowed(out_data), n_out,
             )  # fmt: skip
@@ -611,7 +666,7 @@ def _grown(out_frame, out_x, out_y, out_data, n_out):
     new_x[:n_out] = out_x[:n_out]
     new_y[:n_out] = out_y[:n_out]
     new_data[:n_out] = out_data[:n_out]
-    return new_frame, new_x, new_y, new_data
+    return ClusterOutputs(new_frame, new_x, new_y, new_data)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -626,7 +681,7 @@ def _scan_rows_growing(frame, fi, row_start, row_stop, total, total2, means, thr
             out_frame, out_x, out_y, out_data, n_out, progress, band, head_row,
         )  # fmt: skip
         if row >= row_stop:
-            return (out_frame, out_x, out_y, out_data), n_out
+            return ClusterOutputs(out_frame, out_x, out_y, out_data), n_out
         out_frame, out_x, out_y, out_data = _grown(out_frame, out_x, out_y, out_data, n_out)
 
 
@@ -686,7 +741,7 @@ def scan_band(frames, band, bands, total, total2, means, threshold, parameters, 
     """
     n_frames = frames.shape[0]
     n_bands = bands.shape[0]
-    dy = parameters[3]
+    dy = parameters.dy
     first, end = bands[band, 0], bands[band, 1]
     head_row = min(first + dy, end) - 1
     n_out, no_band, no_head = _untyped_ints()
