@@ -4,7 +4,8 @@ No aare needed: :class:`dedkit.hpd.finder_reference.ReferenceFinder` is aare's
 ``ClusterFinder`` written out pixel by pixel. Every path of
 :class:`dedkit.hpd.finder.ClusterFinder` must give its clusters and its pedestal state
 bit for bit: the fast kernels of a full window (one thread, and row bands on several),
-and the exact path (an incomplete window, or the fast kernels not allowed).
+and the exact path (an incomplete window, or the fast kernels not allowed). Where aare
+is installed, the last test checks the reference itself against aare.
 """
 
 import warnings
@@ -171,3 +172,25 @@ def test_state_hand_over_between_chunks_matches_the_reference():
         warnings.simplefilter("error")
         part2 = second.find_clusters_parallel(data[7:], np.arange(7, 20), n_threads=2)
     assert_same(type(part1).concatenate([part1, part2]), second, clusters, reference)
+
+
+@pytest.mark.parametrize("cluster_size, dtype", [((3, 3), np.int32), ((5, 5), np.float32)])
+def test_the_reference_is_aare(cluster_size, dtype):
+    # the reference itself against aare 2025.11.21, where aare is installed (its
+    # cluster finder's pedestal window is 1000 frames)
+    aare = pytest.importorskip("aare", reason="aare (PSI) is not installed")
+    dark, data = photon_frames(1000, 12, seed=31, shape=(20, 24))
+    clusters, reference = reference_run(dark, data, cluster_size, 1000, dtype=dtype)
+    finder = aare.ClusterFinder(data.shape[1:], cluster_size, n_sigma=5.0, dtype=dtype)
+    for frame in dark:
+        finder.push_pedestal_frame(frame)
+    for number, frame in enumerate(data):
+        finder.find_clusters(frame, number)
+        records = np.array(finder.steal_clusters())
+        here = clusters.frame == number
+        np.testing.assert_array_equal(records["x"], clusters.x[here])
+        np.testing.assert_array_equal(records["y"], clusters.y[here])
+        np.testing.assert_array_equal(records["data"], clusters.data[here])
+    assert len(clusters.x) > 2 * len(data)
+    np.testing.assert_array_equal(finder.pedestal, reference.mean)
+    np.testing.assert_array_equal(finder.noise, np.sqrt(reference.sum2 / 1000 - reference.mean**2))
