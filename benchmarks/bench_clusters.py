@@ -12,7 +12,7 @@ finding 3 x 3 clusters at 5 sigma with pedestal tracking, the frames/s of
 - dedkit's ``ClusterFinder.find_clusters_in_frames`` with numba limited to 1 thread;
 - dedkit's ``ClusterFinder.find_clusters_parallel`` with one thread per core
   (``NUMBA_NUM_THREADS``): row bands, each on its own thread, scanning successive
-  frames as a wavefront (see :mod:`dedkit.hpd.finder_steady`);
+  frames as a wavefront (see :mod:`dedkit.hpd.finder_fast`);
 - as a ceiling for any split of the frame between two cores, two threads each running
   the one-thread finder on one half of the frames (own pedestal, no waiting);
 
@@ -193,8 +193,8 @@ def measure_uncoupled_halves(dark, data, repeats: int = 3) -> dict:
 def measure_paper_pipeline(dark, data, repeats: int = 3) -> dict:
     """Rates of the paper's connected-component finder (frames/s, keV frames) and of the
     localisers (clusters/s) on the 3x3 clusters of the same frames."""
-    from dedkit.hpd.connected import find_connected_clusters_batch
     from dedkit.hpd.finder import ClusterFinder
+    from dedkit.hpd.finder_connected import find_connected_clusters_batch
     from dedkit.hpd.localize import EtaInterpolator, get_localizer
     from dedkit.hpd.pedestal import pedestal_from_frames
 

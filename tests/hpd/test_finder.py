@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.hpd import finder_steady
+from dedkit.hpd import finder_fast
 from dedkit.hpd.finder import ClusterFinder, _band_rows
 from dedkit.hpd.pedestal import Pedestal, pedestal_from_frames
 
-aare = pytest.importorskip(
-    "aare", reason="aare (PSI) is not installed: pip install aare==2025.11.21"
-)
+# Only the tests that compare with aare need it (they skip without it, see aare_run);
+# the others check dedkit against itself and against the plain reference
+AARE_MISSING = "aare (PSI) is not installed: pip install aare==2025.11.21"
 
 SHAPE = (48, 40)  # rows, columns
 WINDOW = 1000  # aare's cluster finder's pedestal window
@@ -52,6 +52,8 @@ def frames():
 
 
 def aare_run(dark, data, cluster_size=(3, 3), dtype=np.int32, nsigma=5.0):
+    """aare's clusters, pedestal and noise; skips the calling test without aare."""
+    aare = pytest.importorskip("aare", reason=AARE_MISSING)
     finder = aare.ClusterFinder(data.shape[1:], cluster_size, n_sigma=nsigma, dtype=dtype)
     for frame in dark:
         finder.push_pedestal_frame(frame)
@@ -181,76 +183,23 @@ def test_fast_means_are_the_rounded_quotients():
     rng = np.random.default_rng(4)
     total = rng.normal(1.2e6, 3e4, (7, 9))
     total[0, :3] = (0.0, 3.0, 65535.4e3)
-    parameters = finder_steady.steady_parameters(1000, 5.0, (3, 3), 0)
-    means = finder_steady.new_means(total, parameters)
+    parameters = finder_fast.steady_parameters(1000, 5.0, (3, 3), 0)
+    means = finder_fast.new_means(total, parameters)
     assert means.dtype == np.int16
     shift = 32768  # offset 0 + 32768
     np.testing.assert_array_equal(means.astype(int) + shift, np.rint(total / 1000))
 
 
-@numba.njit
-def _borrowed_views_of(array, row, start, stop):
-    view = finder_steady._part(finder_steady._row(array, row), start, stop)
-    view[0] = -1  # writes reach the array
-    return view.copy()
-
-
-@pytest.mark.parametrize("dtype", [np.int16, np.float64])
-def test_borrowed_row_views_are_the_slices(dtype):
-    array = np.arange(5 * 7, dtype=dtype).reshape(5, 7)
-    expected = array[3, 2:6].copy()
-    expected[0] = -1
-    np.testing.assert_array_equal(_borrowed_views_of(array, 3, 2, 6), expected)
-    assert array[3, 2] == -1 and array[3, 1] == 3 * 7 + 1
-
-
-@numba.njit
-def _borrowed_whole(array):
-    view = finder_steady._borrow(array)
-    view[1, 1] = -1  # writes reach the array
-    return view.copy()
-
-
-def test_borrowed_whole_array_is_the_array():
-    array = np.arange(4 * 5, dtype=np.float64).reshape(4, 5)
-    expected = array.copy()
-    expected[1, 1] = -1
-    np.testing.assert_array_equal(_borrowed_whole(array), expected)
-    assert array[1, 1] == -1
-
-
-@numba.njit
-def _doubtful_pixels(flags):
-    # the pixels _exact_row visits: the zero flags, found word by word
-    words = finder_steady._flag_words(flags)
-    found = []
-    for k in range(words.shape[0]):
-        doubtful = ~words[k] & finder_steady._ALL_DARK
-        while doubtful != 0:
-            found.append(8 * k + (finder_steady._trailing_zeros(doubtful) >> 3))
-            doubtful &= doubtful - np.uint64(1)
-    return words.shape[0], found
-
-
-def test_flag_words_find_the_doubtful_pixels():
-    flags = np.ones(29, np.uint8)  # three whole words and five flags left over
-    doubtful = [0, 7, 8, 13, 14, 23]
-    flags[doubtful + [26]] = 0
-    n_words, found = _doubtful_pixels(flags)
-    assert n_words == 3
-    assert list(found) == doubtful
-
-
 def test_value_offset_spans_frames_and_means():
     total = np.array([[1000.0, 2000.0]]) * 1000  # means 1000 and 2000
-    assert finder_steady.value_offset(total, 1000, 0, 65535) == 0
-    assert finder_steady.value_offset(total, 1000, -32768, 32767) == -32768
-    assert finder_steady.value_offset(total, 1000, 1500, 1600) == 1000
-    assert finder_steady.value_offset(total, 1000, 1500, 67000) is None
-    assert finder_steady.value_offset(total * 40, 1000, 0, 65535) is None  # mean 80000
+    assert finder_fast.value_offset(total, 1000, 0, 65535) == 0
+    assert finder_fast.value_offset(total, 1000, -32768, 32767) == -32768
+    assert finder_fast.value_offset(total, 1000, 1500, 1600) == 1000
+    assert finder_fast.value_offset(total, 1000, 1500, 67000) is None
+    assert finder_fast.value_offset(total * 40, 1000, 0, 65535) is None  # mean 80000
     # a mean that rounds to 65536 does not fit either
-    assert finder_steady.value_offset(np.array([[65535.6e3]]), 1000, 0, 65535) is None
-    assert finder_steady.value_offset(np.array([[np.nan]]), 1000, 0, 65535) is None
+    assert finder_fast.value_offset(np.array([[65535.6e3]]), 1000, 0, 65535) is None
+    assert finder_fast.value_offset(np.array([[np.nan]]), 1000, 0, 65535) is None
 
 
 def exact_only(finder):
@@ -350,7 +299,7 @@ def test_bad_input(frames):
 
 @pytest.mark.parametrize("window", [1, 2, 7, 333, 999, 1000, 1001, 12345, 2**30 - 1])
 def test_fma_division_is_the_division(window):
-    from dedkit.hpd.finder_steady import _divide
+    from dedkit.hpd.finder_fast import _divide
 
     @numba.njit
     def divide_all(a, n, out):
@@ -377,7 +326,7 @@ def test_fma_division_is_the_division(window):
 
 
 def test_fast_path_budget():
-    from dedkit.hpd.finder_steady import fast_path_budget
+    from dedkit.hpd.finder_fast import fast_path_budget
 
     rng = np.random.default_rng(1)
     total = rng.normal(1000, 30, (8, 9)) * WINDOW
@@ -440,8 +389,8 @@ def test_exact_path_when_the_fast_one_is_not_allowed(frames, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the fast kernels must not run")
 
-    monkeypatch.setattr(finder_steady, "scan_all", refuse)
-    monkeypatch.setattr(finder_steady, "scan_band", refuse)
+    monkeypatch.setattr(finder_fast, "scan_all", refuse)
+    monkeypatch.setattr(finder_fast, "scan_band", refuse)
     table = finder.find_clusters_parallel(data[:20], n_threads=2)
     # the same clusters away from the odd pixel, whose pedestal is 0 instead of ~1000
     away = (abs(table.x.astype(int) - 6) > 1) | (abs(table.y.astype(int) - 5) > 1)

@@ -5,7 +5,7 @@ import pytest
 from scipy.special import ndtr
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.connected import find_connected_clusters
+from dedkit.hpd.finder_connected import find_connected_clusters
 from dedkit.hpd.localize import (
     CentroidLocalizer,
     EtaInterpolator,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.connected import find_connected_clusters
+from dedkit.hpd.finder_connected import find_connected_clusters
 from dedkit.hpd.select import SelectionReport, select_single_electrons
 from dedkit.records.tables import FEATURE_NAMES, ClusterTable
 

@@ -1,10 +1,10 @@
 """aare-compatible cluster finder: local maxima above n sigma, with pedestal tracking.
 
 The decisions are those of PSI aare's ``ClusterFinder::find_clusters`` (aare
-2025.11.21), so that on the same frames, after the same dark frames, the clusters are
-identical to aare's, pixel value for pixel value. Pixels are visited row by row, column
-by column, and for each pixel (row y, column x), with the pixel's noise ``rms`` and
-``value = frame - pedestal``:
+2025.11.21, see "aare version" below), so that on the same frames, after the same dark
+frames, the clusters are identical to aare's, pixel value for pixel value. Pixels are
+visited row by row, column by column, and for each pixel (row y, column x), with the
+pixel's noise ``rms`` and ``value = frame - pedestal``:
 
 1. ``value < -nsigma * rms``: nothing happens (no cluster, no pedestal update);
 2. over the ``cluster_size`` neighbourhood (inside the frame), ``max`` is the largest
@@ -29,7 +29,7 @@ the first data frame): push at least ``window`` dark frames (a warning says so).
 Two paths give these decisions:
 
 - with a full pedestal window (the normal case), the fast kernels of
-  :mod:`dedkit.hpd.finder_steady`: an int16 "surely dark" test with bounded errors
+  :mod:`dedkit.hpd.finder_fast`: an int16 "surely dark" test with bounded errors
   for sixteen pixels at a time, aare's exact test only for the few others, and on
   several cores row bands that scan successive frames at once (a wavefront), each
   band on its own thread;
@@ -37,6 +37,22 @@ Two paths give these decisions:
   round differently, or frame values and means that no window of 65536 ADU holds),
   aare's exact test for every pixel, in raster order (slow, but still aare's result),
   in this module.
+
+:mod:`dedkit.hpd.finder_reference` writes aare's loop out in plain Python, pixel by
+pixel: both paths are tested against it without aare
+(``tests/hpd/test_finder_reference.py``), and against aare itself where it is installed.
+
+aare version: dedkit reproduces aare **2025.11.21** (the version pinned in
+``constraints.txt`` and in the test extra, which ``tests/hpd/test_finder.py`` compares
+with). aare 2026.3.17 changed how a cluster's pixel values are stored (commit 0ce6128,
+January 2026, "added rounding in cluster finder"): 2025.11.21 stores
+``static_cast<CT>(frame) - static_cast<CT>(pedestal)``, so an int32 cluster truncates
+the pedestal towards zero before subtracting (frame 1003, pedestal 1000.4 or 1000.7:
+3 either way) and a float32 cluster subtracts in float32; 2026.3.17 subtracts in
+float64 and, for integer clusters, rounds to the nearest with ``std::lround`` (2.6 ->
+3, 2.3 -> 2), while a float32 cluster takes the float64 difference cast to float32.
+Which pixels hold clusters and the pedestal updates did not change; float64 clusters
+are the same in both.
 
 Splitting the frames themselves between cores cannot give aare's result: the running
 pedestal makes each frame depend on all those before it (aare's own
@@ -49,12 +65,13 @@ from __future__ import annotations
 import math
 import threading
 import warnings
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd import finder_steady
+from dedkit.hpd import finder_fast
 from dedkit.hpd.pedestal import Pedestal
 from dedkit.records.tables import ClusterTable
 
@@ -70,6 +87,15 @@ CLUSTER_DTYPES = (np.dtype(np.int32), np.dtype(np.float32), np.dtype(np.float64)
 # stay as they are (kept while the whole row is updated, then put back)
 _KEEP_SUM, _KEEP_SUM2, _KEEP_MEAN, _KEEP_Q2, _KEEP_VALUE, _KEEP_COLUMN = range(6)
 _N_ROW_BUFFERS = 6
+
+
+class _ExactParameters(NamedTuple):
+    # the exact path's scalar parameters, in the order its kernels take them
+    window: int  # pedestal window (frames)
+    nsigma: float
+    c3_nsigma: float  # sqrt(size_x * size_y) * nsigma
+    dy: int  # size_y // 2
+    dx: int  # size_x // 2
 
 
 @numba.njit(cache=True, nogil=True)
@@ -304,6 +330,9 @@ class ClusterFinder:
     -----
     The pedestal is float64, as in aare's Python cluster finders. Frames are raw
     integer ADU (uint16 for MÖNCH, gain bits masked off for Jungfrau).
+
+    The results are those of aare 2025.11.21; aare 2026.3.17 rounds an integer
+    cluster's pixel values differently (see :mod:`dedkit.hpd.finder`).
     """
 
     def __init__(
@@ -405,7 +434,7 @@ class ClusterFinder:
         self._incomplete = bool(np.any(p._count < self.window))
         # frames the fast kernels may run before their arithmetic must be checked again
         self._fast_budget = (
-            finder_steady.fast_path_budget(p._sum, p._sum2, self.window) if self._steady else 0
+            finder_fast.fast_path_budget(p._sum, p._sum2, self.window) if self._steady else 0
         )
 
     def _fast_path(self, n_frames: int) -> bool:
@@ -443,11 +472,11 @@ class ClusterFinder:
     def _kernel_parameters(self):
         size_x, size_y = self.cluster_size
         c3_nsigma = math.sqrt(size_x * size_y) * self.nsigma
-        return (self.window, self.nsigma, c3_nsigma, size_y // 2, size_x // 2)
+        return _ExactParameters(self.window, self.nsigma, c3_nsigma, size_y // 2, size_x // 2)
 
-    def _outputs(self, capacity: int):
+    def _outputs(self, capacity: int) -> finder_fast.ClusterOutputs:
         size_x, size_y = self.cluster_size
-        return (
+        return finder_fast.ClusterOutputs(
             np.empty(capacity, np.int64),
             np.empty(capacity, np.int32),
             np.empty(capacity, np.int32),
@@ -455,15 +484,15 @@ class ClusterFinder:
         )
 
     def _table(self, frame_numbers, pieces) -> ClusterTable:
-        # pieces: (frame index, x, y, data) arrays of the workers, joined in raster
+        # pieces: the ClusterOutputs (frame index, x, y, data) of the workers, joined in raster
         # order (frame, row, column), which is the order aare emits. Each piece is in
         # raster order and holds rows below those of the pieces before it, so a stable
         # sort by frame alone gives it (a merge of sorted runs: ~70x faster than
         # sorting by frame, row and column)
-        frame_index = np.concatenate([p[0] for p in pieces])
-        x = np.concatenate([p[1] for p in pieces])
-        y = np.concatenate([p[2] for p in pieces])
-        data = np.concatenate([p[3] for p in pieces])
+        frame_index = np.concatenate([p.frame for p in pieces])
+        x = np.concatenate([p.x for p in pieces])
+        y = np.concatenate([p.y for p in pieces])
+        data = np.concatenate([p.data for p in pieces])
         if len(pieces) > 1:
             order = np.argsort(frame_index, kind="stable")
             frame_index, x, y, data = frame_index[order], x[order], y[order], data[order]
@@ -547,7 +576,7 @@ class ClusterFinder:
             for new, old in zip(grown, outputs, strict=True):
                 new[:n_out] = old[:n_out]
             outputs = grown
-        return tuple(array[:n_out] for array in outputs)
+        return finder_fast.ClusterOutputs(*(array[:n_out] for array in outputs))
 
     def _fast_parameters(self, frames: np.ndarray):
         # The fast kernels' parameters, or None where they may not run: not a full
@@ -560,29 +589,29 @@ class ClusterFinder:
             low, high = np.iinfo(frames.dtype).min, np.iinfo(frames.dtype).max
         else:
             low, high = int(frames.min()), int(frames.max())
-        offset = finder_steady.value_offset(self._pedestal._sum, self.window, low, high)
+        offset = finder_fast.value_offset(self._pedestal._sum, self.window, low, high)
         if offset is None:
             return None
-        return finder_steady.steady_parameters(self.window, self.nsigma, self.cluster_size, offset)
+        return finder_fast.steady_parameters(self.window, self.nsigma, self.cluster_size, offset)
 
     def _run_fast(self, frames: np.ndarray, parameters):
         # the fast kernels on one thread
         p = self._pedestal
-        threshold = finder_steady.new_thresholds(self.shape)
-        means = finder_steady.new_means(p._sum, parameters)
+        threshold = finder_fast.new_thresholds(self.shape)
+        means = finder_fast.new_means(p._sum, parameters)
         outputs = self._outputs(max(4 * self.shape[1], 32 * len(frames)))
-        outputs, n_out = finder_steady.scan_all(
+        outputs, n_out = finder_fast.scan_all(
             frames, p._sum, p._sum2, means, threshold, parameters,
-            finder_steady.new_workspace(self.shape[1], self.cluster_size), outputs,
+            finder_fast.new_workspace(self.shape[1], self.cluster_size), outputs,
         )  # fmt: skip
-        return tuple(array[:n_out] for array in outputs)
+        return finder_fast.ClusterOutputs(*(array[:n_out] for array in outputs))
 
     def _run_fast_banded(self, frames: np.ndarray, bands: np.ndarray, parameters):
         # the fast kernels on one thread per band (this one runs the first band)
         p = self._pedestal
         n_bands = len(bands)
-        threshold = finder_steady.new_thresholds(self.shape)
-        means = finder_steady.new_means(p._sum, parameters)
+        threshold = finder_fast.new_thresholds(self.shape)
+        means = finder_fast.new_means(p._sum, parameters)
         head_done = np.zeros(n_bands, np.int64)
         strip_done = np.zeros(n_bands, np.int64)
         abort = np.zeros(1, np.int64)
@@ -592,9 +621,9 @@ class ClusterFinder:
 
         def work(band):
             try:
-                results[band] = finder_steady.scan_band(
+                results[band] = finder_fast.scan_band(
                     frames, band, bands, p._sum, p._sum2, means, threshold, parameters,
-                    finder_steady.new_workspace(self.shape[1], self.cluster_size),
+                    finder_fast.new_workspace(self.shape[1], self.cluster_size),
                     self._outputs(capacity), head_done, strip_done, abort,
                 )  # fmt: skip
             except BaseException as error:  # the other threads must not wait forever
@@ -614,7 +643,7 @@ class ClusterFinder:
         pieces = []
         for outputs, n_out, completed in results:
             assert completed
-            pieces.append(tuple(array[:n_out] for array in outputs))
+            pieces.append(finder_fast.ClusterOutputs(*(array[:n_out] for array in outputs)))
         return pieces
 
     def find_clusters_parallel(
@@ -623,7 +652,7 @@ class ClusterFinder:
         """Clusters of frames on several cores, identical to :meth:`find_clusters_in_frames`.
 
         The frame is split into row bands, one thread each, that scan successive frames
-        at the same time (a wavefront, see :mod:`dedkit.hpd.finder_steady`), so results
+        at the same time (a wavefront, see :mod:`dedkit.hpd.finder_fast`), so results
         do not depend on the number of threads. Needs a full pedestal window; otherwise
         the frames are scanned on one core (with the same results).
 

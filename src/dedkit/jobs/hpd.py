@@ -18,8 +18,8 @@ import numpy as np
 
 from dedkit.errors import DedkitError, one_line
 from dedkit.hpd.calibrate import apply_gain, clusters_to_kev
-from dedkit.hpd.connected import find_connected_clusters_batch
 from dedkit.hpd.finder import ClusterFinder
+from dedkit.hpd.finder_connected import find_connected_clusters_batch
 from dedkit.hpd.image import (
     check_upsample,
     divide_by_response,

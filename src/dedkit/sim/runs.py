@@ -12,8 +12,9 @@ Two products, both built on :func:`dedkit.sim.transport.simulate_electrons` (Gea
   "stamp" of the sensor around its entry point, large enough that no track reaches its
   border: half-width ``1.1 R_CSDA + 5 sigma`` of the widest cloud), noise added, the
   frames digitised and calibrated back (so ADC rounding and saturation are in the data),
-  clusters found by the paper's finder (:func:`dedkit.hpd.connected.find_connected_clusters_batch`,
-  5 sigma, 15 x 15 crops, pixels outside the cluster zeroed) and selected by energy
+  clusters found by the paper's finder
+  (:func:`dedkit.hpd.finder_connected.find_connected_clusters_batch`, 5 sigma, 15 x 15
+  crops, pixels outside the cluster zeroed) and selected by energy
   (:func:`dedkit.hpd.select.select_single_electrons`, 20-205 keV at 200 keV). The stamp is
   equivalent to the full frame for an isolated electron (the crop's pixels outside the
   cluster are zeroed either way) and costs under a thousand pixels of noise instead of
@@ -48,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.connected import find_connected_clusters_batch
+from dedkit.hpd.finder_connected import find_connected_clusters_batch
 from dedkit.hpd.select import SelectionReport, select_single_electrons
 from dedkit.records.tables import ClusterTable, EventTable
 from dedkit.sim.beam import BeamPattern, check_flux, sample_arrivals

@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from dedkit.errors import DedkitError
-from dedkit.hpd.connected import find_connected_clusters, find_connected_clusters_batch
+from dedkit.hpd.finder_connected import find_connected_clusters, find_connected_clusters_batch
 from dedkit.records.tables import FEATURE_NAMES
 
 NOISE = 0.2  # keV; 5 sigma = 1 keV

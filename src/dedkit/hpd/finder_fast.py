@@ -34,10 +34,11 @@ stops being exact within the call; and what :func:`value_offset` checks: frame v
 and means within one window of 65536 ADU (means stay there: an update averages a mean
 with a frame value).
 
-Row views and the arrays handed to the exact test are borrowed (:func:`_row`,
-:func:`_part`, :func:`_borrow`): a plain ``array[i]``, or an array passed to a
-function, costs atomic operations on the array's reference count, and both threads
-would share them.
+Row views and the arrays handed to the exact test are borrowed (``borrowed_row``,
+``borrowed_part``, ``borrowed`` of :mod:`dedkit.hpd.intrinsics`, with the LLVM
+intrinsics the kernels use): a plain ``array[i]``, or an array passed to a function,
+costs atomic operations on the array's reference count, and both threads would share
+them.
 
 Several cores (:func:`scan_band`): the frame is cut into row bands separated by strips
 of ``size_y // 2`` rows, as in :mod:`dedkit.hpd.finder`. Each band runs on its own
@@ -53,16 +54,29 @@ the results are identical to it.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
-import llvmlite.ir as llvm_ir
 import numba
 import numpy as np
-from numba.core import cgutils
-from numba.core import types as numba_types
-from numba.extending import intrinsic
-from numba.np.arrayobj import populate_array
+
+from dedkit.hpd.intrinsics import (
+    atomic_load,
+    atomic_store,
+    borrowed,
+    borrowed_part,
+    borrowed_row,
+    flag_words,
+    float_bits,
+    fma,
+    sched_yield,
+    sub_saturated,
+    trailing_zeros,
+)
 
 __all__ = [
+    "SteadyParameters",
+    "Workspace",
+    "ClusterOutputs",
     "fast_path_budget",
     "steady_parameters",
     "scan_all",
@@ -96,34 +110,6 @@ _FRAMES_PER_REFRESH = 32
 _MAX_REFRESH = 32
 
 
-@intrinsic
-def _fma(typingctx, a, b, c):
-    # a * b + c with one rounding (LLVM's fma: vfmadd, or an exact software fallback)
-    signature = numba_types.float64(numba_types.float64, numba_types.float64, numba_types.float64)
-
-    def codegen(context, builder, sig, args):
-        double = llvm_ir.DoubleType()
-        function_type = llvm_ir.FunctionType(double, [double, double, double])
-        fma = builder.module.declare_intrinsic("llvm.fma", [double], function_type)
-        return builder.call(fma, args)
-
-    return signature, codegen
-
-
-@intrinsic
-def _sub_saturated(typingctx, a, b):
-    # a - b (int16) saturated to [-32768, 32767]: one vpsubsw for sixteen pixels
-    signature = numba_types.int16(numba_types.int16, numba_types.int16)
-
-    def codegen(context, builder, sig, args):
-        short = llvm_ir.IntType(16)
-        function_type = llvm_ir.FunctionType(short, [short, short])
-        sub = builder.module.declare_intrinsic("llvm.ssub.sat", [short], function_type)
-        return builder.call(sub, args)
-
-    return signature, codegen
-
-
 @numba.njit(inline="always")
 def _divide(a, n, reciprocal):
     """a / n, bit for bit as the division, for 2**-900 <= |a| < 2**1000 (and a = 0, up to
@@ -140,141 +126,9 @@ def _divide(a, n, reciprocal):
     between z and a / n, so rounding z gives the rounded a / n.
     """
     q0 = a * reciprocal
-    return _fma(_fma(-q0, n, a), reciprocal, q0)
+    return fma(fma(-q0, n, a), reciprocal, q0)
 
 
-@intrinsic
-def _atomic_load(typingctx, array, index):
-    # array[index] (int64) read with acquire ordering
-    signature = numba_types.int64(array, index)
-
-    def codegen(context, builder, sig, args):
-        array_type = sig.args[0]
-        ary = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, ary, [args[1]])
-        return builder.load_atomic(pointer, ordering="acquire", align=8)
-
-    return signature, codegen
-
-
-@intrinsic
-def _atomic_store(typingctx, array, index, value):
-    # array[index] = value (int64) with release ordering
-    signature = numba_types.void(array, index, value)
-
-    def codegen(context, builder, sig, args):
-        array_type = sig.args[0]
-        ary = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, ary, [args[1]])
-        builder.store_atomic(args[2], pointer, ordering="release", align=8)
-        return context.get_dummy_value()
-
-    return signature, codegen
-
-
-def _borrowed_view(context, builder, sig, array, offset, length, stride):
-    # a view of ``array`` from element ``offset`` (length, stride: the view's) that
-    # holds no reference to the array's memory: taking it and dropping it cost no
-    # atomic reference counting, which the caller's own reference makes unnecessary
-    source = context.make_array(sig.args[0])(context, builder, array)
-    view = context.make_array(sig.return_type)(context, builder)
-    data = builder.gep(source.data, [offset])
-    populate_array(
-        view, data=data, shape=cgutils.pack_array(builder, [length]),
-        strides=cgutils.pack_array(builder, [stride]), itemsize=source.itemsize, meminfo=None,
-    )  # fmt: skip
-    return view._getvalue()
-
-
-@intrinsic
-def _row(typingctx, array, index):
-    # array[index] of a C-contiguous 2-D array, as a borrowed view (see _borrowed_view).
-    # A row view per row and array otherwise costs two atomic operations on the
-    # array's reference count, about a tenth of the time, and the threads share it.
-    if not (isinstance(array, numba_types.Array) and array.ndim == 2 and array.layout == "C"):
-        return None
-    signature = array.copy(ndim=1, layout="C")(array, index)
-
-    def codegen(context, builder, sig, args):
-        source = context.make_array(sig.args[0])(context, builder, args[0])
-        _, nx = cgutils.unpack_tuple(builder, source.shape)
-        _, stride = cgutils.unpack_tuple(builder, source.strides)
-        index = context.cast(builder, args[1], sig.args[1], numba_types.intp)
-        offset = builder.mul(index, nx)
-        return _borrowed_view(context, builder, sig, args[0], offset, nx, stride)
-
-    return signature, codegen
-
-
-@intrinsic
-def _part(typingctx, array, start, stop):
-    # array[start:stop] of a C-contiguous 1-D array (0 <= start <= stop <= its length),
-    # as a borrowed view (see _borrowed_view)
-    if not (isinstance(array, numba_types.Array) and array.ndim == 1 and array.layout == "C"):
-        return None
-    signature = array(array, start, stop)
-
-    def codegen(context, builder, sig, args):
-        source = context.make_array(sig.args[0])(context, builder, args[0])
-        (stride,) = cgutils.unpack_tuple(builder, source.strides)
-        start = context.cast(builder, args[1], sig.args[1], numba_types.intp)
-        stop = context.cast(builder, args[2], sig.args[2], numba_types.intp)
-        length = builder.sub(stop, start)
-        return _borrowed_view(context, builder, sig, args[0], start, length, stride)
-
-    return signature, codegen
-
-
-@intrinsic
-def _flag_words(typingctx, flags):
-    # the uint8 flags of a C-contiguous 1-D array read eight at a time: a borrowed
-    # uint64 view of its first len // 8 words (see _borrowed_view)
-    if not (isinstance(flags, numba_types.Array) and flags.ndim == 1 and flags.layout == "C"):
-        return None
-    if flags.dtype != numba_types.uint8:
-        return None
-    signature = numba_types.Array(numba_types.uint64, 1, "C")(flags)
-
-    def codegen(context, builder, sig, args):
-        source = context.make_array(sig.args[0])(context, builder, args[0])
-        (n,) = cgutils.unpack_tuple(builder, source.shape)
-        eight = context.get_constant(numba_types.intp, 8)
-        length = builder.sdiv(n, eight)
-        view = context.make_array(sig.return_type)(context, builder)
-        data = builder.bitcast(source.data, context.get_data_type(numba_types.uint64).as_pointer())
-        populate_array(
-            view, data=data, shape=cgutils.pack_array(builder, [length]),
-            strides=cgutils.pack_array(builder, [eight]), itemsize=eight, meminfo=None,
-        )  # fmt: skip
-        return view._getvalue()
-
-    return signature, codegen
-
-
-@intrinsic
-def _borrow(typingctx, array):
-    # the whole array as a borrowed view (see _borrowed_view). A function, inlined or
-    # not, takes and drops a reference to each array it is given: 22 atomic operations
-    # per call of _exact_row (eleven arrays, four of them shared by the threads); a
-    # borrowed view's reference costs nothing
-    if not isinstance(array, numba_types.Array):
-        return None
-    signature = array(array)
-
-    def codegen(context, builder, sig, args):
-        source = context.make_array(sig.args[0])(context, builder, args[0])
-        view = context.make_array(sig.return_type)(context, builder)
-        populate_array(
-            view, data=source.data, shape=source.shape, strides=source.strides,
-            itemsize=source.itemsize, meminfo=None,
-        )  # fmt: skip
-        return view._getvalue()
-
-    return signature, codegen
-
-
-# POSIX sched_yield, resolved by name when the kernel is linked (so it can be cached)
-_sched_yield = numba_types.ExternalFunction("sched_yield", numba_types.int32())
 # ~1 ms of spinning (an atomic load a few ns each) before a waiting thread yields
 _SPINS_BEFORE_YIELD = 200_000
 
@@ -328,20 +182,72 @@ def value_offset(total: np.ndarray, window: int, low: int, high: int) -> int | N
     return offset
 
 
-def steady_parameters(window, nsigma, cluster_size, offset):
-    """The kernels' parameters: (window, nsigma, c3_nsigma, dy, dx, refresh, factor,
-    slack, shift, value_cap, carry).
+class SteadyParameters(NamedTuple):
+    """The kernels' parameters (made by :func:`steady_parameters`).
 
-    refresh : frames between threshold refreshes (K)
-    factor : nsigma**2 (1 - 1e-6) (1 - 1/window)**K, the threshold's factor
-    slack : relative bound of the threshold's variance rounding, over K updates
-    shift : offset + 32768, taken from frame values and means before they are stored
-        as int16 (see :func:`value_offset`)
-    value_cap : the largest int16 magnitude the dark test accepts: the sum of a
-        neighbourhood of such values cannot wrap around
-    carry : (neighbours aare updates before a pixel's test) / window, the part of a
-        value those updates may take away
+    A NamedTuple, so that numba passes it to the kernels as one argument (a tuple of
+    scalars, read field by field at no cost).
     """
+
+    #: pedestal window (frames): aare's push_fast divides by it
+    window: int
+    #: threshold in units of each pixel's noise
+    nsigma: float
+    #: sqrt(size_x * size_y) * nsigma, the threshold of a neighbourhood's sum
+    c3_nsigma: float
+    #: half the cluster's height (rows above and below the pixel)
+    dy: int
+    #: half the cluster's width (columns left and right of the pixel)
+    dx: int
+    #: frames between threshold refreshes (K)
+    refresh: int
+    #: nsigma**2 (1 - 1e-6) (1 - 1/window)**K, the threshold's factor
+    factor: float
+    #: relative bound of the threshold's variance rounding, over K updates
+    slack: float
+    #: offset + 32768, taken from frame values and means before they are stored as
+    #: int16 (see :func:`value_offset`)
+    shift: int
+    #: the largest int16 magnitude the dark test accepts: the sum of a neighbourhood
+    #: of such values cannot wrap around
+    value_cap: int
+    #: (neighbours aare updates before a pixel's test) / window, the part of a value
+    #: those updates may take away
+    carry: float
+
+
+class Workspace(NamedTuple):
+    """Row buffers of one thread (made by :func:`new_workspace`)."""
+
+    #: (size_y, nx + size_x - 1) int16: the int16 values of the rows around the scan
+    #: row (a ring indexed by row % size_y), with zero margins of dx columns
+    ring: np.ndarray
+    #: (2, nx + size_x - 1) int16: column sums and largest magnitudes over the ring
+    columns: np.ndarray
+    #: (nx,) uint8: the scan row's dark (updated) flags
+    updated: np.ndarray
+    #: (nx,) int64: columns of the pixels the row keeps as they are
+    keep_ix: np.ndarray
+    #: (3, nx) float64: their sum, sum2 and int16 mean before the row's update
+    keep_state: np.ndarray
+
+
+class ClusterOutputs(NamedTuple):
+    """The clusters found so far, in raster order (grown by the kernels as needed)."""
+
+    #: (capacity,) int64: index of the cluster's frame in the frames scanned
+    frame: np.ndarray
+    #: (capacity,) int32: column of the cluster's reference pixel
+    x: np.ndarray
+    #: (capacity,) int32: row of the cluster's reference pixel
+    y: np.ndarray
+    #: (capacity, size_y, size_x): frame - pedestal of the cluster's pixels
+    data: np.ndarray
+
+
+def steady_parameters(window, nsigma, cluster_size, offset) -> SteadyParameters:
+    """The kernels' parameters (see :class:`SteadyParameters`) for frame values and
+    means in [offset, offset + 65535] (:func:`value_offset`)."""
     size_x, size_y = cluster_size
     size = size_x * size_y
     c3_nsigma = math.sqrt(size) * nsigma
@@ -351,16 +257,17 @@ def steady_parameters(window, nsigma, cluster_size, offset):
     slack = (16.0 + 32.0 * refresh) * 2.0**-52
     dy, dx = size_y // 2, size_x // 2
     carry = (dy * size_x + dx) / window
-    return (
-        int(window), float(nsigma), c3_nsigma, dy, dx, refresh, factor, slack,
-        int(offset) + 32768, _VALUE_LIMIT // size, carry,
+    return SteadyParameters(
+        window=int(window), nsigma=float(nsigma), c3_nsigma=c3_nsigma, dy=dy, dx=dx,
+        refresh=refresh, factor=factor, slack=slack, shift=int(offset) + 32768,
+        value_cap=_VALUE_LIMIT // size, carry=carry,
     )  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True)
 def new_means(total, parameters):
     """The kernels' int16 means, round(sum * (1 / window)) - shift, kept with the state."""
-    window, shift = parameters[0], parameters[8]
+    window, shift = parameters.window, parameters.shift
     reciprocal = 1.0 / np.float64(window)
     means = np.empty(total.shape, np.int16)
     for iy in range(total.shape[0]):
@@ -374,11 +281,11 @@ def new_thresholds(shape) -> np.ndarray:
     return np.empty((2, *shape), np.int16)
 
 
-def new_workspace(nx: int, cluster_size):
-    """Row buffers of one thread: (ring, columns, updated, keep_ix, keep_state)."""
+def new_workspace(nx: int, cluster_size) -> Workspace:
+    """Row buffers of one thread (see :class:`Workspace`)."""
     size_x, size_y = cluster_size
     width = nx + size_x - 1
-    return (
+    return Workspace(
         np.zeros((size_y, width), np.int16),
         np.zeros((2, width), np.int16),
         np.zeros(nx, np.uint8),
@@ -394,17 +301,6 @@ def new_workspace(nx: int, cluster_size):
 # its array arguments costs about as much as a short row's work
 
 
-@intrinsic
-def _bits(typingctx, x):
-    # the bits of a float64, as an int64
-    signature = numba_types.int64(numba_types.float64)
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], llvm_ir.IntType(64))
-
-    return signature, codegen
-
-
 # 1.5 * 2**52: a float64 in [2**52, 2**53) has the whole numbers as its last bits
 _ROUNDER = 1.5 * 2.0**52
 
@@ -413,7 +309,7 @@ _ROUNDER = 1.5 * 2.0**52
 def _rounded_mean(total, reciprocal, shift):
     # round(total * reciprocal) - shift as int16, rounded once (to the nearest, ties to
     # even) by the fma; its last 16 bits are the whole number, in two's complement
-    return np.int16(_bits(_fma(total, reciprocal, _ROUNDER - shift)))
+    return np.int16(float_bits(fma(total, reciprocal, _ROUNDER - shift)))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -433,7 +329,7 @@ def _refresh_thresholds(srow, s2row, t_high, t_sum, window, factor, slack, size,
     for ix in range(srow.shape[0]):
         m = srow[ix] * reciprocal
         q = s2row[ix] * reciprocal
-        var = _fma(-m, m, q) - slack * abs(q)
+        var = fma(-m, m, q) - slack * abs(q)
         # a lower bound of aare's nsigma * rms for the next K frames (np.floor, not
         # math.floor, which returns an integer and stops the loop from vectorising)
         limit = math.sqrt(factor * var) * shrink if var > 0.0 else -1.0
@@ -448,7 +344,7 @@ def _refresh_thresholds(srow, s2row, t_high, t_sum, window, factor, slack, size,
 def _value(f, mean, shift):
     # frame - mean in whole ADU (mean: int16 from _rounded_mean), saturated to
     # +-_VALUE_LIMIT so that its magnitude fits an int16
-    value = _sub_saturated(np.int16(np.int64(f) - shift), mean)
+    value = sub_saturated(np.int16(np.int64(f) - shift), mean)
     return value if value > -_VALUE_LIMIT else np.int16(-_VALUE_LIMIT)
 
 
@@ -470,9 +366,9 @@ def _fill_row(frame, means, row, dx, shift, out):
     if row < 0 or row >= ny:
         out[:] = 0
         return
-    frow = _row(frame, row)
-    mrow = _row(means, row)
-    inner = _part(out, dx, dx + nx)
+    frow = borrowed_row(frame, row)
+    mrow = borrowed_row(means, row)
+    inner = borrowed_part(out, dx, dx + nx)
     for ix in range(nx):
         inner[ix] = _value(frow[ix], mrow[ix], shift)
 
@@ -483,11 +379,11 @@ def _fill_row_columns(frame, means, iy, dx, shift, ring, columns):
     # sums and largest magnitudes of rows iy - 1, iy, iy + 1. The sums wrap around only
     # where a magnitude exceeds value_cap, which fails the dark test anyway.
     ny, nx = frame.shape
-    below = _row(ring, (iy + 1) % 3)
-    r0 = _row(ring, (iy - 1) % 3)
-    r1 = _row(ring, iy % 3)
-    column_sum = _row(columns, 0)
-    column_max = _row(columns, 1)
+    below = borrowed_row(ring, (iy + 1) % 3)
+    r0 = borrowed_row(ring, (iy - 1) % 3)
+    r1 = borrowed_row(ring, iy % 3)
+    column_sum = borrowed_row(columns, 0)
+    column_max = borrowed_row(columns, 1)
     width = nx + 2 * dx
     if iy + 1 >= ny:
         below[:] = 0
@@ -496,18 +392,18 @@ def _fill_row_columns(frame, means, iy, dx, shift, ring, columns):
             column_sum[j] = a + b
             column_max[j] = _larger(_magnitude(a), _magnitude(b))
         return
-    frow = _row(frame, iy + 1)
-    mrow = _row(means, iy + 1)
+    frow = borrowed_row(frame, iy + 1)
+    mrow = borrowed_row(means, iy + 1)
     for j in range(dx):  # the zero margins
         for k in (j, width - 1 - j):
             a, b = r0[k], r1[k]
             column_sum[k] = a + b
             column_max[k] = _larger(_magnitude(a), _magnitude(b))
-    r0 = _part(r0, dx, dx + nx)
-    r1 = _part(r1, dx, dx + nx)
-    inner = _part(below, dx, dx + nx)
-    inner_sum = _part(column_sum, dx, dx + nx)
-    inner_max = _part(column_max, dx, dx + nx)
+    r0 = borrowed_part(r0, dx, dx + nx)
+    r1 = borrowed_part(r1, dx, dx + nx)
+    inner = borrowed_part(below, dx, dx + nx)
+    inner_sum = borrowed_part(column_sum, dx, dx + nx)
+    inner_max = borrowed_part(column_max, dx, dx + nx)
     for ix in range(nx):
         c = _value(frow[ix], mrow[ix], shift)
         inner[ix] = c
@@ -520,12 +416,12 @@ def _fill_row_columns(frame, means, iy, dx, shift, ring, columns):
 def _columns(ring, iy, dy, dx, columns):
     # column sums and largest magnitudes of the rows iy - dy to iy + dy
     n_ring = 2 * dy + 1
-    column_sum = _row(columns, 0)
-    column_max = _row(columns, 1)
+    column_sum = borrowed_row(columns, 0)
+    column_max = borrowed_row(columns, 1)
     column_sum[:] = 0
     column_max[:] = 0
     for k in range(n_ring):
-        rr = _row(ring, (iy - dy + k) % n_ring)
+        rr = borrowed_row(ring, (iy - dy + k) % n_ring)
         for j in range(column_sum.shape[0]):
             column_sum[j] += rr[j]
             column_max[j] = _larger(column_max[j], _magnitude(rr[j]))
@@ -536,13 +432,13 @@ def _dark_row(columns, t_high, t_sum, dx, dark):
     # Marks the row's surely dark pixels (see _refresh_thresholds) and returns whether
     # any is not
     nx = t_high.shape[0]
-    column_sum = _row(columns, 0)
-    column_max = _row(columns, 1)
+    column_sum = borrowed_row(columns, 0)
+    column_max = borrowed_row(columns, 1)
     if dx == 1:
-        s1 = _part(column_sum, 1, nx + 1)
-        s2 = _part(column_sum, 2, nx + 2)
-        m1 = _part(column_max, 1, nx + 1)
-        m2 = _part(column_max, 2, nx + 2)
+        s1 = borrowed_part(column_sum, 1, nx + 1)
+        s2 = borrowed_part(column_sum, 2, nx + 2)
+        m1 = borrowed_part(column_max, 1, nx + 1)
+        m2 = borrowed_part(column_max, 2, nx + 2)
         for ix in range(nx):
             total = np.int16(column_sum[ix] + s1[ix] + s2[ix])
             high = _larger(_larger(column_max[ix], m1[ix]), m2[ix])
@@ -578,30 +474,15 @@ _SKIP, _UPDATE, _STORE = range(3)
 _ALL_DARK = np.uint64(0x0101010101010101)  # eight dark flags read as one word
 
 
-@intrinsic
-def _trailing_zeros(typingctx, word):
-    # the number of zero bits below the lowest set bit of a non-zero uint64 (tzcnt)
-    signature = numba_types.int64(numba_types.uint64)
-
-    def codegen(context, builder, sig, args):
-        word_type = llvm_ir.IntType(64)
-        function_type = llvm_ir.FunctionType(word_type, [word_type, llvm_ir.IntType(1)])
-        cttz = builder.module.declare_intrinsic("llvm.cttz", [word_type], function_type)
-        return builder.call(cttz, [args[0], llvm_ir.Constant(llvm_ir.IntType(1), 1)])
-
-    return signature, codegen
-
-
 @numba.njit(cache=True, nogil=True, inline="always")
-def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma, dy, dx,
-               means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
-               n_out):  # fmt: skip
+def _exact_row(frame, frame_index, iy, total, total2, parameters, means, updated, keep_ix,
+               keep_state, out_frame, out_x, out_y, out_data, n_out):  # fmt: skip
     # aare's test, in raster order, for the row's pixels not marked dark (see
     # _exact_pixel). Returns (n_out, n_keep).
     nx = frame.shape[1]
     # the row's dark flags eight at a time: most words are all dark (skipped four at a
     # time), and the others' doubtful pixels are found from their zero bytes
-    words = _flag_words(updated)
+    words = flag_words(updated)
     n_words = words.shape[0]
     n_keep = 0
     k = 0
@@ -614,32 +495,31 @@ def _exact_row(frame, frame_index, iy, total, total2, window, nsigma, c3_nsigma,
             break
         doubtful = ~words[k] & _ALL_DARK
         while doubtful != 0:
-            ix = 8 * k + (_trailing_zeros(doubtful) >> 3)
+            ix = 8 * k + (trailing_zeros(doubtful) >> 3)
             doubtful &= doubtful - np.uint64(1)
             n_out, n_keep = _exact_pixel(
-                frame, frame_index, iy, ix, total, total2, window, nsigma, c3_nsigma, dy,
-                dx, means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
-                n_out, n_keep,
+                frame, frame_index, iy, ix, total, total2, parameters, means, updated,
+                keep_ix, keep_state, out_frame, out_x, out_y, out_data, n_out, n_keep,
             )  # fmt: skip
         k += 1
     for ix in range(8 * n_words, nx):
         if not updated[ix]:
             n_out, n_keep = _exact_pixel(
-                frame, frame_index, iy, ix, total, total2, window, nsigma, c3_nsigma, dy,
-                dx, means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data,
-                n_out, n_keep,
+                frame, frame_index, iy, ix, total, total2, parameters, means, updated,
+                keep_ix, keep_state, out_frame, out_x, out_y, out_data, n_out, n_keep,
             )  # fmt: skip
     return n_out, n_keep
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _exact_pixel(frame, frame_index, iy, ix, total, total2, window, nsigma, c3_nsigma, dy, dx,
-                 means, updated, keep_ix, keep_state, out_frame, out_x, out_y, out_data, n_out,
-                 n_keep):  # fmt: skip
+def _exact_pixel(frame, frame_index, iy, ix, total, total2, parameters, means, updated, keep_ix,
+                 keep_state, out_frame, out_x, out_y, out_data, n_out, n_keep):  # fmt: skip
     # aare's test of pixel (iy, ix) with float64 values from the frame and the state
     # (row iy's state is still the old one). Stores a cluster, or saves the state of a
     # pixel aare does not update (keep_*), or marks it updated. Returns (n_out, n_keep).
     ny, nx = frame.shape
+    window, nsigma, c3_nsigma = parameters.window, parameters.nsigma, parameters.c3_nsigma
+    dy, dx = parameters.dy, parameters.dx
     window_f = np.float64(window)
     cast = out_data.dtype.type
     reciprocal = 1.0 / window_f
@@ -740,7 +620,7 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, means, th
     # rows above hold their values after this frame's updates, rows below before: both
     # are frame - sum / window as the state stands now
     for row in range(row_start - dy, row_start + dy):
-        _fill_row(frame, means, row, dx, shift, _row(ring, row % n_ring))
+        _fill_row(frame, means, row, dx, shift, borrowed_row(ring, row % n_ring))
     high_thresholds = threshold[0]
     sum_thresholds = threshold[1]
     for iy in range(row_start, row_stop):
@@ -749,13 +629,13 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, means, th
         if dy == 1:
             _fill_row_columns(frame, means, iy, dx, shift, ring, columns)
         else:
-            _fill_row(frame, means, iy + dy, dx, shift, _row(ring, (iy + dy) % n_ring))
+            _fill_row(frame, means, iy + dy, dx, shift, borrowed_row(ring, (iy + dy) % n_ring))
             _columns(ring, iy, dy, dx, columns)
-        t_high = _row(high_thresholds, iy)
-        t_sum = _row(sum_thresholds, iy)
-        srow = _row(total, iy)
-        s2row = _row(total2, iy)
-        mrow = _row(means, iy)
+        t_high = borrowed_row(high_thresholds, iy)
+        t_sum = borrowed_row(sum_thresholds, iy)
+        srow = borrowed_row(total, iy)
+        s2row = borrowed_row(total2, iy)
+        mrow = borrowed_row(means, iy)
         if refreshing:
             _refresh_thresholds(
                 srow, s2row, t_high, t_sum, window, factor, slack, size, value_cap, carry
@@ -763,15 +643,15 @@ def _scan_rows(frame, frame_index, row_start, row_stop, total, total2, means, th
         n_keep = 0
         if _dark_row(columns, t_high, t_sum, dx, updated):
             n_out, n_keep = _exact_row(
-                _borrow(frame), frame_index, iy, _borrow(total), _borrow(total2), window,
-                nsigma, c3_nsigma, dy, dx, _borrow(means), _borrow(updated),
-                _borrow(keep_ix), _borrow(keep_state), _borrow(out_frame), _borrow(out_x),
-                _borrow(out_y), _borrow(out_data), n_out,
+                borrowed(frame), frame_index, iy, borrowed(total), borrowed(total2), parameters,
+                borrowed(means), borrowed(updated),
+                borrowed(keep_ix), borrowed(keep_state), borrowed(out_frame), borrowed(out_x),
+                borrowed(out_y), borrowed(out_data), n_out,
             )  # fmt: skip
-        _update_row(_row(frame, iy), srow, s2row, mrow, window, shift)
+        _update_row(borrowed_row(frame, iy), srow, s2row, mrow, window, shift)
         _restore_row(srow, s2row, mrow, keep_ix, keep_state, n_keep)
         if iy == head_row:
-            _atomic_store(progress, band, frame_index + 1)
+            atomic_store(progress, band, frame_index + 1)
     return row_stop, n_out
 
 
@@ -786,7 +666,7 @@ def _grown(out_frame, out_x, out_y, out_data, n_out):
     new_x[:n_out] = out_x[:n_out]
     new_y[:n_out] = out_y[:n_out]
     new_data[:n_out] = out_data[:n_out]
-    return new_frame, new_x, new_y, new_data
+    return ClusterOutputs(new_frame, new_x, new_y, new_data)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -801,7 +681,7 @@ def _scan_rows_growing(frame, fi, row_start, row_stop, total, total2, means, thr
             out_frame, out_x, out_y, out_data, n_out, progress, band, head_row,
         )  # fmt: skip
         if row >= row_stop:
-            return (out_frame, out_x, out_y, out_data), n_out
+            return ClusterOutputs(out_frame, out_x, out_y, out_data), n_out
         out_frame, out_x, out_y, out_data = _grown(out_frame, out_x, out_y, out_data, n_out)
 
 
@@ -835,12 +715,12 @@ def _wait(counters, index, target, abort):
     # After a while (the other thread is not running: a busy machine) it yields the
     # core at each turn rather than burn it.
     spins = 0
-    while _atomic_load(counters, index) < target:
-        if _atomic_load(abort, 0) != 0:
+    while atomic_load(counters, index) < target:
+        if atomic_load(abort, 0) != 0:
             return False
         spins += 1
         if spins > _SPINS_BEFORE_YIELD:
-            _sched_yield()
+            sched_yield()
     return True
 
 
@@ -861,7 +741,7 @@ def scan_band(frames, band, bands, total, total2, means, threshold, parameters, 
     """
     n_frames = frames.shape[0]
     n_bands = bands.shape[0]
-    dy = parameters[3]
+    dy = parameters.dy
     first, end = bands[band, 0], bands[band, 1]
     head_row = min(first + dy, end) - 1
     n_out, no_band, no_head = _untyped_ints()
@@ -882,5 +762,5 @@ def scan_band(frames, band, bands, total, total2, means, threshold, parameters, 
                 frames[fi], fi, end, bands[band + 1, 0], total, total2, means, threshold,
                 parameters, workspace, outputs, n_out, no_progress, no_band, no_head,
             )  # fmt: skip
-            _atomic_store(strip_done, band, fi + 1)
+            atomic_store(strip_done, band, fi + 1)
     return outputs, n_out, True
