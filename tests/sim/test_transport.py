@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.sim import transport
-from dedkit.sim.geometry import SensorGeometry
+from dedkit.records.deposits import ElectronDeposits
+from dedkit.records.sensor import SensorGeometry
 from dedkit.sim.transport import (
-    ElectronDeposits,
     TransportSettings,
     TransportTally,
     direction_from_angles,
@@ -25,6 +24,8 @@ from dedkit.sim.transport import (
     simulate_electrons,
     transport_summary,
 )
+from dedkit.sim.transport import simulate as transport
+from dedkit.sim.transport import workers as transport_workers
 
 needs_geant4 = pytest.mark.skipif(
     not geant4_available(),
@@ -218,7 +219,7 @@ def test_batches_are_seeded_by_index_only():
 def test_main_module_is_restored_after_starting_workers():
     main = sys.modules["__main__"]
     before = (main.__dict__.get("__spec__", "absent"), main.__dict__.get("__file__", "absent"))
-    with transport._main_module_hidden():
+    with transport_workers._main_module_hidden():
         assert main.__spec__ is None and "__file__" not in main.__dict__
     after = (main.__dict__.get("__spec__", "absent"), main.__dict__.get("__file__", "absent"))
     assert after == before
@@ -231,7 +232,7 @@ def run_pool(mode, n_batches=3, workers=2, bad=1):
     from geant4_fake_workers import worker
 
     out = []
-    with transport._WorkerPool({"mode": mode, "bad": bad}, workers, target=worker) as pool:
+    with transport_workers._WorkerPool({"mode": mode, "bad": bad}, workers, target=worker) as pool:
         for k, path in pool.run(n_batches, lambda k: {"value": 10 * k}):
             with np.load(path) as z:
                 out.append((k, int(z["k"]), int(z["value"])))
@@ -400,7 +401,7 @@ def test_range_and_deposit_spread_against_reference(energy):
     assert 0.97 < ratio < 1.05, ratio
     # no primary gets deeper than its path, nor than the CSDA range
     assert d.max_depth_um().max() < CSDA_UM[energy]
-    s = d.summary()
+    s = transport_summary(d)
     for axis in ("x", "y"):
         assert s["centroid_rms_um"][axis] == pytest.approx(CENTROID_RMS_UM[energy], rel=0.12)
     assert 0.11 < s["backscatter_fraction"] < 0.18

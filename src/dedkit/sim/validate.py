@@ -191,7 +191,7 @@ def validate(
     workers : int, optional
         Geant4 worker processes (default one per core).
     sensor : SensorGeometry, optional
-        Default: 320 um, 25 um pitch, 400 x 400.
+        Default: :class:`~dedkit.records.sensor.SensorGeometry` ``()``.
     model : ChargeModel, optional
         Default: 90 V, 30 V depletion, 293 K, Coulomb repulsion on.
     response : DetectorResponse, optional
@@ -215,7 +215,7 @@ def validate(
     if chunk_primaries < 1:
         raise DedkitError(f"chunk_primaries must be at least 1, got {chunk_primaries}")
     if sensor is None:
-        from dedkit.sim.geometry import SensorGeometry
+        from dedkit.records.sensor import SensorGeometry
 
         sensor = SensorGeometry()
     check_sensor(sensor)

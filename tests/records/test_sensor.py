@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.sim.geometry import SensorGeometry
+from dedkit.records.sensor import SensorGeometry
 
 
 def test_defaults_are_moench03():
