@@ -18,6 +18,8 @@ from dedkit.records.sensor import (
     SensorGeometry,
 )
 from dedkit.sim.beam import DEFAULT_SPOT_SIGMA_PX
+from dedkit.sim.charge import ChargeModel
+from dedkit.sim.response import DetectorResponse
 from dedkit.sim.transport import (
     DEFAULT_CUT_UM,
     DEFAULT_PHYSICS,
@@ -147,7 +149,7 @@ def _sensor_size(size, area):
 @click.option(
     "--entry",
     type=click.Choice(list(ENTRIES)),
-    default="random",
+    default=TransportSettings.entry,
     show_default=True,
     help="Entry points: uniform over the sensor away from its edges, or uniform in the "
     "centre pixel.",
@@ -155,14 +157,14 @@ def _sensor_size(size, area):
 @click.option(
     "--incidence",
     type=float,
-    default=0.0,
+    default=TransportSettings.incidence_deg,
     show_default=True,
     help="Angle of incidence from the sensor normal, degrees.",
 )
 @click.option(
     "--azimuth",
     type=float,
-    default=0.0,
+    default=TransportSettings.azimuth_deg,
     show_default=True,
     help="Azimuth of the incidence plane from +x, degrees.",
 )
@@ -240,13 +242,14 @@ def _detector_options(f):
                      help="Pixel pitch, um."),
         click.option("--area", type=(float, float), default=None, metavar="W H",
                      help=f"Sensor size in um (default {DEFAULT_NX} x {DEFAULT_NY} pixels)."),
-        click.option("--bias", type=float, default=90.0, show_default=True, help="Bias, V."),
-        click.option("--depletion", type=float, default=30.0, show_default=True,
-                     help="Full-depletion voltage, V."),
-        click.option("--temperature", type=float, default=293.0, show_default=True,
-                     help="Sensor temperature, K."),
-        click.option("--noise", type=float, default=0.18, show_default=True,
-                     help="Electronic noise per pixel, keV rms."),
+        click.option("--bias", type=float, default=ChargeModel.bias_V, show_default=True,
+                     help="Bias, V."),
+        click.option("--depletion", type=float, default=ChargeModel.depletion_V,
+                     show_default=True, help="Full-depletion voltage, V."),
+        click.option("--temperature", type=float, default=ChargeModel.temperature_K,
+                     show_default=True, help="Sensor temperature, K."),
+        click.option("--noise", type=float, default=DetectorResponse.noise_keV,
+                     show_default=True, help="Electronic noise per pixel, keV rms."),
         click.option("--no-coulomb", is_flag=True,
                      help="Leave out the Coulomb repulsion of the charge cloud."),
         click.option("--physics", type=PHYSICS_CHOICE, default=DEFAULT_PHYSICS,
@@ -254,9 +257,10 @@ def _detector_options(f):
         click.option("--cut", "cut_um", type=float, default=None,
                      help=f"Geant4 production cut, um (default: the transport's, "
                           f"{DEFAULT_CUT_UM:g})."),
-        click.option("--incidence", type=float, default=0.0, show_default=True,
-                     help="Beam angle from the sensor normal, degrees."),
-        click.option("--azimuth", type=float, default=0.0, show_default=True,
+        click.option("--incidence", type=float, default=TransportSettings.incidence_deg,
+                     show_default=True, help="Beam angle from the sensor normal, degrees."),
+        click.option("--azimuth", type=float, default=TransportSettings.azimuth_deg,
+                     show_default=True,
                      help="Azimuth of the plane of incidence from +x, degrees."),
         click.option("--seed", type=int, default=1, show_default=True, help="Random seed."),
         click.option("--workers", type=click.IntRange(1), default=None,
@@ -271,9 +275,6 @@ def _detector_options(f):
 
 def _detector(o: dict):
     """Sensor, charge model, response and transport options from the shared options."""
-    from dedkit.sim.charge import ChargeModel
-    from dedkit.sim.response import DetectorResponse
-
     sensor = SensorGeometry.from_options(
         thickness_um=o.pop("thickness"), pitch_um=o.pop("pitch"), area_um=o.pop("area")
     )
