@@ -22,6 +22,7 @@ from dedkit.sim.transport import (
     geant4_available,
     iter_simulate_electrons,
     simulate_electrons,
+    transport_electrons,
     transport_summary,
 )
 from dedkit.sim.transport import simulate as transport
@@ -151,6 +152,46 @@ def test_tally_over_batches_equals_the_whole():
 def test_settings_refuse_bad_values(kwargs, words):
     with pytest.raises(DedkitError, match=words):
         TransportSettings(**{"energy_keV": 200.0, "sensor": SensorGeometry(), **kwargs})
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"batch_size": 0}, "batch size must be positive"),
+        ({"batch_size": 2.5}, "batch size must be an integer"),
+        ({"edge_margin_um": -1.0}, "edge margin must be 0 or positive"),
+        ({"entry": "everywhere"}, "unknown entry"),
+        ({"entry": ([1.0], [1.0])}, "given to the run"),
+        ({"incidence_deg": 89.0}, "0-85 degrees"),
+        ({"azimuth_deg": math.inf}, "azimuth must be finite"),
+    ],
+)
+def test_settings_refuse_bad_beam_and_batches(kwargs, words):
+    with pytest.raises(DedkitError, match=words):
+        TransportSettings(200.0, **kwargs)
+
+
+def test_settings_hold_every_default_once():
+    s = TransportSettings(200.0, entry="center-pixel")
+    assert s.sensor == SensorGeometry() and s.entry == "centre-pixel"
+    assert np.allclose(s.direction, [0, 0, 1])
+    d = s.to_dict()
+    # the order the deposits file records them in (its "transport" attribute)
+    assert list(d)[2:] == [
+        "physics", "msc_step_limit", "production_cut_um", "max_step_um", "segment_um",
+        "batch_size", "entry", "incidence_deg", "azimuth_deg", "edge_margin_um",
+    ]  # fmt: skip
+    # the Geant4 workers get what they always got
+    assert list(s.worker_dict()) == list(d)[:7]
+
+
+def test_transport_electrons_takes_settings():
+    with pytest.raises(DedkitError, match="settings must be a TransportSettings"):
+        transport_electrons({"energy_keV": 200.0}, 10, seed=1)
+    with pytest.raises(DedkitError, match="must lie on the sensor"):
+        transport_electrons(
+            TransportSettings(200.0), 2, seed=1, entry_points=([5.0, 20_000.0], [5.0, 5.0])
+        )
 
 
 def test_direction_from_angles():
