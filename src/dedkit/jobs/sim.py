@@ -81,11 +81,6 @@ def _sensor_or_default(sensor):
     return sensor
 
 
-def _sensor_dict(sensor) -> dict:
-    return {"thickness_um": float(sensor.thickness_um), "pitch_um": float(sensor.pitch_um),
-            "nx": int(sensor.nx), "ny": int(sensor.ny)}  # fmt: skip
-
-
 def _positive_int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise DedkitError(f"{what} must be a positive integer, got {value!r}")
@@ -280,7 +275,7 @@ def write_simulated_run(
             "seed": int(seed),
             "n_frames": n_frames,
             "dark_frames": dark_frames,
-            "sensor": _sensor_dict(sensor),
+            "sensor": sensor.to_dict(),
             "charge_model": model.to_dict(),
             "response": response.to_dict(),
             "transport_options": dict(transport_options or {}),
@@ -339,7 +334,7 @@ def training_parameters(
         "n": n,
         "seed": int(seed),
         "chunk_primaries": chunk_primaries,
-        "sensor": _sensor_dict(sensor),
+        "sensor": sensor.to_dict(),
         "charge_model": model.to_dict(),
         "response": response.to_dict(),
         "transport_options": json.loads(json.dumps(transport_options or {})),

@@ -285,7 +285,7 @@ def validate(
         settings={
             "seed": int(seed),
             "workers": workers,
-            "sensor": _sensor_dict(sensor),
+            "sensor": sensor.to_dict(),
             "charge_model": model.to_dict(),
             "response": response.to_dict(),
             "transport_options": dict(transport_options or {}),
@@ -296,15 +296,6 @@ def validate(
     )
     report.checks = _checks(report)
     return report
-
-
-def _sensor_dict(sensor) -> dict:
-    return {
-        "thickness_um": float(sensor.thickness_um),
-        "pitch_um": float(sensor.pitch_um),
-        "nx": int(sensor.nx),
-        "ny": int(sensor.ny),
-    }
 
 
 def _reference(energy: float) -> dict:
