@@ -44,7 +44,7 @@ def test_bad_parameters_one_line_exit_2(run, tmp_path, args, words):
 
 
 def test_missing_geant4_is_one_line(run, tmp_path, monkeypatch):
-    from dedkit.sim import transport
+    from dedkit.sim.transport import simulate as transport
 
     monkeypatch.setattr(transport, "geant4_available", lambda: False)
     r = run(*BASE, "--energy", "200", "--n", "10", "-o", tmp_path / "out.h5")

@@ -7,8 +7,8 @@ import pytest
 from dedkit import __version__
 from dedkit.errors import DedkitError
 from dedkit.io.deposits import DepositsWriter, deposits_length, read_deposits, write_deposits
-from dedkit.sim.geometry import SensorGeometry
-from dedkit.sim.transport import ElectronDeposits
+from dedkit.records.deposits import ElectronDeposits
+from dedkit.records.sensor import SensorGeometry
 
 
 def deposits(counts, energy=200.0, start=0.0) -> ElectronDeposits:

@@ -22,7 +22,7 @@ def slowing_simulate(energy_keV, n, *, seed, workers=None, sensor=None, entry=No
     charge, as in Geant4's 200 keV tracks: a network that learns beats the centroid.
     Tracks 50-150 um long within 72 degrees of the normal; dE/dx rises 10-fold.
     """
-    from dedkit.sim.geometry import SensorGeometry
+    from dedkit.records.sensor import SensorGeometry
 
     rng = np.random.default_rng(seed)
     sensor = sensor or SensorGeometry()

@@ -1,6 +1,6 @@
 """Stand-ins for the Geant4 worker body, speaking its protocol, for the crash tests of
-``dedkit.sim.transport._WorkerPool``. They run in spawned processes (this folder is on
-``sys.path`` under pytest, and spawned children inherit it).
+``dedkit.sim.transport.workers._WorkerPool``. They run in spawned processes (this folder
+is on ``sys.path`` under pytest, and spawned children inherit it).
 
 ``settings["mode"]`` picks the misbehaviour; batch ``settings["bad"]`` is the one hit.
 """

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dedkit.sim.geometry import SensorGeometry
-from dedkit.sim.transport import ElectronDeposits
+from dedkit.records.deposits import ElectronDeposits
+from dedkit.records.sensor import SensorGeometry
 
 
 def straight_tracks(

@@ -13,9 +13,9 @@ from dedkit.io.events import read_attrs, read_table
 from dedkit.io.sls import RawRun
 from dedkit.jobs.hpd import compute_pedestal, find_clusters_in_run, localize_clusters
 from dedkit.jobs.sim import write_simulated_run
+from dedkit.records.sensor import SensorGeometry
 from dedkit.sim.beam import BeamPattern
 from dedkit.sim.charge import ChargeModel
-from dedkit.sim.geometry import SensorGeometry
 from dedkit.sim.response import DetectorResponse
 from dedkit.sim.runs import (
     SimulatedDetector,

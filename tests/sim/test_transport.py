@@ -13,18 +13,20 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.sim import transport
-from dedkit.sim.geometry import SensorGeometry
+from dedkit.records.deposits import ElectronDeposits
+from dedkit.records.sensor import SensorGeometry
 from dedkit.sim.transport import (
-    ElectronDeposits,
     TransportSettings,
     TransportTally,
     direction_from_angles,
     geant4_available,
     iter_simulate_electrons,
     simulate_electrons,
+    transport_electrons,
     transport_summary,
 )
+from dedkit.sim.transport import simulate as transport
+from dedkit.sim.transport import workers as transport_workers
 
 needs_geant4 = pytest.mark.skipif(
     not geant4_available(),
@@ -152,6 +154,46 @@ def test_settings_refuse_bad_values(kwargs, words):
         TransportSettings(**{"energy_keV": 200.0, "sensor": SensorGeometry(), **kwargs})
 
 
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"batch_size": 0}, "batch size must be positive"),
+        ({"batch_size": 2.5}, "batch size must be an integer"),
+        ({"edge_margin_um": -1.0}, "edge margin must be 0 or positive"),
+        ({"entry": "everywhere"}, "unknown entry"),
+        ({"entry": ([1.0], [1.0])}, "given to the run"),
+        ({"incidence_deg": 89.0}, "0-85 degrees"),
+        ({"azimuth_deg": math.inf}, "azimuth must be finite"),
+    ],
+)
+def test_settings_refuse_bad_beam_and_batches(kwargs, words):
+    with pytest.raises(DedkitError, match=words):
+        TransportSettings(200.0, **kwargs)
+
+
+def test_settings_hold_every_default_once():
+    s = TransportSettings(200.0, entry="center-pixel")
+    assert s.sensor == SensorGeometry() and s.entry == "centre-pixel"
+    assert np.allclose(s.direction, [0, 0, 1])
+    d = s.to_dict()
+    # the order the deposits file records them in (its "transport" attribute)
+    assert list(d)[2:] == [
+        "physics", "msc_step_limit", "production_cut_um", "max_step_um", "segment_um",
+        "batch_size", "entry", "incidence_deg", "azimuth_deg", "edge_margin_um",
+    ]  # fmt: skip
+    # the Geant4 workers get what they always got
+    assert list(s.worker_dict()) == list(d)[:7]
+
+
+def test_transport_electrons_takes_settings():
+    with pytest.raises(DedkitError, match="settings must be a TransportSettings"):
+        transport_electrons({"energy_keV": 200.0}, 10, seed=1)
+    with pytest.raises(DedkitError, match="must lie on the sensor"):
+        transport_electrons(
+            TransportSettings(200.0), 2, seed=1, entry_points=([5.0, 20_000.0], [5.0, 5.0])
+        )
+
+
 def test_direction_from_angles():
     assert np.allclose(direction_from_angles(0), [0, 0, 1])
     d = direction_from_angles(30, 90)
@@ -218,7 +260,7 @@ def test_batches_are_seeded_by_index_only():
 def test_main_module_is_restored_after_starting_workers():
     main = sys.modules["__main__"]
     before = (main.__dict__.get("__spec__", "absent"), main.__dict__.get("__file__", "absent"))
-    with transport._main_module_hidden():
+    with transport_workers._main_module_hidden():
         assert main.__spec__ is None and "__file__" not in main.__dict__
     after = (main.__dict__.get("__spec__", "absent"), main.__dict__.get("__file__", "absent"))
     assert after == before
@@ -231,7 +273,7 @@ def run_pool(mode, n_batches=3, workers=2, bad=1):
     from geant4_fake_workers import worker
 
     out = []
-    with transport._WorkerPool({"mode": mode, "bad": bad}, workers, target=worker) as pool:
+    with transport_workers._WorkerPool({"mode": mode, "bad": bad}, workers, target=worker) as pool:
         for k, path in pool.run(n_batches, lambda k: {"value": 10 * k}):
             with np.load(path) as z:
                 out.append((k, int(z["k"]), int(z["value"])))
@@ -400,7 +442,7 @@ def test_range_and_deposit_spread_against_reference(energy):
     assert 0.97 < ratio < 1.05, ratio
     # no primary gets deeper than its path, nor than the CSDA range
     assert d.max_depth_um().max() < CSDA_UM[energy]
-    s = d.summary()
+    s = transport_summary(d)
     for axis in ("x", "y"):
         assert s["centroid_rms_um"][axis] == pytest.approx(CENTROID_RMS_UM[energy], rel=0.12)
     assert 0.11 < s["backscatter_fraction"] < 0.18

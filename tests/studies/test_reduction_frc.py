@@ -5,7 +5,7 @@ from dedkit.errors import DedkitError
 from dedkit.frames.reduce import reduce_image
 from dedkit.jobs.study import write_study_figure
 from dedkit.metrics import radial_power_spectrum
-from dedkit.sim.superres import SuperResModel, expected_counts
+from dedkit.sim.counting_superres import SuperResModel, expected_counts
 from dedkit.studies.reduction_frc import (
     DEFAULT_SPECIMEN,
     SEED_GAIN,

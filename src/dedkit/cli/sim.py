@@ -10,7 +10,27 @@ import click
 
 from dedkit.cli.output import emit_json, progress_bar
 from dedkit.errors import DedkitError
-from dedkit.sim.transport import DEFAULT_PHYSICS, NEEDS_DATA, PHYSICS_LISTS, check_physics
+from dedkit.records.sensor import (
+    DEFAULT_NX,
+    DEFAULT_NY,
+    DEFAULT_PITCH_UM,
+    DEFAULT_THICKNESS_UM,
+    SensorGeometry,
+)
+from dedkit.sim.beam import DEFAULT_SPOT_SIGMA_PX
+from dedkit.sim.charge import ChargeModel
+from dedkit.sim.response import DetectorResponse
+from dedkit.sim.transport import (
+    DEFAULT_CUT_UM,
+    DEFAULT_PHYSICS,
+    DEFAULT_SEGMENT_UM,
+    ENTRIES,
+    MSC_STEP_LIMITS,
+    NEEDS_DATA,
+    PHYSICS_LISTS,
+    TransportSettings,
+    check_physics,
+)
 
 
 class _PhysicsList(click.ParamType):
@@ -75,11 +95,15 @@ def _sensor_size(size, area):
 @click.option(
     "--msc-step-limit",
     default=None,
-    help="Override the list's msc step limitation: minimal, safety, safety-plus, "
-    "distance-to-boundary.",
+    help=f"Override the list's msc step limitation: {', '.join(MSC_STEP_LIMITS)}.",
 )
 @click.option(
-    "--cut", "cut_um", type=float, default=10.0, show_default=True, help="Production cut, um."
+    "--cut",
+    "cut_um",
+    type=float,
+    default=DEFAULT_CUT_UM,
+    show_default=True,
+    help="Production cut, um.",
 )
 @click.option(
     "--max-step",
@@ -92,20 +116,26 @@ def _sensor_size(size, area):
     "--segment",
     "segment_um",
     type=float,
-    default=2.0,
+    default=DEFAULT_SEGMENT_UM,
     show_default=True,
     help="Split steps into deposits at most this long, um (0: one deposit per step).",
 )
 @click.option(
-    "--thickness", type=float, default=320.0, show_default=True, help="Sensor thickness, um."
+    "--thickness",
+    type=float,
+    default=DEFAULT_THICKNESS_UM,
+    show_default=True,
+    help="Sensor thickness, um.",
 )
-@click.option("--pitch", type=float, default=25.0, show_default=True, help="Pixel pitch, um.")
+@click.option(
+    "--pitch", type=float, default=DEFAULT_PITCH_UM, show_default=True, help="Pixel pitch, um."
+)
 @click.option(
     "--size",
     type=(int, int),
     default=None,
     metavar="NX NY",
-    help="Sensor size in pixels (default 400 400).",
+    help=f"Sensor size in pixels (default {DEFAULT_NX} {DEFAULT_NY}).",
 )
 @click.option("--nx", type=int, default=None, help="Pixels along x (columns).")
 @click.option("--ny", type=int, default=None, help="Pixels along y (rows).")
@@ -118,8 +148,8 @@ def _sensor_size(size, area):
 )
 @click.option(
     "--entry",
-    type=click.Choice(["random", "centre-pixel"]),
-    default="random",
+    type=click.Choice(list(ENTRIES)),
+    default=TransportSettings.entry,
     show_default=True,
     help="Entry points: uniform over the sensor away from its edges, or uniform in the "
     "centre pixel.",
@@ -127,14 +157,14 @@ def _sensor_size(size, area):
 @click.option(
     "--incidence",
     type=float,
-    default=0.0,
+    default=TransportSettings.incidence_deg,
     show_default=True,
     help="Angle of incidence from the sensor normal, degrees.",
 )
 @click.option(
     "--azimuth",
     type=float,
-    default=0.0,
+    default=TransportSettings.azimuth_deg,
     show_default=True,
     help="Azimuth of the incidence plane from +x, degrees.",
 )
@@ -175,28 +205,24 @@ def sim_electrons(
         raise click.UsageError("give --size or --nx/--ny, not both")
     if size is not None:
         nx, ny = size
+    sensor = SensorGeometry.from_options(
+        thickness_um=thickness, pitch_um=pitch, nx=nx, ny=ny, area_um=area
+    )
+    settings = TransportSettings(
+        energy_keV=energy,
+        sensor=sensor,
+        physics=physics,
+        msc_step_limit=msc_step_limit,
+        production_cut_um=cut_um,
+        max_step_um=max_step_um,
+        segment_um=segment_um,
+        entry=entry,
+        incidence_deg=incidence,
+        azimuth_deg=azimuth,
+    )
     with progress_bar("electrons", quiet=quiet) as progress:
         report = simulate_electrons_to_file(
-            output,
-            energy_keV=energy,
-            n=n,
-            seed=seed,
-            workers=workers,
-            physics=physics,
-            msc_step_limit=msc_step_limit,
-            production_cut_um=cut_um,
-            max_step_um=max_step_um,
-            segment_um=segment_um,
-            thickness_um=thickness,
-            pitch_um=pitch,
-            nx=nx,
-            ny=ny,
-            area_um=area,
-            entry=entry,
-            incidence_deg=incidence,
-            azimuth_deg=azimuth,
-            force=force,
-            progress=progress,
+            output, settings, n=n, seed=seed, workers=workers, force=force, progress=progress
         )
     if as_json:
         emit_json(report.to_dict())
@@ -210,28 +236,31 @@ def sim_electrons(
 def _detector_options(f):
     """Options shared by the commands that simulate the whole detector."""
     options = [
-        click.option("--thickness", type=float, default=320.0, show_default=True,
+        click.option("--thickness", type=float, default=DEFAULT_THICKNESS_UM, show_default=True,
                      help="Sensor thickness, um."),
-        click.option("--pitch", type=float, default=25.0, show_default=True,
+        click.option("--pitch", type=float, default=DEFAULT_PITCH_UM, show_default=True,
                      help="Pixel pitch, um."),
         click.option("--area", type=(float, float), default=None, metavar="W H",
-                     help="Sensor size in um (default 400 x 400 pixels)."),
-        click.option("--bias", type=float, default=90.0, show_default=True, help="Bias, V."),
-        click.option("--depletion", type=float, default=30.0, show_default=True,
-                     help="Full-depletion voltage, V."),
-        click.option("--temperature", type=float, default=293.0, show_default=True,
-                     help="Sensor temperature, K."),
-        click.option("--noise", type=float, default=0.18, show_default=True,
-                     help="Electronic noise per pixel, keV rms."),
+                     help=f"Sensor size in um (default {DEFAULT_NX} x {DEFAULT_NY} pixels)."),
+        click.option("--bias", type=float, default=ChargeModel.bias_V, show_default=True,
+                     help="Bias, V."),
+        click.option("--depletion", type=float, default=ChargeModel.depletion_V,
+                     show_default=True, help="Full-depletion voltage, V."),
+        click.option("--temperature", type=float, default=ChargeModel.temperature_K,
+                     show_default=True, help="Sensor temperature, K."),
+        click.option("--noise", type=float, default=DetectorResponse.noise_keV,
+                     show_default=True, help="Electronic noise per pixel, keV rms."),
         click.option("--no-coulomb", is_flag=True,
                      help="Leave out the Coulomb repulsion of the charge cloud."),
         click.option("--physics", type=PHYSICS_CHOICE, default=DEFAULT_PHYSICS,
                      show_default=True, help=PHYSICS_HELP),
         click.option("--cut", "cut_um", type=float, default=None,
-                     help="Geant4 production cut, um (default: the transport's, 10)."),
-        click.option("--incidence", type=float, default=0.0, show_default=True,
-                     help="Beam angle from the sensor normal, degrees."),
-        click.option("--azimuth", type=float, default=0.0, show_default=True,
+                     help=f"Geant4 production cut, um (default: the transport's, "
+                          f"{DEFAULT_CUT_UM:g})."),
+        click.option("--incidence", type=float, default=TransportSettings.incidence_deg,
+                     show_default=True, help="Beam angle from the sensor normal, degrees."),
+        click.option("--azimuth", type=float, default=TransportSettings.azimuth_deg,
+                     show_default=True,
                      help="Azimuth of the plane of incidence from +x, degrees."),
         click.option("--seed", type=int, default=1, show_default=True, help="Random seed."),
         click.option("--workers", type=click.IntRange(1), default=None,
@@ -246,11 +275,9 @@ def _detector_options(f):
 
 def _detector(o: dict):
     """Sensor, charge model, response and transport options from the shared options."""
-    from dedkit.jobs.sim import make_sensor
-    from dedkit.sim.charge import ChargeModel
-    from dedkit.sim.response import DetectorResponse
-
-    sensor = make_sensor(o.pop("thickness"), o.pop("pitch"), o.pop("area"))
+    sensor = SensorGeometry.from_options(
+        thickness_um=o.pop("thickness"), pitch_um=o.pop("pitch"), area_um=o.pop("area")
+    )
     model = ChargeModel(
         bias_V=o.pop("bias"),
         depletion_V=o.pop("depletion"),
@@ -312,7 +339,8 @@ def _emit(report, as_json: bool) -> None:
     "--spot-sigma",
     type=float,
     default=None,
-    help="Spot rms in pixels (default 0.034: a 2 um beam on 25 um pixels).",
+    help=f"Spot rms in pixels (default {DEFAULT_SPOT_SIGMA_PX:.3f}: a 2 um beam on "
+    f"{DEFAULT_PITCH_UM:g} um pixels).",
 )
 @click.option(
     "--scan-points",

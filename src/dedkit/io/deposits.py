@@ -1,4 +1,4 @@
-"""Electron energy deposits (:class:`dedkit.sim.transport.ElectronDeposits`) in HDF5.
+"""Electron energy deposits (:class:`dedkit.records.deposits.ElectronDeposits`) in HDF5.
 
 Layout::
 
@@ -36,8 +36,8 @@ import numpy as np
 from dedkit import __version__
 from dedkit.errors import DedkitError
 from dedkit.io.h5 import H5Writer, open_h5
-from dedkit.sim.geometry import SensorGeometry
-from dedkit.sim.transport import ElectronDeposits
+from dedkit.records.deposits import ElectronDeposits
+from dedkit.records.sensor import SensorGeometry
 
 __all__ = ["DepositsWriter", "deposits_length", "read_deposits", "write_deposits"]
 

@@ -25,7 +25,7 @@ from dedkit.io.stack import create_stack, open_stack
 from dedkit.io.titles import FrameTitleInfo, format_frame_titles
 from dedkit.jobs.stacks import normalize_stack
 from dedkit.records.defects import DefectList
-from dedkit.sim.counting import gain_nonuniformity, simulate_counting_frames, specimen_image
+from dedkit.sim.counting_raw import gain_nonuniformity, simulate_counting_frames, specimen_image
 
 __all__ = ["DemoSummary", "run_demo", "write_samples"]
 

@@ -5,15 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from dedkit.errors import DedkitError
-from dedkit.sim.geometry import SensorGeometry
-from dedkit.sim.transport import (
-    DEFAULT_CUT_UM,
-    DEFAULT_PHYSICS,
-    DEFAULT_SEGMENT_UM,
-    TransportTally,
-    iter_simulate_electrons,
-)
+from dedkit.sim.transport import TransportSettings, TransportTally, transport_electrons
 
 
 @dataclass
@@ -60,70 +52,56 @@ class ElectronsReport:
         )
 
 
-def _sensor(thickness_um, pitch_um, nx, ny, area_um) -> SensorGeometry:
-    if area_um is not None:
-        if nx is not None or ny is not None:
-            raise DedkitError("give the sensor size in pixels or in um, not both")
-        return SensorGeometry.from_size(
-            area_um[0], area_um[1], pitch_um=pitch_um, thickness_um=thickness_um
-        )
-    default = SensorGeometry()
-    return SensorGeometry(
-        thickness_um=thickness_um,
-        pitch_um=pitch_um,
-        nx=default.nx if nx is None else nx,
-        ny=default.ny if ny is None else ny,
-    )
-
-
 def simulate_electrons_to_file(
     output,
+    settings: TransportSettings,
     *,
-    energy_keV: float,
     n: int,
     seed: int,
     workers: int | None = None,
-    physics: str = DEFAULT_PHYSICS,
-    msc_step_limit: str | None = None,
-    production_cut_um: float = DEFAULT_CUT_UM,
-    max_step_um: float | None = None,
-    segment_um: float = DEFAULT_SEGMENT_UM,
-    thickness_um: float = 320.0,
-    pitch_um: float = 25.0,
-    nx: int | None = None,
-    ny: int | None = None,
-    area_um: tuple[float, float] | None = None,
-    entry: str = "random",
-    incidence_deg: float = 0.0,
-    azimuth_deg: float = 0.0,
     force: bool = False,
     progress=None,
 ) -> ElectronsReport:
     """Simulate ``n`` electrons with Geant4 and write their deposits to ``output``.
 
     Every parameter is checked before Geant4 starts; the file is written batch by batch
-    (:class:`dedkit.io.deposits.DepositsWriter`) and appears only when complete. See
-    :func:`dedkit.sim.transport.simulate_electrons` for the parameters.
+    (:class:`dedkit.io.deposits.DepositsWriter`) and appears only when complete.
+
+    Parameters
+    ----------
+    output : str or Path
+        The HDF5 file to write.
+    settings : TransportSettings
+        Beam, sensor, physics and batching (:class:`dedkit.sim.transport.TransportSettings`).
+    n : int
+        Number of primary electrons.
+    seed : int
+        Random seed; with the settings it fixes the result.
+    workers : int, optional
+        Geant4 worker processes (default one per core); the result does not depend on it.
+    force : bool
+        Overwrite an existing ``output``.
+    progress : callable, optional
+        ``progress(done, total)`` in primaries.
+
+    Returns
+    -------
+    ElectronsReport
+
+    Examples
+    --------
+    >>> from dedkit.records import SensorGeometry
+    >>> from dedkit.sim.transport import TransportSettings
+    >>> settings = TransportSettings(100.0, SensorGeometry(nx=40, ny=40))
+    >>> report = simulate_electrons_to_file(  # doctest: +SKIP
+    ...     "e.h5", settings, n=60, seed=1, workers=1
+    ... )
+    >>> report.n_primaries  # doctest: +SKIP
+    60
     """
     from dedkit.io.deposits import DepositsWriter
 
-    sensor = _sensor(thickness_um, pitch_um, nx, ny, area_um)
-    batches = iter_simulate_electrons(
-        energy_keV,
-        n,
-        seed=seed,
-        workers=workers,
-        sensor=sensor,
-        entry=entry,
-        incidence_deg=incidence_deg,
-        azimuth_deg=azimuth_deg,
-        physics=physics,
-        msc_step_limit=msc_step_limit,
-        production_cut_um=production_cut_um,
-        max_step_um=max_step_um,
-        segment_um=segment_um,
-        progress=progress,
-    )
+    batches = transport_electrons(settings, n, seed=seed, workers=workers, progress=progress)
     t0 = time.perf_counter()
     tally = None
     n_workers = 0
@@ -143,7 +121,7 @@ def simulate_electrons_to_file(
         n_steps=s["n_steps"],
         seed=int(seed),
         workers=n_workers,
-        physics=physics,
+        physics=settings.physics,
         backscatter_fraction=s["backscatter_fraction"],
         backscatter_error=s["backscatter_error"],
         transmitted_fraction=s["transmitted_fraction"],

@@ -39,6 +39,7 @@ from dedkit.io.stack import create_stack
 from dedkit.jobs.streaming import ProgressCallback
 from dedkit.parallel.chunks import Chunk, plan_chunks
 from dedkit.parallel.scheduler import check_workers, dask_client, run_chained, run_independent
+from dedkit.records.sensor import DEFAULT_PITCH_UM
 from dedkit.records.tables import ClusterTable
 from dedkit.report import JobReport
 
@@ -59,7 +60,7 @@ FINDERS = {"aare3x3": (3, 3), "aare5x5": (5, 5), "connected": None}
 #: per-gain pedestals)
 DETECTOR = "Moench"
 #: MÖNCH's pixel pitch, recorded with the clusters (and so the events) of its runs
-MOENCH_PITCH_UM = 25.0
+MOENCH_PITCH_UM = DEFAULT_PITCH_UM  # the default simulated sensor is the MÖNCH 03
 #: frames read at a time inside a chunk by the connected finder (keV frames are float32)
 CONNECTED_BATCH = 100
 TABLE_CHUNK_ROWS = 1_000_000

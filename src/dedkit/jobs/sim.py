@@ -27,6 +27,7 @@ from dedkit.io.events import TableWriter
 from dedkit.io.sls import write_raw_run
 from dedkit.io.training import TrainingParts, TrainingSetWriter, parts_folder
 from dedkit.jobs.streaming import ProgressCallback
+from dedkit.records.sensor import DEFAULT_NX, DEFAULT_NY, SensorGeometry
 from dedkit.report import JobReport
 from dedkit.sim.beam import BeamPattern
 from dedkit.sim.charge import ChargeModel
@@ -53,7 +54,6 @@ __all__ = [
     "SimReport",
     "beam_pattern",
     "build_training_set",
-    "make_sensor",
     "write_simulated_run",
 ]
 
@@ -76,16 +76,9 @@ class SimReport(JobReport):
 
 def _sensor_or_default(sensor):
     if sensor is None:
-        from dedkit.sim.geometry import SensorGeometry
-
         sensor = SensorGeometry()
     check_sensor(sensor)
     return sensor
-
-
-def _sensor_dict(sensor) -> dict:
-    return {"thickness_um": float(sensor.thickness_um), "pitch_um": float(sensor.pitch_um),
-            "nx": int(sensor.nx), "ny": int(sensor.ny)}  # fmt: skip
 
 
 def _positive_int(value, what: str) -> int:
@@ -97,22 +90,10 @@ def _positive_int(value, what: str) -> int:
 # --------------------------------------------------------------------------- inputs
 
 
-def make_sensor(thickness_um: float = 320.0, pitch_um: float = 25.0, area_um=None):
-    """The sensor of the command-line options: 400 x 400 pixels of ``pitch_um``, or an
-    area ``(width, height)`` in um (refused when the pitch is larger than the sensor)."""
-    from dedkit.sim.geometry import SensorGeometry
-
-    if area_um is not None:
-        width, height = area_um
-        return SensorGeometry.from_size(width, height, pitch_um=pitch_um,
-                                        thickness_um=thickness_um)  # fmt: skip
-    return SensorGeometry(thickness_um=thickness_um, pitch_um=pitch_um)
-
-
 def beam_pattern(
     kind: str,
     *,
-    shape: tuple[int, int] = (400, 400),
+    shape: tuple[int, int] = (DEFAULT_NY, DEFAULT_NX),
     image=None,
     centre_px=None,
     sigma_px: float | None = None,
@@ -294,7 +275,7 @@ def write_simulated_run(
             "seed": int(seed),
             "n_frames": n_frames,
             "dark_frames": dark_frames,
-            "sensor": _sensor_dict(sensor),
+            "sensor": sensor.to_dict(),
             "charge_model": model.to_dict(),
             "response": response.to_dict(),
             "transport_options": dict(transport_options or {}),
@@ -353,7 +334,7 @@ def training_parameters(
         "n": n,
         "seed": int(seed),
         "chunk_primaries": chunk_primaries,
-        "sensor": _sensor_dict(sensor),
+        "sensor": sensor.to_dict(),
         "charge_model": model.to_dict(),
         "response": response.to_dict(),
         "transport_options": json.loads(json.dumps(transport_options or {})),

@@ -53,6 +53,7 @@ from dedkit.learn.data import (
 )
 from dedkit.learn.model import ARCHITECTURES, build_model, count_parameters, predict, state_arrays
 from dedkit.learn.recipes import DEFAULT_RECIPE, recipe_settings
+from dedkit.records.sensor import DEFAULT_PITCH_UM
 from dedkit.records.tables import FEATURE_NAMES
 from dedkit.report import JobReport
 
@@ -402,7 +403,7 @@ def fit_model(
     check_crop(data, ARCHITECTURES[config.arch].crop, dataset)
     train_index, test_index = split_indices(len(data), config.train_fraction, config.seed)
     train, test = data.subset(train_index), data.subset(test_index)
-    pitch_um = float(data.sensor.get("pitch_um", 25.0))
+    pitch_um = float(data.sensor.get("pitch_um", DEFAULT_PITCH_UM))
     feature_mean = train.features.astype(np.float64).mean(axis=0)
     feature_std = train.features.astype(np.float64).std(axis=0)
     feature_std[feature_std == 0] = 1.0  # a constant feature (the beam energy)

@@ -9,6 +9,17 @@ live below both so that every import points one way: this package depends on
 # Camera defect lists (SerialEM): read and written by dedkit.io, applied by dedkit.frames
 from dedkit.records.defects import DefectList, PartialBadLine, UsableArea
 
+# The simulated sensor and its electron deposits (dedkit.sim, dedkit.io.deposits)
+from dedkit.records.deposits import ElectronDeposits
+from dedkit.records.sensor import (
+    DEFAULT_NX,
+    DEFAULT_NY,
+    DEFAULT_PITCH_UM,
+    DEFAULT_THICKNESS_UM,
+    SILICON_DENSITY_G_CM3,
+    SensorGeometry,
+)
+
 # Hybrid-pixel tables (clusters, localised events): made by dedkit.hpd, saved by dedkit.io
 from dedkit.records.tables import FEATURE_NAMES, ClusterTable, EventTable
 
@@ -17,6 +28,14 @@ __all__ = [
     "DefectList",
     "PartialBadLine",
     "UsableArea",
+    # sensor and deposits
+    "DEFAULT_NX",
+    "DEFAULT_NY",
+    "DEFAULT_PITCH_UM",
+    "DEFAULT_THICKNESS_UM",
+    "SILICON_DENSITY_G_CM3",
+    "ElectronDeposits",
+    "SensorGeometry",
     # tables
     "FEATURE_NAMES",
     "ClusterTable",

@@ -24,7 +24,7 @@ A worker:
    Geant4 may crash.
 
 Coordinates: the sensor is placed so that its own frame (``docs/simulation.md``,
-:mod:`dedkit.sim.geometry`) is Geant4's global frame shifted by half the sensor size;
+:mod:`dedkit.records.sensor`) is Geant4's global frame shifted by half the sensor size;
 the shift is undone in numpy.
 """
 

@@ -24,9 +24,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import erf
 
 from dedkit.errors import DedkitError
+from dedkit.records.sensor import DEFAULT_PITCH_UM
 
 __all__ = [
     "PATTERNS",
@@ -39,8 +39,8 @@ __all__ = [
 ]
 
 PATTERNS = ("flat", "spot", "scan", "image")
-#: rms of the paper's focused beam, about 2 um across (FWHM), on 25 um pixels
-DEFAULT_SPOT_SIGMA_PX = 2.0 / 2.3548 / 25.0
+#: rms of the paper's focused beam, about 2 um across (FWHM), on the default pixels (25 um)
+DEFAULT_SPOT_SIGMA_PX = 2.0 / 2.3548 / DEFAULT_PITCH_UM
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,6 +250,10 @@ def _spot_fraction(cx: float, cy: float, sigma: float, rows: int, cols: int) -> 
         if 0 <= r < rows and 0 <= c < cols:
             out[r, c] = 1.0
         return out
+    # imported here, not with the module: the command line reads this module's defaults
+    # for its help text and should not pay for scipy's import (most of a second)
+    from scipy.special import erf
+
     s = math.sqrt(2.0) * sigma
     fx = np.diff(0.5 * erf((np.arange(cols + 1) - cx) / s))
     fy = np.diff(0.5 * erf((np.arange(rows + 1) - cy) / s))

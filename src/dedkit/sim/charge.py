@@ -46,7 +46,7 @@ The model (documented with its sources in ``docs/simulation.md``):
   At. Data Nucl. Data Tables 30 (1984) 261), integrated from 1 keV: within 0.3 % of
   physics.md's table from 60 to 300 keV.
 
-Coordinates follow :mod:`dedkit.sim.transport`: x, y on the sensor in um, z = 0 at the
+Coordinates follow :mod:`dedkit.records.sensor`: x, y on the sensor in um, z = 0 at the
 entry face, z = d at the pixels.
 """
 
@@ -58,6 +58,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from dedkit.errors import DedkitError
+from dedkit.records.sensor import SILICON_DENSITY_G_CM3
 
 __all__ = [
     "BOLTZMANN_V_PER_K",
@@ -86,7 +87,6 @@ _ELEMENTARY_CHARGE_C = 1.602176634e-19
 
 # silicon for the stopping power (physics.md; Sternheimer, Berger & Seltzer 1984)
 _SI_Z_OVER_A = 14 / 28.0855
-_SI_DENSITY_G_CM3 = 2.329
 _SI_I_EV = 173.0
 _SI_DENSITY_EFFECT = {"C": 4.4351, "X0": 0.2014, "X1": 2.8715, "a": 0.14921, "m": 3.2546,
                       "delta0": 0.14}  # fmt: skip
@@ -399,7 +399,7 @@ def csda_range_um(energy_keV) -> np.ndarray:
     # it is ~0.03 um, negligible beside the tens of um that matter here
     start = 1.0 / (collision_stopping_power(1.0) * 1e3)
     range_g_cm2 = np.interp(np.log(energies), np.log(grid), cumulative) + start
-    out = range_g_cm2 / _SI_DENSITY_G_CM3 * 1e4
+    out = range_g_cm2 / SILICON_DENSITY_G_CM3 * 1e4
     return out if np.ndim(energy_keV) else out[0]
 
 
@@ -462,7 +462,7 @@ def transport_deposits(
 
     Parameters
     ----------
-    deposits : dedkit.sim.transport.ElectronDeposits
+    deposits : dedkit.records.deposits.ElectronDeposits
         Energy-deposit steps grouped by primary (CSR ``offsets``), with the sensor.
     rng : numpy.random.Generator
         Source of the Fano fluctuations.

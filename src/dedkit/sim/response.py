@@ -22,10 +22,10 @@ Frames are (n, rows, cols) arrays in readout order; positions are in pixel units
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
-import numba
 import numpy as np
 
 from dedkit.errors import DedkitError
@@ -154,8 +154,21 @@ def make_calibration_maps(
     )
 
 
-@numba.njit(cache=True, nogil=True)
+@functools.cache
+def _compiled_kernel():
+    """:func:`_integrate_kernel` compiled by numba (or loaded from numba's cache).
+
+    numba is imported here, at the first use, rather than with the module: the command
+    line reads :class:`DetectorResponse`'s defaults for its help text and should not pay
+    for numba's import (about a quarter of a second) on every command.
+    """
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_integrate_kernel)
+
+
 def _integrate_kernel(frame, x, y, sigma, charge, reach, out):
+    # plain Python as written; run compiled (_compiled_kernel)
     n_frames, rows, cols = out.shape
     max_sigma = 0.0
     for i in range(len(x)):
@@ -255,7 +268,7 @@ def integrate_clouds(
     if any(a.shape != (n,) for a in arrays):
         raise DedkitError("frame_index, x, y, sigma and charge must be 1-D of equal length")
     if n:
-        _integrate_kernel(*arrays, float(reach), out)
+        _compiled_kernel()(*arrays, float(reach), out)
     return out
 
 

@@ -361,8 +361,8 @@ def straight_track_stream(
     Geant4. Same call as :func:`dedkit.sim.transport.iter_simulate_electrons` (``workers``
     and ``options`` are ignored); yields one batch.
     """
-    from dedkit.sim.geometry import SensorGeometry
-    from dedkit.sim.transport import ElectronDeposits
+    from dedkit.records.deposits import ElectronDeposits
+    from dedkit.records.sensor import SensorGeometry
 
     sensor = sensor or SensorGeometry()
     rng = np.random.default_rng(seed)

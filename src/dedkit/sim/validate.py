@@ -191,7 +191,7 @@ def validate(
     workers : int, optional
         Geant4 worker processes (default one per core).
     sensor : SensorGeometry, optional
-        Default: 320 um, 25 um pitch, 400 x 400.
+        Default: :class:`~dedkit.records.sensor.SensorGeometry` ``()``.
     model : ChargeModel, optional
         Default: 90 V, 30 V depletion, 293 K, Coulomb repulsion on.
     response : DetectorResponse, optional
@@ -215,7 +215,7 @@ def validate(
     if chunk_primaries < 1:
         raise DedkitError(f"chunk_primaries must be at least 1, got {chunk_primaries}")
     if sensor is None:
-        from dedkit.sim.geometry import SensorGeometry
+        from dedkit.records.sensor import SensorGeometry
 
         sensor = SensorGeometry()
     check_sensor(sensor)
@@ -285,7 +285,7 @@ def validate(
         settings={
             "seed": int(seed),
             "workers": workers,
-            "sensor": _sensor_dict(sensor),
+            "sensor": sensor.to_dict(),
             "charge_model": model.to_dict(),
             "response": response.to_dict(),
             "transport_options": dict(transport_options or {}),
@@ -296,15 +296,6 @@ def validate(
     )
     report.checks = _checks(report)
     return report
-
-
-def _sensor_dict(sensor) -> dict:
-    return {
-        "thickness_um": float(sensor.thickness_um),
-        "pitch_um": float(sensor.pitch_um),
-        "nx": int(sensor.nx),
-        "ny": int(sensor.ny),
-    }
 
 
 def _reference(energy: float) -> dict:

@@ -6,8 +6,8 @@ beyond half-Nyquist comes out about 35 % higher after antialiased reduction by 2
 after binning by 2, and about 50 % higher for reduction by 4 against binning by 4.
 
 Here: a random specimen (mean 1) is imaged twice at each dose by the super-resolution
-counting simulator (:mod:`dedkit.sim.superres`: independent Poisson noise, the same
-specimen), both images are reduced by 2 and by 4 with Lanczos-3 (IMOD's filter, as
+counting simulator (:mod:`dedkit.sim.counting_superres`: independent Poisson noise, the
+same specimen), both images are reduced by 2 and by 4 with Lanczos-3 (IMOD's filter, as
 SerialEM) and by summing binning, and the FRC of each reduced pair is averaged over the
 rings from half to full Nyquist of the reduced image. The gain is
 ``100 (antialiased / binned - 1)`` of the FRCs averaged over ``repeats`` independent
@@ -49,7 +49,7 @@ import numpy as np
 from dedkit.errors import DedkitError
 from dedkit.frames.reduce import FILTERS, reduce_image, weight_table
 from dedkit.metrics import frc, mean_frc
-from dedkit.sim.superres import (
+from dedkit.sim.counting_superres import (
     LOCALISATION_SIGMA,
     SUPERRES,
     SuperResModel,

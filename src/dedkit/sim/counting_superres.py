@@ -37,6 +37,10 @@ independently, so each pixel's count stays Poisson with the mean the steps give:
 is drawn as one Poisson array of that mean, which is the same distribution as following
 every electron, without a loop over electrons. Real coincidence loss makes counts slightly
 sub-Poissonian; that is left out.
+
+For the dose-rate and reduction studies (:mod:`dedkit.studies.reduction_frc`). The raw
+frames a gain reference and a defect list are made from (no localisation or coincidence
+model) are :mod:`dedkit.sim.counting_raw`.
 """
 
 from __future__ import annotations

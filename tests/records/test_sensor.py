@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dedkit.errors import DedkitError
-from dedkit.sim.geometry import SensorGeometry
+from dedkit.records.sensor import SensorGeometry
 
 
 def test_defaults_are_moench03():
@@ -85,3 +85,14 @@ def test_is_frozen_and_hashable():
     with pytest.raises(AttributeError):
         s.nx = 3
     assert {s: 1}[SensorGeometry()] == 1
+
+
+def test_from_options_is_the_command_line_sensor():
+    assert SensorGeometry.from_options() == SensorGeometry()
+    assert SensorGeometry.from_options(nx=40).shape == (400, 40)
+    s = SensorGeometry.from_options(thickness_um=300.0, pitch_um=50.0, area_um=(1000.0, 500.0))
+    assert (s.thickness_um, s.pitch_um, s.shape) == (300.0, 50.0, (10, 20))
+    with pytest.raises(DedkitError, match="in pixels or in um, not both"):
+        SensorGeometry.from_options(ny=4, area_um=(1000.0, 500.0))
+    with pytest.raises(DedkitError, match="larger than the sensor"):
+        SensorGeometry.from_options(area_um=(20.0, 20.0))

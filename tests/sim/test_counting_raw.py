@@ -1,6 +1,6 @@
 import numpy as np
 
-from dedkit.sim.counting import gain_nonuniformity, simulate_counting_frames, specimen_image
+from dedkit.sim.counting_raw import gain_nonuniformity, simulate_counting_frames, specimen_image
 
 
 def test_counts_follow_dose_times_sensitivity(rng):

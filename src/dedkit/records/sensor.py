@@ -1,4 +1,10 @@
-"""The pixelated silicon sensor that the detector simulation tracks electrons through.
+"""The pixelated silicon sensor: its geometry, its defaults and its material.
+
+:class:`SensorGeometry` is the sensor the detector simulation (:mod:`dedkit.sim`) tracks
+electrons through and that :mod:`dedkit.io.deposits` records with the deposits. Its
+defaults are written once, here (:data:`DEFAULT_THICKNESS_UM`, :data:`DEFAULT_PITCH_UM`,
+:data:`DEFAULT_NX`, :data:`DEFAULT_NY`); the command-line defaults and help texts are
+made from them.
 
 Coordinates (shared by the electron transport and the detector response): the sensor
 occupies ``x`` in ``[0, nx * pitch)``, ``y`` in ``[0, ny * pitch)`` and ``z`` in
@@ -23,6 +29,22 @@ from dedkit.errors import DedkitError
 
 #: silicon density, g/cm^3 (physics.md)
 SILICON_DENSITY_G_CM3 = 2.329
+#: sensor thickness of the MÖNCH 03 prototype, um (the paper, section 2.1)
+DEFAULT_THICKNESS_UM = 320.0
+#: pixel pitch of the MÖNCH 03 prototype, um
+DEFAULT_PITCH_UM = 25.0
+#: pixels of the MÖNCH 03 prototype along x (columns) and y (rows)
+DEFAULT_NX = 400
+DEFAULT_NY = 400
+
+__all__ = [
+    "DEFAULT_NX",
+    "DEFAULT_NY",
+    "DEFAULT_PITCH_UM",
+    "DEFAULT_THICKNESS_UM",
+    "SILICON_DENSITY_G_CM3",
+    "SensorGeometry",
+]
 
 
 @dataclass(frozen=True)
@@ -45,10 +67,10 @@ class SensorGeometry:
         a non-integer pixel count.
     """
 
-    thickness_um: float = 320.0
-    pitch_um: float = 25.0
-    nx: int = 400
-    ny: int = 400
+    thickness_um: float = DEFAULT_THICKNESS_UM
+    pitch_um: float = DEFAULT_PITCH_UM
+    nx: int = DEFAULT_NX
+    ny: int = DEFAULT_NY
 
     def __post_init__(self) -> None:
         for name in ("thickness_um", "pitch_um"):
@@ -88,7 +110,12 @@ class SensorGeometry:
 
     @classmethod
     def from_size(
-        cls, width_um: float, height_um: float, *, pitch_um: float = 25.0, thickness_um=320.0
+        cls,
+        width_um: float,
+        height_um: float,
+        *,
+        pitch_um: float = DEFAULT_PITCH_UM,
+        thickness_um: float = DEFAULT_THICKNESS_UM,
     ) -> SensorGeometry:
         """A sensor of a given area, refusing a pitch larger than the sensor.
 
@@ -118,6 +145,40 @@ class SensorGeometry:
                 f"{pitch_um:g} um pixels"
             )
         return cls(thickness_um=thickness_um, pitch_um=pitch_um, nx=round(nx), ny=round(ny))
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        thickness_um: float = DEFAULT_THICKNESS_UM,
+        pitch_um: float = DEFAULT_PITCH_UM,
+        nx: int | None = None,
+        ny: int | None = None,
+        area_um: tuple[float, float] | None = None,
+    ) -> SensorGeometry:
+        """The sensor of the command-line options: ``nx`` x ``ny`` pixels (each the
+        class's default when not given) or an area ``(width, height)`` in um (refused
+        when the pitch is larger than the sensor, see :meth:`from_size`).
+
+        Examples
+        --------
+        >>> SensorGeometry.from_options(nx=40).shape
+        (400, 40)
+        >>> SensorGeometry.from_options(pitch_um=50.0, area_um=(1000.0, 500.0)).shape
+        (10, 20)
+        """
+        if area_um is not None:
+            if nx is not None or ny is not None:
+                raise DedkitError("give the sensor size in pixels or in um, not both")
+            return cls.from_size(
+                area_um[0], area_um[1], pitch_um=pitch_um, thickness_um=thickness_um
+            )
+        return cls(
+            thickness_um=thickness_um,
+            pitch_um=pitch_um,
+            nx=DEFAULT_NX if nx is None else nx,
+            ny=DEFAULT_NY if ny is None else ny,
+        )
 
     def contains(self, x_um, y_um, z_um) -> np.ndarray:
         """Whether points lie inside the sensor volume (faces included at ``z``)."""

@@ -5,8 +5,9 @@ Model: electrons arrive independently (Poisson) at each super-resolution pixel w
 non-uniformity a gain reference corrects: gain = 1 / sensitivity, normalised to mean 1);
 defective pixels, columns and rows read a fixed value (hot: always full scale, dead: 0)
 whatever arrives. Counts are clipped at ``max_count`` as 4-bit packed frames are.
-This is the data a gain reference and a defect list are made for; it has no coincidence
-loss or point spread.
+This is the data a gain reference and a defect list are made for (``dedkit demo``); it
+has no coincidence loss or point spread: the super-resolution model with localisation,
+coincidence loss and detection efficiency is :mod:`dedkit.sim.counting_superres`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ import pytest
 
 from dedkit.camera.coincidence import DETECTION_EFFICIENCY, coincidence_factor
 from dedkit.errors import DedkitError
-from dedkit.sim.superres import (
+from dedkit.sim.counting_superres import (
     SuperResModel,
     assignment_probabilities,
     expected_counts,
