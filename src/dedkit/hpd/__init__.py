@@ -26,14 +26,13 @@ Examples
 >>> import numpy as np
 >>> from dedkit.hpd import ClusterFinder, Pedestal
 >>> rng = np.random.default_rng(0)
->>> dark = rng.normal(1000, 2, (100, 32, 32))
->>> finder = ClusterFinder((32, 32), cluster_size=3, nsigma=5)
->>> for frame in dark:
-...     finder.push_pedestal(frame)
->>> frame = rng.normal(1000, 2, (32, 32))
+>>> dark = rng.poisson(1000, (100, 32, 32)).astype(np.uint16)
+>>> finder = ClusterFinder((32, 32), cluster_size=(3, 3), nsigma=5, window=100)
+>>> finder.push_pedestal_frames(dark)
+>>> frame = rng.poisson(1000, (32, 32)).astype(np.uint16)
 >>> frame[10, 12] += 400
 >>> clusters = finder.find_clusters(frame)
->>> len(clusters), clusters.x[0], clusters.y[0]
+>>> len(clusters), int(clusters.x[0]), int(clusters.y[0])
 (1, 12, 10)
 """
 
