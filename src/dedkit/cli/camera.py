@@ -11,12 +11,12 @@ import warnings
 import click
 
 from dedkit.camera import MODES, READ_AREAS, camera_names
+from dedkit.cli.options import json_option
 from dedkit.cli.output import emit_json
 
 #: exit status of ``camera check`` when a rule is violated (a result, not an error)
 EXIT_VIOLATED = 1
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 camera_option = click.option(
     "--camera",
     "camera_name",

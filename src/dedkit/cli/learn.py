@@ -8,6 +8,17 @@ import sys
 
 import click
 
+from dedkit.cli.options import (
+    FORCE_FIGURE_HELP,
+    figure_option,
+    force_option,
+    json_option,
+    limit_option,
+    output_option,
+    quiet_option,
+    seed_option,
+    threads_option,
+)
 from dedkit.cli.output import emit_json, stderr
 from dedkit.errors import DedkitError
 
@@ -111,7 +122,7 @@ class RecipeOption(click.Option):
 
 @learn.command("train")
 @click.argument("dataset", type=click.Path())
-@click.option("--output", "-o", required=True, type=click.Path(), help="MODEL (.npz + .json).")
+@output_option("MODEL (.npz + .json).")
 @click.option(
     "--recipe",
     type=click.Choice(RECIPE_NAMES),
@@ -168,16 +179,9 @@ class RecipeOption(click.Option):
     help="Extra noise on the cluster's pixels, keV.",
 )
 @click.option("--no-augment", is_flag=True, help="No flips/rotations.")
-@click.option(
-    "--limit",
-    type=click.IntRange(1),
-    default=None,
-    help="Use only the first N clusters of DATASET (default: all).",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--threads", type=click.IntRange(1), default=None, help="torch CPU threads (default: torch's)."
-)
+@limit_option
+@seed_option(default=0, help=None)
+@threads_option("torch CPU threads (default: torch's).")
 @click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
@@ -186,9 +190,9 @@ class RecipeOption(click.Option):
     help="auto: CUDA when available, else CPU.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
-@click.option("--force", is_flag=True, help="Overwrite MODEL; discard an old checkpoint.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@force_option("Overwrite MODEL; discard an old checkpoint.")
+@json_option
+@quiet_option
 def learn_train(dataset, output, recipe, arch, epochs, batch_size, optimizer, lr, momentum,
                 weight_decay, schedule, label_noise, label_noise_unit, pixel_noise,
                 no_augment, limit, seed, threads, device, resume, force, as_json,
@@ -228,24 +232,22 @@ def learn_train(dataset, output, recipe, arch, epochs, batch_size, optimizer, lr
     default=None,
     help="MODEL (.npz or .json; default: the shipped 200 keV model).",
 )
-@click.option(
-    "--limit", type=click.IntRange(1), default=None, help="Evaluate only the first N clusters."
-)
+@limit_option
 @click.option(
     "--eta-reference",
     type=click.Path(),
     default=None,
     help="Training set for the eta flat-field map (default: DATASET).",
 )
-@click.option("--figure", type=click.Path(), default=None, help="Residual histograms, PNG.")
-@click.option("--force", is_flag=True, help="Overwrite the figure.")
+@figure_option("Residual histograms, PNG.")
+@force_option(FORCE_FIGURE_HELP)
 @click.option(
     "--record",
     is_flag=True,
     help="Add the results to the card of --model (metrics.held_out:<dataset name>); "
     "needs --model: the shipped model is never changed.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, as_json):
     """Compare the CNN with eta and the centroid on a held-out set.
 
@@ -306,9 +308,9 @@ def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, 
     show_default=True,
     help="Label with the scan estimate, or (simulated runs) the true entry point.",
 )
-@click.option("--output", "-o", required=True, type=click.Path(), help="TRAIN.h5 to write.")
-@click.option("--force", is_flag=True, help="Overwrite an existing output.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@output_option("TRAIN.h5 to write.")
+@force_option()
+@json_option
 def learn_scan_labels(clusters, scan_csv, sim_run, sigma, n_sigma, min_clusters, labels,
                       output, force, as_json):  # fmt: skip
     """Make a training set from a beam scan (paper 2.2).

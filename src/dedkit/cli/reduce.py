@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from dedkit.cli.options import FORCE_FOLDER_HELP, force_option, json_option, quiet_option
 from dedkit.cli.output import run_job
 
 #: the reductions of :data:`dedkit.frames.reduce.REDUCTIONS` (spelled out here so that
@@ -39,9 +40,9 @@ MODE_CHOICES = ("byte", "short", "ushort", "float")
     show_default=True,
     help="Output pixels hold the sum of the pixels they replace (SerialEM) or their mean (IMOD).",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing output.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@force_option(FORCE_FOLDER_HELP)
+@json_option
+@quiet_option
 def reduce_command(input, output, factor, filter_name, mode, values, force, as_json, quiet):
     """Reduce every frame of a stack by an integer factor, antialiased as SerialEM
     and IMOD do (Lanczos-3 by default) or by binning; the pixel size in the header is

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 import click
 
+from dedkit.cli.options import (
+    chunk_option,
+    force_option,
+    json_option,
+    output_option,
+    quiet_option,
+    seed_option,
+    workers_option,
+)
 from dedkit.cli.output import emit_json, progress_bar
 from dedkit.errors import DedkitError
 from dedkit.sim.transport import DEFAULT_PHYSICS, NEEDS_DATA, PHYSICS_LISTS, check_physics
@@ -37,6 +46,38 @@ PHYSICS_HELP = (
     + " need Geant4 data sets that geant4-pybind does not ship)."
 )
 
+# the options of the sensor and the beam that several sim commands take
+physics_option = click.option(
+    "--physics", type=PHYSICS_CHOICE, default=DEFAULT_PHYSICS, show_default=True, help=PHYSICS_HELP
+)
+thickness_option = click.option(
+    "--thickness", type=float, default=320.0, show_default=True, help="Sensor thickness, um."
+)
+pitch_option = click.option(
+    "--pitch", type=float, default=25.0, show_default=True, help="Pixel pitch, um."
+)
+incidence_option = click.option(
+    "--incidence",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Angle of incidence from the sensor normal, degrees.",
+)
+azimuth_option = click.option(
+    "--azimuth",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Azimuth of the plane of incidence from +x, degrees.",
+)
+
+
+def energy_option(help: str, *, default: float | None = None):
+    """``-E/--energy``: the beam energy in keV (required unless a default is given)."""
+    if default is None:
+        return click.option("--energy", "-E", type=float, required=True, help=help)
+    return click.option("--energy", "-E", type=float, default=default, show_default=True, help=help)
+
 
 @click.group()
 def sim():
@@ -54,24 +95,11 @@ def _sensor_size(size, area):
 
 
 @sim.command("electrons")
-@click.option("--energy", "-E", type=float, required=True, help="Beam energy, keV (1-1000).")
+@energy_option("Beam energy, keV (1-1000).")
 @click.option("--n", "n", type=int, required=True, help="Number of primary electrons.")
-@click.option(
-    "--seed", type=int, required=True, help="Random seed (with the settings it fixes the result)."
-)
-@click.option(
-    "--workers",
-    type=int,
-    default=None,
-    help="Geant4 worker processes (default one per core); the result does not depend on it.",
-)
-@click.option(
-    "--physics",
-    type=PHYSICS_CHOICE,
-    default=DEFAULT_PHYSICS,
-    show_default=True,
-    help=PHYSICS_HELP,
-)
+@seed_option(required=True, help="Random seed (with the settings it fixes the result).")
+@workers_option("Geant4 worker processes (default one per core); the result does not depend on it.")
+@physics_option
 @click.option(
     "--msc-step-limit",
     default=None,
@@ -96,10 +124,8 @@ def _sensor_size(size, area):
     show_default=True,
     help="Split steps into deposits at most this long, um (0: one deposit per step).",
 )
-@click.option(
-    "--thickness", type=float, default=320.0, show_default=True, help="Sensor thickness, um."
-)
-@click.option("--pitch", type=float, default=25.0, show_default=True, help="Pixel pitch, um.")
+@thickness_option
+@pitch_option
 @click.option(
     "--size",
     type=(int, int),
@@ -124,24 +150,12 @@ def _sensor_size(size, area):
     help="Entry points: uniform over the sensor away from its edges, or uniform in the "
     "centre pixel.",
 )
-@click.option(
-    "--incidence",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Angle of incidence from the sensor normal, degrees.",
-)
-@click.option(
-    "--azimuth",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Azimuth of the incidence plane from +x, degrees.",
-)
-@click.option("--output", "-o", required=True, type=click.Path(), help="OUT.h5 to write.")
-@click.option("--force", is_flag=True, help="Overwrite an existing output.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@incidence_option
+@azimuth_option
+@output_option("OUT.h5 to write.")
+@force_option()
+@json_option
+@quiet_option
 def sim_electrons(
     energy,
     n,
@@ -210,10 +224,8 @@ def sim_electrons(
 def _detector_options(f):
     """Options shared by the commands that simulate the whole detector."""
     options = [
-        click.option("--thickness", type=float, default=320.0, show_default=True,
-                     help="Sensor thickness, um."),
-        click.option("--pitch", type=float, default=25.0, show_default=True,
-                     help="Pixel pitch, um."),
+        thickness_option,
+        pitch_option,
         click.option("--area", type=(float, float), default=None, metavar="W H",
                      help="Sensor size in um (default 400 x 400 pixels)."),
         click.option("--bias", type=float, default=90.0, show_default=True, help="Bias, V."),
@@ -225,19 +237,16 @@ def _detector_options(f):
                      help="Electronic noise per pixel, keV rms."),
         click.option("--no-coulomb", is_flag=True,
                      help="Leave out the Coulomb repulsion of the charge cloud."),
-        click.option("--physics", type=PHYSICS_CHOICE, default=DEFAULT_PHYSICS,
-                     show_default=True, help=PHYSICS_HELP),
+        physics_option,
         click.option("--cut", "cut_um", type=float, default=None,
                      help="Geant4 production cut, um (default: the transport's, 10)."),
-        click.option("--incidence", type=float, default=0.0, show_default=True,
-                     help="Beam angle from the sensor normal, degrees."),
-        click.option("--azimuth", type=float, default=0.0, show_default=True,
-                     help="Azimuth of the plane of incidence from +x, degrees."),
-        click.option("--seed", type=int, default=1, show_default=True, help="Random seed."),
-        click.option("--workers", type=click.IntRange(1), default=None,
-                     help="Geant4 worker processes (default one per core)."),
-        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        incidence_option,
+        azimuth_option,
+        seed_option(),
+        workers_option("Geant4 worker processes (default one per core).",
+                       type=click.IntRange(1)),
+        json_option,
+        quiet_option,
     ]  # fmt: skip
     for option in reversed(options):
         f = option(f)
@@ -281,7 +290,7 @@ def _emit(report, as_json: bool) -> None:
 
 
 @sim.command("frames")
-@click.option("--energy", "-E", type=float, required=True, help="Beam energy, keV (20-300).")
+@energy_option("Beam energy, keV (20-300).")
 @click.option(
     "--frames", "n_frames", type=click.IntRange(1), required=True, help="Frames with beam."
 )
@@ -336,8 +345,8 @@ def _emit(report, as_json: bool) -> None:
     help="Dark frames, written as the run NAME_dark (for the pedestal).",
 )
 @click.option("--name", default="sim", show_default=True, help="Run name.")
-@click.option("--output", "-o", required=True, type=click.Path(), help="Folder to write.")
-@click.option("--force", is_flag=True, help="Replace a previous simulated run there.")
+@output_option("Folder to write.")
+@force_option("Replace a previous simulated run there.")
 @_detector_options
 def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_points, dwell,
                dark_frames, name, output, force, **options):  # fmt: skip
@@ -369,7 +378,7 @@ def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_
 
 
 @sim.command("dataset")
-@click.option("--energy", "-E", type=float, required=True, help="Beam energy, keV (20-300).")
+@energy_option("Beam energy, keV (20-300).")
 @click.option(
     "--n",
     "n",
@@ -377,17 +386,14 @@ def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_
     required=True,
     help="Selected single-electron clusters to write.",
 )
-@click.option(
-    "--chunk",
+@chunk_option(
     "chunk_primaries",
-    type=click.IntRange(1),
     default=20000,
-    show_default=True,
     help="Primaries per chunk (the unit of resumption; at most --n).",
 )
 @click.option("--no-adc", is_flag=True, help="Keep keV values (no ADC rounding/saturation).")
-@click.option("--output", "-o", required=True, type=click.Path(), help="OUT.h5 to write.")
-@click.option("--force", is_flag=True, help="Overwrite OUT.h5 and discard unfinished parts.")
+@output_option("OUT.h5 to write.")
+@force_option("Overwrite OUT.h5 and discard unfinished parts.")
 @_detector_options
 def sim_dataset(energy, n, chunk_primaries, no_adc, output, force, **options):
     """Write a training set of N single-electron clusters (15 x 15 images in keV, the 7
@@ -409,25 +415,11 @@ def sim_dataset(energy, n, chunk_primaries, no_adc, output, force, **options):
 
 
 @sim.command("validate")
-@click.option(
-    "--energy",
-    "-E",
-    type=float,
-    default=200.0,
-    show_default=True,
-    help="Beam energy, keV (published figures at 60, 100, 200, 300).",
-)
+@energy_option("Beam energy, keV (published figures at 60, 100, 200, 300).", default=200.0)
 @click.option(
     "--n", "n", type=click.IntRange(1), default=20000, show_default=True, help="Primary electrons."
 )
-@click.option(
-    "--chunk",
-    "chunk_primaries",
-    type=click.IntRange(1),
-    default=10000,
-    show_default=True,
-    help="Primaries per Geant4 call.",
-)
+@chunk_option("chunk_primaries", default=10000, help="Primaries per Geant4 call.")
 @_detector_options
 def sim_validate(energy, n, chunk_primaries, **options):
     """Simulate N primaries through the whole chain and compare backscatter, absorption,

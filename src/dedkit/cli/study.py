@@ -13,6 +13,14 @@ import importlib.util
 
 import click
 
+from dedkit.cli.options import (
+    FORCE_FIGURE_HELP,
+    figure_option,
+    force_option,
+    json_option,
+    quiet_option,
+    seed_option,
+)
 from dedkit.cli.output import emit_json, progress_bar
 from dedkit.studies import LIMITS
 
@@ -113,17 +121,13 @@ def run_study(
 
 
 def _common(f):
-    f = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(f)
-    f = click.option("--force", is_flag=True, help="Overwrite an existing figure.")(f)
-    f = click.option(
-        "--figure",
-        type=click.Path(),
-        default=None,
-        help="Draw the study's figure into this file: .png, .pdf or .svg (none unless asked).",
+    f = quiet_option(f)
+    f = force_option(FORCE_FIGURE_HELP)(f)
+    f = figure_option(
+        "Draw the study's figure into this file: .png, .pdf or .svg (none unless asked)."
     )(f)
-    f = click.option("--json", "as_json", is_flag=True, help="Print only the JSON report.")(f)
-    f = click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")(f)
-    return f
+    f = json_option(f)
+    return seed_option()(f)
 
 
 @click.group("study")
