@@ -21,7 +21,7 @@ from dedkit.cli.options import (
     quiet_option,
     scheduler_option,
 )
-from dedkit.cli.output import emit_json, progress_bar
+from dedkit.cli.output import emit_json, emit_report, progress_bar
 from dedkit.cli.params import FINITE_POSITIVE
 
 
@@ -76,12 +76,6 @@ def hpd():
     """Hybrid pixel detector pipeline: pedestal, clusters, localisation, images."""
 
 
-def emit_hpd_report(report, as_json: bool) -> None:
-    emit_json(report.to_dict()) if as_json else click.echo(report.text())
-    for line in report.warnings:
-        click.echo(f"dedkit hpd {report.command}: warning: {line}", err=True)
-
-
 @hpd.command("pedestal")
 @click.argument("master", type=click.Path())
 @output_option("PED.h5 to write.")
@@ -112,7 +106,7 @@ def hpd_pedestal(master, output, frames, window, force, as_json, quiet):
             force=force,
             progress=progress,
         )
-    emit_hpd_report(report, as_json)
+    emit_report(report, as_json, f"dedkit hpd {report.command}")
 
 
 @hpd.command("clusters")
@@ -193,7 +187,7 @@ def hpd_clusters(
             force=force,
             progress=progress,
         )
-    emit_hpd_report(report, as_json)
+    emit_report(report, as_json, f"dedkit hpd {report.command}")
 
 
 @hpd.command("localize")
@@ -256,7 +250,7 @@ def hpd_localize(
             force=force,
             progress=progress,
         )
-    emit_hpd_report(report, as_json)
+    emit_report(report, as_json, f"dedkit hpd {report.command}")
 
 
 def _detector_shape(ctx, param, value):
@@ -310,4 +304,4 @@ def hpd_image(events, upsample, output, no_flat_field, detector_shape, pitch_um,
         pitch_um=pitch_um,
         force=force,
     )
-    emit_hpd_report(report, as_json)
+    emit_report(report, as_json, f"dedkit hpd {report.command}")

@@ -28,7 +28,7 @@ from dedkit.cli.options import (
     output_option,
     seed_option,
 )
-from dedkit.cli.output import announce_compilation, emit_json
+from dedkit.cli.output import announce_compilation, emit_report
 from dedkit.cli.reduce import reduce_command
 from dedkit.cli.sim import sim
 from dedkit.cli.stacks import STACK_COMMANDS
@@ -70,11 +70,7 @@ def demo(outdir, frames, seed, force, as_json):
     correct defects, write, and summarise."""
     from dedkit.jobs.demo import run_demo
 
-    summary = run_demo(outdir, n_frames=frames, seed=seed, force=force)
-    if as_json:
-        emit_json(summary.to_dict())
-    else:
-        click.echo(summary.text())
+    emit_report(run_demo(outdir, n_frames=frames, seed=seed, force=force), as_json)
 
 
 @cli.command()
@@ -97,14 +93,7 @@ def sample(folder, frames, seed, force, as_json):
     FOLDER."""
     from dedkit.jobs.demo import write_samples
 
-    summary = write_samples(folder, frames=frames, seed=seed, force=force)
-    if as_json:
-        emit_json(summary)
-        return
-    click.echo(f"dedkit sample: wrote {len(summary['files'])} files in {summary['folder']}")
-    for name, size in summary["files"].items():
-        click.echo(f"  {name:28s} {size / 1e6:8.2f} MB")
-    click.echo(f"the examples of README.md and docs/ run in it: cd {summary['folder']}")
+    emit_report(write_samples(folder, frames=frames, seed=seed, force=force), as_json)
 
 
 for command in STACK_COMMANDS:

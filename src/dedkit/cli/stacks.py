@@ -117,7 +117,8 @@ def defectmap(defects, like, output, rotflip, force, as_json):
     'clip defectmap' does for MotionCor2."""
     from dedkit.jobs.stacks import make_defect_map
 
-    emit_report(make_defect_map(defects, like, output, rotflip_value=rotflip, force=force), as_json)
+    report = make_defect_map(defects, like, output, rotflip_value=rotflip, force=force)
+    emit_report(report, as_json, f"dedkit {report.command}")
 
 
 @click.command("rotflip")

@@ -1,9 +1,9 @@
 """``dedkit study ...``: the studies behind SerialEM's choices (:mod:`dedkit.studies`).
 
 Every study prints its table (or, with ``--json``, only its report object) the same way
-from the :class:`~dedkit.studies.StudyResult` its ``run`` returns. A figure is drawn only
-when ``--figure PATH.png`` is given (a study run leaves no files behind unless asked; an
-existing figure needs ``--force``).
+from the :class:`~dedkit.studies.StudyResult` (a JobReport) its ``run`` returns. A figure
+is drawn only when ``--figure PATH.png`` is given (a study run leaves no files behind
+unless asked; an existing figure needs ``--force``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dedkit.cli.options import (
     quiet_option,
     seed_option,
 )
-from dedkit.cli.output import emit_json, progress_bar
+from dedkit.cli.output import emit_report, progress_bar
 from dedkit.studies import LIMITS
 
 #: command name -> module in dedkit.studies
@@ -30,30 +30,6 @@ STUDIES = {
     "reduction-frc": "reduction_frc",
     "coincidence": "coincidence",
 }
-
-
-def render_table(result) -> str:
-    """A study's table as plain aligned text: title, header, rows, then its notes."""
-    headings = [heading for _, heading, _ in result.columns]
-    body = []
-    for row in result.rows:
-        cells = []
-        for key, _, fmt in result.columns:
-            value = row.get(key)
-            if value is None:
-                cells.append("-")
-            elif isinstance(value, str | bool):
-                cells.append(str(value))
-            elif fmt:
-                cells.append(format(value, fmt))
-            else:
-                cells.append(format(value, "g") if isinstance(value, float) else str(value))
-        body.append(cells)
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headings)]
-    lines = [result.name, "  ".join(h.rjust(w) for h, w in zip(headings, widths, strict=True))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
-    lines += [""] + list(result.notes) if result.notes else []
-    return "\n".join(lines)
 
 
 def number_list(
@@ -102,10 +78,7 @@ def run_study(
         result = module.run(
             **{k: v for k, v in options.items() if v is not None}, progress=progress
         )
-    if as_json:
-        emit_json(result.report)
-    else:
-        click.echo(render_table(result))
+    emit_report(result, as_json)
     if figure is None:
         return
     # matplotlib is optional (the 'test' extra): without it the table still counts

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from dedkit.errors import DedkitError
+from dedkit.report import JobReport
 from dedkit.sim.geometry import SensorGeometry
 from dedkit.sim.transport import (
     DEFAULT_CUT_UM,
@@ -16,9 +17,9 @@ from dedkit.sim.transport import (
 )
 
 
-@dataclass
-class ElectronsReport:
-    """What ``dedkit sim electrons`` did."""
+@dataclass(kw_only=True)
+class ElectronsReport(JobReport):
+    """What ``dedkit sim electrons`` did (``--json``: the fields below, in this order)."""
 
     output: str
     energy_keV: float
@@ -41,7 +42,7 @@ class ElectronsReport:
     command: str = "sim electrons"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self._declared_dict()
 
     def text(self) -> str:
         c = self.centroid_rms_um

@@ -30,6 +30,7 @@ from dedkit.hpd.localize import EtaInterpolator
 from dedkit.hpd.tables import ClusterTable
 from dedkit.io.atomic import atomic_output, check_outputs, check_outside_package, figure_format
 from dedkit.learn.data import check_crop, load_training_arrays
+from dedkit.report import JobReport
 
 __all__ = ["EvaluationReport", "FULL_ABSORPTION", "eta_positions", "evaluate_model"]
 
@@ -85,8 +86,8 @@ def _summary(residual: np.ndarray) -> dict:
     }
 
 
-@dataclass
-class EvaluationReport:
+@dataclass(kw_only=True)
+class EvaluationReport(JobReport):
     """Accuracy of the three methods on one set (:meth:`to_dict` is the ``--json``)."""
 
     dataset: str
@@ -229,11 +230,12 @@ def evaluate_model(
     energy = data.energy_keV or float(np.median(data.features[:, -1]))
     fully = data.deposit_keV >= FULL_ABSORPTION * energy
     report = EvaluationReport(
-        str(dataset),
-        str(model_path),
-        len(data),
-        residuals,
-        {"fully_absorbed": fully, "backscattered": ~fully},
+        command="learn evaluate",
+        dataset=str(dataset),
+        model=str(model_path),
+        n_clusters=len(data),
+        residuals=residuals,
+        groups={"fully_absorbed": fully, "backscattered": ~fully},
         details={
             "energy_keV": energy,
             "full_absorption_threshold_keV": FULL_ABSORPTION * energy,
