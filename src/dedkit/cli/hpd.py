@@ -41,6 +41,18 @@ frames_option = click.option(
 )
 
 
+def gain_option(help: str):
+    """``--gain``: keV per ADU, a number or a per-pixel map (read by the job)."""
+    return click.option("--gain", default=None, help=help)
+
+
+def beam_energy_option(*, help: str, default: float | None = None):
+    """``--beam-energy``: the beam energy in keV."""
+    return click.option(
+        "--beam-energy", type=float, default=default, show_default=default is not None, help=help
+    )
+
+
 @click.group()
 def raw():
     """slsDetector raw files (MÖNCH, Jungfrau)."""
@@ -128,18 +140,13 @@ def hpd_pedestal(master, output, frames, window, force, as_json, quiet):
     show_default=True,
     help="Threshold in noise sigmas (pixel noise from the pedestal file).",
 )
-@click.option(
-    "--gain",
-    default=None,
-    help="keV per ADU: a number or a per-pixel map (.npy/.h5/.mrc/.tif); required by the "
+@gain_option(
+    "keV per ADU: a number or a per-pixel map (.npy/.h5/.mrc/.tif); required by the "
     "connected finder; with an aare finder, clusters are stored in keV (.h5). "
-    "[default: none, clusters in ADU]",
+    "[default: none, clusters in ADU]"
 )
-@click.option(
-    "--beam-energy",
-    type=float,
+@beam_energy_option(
     default=200.0,
-    show_default=True,
     help="Beam energy in keV, recorded with the clusters (the connected finder's feature "
     "and the energy window of 'hpd localize').",
 )
@@ -213,19 +220,14 @@ def hpd_clusters(
     default=None,
     help="Clusters of a flat illumination for the eta map. [default: the input]",
 )
-@click.option(
-    "--beam-energy",
-    type=float,
-    default=None,
+@beam_energy_option(
     help="Beam energy in keV; sets the energy window 0.1-1.025 x it. "
     "[default: from the clusters file, else 200]",
 )
-@click.option(
-    "--gain",
-    default=None,
-    help="keV per ADU (a number or a per-pixel map) for clusters in ADU, such as an aare "
+@gain_option(
+    "keV per ADU (a number or a per-pixel map) for clusters in ADU, such as an aare "
     ".clust file: converts them to keV so that they can be selected by energy. "
-    "[default: none; ADU clusters then need --no-select]",
+    "[default: none; ADU clusters then need --no-select]"
 )
 @click.option("--no-select", is_flag=True, help="Keep every cluster (no energy window).")
 @force_option(FORCE_FOLDER_HELP)

@@ -19,7 +19,7 @@ from dedkit.cli.options import (
     seed_option,
     threads_option,
 )
-from dedkit.cli.output import emit_json, stderr
+from dedkit.cli.output import emit_report, stderr
 from dedkit.errors import DedkitError
 
 #: The names of dedkit.learn.recipes.RECIPES, the first the default (a test keeps them
@@ -217,10 +217,7 @@ def learn_train(dataset, output, recipe, arch, epochs, batch_size, optimizer, lr
     with _training_bar(quiet) as progress:
         report = train_model(dataset, output, config, resume=resume, force=force,
                              command=command, progress=progress)  # fmt: skip
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        click.echo(report.text())
+    emit_report(report, as_json)
 
 
 @learn.command("evaluate")
@@ -258,10 +255,7 @@ def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, 
 
     report = evaluate_model(dataset, model, limit=limit, eta_reference=eta_reference,
                             figure=figure, force=force, record=record)  # fmt: skip
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        click.echo(report.text())
+    emit_report(report, as_json)
     if report.figure_note:
         click.echo(f"dedkit learn evaluate: {report.figure_note}", err=True)
 
@@ -325,7 +319,4 @@ def learn_scan_labels(clusters, scan_csv, sim_run, sigma, n_sigma, min_clusters,
         clusters, output, scan_csv=scan_csv, sim_run=sim_run, sigma_px=sigma,
         n_sigma=n_sigma, min_clusters=min_clusters, labels=labels, force=force,
     )  # fmt: skip
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        click.echo(report.text())
+    emit_report(report, as_json)

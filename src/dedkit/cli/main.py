@@ -48,19 +48,20 @@ def cli():
     physics allows (K2/K3 frame stacks as SerialEM saves them, IMOD-compatible)."""
 
 
+def _frames_option(default: int, help: str):
+    """``--frames`` of the built-in counting-camera stack (demo, sample)."""
+    return click.option(
+        "--frames", type=click.IntRange(1, 200), default=default, show_default=True, help=help
+    )
+
+
 @cli.command()
 @output_option(
     "Folder to keep the demo's files in (default: a temporary folder, removed at the end).",
     dest="outdir",
     required=False,
 )
-@click.option(
-    "--frames",
-    type=click.IntRange(1, 200),
-    default=8,
-    show_default=True,
-    help="Frames to synthesise.",
-)
+@_frames_option(8, "Frames to synthesise.")
 @seed_option()
 @force_option(FORCE_FOLDER_HELP)
 @json_option
@@ -75,13 +76,7 @@ def demo(outdir, frames, seed, force, as_json):
 
 @cli.command()
 @click.argument("folder", type=click.Path(), default="dedkit-sample")
-@click.option(
-    "--frames",
-    type=click.IntRange(1, 200),
-    default=4,
-    show_default=True,
-    help="Frames of the counting-camera stack.",
-)
+@_frames_option(4, "Frames of the counting-camera stack.")
 @seed_option()
 @force_option("Replace a previous sample in FOLDER.")
 @json_option

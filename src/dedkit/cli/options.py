@@ -29,6 +29,9 @@ from dedkit.parallel.chunks import MAX_CHUNK_FRAMES
 from dedkit.parallel.scheduler import MAX_WORKERS
 
 __all__ = [
+    "input_argument",
+    "output_argument",
+    "mode_option",
     "FORCE_HELP",
     "FORCE_FOLDER_HELP",
     "FORCE_FIGURE_HELP",
@@ -139,3 +142,21 @@ limit_option = click.option(
     default=None,
     help="Use only the first N clusters of DATASET (default: all).",
 )
+
+
+#: INPUT of the commands that read one frame stack
+input_argument = click.argument("input", type=click.Path())
+#: OUTPUT of the commands that write one frame stack (or file)
+output_argument = click.argument("output", type=click.Path())
+
+
+def mode_option(choices, *, help: str, default: str | None = None):
+    """``-m/--mode``: the type of the frames written (``choices``: the names a job takes)."""
+    return click.option(
+        "--mode",
+        "-m",
+        type=click.Choice(choices),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )

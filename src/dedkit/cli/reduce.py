@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from dedkit.cli.options import FORCE_FOLDER_HELP, force_option, json_option, quiet_option
+from dedkit.cli.options import (
+    FORCE_FOLDER_HELP,
+    force_option,
+    input_argument,
+    json_option,
+    mode_option,
+    output_argument,
+    quiet_option,
+)
 from dedkit.cli.output import run_job
 
 #: the reductions of :data:`dedkit.frames.reduce.REDUCTIONS` (spelled out here so that
@@ -14,8 +22,8 @@ MODE_CHOICES = ("byte", "short", "ushort", "float")
 
 
 @click.command("reduce")
-@click.argument("input", type=click.Path())
-@click.argument("output", type=click.Path())
+@input_argument
+@output_argument
 @click.option("--factor", "-f", type=click.IntRange(min=1), required=True, help="Reduction factor.")
 @click.option(
     "--filter",
@@ -25,12 +33,9 @@ MODE_CHOICES = ("byte", "short", "ushort", "float")
     show_default=True,
     help="IMOD's antialias filter, or 'bin' for plain binning.",
 )
-@click.option(
-    "--mode",
-    "-m",
-    type=click.Choice(MODE_CHOICES),
+@mode_option(
+    MODE_CHOICES,
     default="float",
-    show_default=True,
     help="Output type (integers are rounded; clipped values are counted and reported).",
 )
 @click.option(

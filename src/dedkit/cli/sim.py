@@ -72,6 +72,11 @@ azimuth_option = click.option(
 )
 
 
+def area_option(help: str):
+    """``--area W H``: the sensor's size in um (default: the job's)."""
+    return click.option("--area", type=(float, float), default=None, metavar="W H", help=help)
+
+
 def energy_option(help: str, *, default: float | None = None):
     """``-E/--energy``: the beam energy in keV (required unless a default is given)."""
     if default is None:
@@ -135,13 +140,7 @@ def _sensor_size(size, area):
 )
 @click.option("--nx", type=int, default=None, help="Pixels along x (columns).")
 @click.option("--ny", type=int, default=None, help="Pixels along y (rows).")
-@click.option(
-    "--area",
-    type=(float, float),
-    default=None,
-    metavar="W H",
-    help="Sensor size in um instead of --size (a whole number of pixels).",
-)
+@area_option("Sensor size in um instead of --size (a whole number of pixels).")
 @click.option(
     "--entry",
     type=click.Choice(["random", "centre-pixel"]),
@@ -226,8 +225,7 @@ def _detector_options(f):
     options = [
         thickness_option,
         pitch_option,
-        click.option("--area", type=(float, float), default=None, metavar="W H",
-                     help="Sensor size in um (default 400 x 400 pixels)."),
+        area_option("Sensor size in um (default 400 x 400 pixels)."),
         click.option("--bias", type=float, default=90.0, show_default=True, help="Bias, V."),
         click.option("--depletion", type=float, default=30.0, show_default=True,
                      help="Full-depletion voltage, V."),

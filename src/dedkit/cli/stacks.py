@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import click
 
-from dedkit.cli.options import FORCE_FOLDER_HELP, force_option, json_option, quiet_option
+from dedkit.cli.options import (
+    FORCE_FOLDER_HELP,
+    force_option,
+    input_argument,
+    json_option,
+    mode_option,
+    output_argument,
+    quiet_option,
+)
 from dedkit.cli.output import emit_json, emit_report, run_job
 from dedkit.cli.params import FINITE, FINITE_POSITIVE
 
@@ -19,10 +27,15 @@ from dedkit.cli.params import FINITE, FINITE_POSITIVE
 OUTPUT_MODE_CHOICES = ["byte", "short", "ushort", "float", "4bit", "0", "1", "2", "6", "101"]
 
 
+def rotflip_option(help: str, *, dest: str = "rotflip"):
+    """``-R/--rotflip``: a SerialEM r/f value (what it applies to: ``help``)."""
+    return click.option("--rotflip", "-R", dest, type=int, default=None, help=help)
+
+
 @click.command()
-@click.argument("input", type=click.Path())
+@input_argument
 @click.argument("gain", type=click.Path())
-@click.argument("output", type=click.Path())
+@output_argument
 @click.option(
     "--scale",
     "-n",
@@ -30,11 +43,8 @@ OUTPUT_MODE_CHOICES = ["byte", "short", "ushort", "float", "4bit", "0", "1", "2"
     default=None,
     help="Scaling factor (default 16 with a float gain reference, else 1; K3: 32).",
 )
-@click.option(
-    "--mode",
-    "-m",
-    type=click.Choice(OUTPUT_MODE_CHOICES),
-    default=None,
+@mode_option(
+    OUTPUT_MODE_CHOICES,
     help="Output mode, by name or IMOD mode number: byte 0, short 1, float 2, ushort 6, "
     "4bit 101 (default float with a gain reference, else byte).",
 )
@@ -60,13 +70,9 @@ OUTPUT_MODE_CHOICES = ["byte", "short", "ushort", "float", "4bit", "0", "1", "2"
     default=None,
     help="SerialEM defects file to correct after normalising (default none).",
 )
-@click.option(
-    "--rotflip",
-    "-R",
-    type=int,
-    default=None,
-    help="r/f value 0-7 to apply to the gain reference, -1 to read it from the frame titles "
-    "(default: the reference is used as it is, as clip norm does).",
+@rotflip_option(
+    "r/f value 0-7 to apply to the gain reference, -1 to read it from the frame titles "
+    "(default: the reference is used as it is, as clip norm does)."
 )
 @force_option(FORCE_FOLDER_HELP)
 @json_option
@@ -101,14 +107,9 @@ def norm(input, gain, output, scale, mode, high, low, defects, rotflip, force, a
 @click.command()
 @click.argument("defects", type=click.Path())
 @click.argument("like", type=click.Path())
-@click.argument("output", type=click.Path())
-@click.option(
-    "--rotflip",
-    "-R",
-    type=int,
-    default=None,
-    help="r/f value of the images when it differs from the list's RotationAndFlip "
-    "(default: the list's).",
+@output_argument
+@rotflip_option(
+    "r/f value of the images when it differs from the list's RotationAndFlip (default: the list's)."
 )
 @force_option(FORCE_FOLDER_HELP)
 @json_option
@@ -122,15 +123,11 @@ def defectmap(defects, like, output, rotflip, force, as_json):
 
 
 @click.command("rotflip")
-@click.argument("input", type=click.Path())
-@click.argument("output", type=click.Path())
-@click.option(
-    "--rotflip",
-    "-R",
-    "value",
-    type=int,
-    default=None,
-    help="r/f value (required): counter-clockwise rotation / 90 (0-3), + 4 to flip around Y first.",
+@input_argument
+@output_argument
+@rotflip_option(
+    "r/f value (required): counter-clockwise rotation / 90 (0-3), + 4 to flip around Y first.",
+    dest="value",
 )
 # the name before 0.x, kept so that existing scripts run
 @click.option("--op", "op_value", type=int, default=None, hidden=True)
@@ -153,8 +150,8 @@ def rotflip_command(input, output, value, op_value, force, as_json, quiet):
 
 
 @click.command()
-@click.argument("input", type=click.Path())
-@click.argument("output", type=click.Path())
+@input_argument
+@output_argument
 @click.option(
     "--as",
     "target",
@@ -174,8 +171,8 @@ def pack(input, output, target, force, as_json, quiet):
 
 
 @click.command()
-@click.argument("input", type=click.Path())
-@click.argument("output", type=click.Path())
+@input_argument
+@output_argument
 @force_option(FORCE_FOLDER_HELP)
 @json_option
 @quiet_option
@@ -187,8 +184,8 @@ def unpack(input, output, force, as_json, quiet):
 
 
 @click.command()
-@click.argument("input", type=click.Path())
-@click.argument("output", type=click.Path())
+@input_argument
+@output_argument
 @click.option(
     "--compression",
     "-c",
