@@ -12,7 +12,7 @@ import click
 
 from dedkit.camera import MODES, READ_AREAS, camera_names
 from dedkit.cli.options import json_option
-from dedkit.cli.output import emit_json
+from dedkit.cli.output import emit_json, emit_report
 
 #: exit status of ``camera check`` when a rule is violated (a result, not an error)
 EXIT_VIOLATED = 1
@@ -47,10 +47,6 @@ binning_option = click.option(
     show_default=True,
     help="User binning (0.5 = super-resolution on K2/K3).",
 )
-
-
-def _emit(result, as_json: bool) -> None:
-    emit_json(result.to_dict()) if as_json else click.echo(result.text())
 
 
 @click.group("camera")
@@ -106,7 +102,7 @@ def camera_check(
         settling=settling,
         dose_fractionation=dose_fractionation,
     )
-    _emit(result, as_json)
+    emit_report(result, as_json)
     if not result.valid:
         ctx.exit(EXIT_VIOLATED)
 
@@ -147,7 +143,7 @@ def camera_capture_time(
     """Model how long one capture takes, term by term."""
     from dedkit.camera import capture_time
 
-    _emit(
+    emit_report(
         capture_time(
             camera_name,
             mode,
@@ -193,6 +189,6 @@ def camera_dose_rate(camera_name, mode, mean_counts, true_rate, exposure, binnin
             result = dose_rate(camera_name, mode, mean_counts, exposure, binning=binning)
         else:
             result = expected_counts(camera_name, mode, true_rate, exposure, binning=binning)
-    _emit(result, as_json)
+    emit_report(result, as_json)
     for line in result.warnings:
         click.echo(f"dedkit camera dose-rate: warning: {line}", err=True)

@@ -106,7 +106,8 @@ def _listen_for_compilation() -> None:
 
 
 def emit_report(report, as_json: bool, warning_prefix: str | None = None) -> None:
-    """Print a job report (a :class:`~dedkit.report.JobReport`): its JSON on stdout, or
+    """Print a job report (a :class:`~dedkit.report.JobReport`, or a camera result: any
+    object with ``text()`` and ``to_dict()``): its JSON on stdout, or
     its text; then, with a ``warning_prefix``, each of its warnings on stderr as
     ``PREFIX: warning: LINE``."""
     if as_json:
