@@ -11,7 +11,7 @@ import warnings
 import click
 
 from dedkit.camera import MODES, READ_AREAS, camera_names
-from dedkit.cli.options import json_option
+from dedkit.cli.options import choice_option, float_option, json_option, optional_option
 from dedkit.cli.output import emit_json, emit_report
 
 #: exit status of ``camera check`` when a rule is violated (a result, not an error)
@@ -34,18 +34,12 @@ exposure_option = click.option("--exposure", type=float, required=True, help="Ex
 frame_time_option = click.option(
     "--frame-time", type=float, default=None, help="Frame time in dose fractionation, s."
 )
-settling_option = click.option(
-    "--settling", type=float, default=0.0, show_default=True, help="Drift settling, s."
-)
+settling_option = float_option("--settling", default=0.0, help="Drift settling, s.")
 dose_frac_option = click.option(
     "--dose-fractionation", is_flag=True, help="Dose-fractionation mode (needs --frame-time)."
 )
-binning_option = click.option(
-    "--binning",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="User binning (0.5 = super-resolution on K2/K3).",
+binning_option = float_option(
+    "--binning", default=1.0, help="User binning (0.5 = super-resolution on K2/K3)."
 )
 
 
@@ -112,11 +106,10 @@ def camera_check(
 @mode_option
 @exposure_option
 @binning_option
-@click.option(
+@choice_option(
     "--area",
-    type=click.Choice(list(READ_AREAS)),
+    choices=list(READ_AREAS),
     default="full",
-    show_default=True,
     help="Camera Setup area (Wide Half: full width, half height).",
 )
 @settling_option
@@ -164,10 +157,9 @@ def camera_capture_time(
 @camera_option
 @mode_option
 @click.option("--mean-counts", type=float, default=None, help="Mean image counts per pixel.")
-@click.option(
+@optional_option(
     "--true-rate",
     type=float,
-    default=None,
     help="Instead of --mean-counts: a true dose rate (e/physical pixel/s) to get the "
     "expected mean counts.",
 )

@@ -2,9 +2,8 @@
 ``dedkit hpd ...`` (pedestal, clusters, localisation, images), registered by
 :mod:`dedkit.cli.main`.
 
-Thin: options are parsed here and handed to :mod:`dedkit.jobs.hpd`; the job's
-:class:`~dedkit.jobs.hpd.HpdReport` prints itself (``text()``) or goes out as JSON
-(``to_dict()``).
+Each command turns its options into one call of a :mod:`dedkit.jobs.hpd` function and
+prints the HpdReport it returns (warnings as ``dedkit hpd COMMAND: warning: ...``).
 """
 
 from __future__ import annotations
@@ -13,11 +12,16 @@ import click
 
 from dedkit.cli.options import (
     FORCE_FOLDER_HELP,
+    choice_option,
+    count_option,
     dask_workers_option,
+    float_option,
     force_option,
     frame_chunk_option,
     json_option,
+    optional_option,
     output_option,
+    path_option,
     quiet_option,
     scheduler_option,
 )
@@ -92,11 +96,10 @@ def hpd():
 @click.argument("master", type=click.Path())
 @output_option("PED.h5 to write.")
 @frames_option
-@click.option(
+@count_option(
     "--window",
-    type=click.IntRange(0),
     default=1000,
-    show_default=True,
+    low=0,
     help="aare's moving-window length in frames (at most the dark frames); 0 for the plain "
     "mean of all frames.",
 )
@@ -125,20 +128,15 @@ def hpd_pedestal(master, output, frames, window, force, as_json, quiet):
 @click.argument("master", type=click.Path())
 @click.option("--pedestal", "-p", required=True, type=click.Path(), help="PED.h5 (dark frames).")
 @output_option("OUT.h5 or OUT.clust.")
-@click.option(
+@choice_option(
     "--finder",
-    type=click.Choice(["aare3x3", "aare5x5", "connected"]),
+    choices=["aare3x3", "aare5x5", "connected"],
     default="aare3x3",
-    show_default=True,
     help="aare's 3x3 or 5x5 local-maximum finder (ADU; .clust or .h5), or the paper's "
     "connected finder (keV crops with features; needs --gain, .h5 only).",
 )
-@click.option(
-    "--nsigma",
-    type=float,
-    default=5.0,
-    show_default=True,
-    help="Threshold in noise sigmas (pixel noise from the pedestal file).",
+@float_option(
+    "--nsigma", default=5.0, help="Threshold in noise sigmas (pixel noise from the pedestal file)."
 )
 @gain_option(
     "keV per ADU: a number or a per-pixel map (.npy/.h5/.mrc/.tif); required by the "
@@ -199,26 +197,19 @@ def hpd_clusters(
 
 @hpd.command("localize")
 @click.argument("clusters", type=click.Path())
-@click.option(
+@choice_option(
     "--method",
-    type=click.Choice(["centroid", "eta2", "eta3", "cnn"]),
+    choices=["centroid", "eta2", "eta3", "cnn"],
     default="centroid",
-    show_default=True,
     help="Charge centroid, aare's eta interpolation on the 2x2 or 3x3 charge, or the CNN "
     "(needs the connected finder's clusters and the learn extra).",
 )
-@click.option(
-    "--model",
-    type=click.Path(),
-    default=None,
-    help="cnn: MODEL (.npz/.json) from 'dedkit learn train'. [default: the shipped one]",
+@path_option(
+    "--model", help="cnn: MODEL (.npz/.json) from 'dedkit learn train'. [default: the shipped one]"
 )
 @output_option("EVENTS.h5 to write.")
-@click.option(
-    "--flat-field",
-    type=click.Path(),
-    default=None,
-    help="Clusters of a flat illumination for the eta map. [default: the input]",
+@path_option(
+    "--flat-field", help="Clusters of a flat illumination for the eta map. [default: the input]"
 )
 @beam_energy_option(
     help="Beam energy in keV; sets the energy window 0.1-1.025 x it. "
@@ -284,10 +275,9 @@ def _detector_shape(ctx, param, value):
     help="Detector size in pixels, readout order. [default: as the events file records it; "
     "needed for events from an aare .clust file]",
 )
-@click.option(
+@optional_option(
     "--pitch-um",
     type=FINITE_POSITIVE,
-    default=None,
     help="Detector pixel pitch in um. [default: as the events file records it (25 for "
     "MÖNCH runs through 'hpd clusters')]",
 )

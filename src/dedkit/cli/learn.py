@@ -10,11 +10,16 @@ import click
 
 from dedkit.cli.options import (
     FORCE_FIGURE_HELP,
+    choice_option,
+    count_option,
     figure_option,
+    float_option,
     force_option,
     json_option,
     limit_option,
+    optional_option,
     output_option,
+    path_option,
     quiet_option,
     seed_option,
     threads_option,
@@ -120,6 +125,11 @@ class RecipeOption(click.Option):
             self.help = text
 
 
+def recipe_option(name: str, setting: str, *, help: str, type=None):
+    """A training setting whose default is the chosen --recipe's (see RecipeOption)."""
+    return click.option(name, cls=RecipeOption, setting=setting, type=type, help=help)
+
+
 @learn.command("train")
 @click.argument("dataset", type=click.Path())
 @output_option("MODEL (.npz + .json).")
@@ -133,60 +143,46 @@ class RecipeOption(click.Option):
     "(7 x 64 network, SGD lr 0.001, momentum 0.9, 100 epochs; a GPU's job). An option "
     "given explicitly replaces the recipe's value.",
 )
-@click.option(
+@recipe_option(
     "--arch",
-    cls=RecipeOption,
-    setting="arch",
+    "arch",
     help="Architecture: paper (7 x 64 channels), c48, c32, c24, c16, c8 (7 x N), c32x5.",
 )
-@click.option("--epochs", cls=RecipeOption, setting="epochs", type=click.IntRange(1),
-              help="Passes over the training split.")  # fmt: skip
-@click.option("--batch-size", cls=RecipeOption, setting="batch_size", type=click.IntRange(1),
-              help="Clusters per step.")  # fmt: skip
-@click.option("--optimizer", cls=RecipeOption, setting="optimizer",
-              type=click.Choice(["sgd", "adam"]), help="Optimiser.")  # fmt: skip
-@click.option("--lr", cls=RecipeOption, setting="lr", type=float, help="Learning rate.")
-@click.option("--momentum", cls=RecipeOption, setting="momentum", type=float,
-              help="SGD momentum (unused by Adam).")  # fmt: skip
-@click.option("--weight-decay", cls=RecipeOption, setting="weight_decay", type=float,
-              help="Weight decay.")  # fmt: skip
-@click.option(
+@recipe_option("--epochs", "epochs", type=click.IntRange(1), help="Passes over the training split.")
+@recipe_option("--batch-size", "batch_size", type=click.IntRange(1), help="Clusters per step.")
+@recipe_option("--optimizer", "optimizer", type=click.Choice(["sgd", "adam"]), help="Optimiser.")
+@recipe_option("--lr", "lr", type=float, help="Learning rate.")
+@recipe_option("--momentum", "momentum", type=float, help="SGD momentum (unused by Adam).")
+@recipe_option("--weight-decay", "weight_decay", type=float, help="Weight decay.")
+@recipe_option(
     "--schedule",
-    cls=RecipeOption,
-    setting="schedule",
+    "schedule",
     type=click.Choice(["constant", "cosine"]),
     help="Learning-rate schedule (cosine: annealed to 0 over the run).",
 )
-@click.option(
+@recipe_option(
     "--label-noise",
-    cls=RecipeOption,
-    setting="label_noise",
+    "label_noise",
     type=float,
     help="Gaussian label noise sd (label smoothing), in --label-noise-unit.",
 )
-@click.option(
+@recipe_option(
     "--label-noise-unit",
-    cls=RecipeOption,
-    setting="label_noise_unit",
+    "label_noise_unit",
     type=click.Choice(["px", "um"]),
     help="Unit of --label-noise.",
 )
-@click.option(
-    "--pixel-noise",
-    cls=RecipeOption,
-    setting="pixel_noise_keV",
-    type=float,
-    help="Extra noise on the cluster's pixels, keV.",
+@recipe_option(
+    "--pixel-noise", "pixel_noise_keV", type=float, help="Extra noise on the cluster's pixels, keV."
 )
 @click.option("--no-augment", is_flag=True, help="No flips/rotations.")
 @limit_option
 @seed_option(default=0, help=None)
 @threads_option("torch CPU threads (default: torch's).")
-@click.option(
+@choice_option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    choices=["auto", "cpu", "cuda"],
     default="auto",
-    show_default=True,
     help="auto: CUDA when available, else CPU.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
@@ -222,20 +218,9 @@ def learn_train(dataset, output, recipe, arch, epochs, batch_size, optimizer, lr
 
 @learn.command("evaluate")
 @click.argument("dataset", type=click.Path())
-@click.option(
-    "--model",
-    "-m",
-    type=click.Path(),
-    default=None,
-    help="MODEL (.npz or .json; default: the shipped 200 keV model).",
-)
+@path_option("--model", "-m", help="MODEL (.npz or .json; default: the shipped 200 keV model).")
 @limit_option
-@click.option(
-    "--eta-reference",
-    type=click.Path(),
-    default=None,
-    help="Training set for the eta flat-field map (default: DATASET).",
-)
+@path_option("--eta-reference", help="Training set for the eta flat-field map (default: DATASET).")
 @figure_option("Residual histograms, PNG.")
 @force_option(FORCE_FIGURE_HELP)
 @click.option(
@@ -262,44 +247,30 @@ def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, 
 
 @learn.command("scan-labels")
 @click.argument("clusters", type=click.Path())
-@click.option(
-    "--scan",
-    "scan_csv",
-    type=click.Path(),
-    default=None,
-    help="Measured scan: CSV of first_frame,last_frame[,x_px,y_px] per point.",
+@path_option(
+    "--scan", "scan_csv", help="Measured scan: CSV of first_frame,last_frame[,x_px,y_px] per point."
 )
-@click.option(
+@path_option(
     "--sim-run",
-    type=click.Path(),
-    default=None,
     help="Simulated scan: the folder of 'dedkit sim frames --pattern scan' (truth kept).",
 )
-@click.option(
+@optional_option(
     "--sigma",
     type=float,
-    default=None,
     help="Centroid resolution per axis, px (the paper: 1.83); default: from the data.",
 )
-@click.option(
+@float_option(
     "--n-sigma",
-    type=float,
     default=5.0,
-    show_default=True,
     help="Reject clusters farther than N x sqrt(2) x sigma from the point.",
 )
-@click.option(
-    "--min-clusters",
-    type=click.IntRange(2),
-    default=20,
-    show_default=True,
-    help="Drop points with fewer single-electron clusters.",
+@count_option(
+    "--min-clusters", default=20, low=2, help="Drop points with fewer single-electron clusters."
 )
-@click.option(
+@choice_option(
     "--labels",
-    type=click.Choice(["scan", "truth"]),
+    choices=["scan", "truth"],
     default="scan",
-    show_default=True,
     help="Label with the scan estimate, or (simulated runs) the true entry point.",
 )
 @output_option("TRAIN.h5 to write.")

@@ -29,6 +29,11 @@ from dedkit.parallel.chunks import MAX_CHUNK_FRAMES
 from dedkit.parallel.scheduler import MAX_WORKERS
 
 __all__ = [
+    "choice_option",
+    "float_option",
+    "optional_option",
+    "count_option",
+    "path_option",
     "input_argument",
     "output_argument",
     "mode_option",
@@ -160,3 +165,32 @@ def mode_option(choices, *, help: str, default: str | None = None):
         show_default=default is not None,
         help=help,
     )
+
+
+def path_option(*decls: str, help: str):
+    """An optional file or folder the command reads (``None`` when not given)."""
+    return click.option(*decls, type=click.Path(), default=None, help=help)
+
+
+def count_option(*decls: str, default: int, help: str, low: int = 1):
+    """A number of things (frames, points, primaries): an integer >= ``low``."""
+    return click.option(
+        *decls, type=click.IntRange(low), default=default, show_default=True, help=help
+    )
+
+
+def float_option(*decls: str, default: float, help: str):
+    """A number with a default, shown in the help."""
+    return click.option(*decls, type=float, default=default, show_default=True, help=help)
+
+
+def choice_option(*decls: str, choices, default: str, help: str):
+    """One of ``choices``, ``default`` when not given (shown in the help)."""
+    return click.option(
+        *decls, type=click.Choice(choices), default=default, show_default=True, help=help
+    )
+
+
+def optional_option(*decls: str, type, help: str):
+    """A setting of type ``type``; when not given (None) the job decides (``help`` says how)."""
+    return click.option(*decls, type=type, default=None, help=help)

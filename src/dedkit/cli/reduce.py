@@ -6,6 +6,7 @@ import click
 
 from dedkit.cli.options import (
     FORCE_FOLDER_HELP,
+    choice_option,
     force_option,
     input_argument,
     json_option,
@@ -25,12 +26,11 @@ MODE_CHOICES = ("byte", "short", "ushort", "float")
 @input_argument
 @output_argument
 @click.option("--factor", "-f", type=click.IntRange(min=1), required=True, help="Reduction factor.")
-@click.option(
+@choice_option(
     "--filter",
     "filter_name",
-    type=click.Choice(FILTER_CHOICES),
+    choices=FILTER_CHOICES,
     default="lanczos3",
-    show_default=True,
     help="IMOD's antialias filter, or 'bin' for plain binning.",
 )
 @mode_option(
@@ -38,11 +38,10 @@ MODE_CHOICES = ("byte", "short", "ushort", "float")
     default="float",
     help="Output type (integers are rounded; clipped values are counted and reported).",
 )
-@click.option(
+@choice_option(
     "--values",
-    type=click.Choice(("sum", "mean")),
+    choices=("sum", "mean"),
     default="sum",
-    show_default=True,
     help="Output pixels hold the sum of the pixels they replace (SerialEM) or their mean (IMOD).",
 )
 @force_option(FORCE_FOLDER_HELP)

@@ -9,10 +9,15 @@ from __future__ import annotations
 import click
 
 from dedkit.cli.options import (
+    choice_option,
     chunk_option,
+    count_option,
+    float_option,
     force_option,
     json_option,
+    optional_option,
     output_option,
+    path_option,
     quiet_option,
     seed_option,
     workers_option,
@@ -50,25 +55,13 @@ PHYSICS_HELP = (
 physics_option = click.option(
     "--physics", type=PHYSICS_CHOICE, default=DEFAULT_PHYSICS, show_default=True, help=PHYSICS_HELP
 )
-thickness_option = click.option(
-    "--thickness", type=float, default=320.0, show_default=True, help="Sensor thickness, um."
+thickness_option = float_option("--thickness", default=320.0, help="Sensor thickness, um.")
+pitch_option = float_option("--pitch", default=25.0, help="Pixel pitch, um.")
+incidence_option = float_option(
+    "--incidence", default=0.0, help="Angle of incidence from the sensor normal, degrees."
 )
-pitch_option = click.option(
-    "--pitch", type=float, default=25.0, show_default=True, help="Pixel pitch, um."
-)
-incidence_option = click.option(
-    "--incidence",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Angle of incidence from the sensor normal, degrees.",
-)
-azimuth_option = click.option(
-    "--azimuth",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Azimuth of the plane of incidence from +x, degrees.",
+azimuth_option = float_option(
+    "--azimuth", default=0.0, help="Azimuth of the plane of incidence from +x, degrees."
 )
 
 
@@ -114,19 +107,16 @@ def _sensor_size(size, area):
 @click.option(
     "--cut", "cut_um", type=float, default=10.0, show_default=True, help="Production cut, um."
 )
-@click.option(
+@optional_option(
     "--max-step",
     "max_step_um",
     type=float,
-    default=None,
     help="Geant4 step limit in the sensor, um (default none).",
 )
-@click.option(
+@float_option(
     "--segment",
     "segment_um",
-    type=float,
     default=2.0,
-    show_default=True,
     help="Split steps into deposits at most this long, um (0: one deposit per step).",
 )
 @thickness_option
@@ -141,11 +131,10 @@ def _sensor_size(size, area):
 @click.option("--nx", type=int, default=None, help="Pixels along x (columns).")
 @click.option("--ny", type=int, default=None, help="Pixels along y (rows).")
 @area_option("Sensor size in um instead of --size (a whole number of pixels).")
-@click.option(
+@choice_option(
     "--entry",
-    type=click.Choice(["random", "centre-pixel"]),
+    choices=["random", "centre-pixel"],
     default="random",
-    show_default=True,
     help="Entry points: uniform over the sensor away from its edges, or uniform in the "
     "centre pixel.",
 )
@@ -293,18 +282,15 @@ def _emit(report, as_json: bool) -> None:
     "--frames", "n_frames", type=click.IntRange(1), required=True, help="Frames with beam."
 )
 @click.option("--flux", type=float, required=True, help="Mean electrons per frame (Poisson).")
-@click.option(
+@choice_option(
     "--pattern",
-    type=click.Choice(["flat", "spot", "scan", "image"]),
+    choices=["flat", "spot", "scan", "image"],
     default="flat",
-    show_default=True,
     help="Beam intensity pattern.",
 )
-@click.option(
+@path_option(
     "--image",
     "image",
-    type=click.Path(),
-    default=None,
     help="Intensity image (MRC/TIFF) for --pattern image, stretched over the sensor.",
 )
 @click.option(
@@ -315,31 +301,16 @@ def _emit(report, as_json: bool) -> None:
     metavar="X Y",
     help="Spot centre in pixels (default the sensor centre).",
 )
-@click.option(
+@optional_option(
     "--spot-sigma",
     type=float,
-    default=None,
     help="Spot rms in pixels (default 0.034: a 2 um beam on 25 um pixels).",
 )
-@click.option(
-    "--scan-points",
-    type=click.IntRange(1),
-    default=100,
-    show_default=True,
-    help="Random scan points for --pattern scan.",
-)
-@click.option(
-    "--dwell",
-    type=click.IntRange(1),
-    default=10,
-    show_default=True,
-    help="Frames on each scan point.",
-)
-@click.option(
+@count_option("--scan-points", default=100, help="Random scan points for --pattern scan.")
+@count_option("--dwell", default=10, help="Frames on each scan point.")
+@count_option(
     "--dark-frames",
-    type=click.IntRange(1),
     default=1000,
-    show_default=True,
     help="Dark frames, written as the run NAME_dark (for the pedestal).",
 )
 @click.option("--name", default="sim", show_default=True, help="Run name.")

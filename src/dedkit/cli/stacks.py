@@ -17,7 +17,9 @@ from dedkit.cli.options import (
     input_argument,
     json_option,
     mode_option,
+    optional_option,
     output_argument,
+    path_option,
     quiet_option,
 )
 from dedkit.cli.output import emit_json, emit_report, run_job
@@ -36,11 +38,10 @@ def rotflip_option(help: str, *, dest: str = "rotflip"):
 @input_argument
 @click.argument("gain", type=click.Path())
 @output_argument
-@click.option(
+@optional_option(
     "--scale",
     "-n",
     type=FINITE_POSITIVE,
-    default=None,
     help="Scaling factor (default 16 with a float gain reference, else 1; K3: 32).",
 )
 @mode_option(
@@ -48,27 +49,21 @@ def rotflip_option(help: str, *, dest: str = "rotflip"):
     help="Output mode, by name or IMOD mode number: byte 0, short 1, float 2, ushort 6, "
     "4bit 101 (default float with a gain reference, else byte).",
 )
-@click.option(
+@optional_option(
     "--high",
     "-H",
     type=FINITE,
-    default=None,
     help="Truncate pixels whose raw x gain exceeds this (clip -h; default none).",
 )
-@click.option(
+@optional_option(
     "--low",
     "-l",
     type=FINITE,
-    default=None,
     help="With --high: replace truncated pixels by this x gain x scale (clip -l; default: "
     "the mean of their neighbours).",
 )
-@click.option(
-    "--defects",
-    "-D",
-    type=click.Path(),
-    default=None,
-    help="SerialEM defects file to correct after normalising (default none).",
+@path_option(
+    "--defects", "-D", help="SerialEM defects file to correct after normalising (default none)."
 )
 @rotflip_option(
     "r/f value 0-7 to apply to the gain reference, -1 to read it from the frame titles "
@@ -186,11 +181,10 @@ def unpack(input, output, force, as_json, quiet):
 @click.command()
 @input_argument
 @output_argument
-@click.option(
+@optional_option(
     "--compression",
     "-c",
     type=click.Choice(["none", "lzw", "zip", "zstd"]),
-    default=None,
     help="TIFF compression (LZW suits counts best; default none).",
 )
 @force_option(FORCE_FOLDER_HELP)

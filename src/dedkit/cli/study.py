@@ -15,9 +15,11 @@ import click
 
 from dedkit.cli.options import (
     FORCE_FIGURE_HELP,
+    choice_option,
     figure_option,
     force_option,
     json_option,
+    optional_option,
     quiet_option,
     seed_option,
 )
@@ -116,11 +118,8 @@ _COINCIDENCE = LIMITS["coincidence"]
 
 @study.command("rounding-dqe")
 @_common
-@click.option(
-    "--samples",
-    type=click.IntRange(*_DQE["samples"]),
-    default=None,
-    help="Trials per dose (default 2e7).",
+@optional_option(
+    "--samples", type=click.IntRange(*_DQE["samples"]), help="Trials per dose (default 2e7)."
 )
 @click.option(
     "--doses",
@@ -145,27 +144,24 @@ def rounding_dqe_command(seed, as_json, figure, force, quiet, samples, doses):
 
 @study.command("reduction-frc")
 @_common
-@click.option(
+@choice_option(
     "--specimen",
     "specimen_kind",
-    type=click.Choice(("band-limited", "power-law")),
+    choices=("band-limited", "power-law"),
     default="band-limited",
-    show_default=True,
     help="band-limited: a white specimen behind an aperture at each reduced image's "
     "Nyquist, at low SNR (the seed's conditions: about +35 % by 2, +50 % by 4); "
     "power-law: the first specimen, power ~ f^-slope for all factors (signal beyond the "
     "reduced Nyquist, higher SNR: smaller gains). See docs/validation.md.",
 )
-@click.option(
+@optional_option(
     "--size",
     type=click.IntRange(*_FRC["size"]),
-    default=None,
     help="Super-resolution image size (default 2048 band-limited, 1024 power-law).",
 )
-@click.option(
+@optional_option(
     "--repeats",
     type=click.IntRange(*_FRC["repeats"]),
-    default=None,
     help="Specimens/pairs per dose (default 12).",
 )
 @click.option(
@@ -185,24 +181,21 @@ def rounding_dqe_command(seed, as_json, figure, force, quiet, samples, doses):
     ),
     help="Reduction factors, integers 2 to 16 (default 2,4).",
 )
-@click.option(
+@choice_option(
     "--filter",
     "filter_name",
-    type=click.Choice(("box", "blackman", "triangle", "mitchell", "lanczos2", "lanczos3")),
+    choices=("box", "blackman", "triangle", "mitchell", "lanczos2", "lanczos3"),
     default="lanczos3",
-    show_default=True,
     help="Antialias filter.",
 )
-@click.option(
+@optional_option(
     "--slope",
     type=click.FloatRange(*_FRC["slope"]),
-    default=None,
     help="Specimen power ~ f^-slope (default 0 band-limited, 2 power-law).",
 )
-@click.option(
+@optional_option(
     "--contrast",
     type=click.FloatRange(*_FRC["contrast"]),
-    default=None,
     help="Specimen contrast: per pixel before the aperture (band-limited, default 0.1) or "
     "of the image (power-law, default 0.3).",
 )
