@@ -2,11 +2,15 @@
 
 One name, one meaning, one default: ``--force`` always allows replacing what the command
 writes, ``--json`` always prints the job's report as JSON on stdout, ``--quiet`` always
-only hides the progress bar. Where a shared option says something particular to a
-command (what ``--force`` replaces, what ``--output`` names), the command passes that
-text in; the declaration (name, type, default) stays here.
+only hides the progress bar, ``--seed`` is always an integer. Where a shared option says
+something particular to a command (what ``--force`` replaces, what ``--output`` names),
+the command passes that text in; the declaration (name, type, default) stays here.
 
-Options that belong to one command family only live with it (``camera.py``, ``sim.py``).
+Below them, helpers for the declaration shapes the commands repeat (an optional path, a
+count, a number or a choice with a shown default, a setting the job defaults): a command
+declares each of its own options in one call. Options that only one command family
+repeats live with it (``camera.py``; ``sim.py``: sensor and beam; ``hpd.py``: ``--gain``,
+``--beam-energy``; ``stacks.py``: ``--rotflip``).
 
 Examples
 --------
@@ -29,28 +33,32 @@ from dedkit.parallel.chunks import MAX_CHUNK_FRAMES
 from dedkit.parallel.scheduler import MAX_WORKERS
 
 __all__ = [
-    "choice_option",
-    "float_option",
-    "optional_option",
-    "count_option",
-    "path_option",
-    "input_argument",
-    "output_argument",
-    "mode_option",
+    # the shared options
     "FORCE_HELP",
     "FORCE_FOLDER_HELP",
     "FORCE_FIGURE_HELP",
-    "chunk_option",
     "force_option",
-    "frame_chunk_option",
     "json_option",
-    "output_option",
     "quiet_option",
-    "scheduler_option",
     "seed_option",
-    "threads_option",
+    "output_option",
     "workers_option",
     "dask_workers_option",
+    "scheduler_option",
+    "chunk_option",
+    "frame_chunk_option",
+    "threads_option",
+    "figure_option",
+    "limit_option",
+    "input_argument",
+    "output_argument",
+    "mode_option",
+    # declaration helpers
+    "path_option",
+    "count_option",
+    "float_option",
+    "choice_option",
+    "optional_option",
 ]
 
 #: ``--force`` of a command writing one file
