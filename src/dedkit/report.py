@@ -1,4 +1,11 @@
-"""What a job did: one report type for the file-to-file jobs behind the CLI commands."""
+"""What a job did: the one report type behind every CLI command's output.
+
+Every job returns a :class:`JobReport` or a subclass: :meth:`~JobReport.text` is what
+the command prints, :meth:`~JobReport.to_dict` what ``--json`` prints, and
+:attr:`~JobReport.warnings` what it says on stderr. A subclass adds its own fields
+(keyword-only) and, where its output has a layout of its own, its own ``text`` and
+``to_dict``.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +24,8 @@ class JobReport:
         The command's name (``pedestal``, ``frames``, ``train``...).
     inputs : list of str
         The files read.
-    output : str
-        The file or folder written.
+    output : str or None
+        The file or folder written (None for a job that writes nothing).
     seconds : float
         Wall time.
     counts : dict
@@ -30,9 +37,9 @@ class JobReport:
     """
 
     command: str
-    inputs: list[str]
-    output: str
-    seconds: float
+    inputs: list[str] = field(default_factory=list)
+    output: str | None = None
+    seconds: float = 0.0
     counts: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
@@ -41,6 +48,16 @@ class JobReport:
         d = asdict(self)
         d["seconds"] = round(self.seconds, 4)
         return d
+
+    def _declared_dict(self) -> dict:
+        """The fields the report's own class declares, in the order it declares them, as
+        :func:`dataclasses.asdict` gives them.
+
+        The ``--json`` object of the subclasses whose layout is older than JobReport
+        (kept byte for byte): the common fields they do not declare again are left out.
+        """
+        d = asdict(self)
+        return {name: d[name] for name in type(self).__dict__.get("__annotations__", {})}
 
     def text(self) -> str:
         counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items())

@@ -6,8 +6,7 @@ import importlib.util
 
 import pytest
 
-from dedkit.cli.study import render_table
-from dedkit.studies import StudyResult
+from dedkit.studies import StudyResult, render_table
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FAST_DQE = ["study", "rounding-dqe", "--samples", "100000", "--doses", "0.1,1"]

@@ -11,12 +11,12 @@ import warnings
 import click
 
 from dedkit.camera import MODES, READ_AREAS, camera_names
-from dedkit.cli.output import emit_json
+from dedkit.cli.options import choice_option, float_option, json_option, optional_option
+from dedkit.cli.output import emit_json, emit_report
 
 #: exit status of ``camera check`` when a rule is violated (a result, not an error)
 EXIT_VIOLATED = 1
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 camera_option = click.option(
     "--camera",
     "camera_name",
@@ -34,23 +34,13 @@ exposure_option = click.option("--exposure", type=float, required=True, help="Ex
 frame_time_option = click.option(
     "--frame-time", type=float, default=None, help="Frame time in dose fractionation, s."
 )
-settling_option = click.option(
-    "--settling", type=float, default=0.0, show_default=True, help="Drift settling, s."
-)
+settling_option = float_option("--settling", default=0.0, help="Drift settling, s.")
 dose_frac_option = click.option(
     "--dose-fractionation", is_flag=True, help="Dose-fractionation mode (needs --frame-time)."
 )
-binning_option = click.option(
-    "--binning",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="User binning (0.5 = super-resolution on K2/K3).",
+binning_option = float_option(
+    "--binning", default=1.0, help="User binning (0.5 = super-resolution on K2/K3)."
 )
-
-
-def _emit(result, as_json: bool) -> None:
-    emit_json(result.to_dict()) if as_json else click.echo(result.text())
 
 
 @click.group("camera")
@@ -106,7 +96,7 @@ def camera_check(
         settling=settling,
         dose_fractionation=dose_fractionation,
     )
-    _emit(result, as_json)
+    emit_report(result, as_json)
     if not result.valid:
         ctx.exit(EXIT_VIOLATED)
 
@@ -116,11 +106,10 @@ def camera_check(
 @mode_option
 @exposure_option
 @binning_option
-@click.option(
+@choice_option(
     "--area",
-    type=click.Choice(list(READ_AREAS)),
+    choices=list(READ_AREAS),
     default="full",
-    show_default=True,
     help="Camera Setup area (Wide Half: full width, half height).",
 )
 @settling_option
@@ -147,7 +136,7 @@ def camera_capture_time(
     """Model how long one capture takes, term by term."""
     from dedkit.camera import capture_time
 
-    _emit(
+    emit_report(
         capture_time(
             camera_name,
             mode,
@@ -168,10 +157,9 @@ def camera_capture_time(
 @camera_option
 @mode_option
 @click.option("--mean-counts", type=float, default=None, help="Mean image counts per pixel.")
-@click.option(
+@optional_option(
     "--true-rate",
     type=float,
-    default=None,
     help="Instead of --mean-counts: a true dose rate (e/physical pixel/s) to get the "
     "expected mean counts.",
 )
@@ -193,6 +181,6 @@ def camera_dose_rate(camera_name, mode, mean_counts, true_rate, exposure, binnin
             result = dose_rate(camera_name, mode, mean_counts, exposure, binning=binning)
         else:
             result = expected_counts(camera_name, mode, true_rate, exposure, binning=binning)
-    _emit(result, as_json)
+    emit_report(result, as_json)
     for line in result.warnings:
         click.echo(f"dedkit camera dose-rate: warning: {line}", err=True)

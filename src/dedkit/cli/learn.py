@@ -8,7 +8,23 @@ import sys
 
 import click
 
-from dedkit.cli.output import emit_json, stderr
+from dedkit.cli.options import (
+    FORCE_FIGURE_HELP,
+    choice_option,
+    count_option,
+    figure_option,
+    float_option,
+    force_option,
+    json_option,
+    limit_option,
+    optional_option,
+    output_option,
+    path_option,
+    quiet_option,
+    seed_option,
+    threads_option,
+)
+from dedkit.cli.output import emit_report, stderr
 from dedkit.errors import DedkitError
 
 #: The names of dedkit.learn.recipes.RECIPES, the first the default (a test keeps them
@@ -109,9 +125,14 @@ class RecipeOption(click.Option):
             self.help = text
 
 
+def recipe_option(name: str, setting: str, *, help: str, type=None):
+    """A training setting whose default is the chosen --recipe's (see RecipeOption)."""
+    return click.option(name, cls=RecipeOption, setting=setting, type=type, help=help)
+
+
 @learn.command("train")
 @click.argument("dataset", type=click.Path())
-@click.option("--output", "-o", required=True, type=click.Path(), help="MODEL (.npz + .json).")
+@output_option("MODEL (.npz + .json).")
 @click.option(
     "--recipe",
     type=click.Choice(RECIPE_NAMES),
@@ -122,73 +143,52 @@ class RecipeOption(click.Option):
     "(7 x 64 network, SGD lr 0.001, momentum 0.9, 100 epochs; a GPU's job). An option "
     "given explicitly replaces the recipe's value.",
 )
-@click.option(
+@recipe_option(
     "--arch",
-    cls=RecipeOption,
-    setting="arch",
+    "arch",
     help="Architecture: paper (7 x 64 channels), c48, c32, c24, c16, c8 (7 x N), c32x5.",
 )
-@click.option("--epochs", cls=RecipeOption, setting="epochs", type=click.IntRange(1),
-              help="Passes over the training split.")  # fmt: skip
-@click.option("--batch-size", cls=RecipeOption, setting="batch_size", type=click.IntRange(1),
-              help="Clusters per step.")  # fmt: skip
-@click.option("--optimizer", cls=RecipeOption, setting="optimizer",
-              type=click.Choice(["sgd", "adam"]), help="Optimiser.")  # fmt: skip
-@click.option("--lr", cls=RecipeOption, setting="lr", type=float, help="Learning rate.")
-@click.option("--momentum", cls=RecipeOption, setting="momentum", type=float,
-              help="SGD momentum (unused by Adam).")  # fmt: skip
-@click.option("--weight-decay", cls=RecipeOption, setting="weight_decay", type=float,
-              help="Weight decay.")  # fmt: skip
-@click.option(
+@recipe_option("--epochs", "epochs", type=click.IntRange(1), help="Passes over the training split.")
+@recipe_option("--batch-size", "batch_size", type=click.IntRange(1), help="Clusters per step.")
+@recipe_option("--optimizer", "optimizer", type=click.Choice(["sgd", "adam"]), help="Optimiser.")
+@recipe_option("--lr", "lr", type=float, help="Learning rate.")
+@recipe_option("--momentum", "momentum", type=float, help="SGD momentum (unused by Adam).")
+@recipe_option("--weight-decay", "weight_decay", type=float, help="Weight decay.")
+@recipe_option(
     "--schedule",
-    cls=RecipeOption,
-    setting="schedule",
+    "schedule",
     type=click.Choice(["constant", "cosine"]),
     help="Learning-rate schedule (cosine: annealed to 0 over the run).",
 )
-@click.option(
+@recipe_option(
     "--label-noise",
-    cls=RecipeOption,
-    setting="label_noise",
+    "label_noise",
     type=float,
     help="Gaussian label noise sd (label smoothing), in --label-noise-unit.",
 )
-@click.option(
+@recipe_option(
     "--label-noise-unit",
-    cls=RecipeOption,
-    setting="label_noise_unit",
+    "label_noise_unit",
     type=click.Choice(["px", "um"]),
     help="Unit of --label-noise.",
 )
-@click.option(
-    "--pixel-noise",
-    cls=RecipeOption,
-    setting="pixel_noise_keV",
-    type=float,
-    help="Extra noise on the cluster's pixels, keV.",
+@recipe_option(
+    "--pixel-noise", "pixel_noise_keV", type=float, help="Extra noise on the cluster's pixels, keV."
 )
 @click.option("--no-augment", is_flag=True, help="No flips/rotations.")
-@click.option(
-    "--limit",
-    type=click.IntRange(1),
-    default=None,
-    help="Use only the first N clusters of DATASET (default: all).",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--threads", type=click.IntRange(1), default=None, help="torch CPU threads (default: torch's)."
-)
-@click.option(
+@limit_option
+@seed_option(default=0, help=None)
+@threads_option("torch CPU threads (default: torch's).")
+@choice_option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    choices=["auto", "cpu", "cuda"],
     default="auto",
-    show_default=True,
     help="auto: CUDA when available, else CPU.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
-@click.option("--force", is_flag=True, help="Overwrite MODEL; discard an old checkpoint.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@force_option("Overwrite MODEL; discard an old checkpoint.")
+@json_option
+@quiet_option
 def learn_train(dataset, output, recipe, arch, epochs, batch_size, optimizer, lr, momentum,
                 weight_decay, schedule, label_noise, label_noise_unit, pixel_noise,
                 no_augment, limit, seed, threads, device, resume, force, as_json,
@@ -214,39 +214,23 @@ def learn_train(dataset, output, recipe, arch, epochs, batch_size, optimizer, lr
     with _training_bar(quiet) as progress:
         report = train_model(dataset, output, config, resume=resume, force=force,
                              command=command, progress=progress)  # fmt: skip
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        click.echo(report.text())
+    emit_report(report, as_json)
 
 
 @learn.command("evaluate")
 @click.argument("dataset", type=click.Path())
-@click.option(
-    "--model",
-    "-m",
-    type=click.Path(),
-    default=None,
-    help="MODEL (.npz or .json; default: the shipped 200 keV model).",
-)
-@click.option(
-    "--limit", type=click.IntRange(1), default=None, help="Evaluate only the first N clusters."
-)
-@click.option(
-    "--eta-reference",
-    type=click.Path(),
-    default=None,
-    help="Training set for the eta flat-field map (default: DATASET).",
-)
-@click.option("--figure", type=click.Path(), default=None, help="Residual histograms, PNG.")
-@click.option("--force", is_flag=True, help="Overwrite the figure.")
+@path_option("--model", "-m", help="MODEL (.npz or .json; default: the shipped 200 keV model).")
+@limit_option
+@path_option("--eta-reference", help="Training set for the eta flat-field map (default: DATASET).")
+@figure_option("Residual histograms, PNG.")
+@force_option(FORCE_FIGURE_HELP)
 @click.option(
     "--record",
     is_flag=True,
     help="Add the results to the card of --model (metrics.held_out:<dataset name>); "
     "needs --model: the shipped model is never changed.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, as_json):
     """Compare the CNN with eta and the centroid on a held-out set.
 
@@ -257,59 +241,42 @@ def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, 
 
     report = evaluate_model(dataset, model, limit=limit, eta_reference=eta_reference,
                             figure=figure, force=force, record=record)  # fmt: skip
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        click.echo(report.text())
+    emit_report(report, as_json)
     if report.figure_note:
         click.echo(f"dedkit learn evaluate: {report.figure_note}", err=True)
 
 
 @learn.command("scan-labels")
 @click.argument("clusters", type=click.Path())
-@click.option(
-    "--scan",
-    "scan_csv",
-    type=click.Path(),
-    default=None,
-    help="Measured scan: CSV of first_frame,last_frame[,x_px,y_px] per point.",
+@path_option(
+    "--scan", "scan_csv", help="Measured scan: CSV of first_frame,last_frame[,x_px,y_px] per point."
 )
-@click.option(
+@path_option(
     "--sim-run",
-    type=click.Path(),
-    default=None,
     help="Simulated scan: the folder of 'dedkit sim frames --pattern scan' (truth kept).",
 )
-@click.option(
+@optional_option(
     "--sigma",
     type=float,
-    default=None,
     help="Centroid resolution per axis, px (the paper: 1.83); default: from the data.",
 )
-@click.option(
+@float_option(
     "--n-sigma",
-    type=float,
     default=5.0,
-    show_default=True,
     help="Reject clusters farther than N x sqrt(2) x sigma from the point.",
 )
-@click.option(
-    "--min-clusters",
-    type=click.IntRange(2),
-    default=20,
-    show_default=True,
-    help="Drop points with fewer single-electron clusters.",
+@count_option(
+    "--min-clusters", default=20, low=2, help="Drop points with fewer single-electron clusters."
 )
-@click.option(
+@choice_option(
     "--labels",
-    type=click.Choice(["scan", "truth"]),
+    choices=["scan", "truth"],
     default="scan",
-    show_default=True,
     help="Label with the scan estimate, or (simulated runs) the true entry point.",
 )
-@click.option("--output", "-o", required=True, type=click.Path(), help="TRAIN.h5 to write.")
-@click.option("--force", is_flag=True, help="Overwrite an existing output.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@output_option("TRAIN.h5 to write.")
+@force_option()
+@json_option
 def learn_scan_labels(clusters, scan_csv, sim_run, sigma, n_sigma, min_clusters, labels,
                       output, force, as_json):  # fmt: skip
     """Make a training set from a beam scan (paper 2.2).
@@ -324,7 +291,4 @@ def learn_scan_labels(clusters, scan_csv, sim_run, sigma, n_sigma, min_clusters,
         clusters, output, scan_csv=scan_csv, sim_run=sim_run, sigma_px=sigma,
         n_sigma=n_sigma, min_clusters=min_clusters, labels=labels, force=force,
     )  # fmt: skip
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        click.echo(report.text())
+    emit_report(report, as_json)

@@ -105,27 +105,26 @@ def _listen_for_compilation() -> None:
     event.register("numba:compile", CompileNotice())
 
 
-def emit_report(report, as_json: bool) -> None:
-    """Print a job report: JSON on stdout, or a short summary (warnings on stderr)."""
+def emit_report(report, as_json: bool, warning_prefix: str | None = None) -> None:
+    """Print a job report (a :class:`~dedkit.report.JobReport`, or a camera result: any
+    object with ``text()`` and ``to_dict()``): its JSON on stdout, or
+    its text; then, with a ``warning_prefix``, each of its warnings on stderr as
+    ``PREFIX: warning: LINE``."""
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        emit_json(report.to_dict())
     else:
-        nz, ny, nx = report.shape
-        click.echo(
-            f"{report.command}: wrote {report.output} ({nx} x {ny} x {nz}, {report.dtype}"
-            + (f", {report.packing}" if report.packing != "none" else "")
-            + f") in {report.seconds:.2f} s, {report.frames_per_second:.1f} frames/s, "
-            f"{report.output_mb_per_second:.0f} MB/s"
-        )
-    for line in report.warnings():
-        click.echo(f"dedkit {report.command}: warning: {line}", err=True)
+        click.echo(report.text())
+    if warning_prefix is not None:
+        for line in report.warnings:
+            click.echo(f"{warning_prefix}: warning: {line}", err=True)
 
 
 def run_job(label: str, job, *args, quiet: bool, as_json: bool, **kwargs) -> None:
-    """Run a streaming job with a progress bar and print its report."""
+    """Run a streaming stack job with a progress bar and print its report (warnings as
+    ``dedkit COMMAND: warning: ...``)."""
     with progress_bar(label, quiet=quiet) as progress:
         report = job(*args, progress=progress, **kwargs)
-    emit_report(report, as_json)
+    emit_report(report, as_json, f"dedkit {report.command}")
 
 
 def emit_json(data) -> None:

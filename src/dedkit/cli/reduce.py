@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import click
 
+from dedkit.cli.options import (
+    FORCE_FOLDER_HELP,
+    choice_option,
+    force_option,
+    input_argument,
+    json_option,
+    mode_option,
+    output_argument,
+    quiet_option,
+)
 from dedkit.cli.output import run_job
 
 #: the reductions of :data:`dedkit.frames.reduce.REDUCTIONS` (spelled out here so that
@@ -13,35 +23,30 @@ MODE_CHOICES = ("byte", "short", "ushort", "float")
 
 
 @click.command("reduce")
-@click.argument("input", type=click.Path())
-@click.argument("output", type=click.Path())
+@input_argument
+@output_argument
 @click.option("--factor", "-f", type=click.IntRange(min=1), required=True, help="Reduction factor.")
-@click.option(
+@choice_option(
     "--filter",
     "filter_name",
-    type=click.Choice(FILTER_CHOICES),
+    choices=FILTER_CHOICES,
     default="lanczos3",
-    show_default=True,
     help="IMOD's antialias filter, or 'bin' for plain binning.",
 )
-@click.option(
-    "--mode",
-    "-m",
-    type=click.Choice(MODE_CHOICES),
+@mode_option(
+    MODE_CHOICES,
     default="float",
-    show_default=True,
     help="Output type (integers are rounded; clipped values are counted and reported).",
 )
-@click.option(
+@choice_option(
     "--values",
-    type=click.Choice(("sum", "mean")),
+    choices=("sum", "mean"),
     default="sum",
-    show_default=True,
     help="Output pixels hold the sum of the pixels they replace (SerialEM) or their mean (IMOD).",
 )
-@click.option("--force", is_flag=True, help="Overwrite an existing output.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@force_option(FORCE_FOLDER_HELP)
+@json_option
+@quiet_option
 def reduce_command(input, output, factor, filter_name, mode, values, force, as_json, quiet):
     """Reduce every frame of a stack by an integer factor, antialiased as SerialEM
     and IMOD do (Lanczos-3 by default) or by binning; the pixel size in the header is

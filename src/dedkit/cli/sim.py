@@ -8,6 +8,20 @@ from __future__ import annotations
 
 import click
 
+from dedkit.cli.options import (
+    choice_option,
+    chunk_option,
+    count_option,
+    float_option,
+    force_option,
+    json_option,
+    optional_option,
+    output_option,
+    path_option,
+    quiet_option,
+    seed_option,
+    workers_option,
+)
 from dedkit.cli.output import emit_json, progress_bar
 from dedkit.errors import DedkitError
 from dedkit.records.sensor import (
@@ -57,6 +71,37 @@ PHYSICS_HELP = (
     + " need Geant4 data sets that geant4-pybind does not ship)."
 )
 
+# the options of the sensor and the beam that several sim commands take
+physics_option = click.option(
+    "--physics", type=PHYSICS_CHOICE, default=DEFAULT_PHYSICS, show_default=True, help=PHYSICS_HELP
+)
+thickness_option = float_option(
+    "--thickness", default=DEFAULT_THICKNESS_UM, help="Sensor thickness, um."
+)
+pitch_option = float_option("--pitch", default=DEFAULT_PITCH_UM, help="Pixel pitch, um.")
+incidence_option = float_option(
+    "--incidence",
+    default=TransportSettings.incidence_deg,
+    help="Angle of incidence from the sensor normal, degrees.",
+)
+azimuth_option = float_option(
+    "--azimuth",
+    default=TransportSettings.azimuth_deg,
+    help="Azimuth of the plane of incidence from +x, degrees.",
+)
+
+
+def area_option(help: str):
+    """``--area W H``: the sensor's size in um (default: the job's)."""
+    return click.option("--area", type=(float, float), default=None, metavar="W H", help=help)
+
+
+def energy_option(help: str, *, default: float | None = None):
+    """``-E/--energy``: the beam energy in keV (required unless a default is given)."""
+    if default is None:
+        return click.option("--energy", "-E", type=float, required=True, help=help)
+    return click.option("--energy", "-E", type=float, default=default, show_default=True, help=help)
+
 
 @click.group()
 def sim():
@@ -74,24 +119,11 @@ def _sensor_size(size, area):
 
 
 @sim.command("electrons")
-@click.option("--energy", "-E", type=float, required=True, help="Beam energy, keV (1-1000).")
+@energy_option("Beam energy, keV (1-1000).")
 @click.option("--n", "n", type=int, required=True, help="Number of primary electrons.")
-@click.option(
-    "--seed", type=int, required=True, help="Random seed (with the settings it fixes the result)."
-)
-@click.option(
-    "--workers",
-    type=int,
-    default=None,
-    help="Geant4 worker processes (default one per core); the result does not depend on it.",
-)
-@click.option(
-    "--physics",
-    type=PHYSICS_CHOICE,
-    default=DEFAULT_PHYSICS,
-    show_default=True,
-    help=PHYSICS_HELP,
-)
+@seed_option(required=True, help="Random seed (with the settings it fixes the result).")
+@workers_option("Geant4 worker processes (default one per core); the result does not depend on it.")
+@physics_option
 @click.option(
     "--msc-step-limit",
     default=None,
@@ -105,31 +137,20 @@ def _sensor_size(size, area):
     show_default=True,
     help="Production cut, um.",
 )
-@click.option(
+@optional_option(
     "--max-step",
     "max_step_um",
     type=float,
-    default=None,
     help="Geant4 step limit in the sensor, um (default none).",
 )
-@click.option(
+@float_option(
     "--segment",
     "segment_um",
-    type=float,
     default=DEFAULT_SEGMENT_UM,
-    show_default=True,
     help="Split steps into deposits at most this long, um (0: one deposit per step).",
 )
-@click.option(
-    "--thickness",
-    type=float,
-    default=DEFAULT_THICKNESS_UM,
-    show_default=True,
-    help="Sensor thickness, um.",
-)
-@click.option(
-    "--pitch", type=float, default=DEFAULT_PITCH_UM, show_default=True, help="Pixel pitch, um."
-)
+@thickness_option
+@pitch_option
 @click.option(
     "--size",
     type=(int, int),
@@ -139,39 +160,20 @@ def _sensor_size(size, area):
 )
 @click.option("--nx", type=int, default=None, help="Pixels along x (columns).")
 @click.option("--ny", type=int, default=None, help="Pixels along y (rows).")
-@click.option(
-    "--area",
-    type=(float, float),
-    default=None,
-    metavar="W H",
-    help="Sensor size in um instead of --size (a whole number of pixels).",
-)
-@click.option(
+@area_option("Sensor size in um instead of --size (a whole number of pixels).")
+@choice_option(
     "--entry",
-    type=click.Choice(list(ENTRIES)),
+    choices=list(ENTRIES),
     default=TransportSettings.entry,
-    show_default=True,
     help="Entry points: uniform over the sensor away from its edges, or uniform in the "
     "centre pixel.",
 )
-@click.option(
-    "--incidence",
-    type=float,
-    default=TransportSettings.incidence_deg,
-    show_default=True,
-    help="Angle of incidence from the sensor normal, degrees.",
-)
-@click.option(
-    "--azimuth",
-    type=float,
-    default=TransportSettings.azimuth_deg,
-    show_default=True,
-    help="Azimuth of the incidence plane from +x, degrees.",
-)
-@click.option("--output", "-o", required=True, type=click.Path(), help="OUT.h5 to write.")
-@click.option("--force", is_flag=True, help="Overwrite an existing output.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@incidence_option
+@azimuth_option
+@output_option("OUT.h5 to write.")
+@force_option()
+@json_option
+@quiet_option
 def sim_electrons(
     energy,
     n,
@@ -236,12 +238,9 @@ def sim_electrons(
 def _detector_options(f):
     """Options shared by the commands that simulate the whole detector."""
     options = [
-        click.option("--thickness", type=float, default=DEFAULT_THICKNESS_UM, show_default=True,
-                     help="Sensor thickness, um."),
-        click.option("--pitch", type=float, default=DEFAULT_PITCH_UM, show_default=True,
-                     help="Pixel pitch, um."),
-        click.option("--area", type=(float, float), default=None, metavar="W H",
-                     help=f"Sensor size in um (default {DEFAULT_NX} x {DEFAULT_NY} pixels)."),
+        thickness_option,
+        pitch_option,
+        area_option(f"Sensor size in um (default {DEFAULT_NX} x {DEFAULT_NY} pixels)."),
         click.option("--bias", type=float, default=ChargeModel.bias_V, show_default=True,
                      help="Bias, V."),
         click.option("--depletion", type=float, default=ChargeModel.depletion_V,
@@ -252,21 +251,17 @@ def _detector_options(f):
                      show_default=True, help="Electronic noise per pixel, keV rms."),
         click.option("--no-coulomb", is_flag=True,
                      help="Leave out the Coulomb repulsion of the charge cloud."),
-        click.option("--physics", type=PHYSICS_CHOICE, default=DEFAULT_PHYSICS,
-                     show_default=True, help=PHYSICS_HELP),
+        physics_option,
         click.option("--cut", "cut_um", type=float, default=None,
                      help=f"Geant4 production cut, um (default: the transport's, "
                           f"{DEFAULT_CUT_UM:g})."),
-        click.option("--incidence", type=float, default=TransportSettings.incidence_deg,
-                     show_default=True, help="Beam angle from the sensor normal, degrees."),
-        click.option("--azimuth", type=float, default=TransportSettings.azimuth_deg,
-                     show_default=True,
-                     help="Azimuth of the plane of incidence from +x, degrees."),
-        click.option("--seed", type=int, default=1, show_default=True, help="Random seed."),
-        click.option("--workers", type=click.IntRange(1), default=None,
-                     help="Geant4 worker processes (default one per core)."),
-        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        incidence_option,
+        azimuth_option,
+        seed_option(),
+        workers_option("Geant4 worker processes (default one per core).",
+                       type=click.IntRange(1)),
+        json_option,
+        quiet_option,
     ]  # fmt: skip
     for option in reversed(options):
         f = option(f)
@@ -308,23 +303,20 @@ def _emit(report, as_json: bool) -> None:
 
 
 @sim.command("frames")
-@click.option("--energy", "-E", type=float, required=True, help="Beam energy, keV (20-300).")
+@energy_option("Beam energy, keV (20-300).")
 @click.option(
     "--frames", "n_frames", type=click.IntRange(1), required=True, help="Frames with beam."
 )
 @click.option("--flux", type=float, required=True, help="Mean electrons per frame (Poisson).")
-@click.option(
+@choice_option(
     "--pattern",
-    type=click.Choice(["flat", "spot", "scan", "image"]),
+    choices=["flat", "spot", "scan", "image"],
     default="flat",
-    show_default=True,
     help="Beam intensity pattern.",
 )
-@click.option(
+@path_option(
     "--image",
     "image",
-    type=click.Path(),
-    default=None,
     help="Intensity image (MRC/TIFF) for --pattern image, stretched over the sensor.",
 )
 @click.option(
@@ -335,37 +327,22 @@ def _emit(report, as_json: bool) -> None:
     metavar="X Y",
     help="Spot centre in pixels (default the sensor centre).",
 )
-@click.option(
+@optional_option(
     "--spot-sigma",
     type=float,
-    default=None,
     help=f"Spot rms in pixels (default {DEFAULT_SPOT_SIGMA_PX:.3f}: a 2 um beam on "
     f"{DEFAULT_PITCH_UM:g} um pixels).",
 )
-@click.option(
-    "--scan-points",
-    type=click.IntRange(1),
-    default=100,
-    show_default=True,
-    help="Random scan points for --pattern scan.",
-)
-@click.option(
-    "--dwell",
-    type=click.IntRange(1),
-    default=10,
-    show_default=True,
-    help="Frames on each scan point.",
-)
-@click.option(
+@count_option("--scan-points", default=100, help="Random scan points for --pattern scan.")
+@count_option("--dwell", default=10, help="Frames on each scan point.")
+@count_option(
     "--dark-frames",
-    type=click.IntRange(1),
     default=1000,
-    show_default=True,
     help="Dark frames, written as the run NAME_dark (for the pedestal).",
 )
 @click.option("--name", default="sim", show_default=True, help="Run name.")
-@click.option("--output", "-o", required=True, type=click.Path(), help="Folder to write.")
-@click.option("--force", is_flag=True, help="Replace a previous simulated run there.")
+@output_option("Folder to write.")
+@force_option("Replace a previous simulated run there.")
 @_detector_options
 def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_points, dwell,
                dark_frames, name, output, force, **options):  # fmt: skip
@@ -397,7 +374,7 @@ def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_
 
 
 @sim.command("dataset")
-@click.option("--energy", "-E", type=float, required=True, help="Beam energy, keV (20-300).")
+@energy_option("Beam energy, keV (20-300).")
 @click.option(
     "--n",
     "n",
@@ -405,17 +382,14 @@ def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_
     required=True,
     help="Selected single-electron clusters to write.",
 )
-@click.option(
-    "--chunk",
+@chunk_option(
     "chunk_primaries",
-    type=click.IntRange(1),
     default=20000,
-    show_default=True,
     help="Primaries per chunk (the unit of resumption; at most --n).",
 )
 @click.option("--no-adc", is_flag=True, help="Keep keV values (no ADC rounding/saturation).")
-@click.option("--output", "-o", required=True, type=click.Path(), help="OUT.h5 to write.")
-@click.option("--force", is_flag=True, help="Overwrite OUT.h5 and discard unfinished parts.")
+@output_option("OUT.h5 to write.")
+@force_option("Overwrite OUT.h5 and discard unfinished parts.")
 @_detector_options
 def sim_dataset(energy, n, chunk_primaries, no_adc, output, force, **options):
     """Write a training set of N single-electron clusters (15 x 15 images in keV, the 7
@@ -437,25 +411,11 @@ def sim_dataset(energy, n, chunk_primaries, no_adc, output, force, **options):
 
 
 @sim.command("validate")
-@click.option(
-    "--energy",
-    "-E",
-    type=float,
-    default=200.0,
-    show_default=True,
-    help="Beam energy, keV (published figures at 60, 100, 200, 300).",
-)
+@energy_option("Beam energy, keV (published figures at 60, 100, 200, 300).", default=200.0)
 @click.option(
     "--n", "n", type=click.IntRange(1), default=20000, show_default=True, help="Primary electrons."
 )
-@click.option(
-    "--chunk",
-    "chunk_primaries",
-    type=click.IntRange(1),
-    default=10000,
-    show_default=True,
-    help="Primaries per Geant4 call.",
-)
+@chunk_option("chunk_primaries", default=10000, help="Primaries per Geant4 call.")
 @_detector_options
 def sim_validate(energy, n, chunk_primaries, **options):
     """Simulate N primaries through the whole chain and compare backscatter, absorption,

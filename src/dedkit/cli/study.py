@@ -1,9 +1,9 @@
 """``dedkit study ...``: the studies behind SerialEM's choices (:mod:`dedkit.studies`).
 
 Every study prints its table (or, with ``--json``, only its report object) the same way
-from the :class:`~dedkit.studies.StudyResult` its ``run`` returns. A figure is drawn only
-when ``--figure PATH.png`` is given (a study run leaves no files behind unless asked; an
-existing figure needs ``--force``).
+from the :class:`~dedkit.studies.StudyResult` (a JobReport) its ``run`` returns. A figure
+is drawn only when ``--figure PATH.png`` is given (a study run leaves no files behind
+unless asked; an existing figure needs ``--force``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,17 @@ import importlib.util
 
 import click
 
-from dedkit.cli.output import emit_json, progress_bar
+from dedkit.cli.options import (
+    FORCE_FIGURE_HELP,
+    choice_option,
+    figure_option,
+    force_option,
+    json_option,
+    optional_option,
+    quiet_option,
+    seed_option,
+)
+from dedkit.cli.output import emit_report, progress_bar
 from dedkit.studies import LIMITS
 
 #: command name -> module in dedkit.studies
@@ -22,30 +32,6 @@ STUDIES = {
     "reduction-frc": "reduction_frc",
     "coincidence": "coincidence",
 }
-
-
-def render_table(result) -> str:
-    """A study's table as plain aligned text: title, header, rows, then its notes."""
-    headings = [heading for _, heading, _ in result.columns]
-    body = []
-    for row in result.rows:
-        cells = []
-        for key, _, fmt in result.columns:
-            value = row.get(key)
-            if value is None:
-                cells.append("-")
-            elif isinstance(value, str | bool):
-                cells.append(str(value))
-            elif fmt:
-                cells.append(format(value, fmt))
-            else:
-                cells.append(format(value, "g") if isinstance(value, float) else str(value))
-        body.append(cells)
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headings)]
-    lines = [result.name, "  ".join(h.rjust(w) for h, w in zip(headings, widths, strict=True))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
-    lines += [""] + list(result.notes) if result.notes else []
-    return "\n".join(lines)
 
 
 def number_list(
@@ -94,10 +80,7 @@ def run_study(
         result = module.run(
             **{k: v for k, v in options.items() if v is not None}, progress=progress
         )
-    if as_json:
-        emit_json(result.report)
-    else:
-        click.echo(render_table(result))
+    emit_report(result, as_json)
     if figure is None:
         return
     # matplotlib is optional (the 'test' extra): without it the table still counts
@@ -115,17 +98,13 @@ def run_study(
 
 
 def _common(f):
-    f = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(f)
-    f = click.option("--force", is_flag=True, help="Overwrite an existing figure.")(f)
-    f = click.option(
-        "--figure",
-        type=click.Path(),
-        default=None,
-        help="Draw the study's figure into this file: .png, .pdf or .svg (none unless asked).",
+    f = quiet_option(f)
+    f = force_option(FORCE_FIGURE_HELP)(f)
+    f = figure_option(
+        "Draw the study's figure into this file: .png, .pdf or .svg (none unless asked)."
     )(f)
-    f = click.option("--json", "as_json", is_flag=True, help="Print only the JSON report.")(f)
-    f = click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")(f)
-    return f
+    f = json_option(f)
+    return seed_option()(f)
 
 
 @click.group("study")
@@ -141,11 +120,8 @@ _COINCIDENCE = LIMITS["coincidence"]
 
 @study.command("rounding-dqe")
 @_common
-@click.option(
-    "--samples",
-    type=click.IntRange(*_DQE["samples"]),
-    default=None,
-    help="Trials per dose (default 2e7).",
+@optional_option(
+    "--samples", type=click.IntRange(*_DQE["samples"]), help="Trials per dose (default 2e7)."
 )
 @click.option(
     "--doses",
@@ -170,27 +146,24 @@ def rounding_dqe_command(seed, as_json, figure, force, quiet, samples, doses):
 
 @study.command("reduction-frc")
 @_common
-@click.option(
+@choice_option(
     "--specimen",
     "specimen_kind",
-    type=click.Choice(("band-limited", "power-law")),
+    choices=("band-limited", "power-law"),
     default="band-limited",
-    show_default=True,
     help="band-limited: a white specimen behind an aperture at each reduced image's "
     "Nyquist, at low SNR (the seed's conditions: about +35 % by 2, +50 % by 4); "
     "power-law: the first specimen, power ~ f^-slope for all factors (signal beyond the "
     "reduced Nyquist, higher SNR: smaller gains). See docs/validation.md.",
 )
-@click.option(
+@optional_option(
     "--size",
     type=click.IntRange(*_FRC["size"]),
-    default=None,
     help="Super-resolution image size (default 2048 band-limited, 1024 power-law).",
 )
-@click.option(
+@optional_option(
     "--repeats",
     type=click.IntRange(*_FRC["repeats"]),
-    default=None,
     help="Specimens/pairs per dose (default 12).",
 )
 @click.option(
@@ -210,24 +183,21 @@ def rounding_dqe_command(seed, as_json, figure, force, quiet, samples, doses):
     ),
     help="Reduction factors, integers 2 to 16 (default 2,4).",
 )
-@click.option(
+@choice_option(
     "--filter",
     "filter_name",
-    type=click.Choice(("box", "blackman", "triangle", "mitchell", "lanczos2", "lanczos3")),
+    choices=("box", "blackman", "triangle", "mitchell", "lanczos2", "lanczos3"),
     default="lanczos3",
-    show_default=True,
     help="Antialias filter.",
 )
-@click.option(
+@optional_option(
     "--slope",
     type=click.FloatRange(*_FRC["slope"]),
-    default=None,
     help="Specimen power ~ f^-slope (default 0 band-limited, 2 power-law).",
 )
-@click.option(
+@optional_option(
     "--contrast",
     type=click.FloatRange(*_FRC["contrast"]),
-    default=None,
     help="Specimen contrast: per pixel before the aperture (band-limited, default 0.1) or "
     "of the image (power-law, default 0.3).",
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +25,10 @@ from dedkit.io.stack import create_stack, open_stack
 from dedkit.io.titles import FrameTitleInfo, format_frame_titles
 from dedkit.jobs.stacks import normalize_stack
 from dedkit.records.defects import DefectList
+from dedkit.report import JobReport
 from dedkit.sim.counting_raw import gain_nonuniformity, simulate_counting_frames, specimen_image
 
-__all__ = ["DemoSummary", "run_demo", "write_samples"]
+__all__ = ["DemoSummary", "SampleReport", "run_demo", "write_samples"]
 
 #: physical (sensor) size of the demo camera: a K3 (5760 x 4092) cut by 10 in X and Y
 DEMO_PHYSICAL_SIZE = (408, 576)
@@ -37,14 +38,15 @@ DOSE_PER_FRAME = 0.6  # electrons per super-resolution pixel per frame
 BLOCK = 16  # pixels per side of the blocks the flat-field error is measured on
 
 
-@dataclass
-class DemoSummary:
+@dataclass(kw_only=True)
+class DemoSummary(JobReport):
     """What the demo made and how well normalisation recovered the truth.
 
     ``defect_error_raw`` / ``defect_error_corrected``: rms difference between the frame
     sum and the dose each defective pixel really received, in units of the mean dose per
     pixel (``mean_dose``, electrons per super-resolution pixel over all frames).
     ``folder`` is None when the files were made in a temporary folder and removed.
+    ``--json`` holds the fields declared here, in this order.
     """
 
     folder: str | None
@@ -68,7 +70,7 @@ class DemoSummary:
     defect_error_corrected: float
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = self._declared_dict()
         d["frame_size"] = list(self.frame_size)
         return d
 
@@ -284,6 +286,7 @@ def run_demo(folder=None, *, n_frames: int = 8, seed: int = 1, force: bool = Fal
     norm_err = _rms_percent(_block_sum(normalized_sum)[clean] / K3_SCALE, expected_blocks)
     poisson = float(100 * np.sqrt(np.mean(expected_blocks)) / np.mean(expected_blocks))
     return DemoSummary(
+        command="demo",
         folder=str(folder),
         frames=n_frames,
         frame_size=camera.shape,
@@ -306,6 +309,40 @@ def run_demo(folder=None, *, n_frames: int = 8, seed: int = 1, force: bool = Fal
             np.sqrt(np.mean((normalized_sum[bad] / K3_SCALE - expected[bad]) ** 2)) / dose
         ),
     )
+
+
+@dataclass(kw_only=True)
+class SampleReport(JobReport):
+    """What ``dedkit sample`` wrote (``--json``: the fields below, in this order).
+
+    Attributes
+    ----------
+    folder : str
+        The sample folder.
+    files : dict
+        Name -> size in bytes of each file in it.
+    frames : int
+        Frames of the counting-camera stack.
+    frame_size : list of int
+        (ny, nx) of its frames.
+    run : dict
+        The MÖNCH run: its master files, gain map, energy and numbers of frames.
+    """
+
+    folder: str
+    files: dict
+    frames: int
+    frame_size: list
+    run: dict
+
+    def to_dict(self) -> dict:
+        return self._declared_dict()
+
+    def text(self) -> str:
+        lines = [f"dedkit sample: wrote {len(self.files)} files in {self.folder}"]
+        lines += [f"  {name:28s} {size / 1e6:8.2f} MB" for name, size in self.files.items()]
+        lines.append(f"the examples of README.md and docs/ run in it: cd {self.folder}")
+        return "\n".join(lines)
 
 
 def _block_sum(a: np.ndarray, block: int = BLOCK) -> np.ndarray:
@@ -337,7 +374,7 @@ SAMPLE_RUN_ENERGY_KEV = 200.0
 
 
 def write_samples(folder="dedkit-sample", *, frames: int = 4, seed: int = 1,
-                  force: bool = False) -> dict:  # fmt: skip
+                  force: bool = False) -> SampleReport:  # fmt: skip
     """Write the files the guides' examples use into ``folder`` (``dedkit sample``).
 
     A K3-like counting camera's exposure as SerialEM saves it (``frames.mrc``: 4-bit MRC
@@ -353,7 +390,7 @@ def write_samples(folder="dedkit-sample", *, frames: int = 4, seed: int = 1,
 
     Returns
     -------
-    dict
+    SampleReport
         ``folder``, ``files`` (name -> bytes), ``frames``, ``frame_size``, ``run``.
     """
     from dedkit.jobs.sim import write_simulated_run
@@ -369,12 +406,13 @@ def write_samples(folder="dedkit-sample", *, frames: int = 4, seed: int = 1,
         )  # fmt: skip
         camera = _write_camera_files(tmp, SAMPLE_NAMES, frames, rng)
         files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
-    return {
-        "folder": str(folder),
-        "files": files,
-        "frames": frames,
-        "frame_size": list(camera.shape),
-        "run": {
+    return SampleReport(
+        command="sample",
+        folder=str(folder),
+        files=files,
+        frames=frames,
+        frame_size=list(camera.shape),
+        run={
             "master": f"{SAMPLE_RUN}_master_0.json",
             "dark_master": f"{SAMPLE_RUN}_dark_master_0.json",
             "gain_keV_per_adu": f"{SAMPLE_RUN}_gain.npy",
@@ -383,4 +421,4 @@ def write_samples(folder="dedkit-sample", *, frames: int = 4, seed: int = 1,
             "dark_frames": SAMPLE_RUN_DARK_FRAMES,
             "electrons": run.counts["electrons"],
         },
-    }
+    )

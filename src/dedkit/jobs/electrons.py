@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+from dedkit.report import JobReport
 from dedkit.sim.transport import TransportSettings, TransportTally, transport_electrons
 
 
-@dataclass
-class ElectronsReport:
-    """What ``dedkit sim electrons`` did."""
+@dataclass(kw_only=True)
+class ElectronsReport(JobReport):
+    """What ``dedkit sim electrons`` did (``--json``: the fields below, in this order)."""
 
     output: str
     energy_keV: float
@@ -33,7 +34,7 @@ class ElectronsReport:
     command: str = "sim electrons"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self._declared_dict()
 
     def text(self) -> str:
         c = self.centroid_rms_um

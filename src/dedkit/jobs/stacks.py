@@ -8,7 +8,7 @@ never modified; an existing output is replaced only with ``force=True``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from dedkit.io.stack import (
 )
 from dedkit.io.titles import format_frame_titles, parse_frame_titles, resolve_rotflip
 from dedkit.jobs.streaming import ProgressCallback, run_pipeline
+from dedkit.report import JobReport
 
 __all__ = [
     "StackReport",
@@ -73,9 +74,9 @@ PACK_TARGETS = {
 }
 
 
-@dataclass
-class StackReport:
-    """What a stack job did, for people (``str``) and programs (:meth:`to_dict`).
+@dataclass(kw_only=True)
+class StackReport(JobReport):
+    """What a stack job did, for people (:meth:`text`) and programs (:meth:`to_dict`).
 
     Attributes
     ----------
@@ -101,6 +102,8 @@ class StackReport:
         Job-specific settings (scale, r/f, defects...).
     notes : list of str
         Other things the user should know (shown with the warnings).
+    warnings : list of str
+        Derived from the counts above and the notes (see :attr:`warnings`).
     """
 
     command: str
@@ -128,16 +131,11 @@ class StackReport:
     def output_mb_per_second(self) -> float:
         return self.output_bytes / 1e6 / self.seconds if self.seconds > 0 else float("inf")
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["shape"] = list(self.shape)
-        d["frames_per_second"] = round(self.frames_per_second, 3)
-        d["output_mb_per_second"] = round(self.output_mb_per_second, 3)
-        d["seconds"] = round(self.seconds, 4)
-        return d
-
+    @property
     def warnings(self) -> list[str]:
-        """Lines that tell the user what had to change in their data."""
+        """Lines that tell the user what had to change in their data: from the counts
+        (which a job may still update after making the report) and the notes, then any
+        given when the report was made."""
         out = []
         if self.n_saturated:
             out.append(f"{self.n_saturated} values were above the output range and saturated")
@@ -147,7 +145,31 @@ class StackReport:
             out.append(f"{self.n_truncated} pixels were replaced by high truncation")
         if self.n_nan:
             out.append(f"{self.n_nan} values were NaN (not a number) and were written as 0")
-        return out + list(self.notes)
+        out += self.notes
+        return out + [line for line in self._given_warnings if line not in out]
+
+    @warnings.setter
+    def warnings(self, lines) -> None:
+        # JobReport's __init__ (and dataclasses.replace) set the field; the lines derived
+        # from the counts are not kept twice
+        self._given_warnings = list(lines)
+
+    def to_dict(self) -> dict:
+        d = self._declared_dict()
+        d["shape"] = list(self.shape)
+        d["frames_per_second"] = round(self.frames_per_second, 3)
+        d["output_mb_per_second"] = round(self.output_mb_per_second, 3)
+        d["seconds"] = round(self.seconds, 4)
+        return d
+
+    def text(self) -> str:
+        nz, ny, nx = self.shape
+        return (
+            f"{self.command}: wrote {self.output} ({nx} x {ny} x {nz}, {self.dtype}"
+            + (f", {self.packing}" if self.packing != "none" else "")
+            + f") in {self.seconds:.2f} s, {self.frames_per_second:.1f} frames/s, "
+            f"{self.output_mb_per_second:.0f} MB/s"
+        )
 
 
 def _output_size(path: Path) -> int:

@@ -30,6 +30,7 @@ import numpy as np
 from dedkit.hpd.localize import EtaInterpolator
 from dedkit.learn.data import check_crop, load_training_arrays
 from dedkit.records.tables import ClusterTable
+from dedkit.report import JobReport
 
 __all__ = [
     "EvaluationReport",
@@ -91,8 +92,8 @@ def _summary(residual: np.ndarray) -> dict:
     }
 
 
-@dataclass
-class EvaluationReport:
+@dataclass(kw_only=True)
+class EvaluationReport(JobReport):
     """Accuracy of the three methods on one set (:meth:`to_dict` is the ``--json``)."""
 
     dataset: str
@@ -212,11 +213,12 @@ def compare_methods(
     energy = data.energy_keV or float(np.median(data.features[:, -1]))
     fully = data.deposit_keV >= FULL_ABSORPTION * energy
     report = EvaluationReport(
-        str(dataset),
-        str(model),
-        len(data),
-        residuals,
-        {"fully_absorbed": fully, "backscattered": ~fully},
+        command="learn evaluate",
+        dataset=str(dataset),
+        model=str(model),
+        n_clusters=len(data),
+        residuals=residuals,
+        groups={"fully_absorbed": fully, "backscattered": ~fully},
         details={
             "energy_keV": energy,
             "full_absorption_threshold_keV": FULL_ABSORPTION * energy,

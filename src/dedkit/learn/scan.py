@@ -38,13 +38,14 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.hpd.select import select_single_electrons
 from dedkit.records.tables import FEATURE_NAMES, ClusterTable
+from dedkit.report import JobReport
 
 __all__ = [
     "PAPER_SIGMA_PX",
@@ -214,8 +215,8 @@ def match_truth(frame, centroid, truth_frame, truth_xy) -> np.ndarray:
     return best
 
 
-@dataclass
-class ScanReport:
+@dataclass(kw_only=True)
+class ScanReport(JobReport):
     """What :func:`scan_labels` kept and why it rejected the rest.
 
     Counts of clusters: ``n_input`` = ``not_single`` (energy selection) +
@@ -256,7 +257,7 @@ class ScanReport:
         return self.n_kept / base if base else math.nan
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = self._declared_dict()
         out["kept_fraction_of_single"] = self.kept_fraction_of_single
         return out
 
@@ -485,6 +486,7 @@ def scan_labels(
         nominal = _rms_xy((estimate - scan.nominal_px)[used_point])
     per_point = counts[used_point]
     report = ScanReport(
+        command="learn scan-labels",
         n_points=m,
         n_points_used=int(used_point.sum()),
         n_input=n_in,

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from dedkit.errors import DedkitError
+from dedkit.report import JobReport
 from dedkit.sim.charge import ChargeModel, csda_range_um
 from dedkit.sim.response import DetectorResponse
 from dedkit.sim.runs import (
@@ -65,9 +66,10 @@ REFERENCE = {
 RMSE_TOLERANCE = 0.15
 
 
-@dataclass
-class ValidationReport:
-    """Figures of one validation run (:meth:`to_dict` gives the ``--json`` object)."""
+@dataclass(kw_only=True)
+class ValidationReport(JobReport):
+    """Figures of one validation run (:meth:`to_dict` gives the ``--json`` object: the
+    fields declared here, in this order)."""
 
     energy_keV: float
     n_primaries: int
@@ -89,7 +91,7 @@ class ValidationReport:
     selection: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = self._declared_dict()
         d["seconds"] = round(self.seconds, 3)
         return d
 
@@ -264,6 +266,7 @@ def validate(
     oblique = bool((transport_options or {}).get("incidence_deg"))
     reference = {} if oblique else _reference(energy)
     report = ValidationReport(
+        command="sim validate",
         energy_keV=energy,
         n_primaries=int(n),
         backscatter_fraction=totals["n_backscattered"] / n,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["LIMITS", "StudyResult"]
+from dedkit.report import JobReport
+
+__all__ = ["LIMITS", "StudyResult", "render_table"]
 
 #: bounds of every study's settings, checked by the studies' ``run`` (DedkitError) and by
 #: the CLI's option types (here, so that the CLI needs no study import to build its
@@ -47,12 +49,14 @@ LIMITS = {
 }
 
 
-@dataclass
-class StudyResult:
-    """What a study found.
+@dataclass(kw_only=True)
+class StudyResult(JobReport):
+    """What a study found: :meth:`text` is its table, :meth:`to_dict` its ``report``.
 
     Attributes
     ----------
+    command : str
+        ``study`` (the study itself is ``name``).
     name : str
         The study's command name (``rounding-dqe``, ``reduction-frc``, ``coincidence``).
     columns : list of (key, heading, format)
@@ -74,3 +78,34 @@ class StudyResult:
     report: dict
     notes: list = field(default_factory=list)
     curves: dict = field(default_factory=dict)
+    command: str = "study"
+
+    def to_dict(self) -> dict:
+        return self.report
+
+    def text(self) -> str:
+        return render_table(self)
+
+
+def render_table(result) -> str:
+    """A study's table as plain aligned text: title, header, rows, then its notes."""
+    headings = [heading for _, heading, _ in result.columns]
+    body = []
+    for row in result.rows:
+        cells = []
+        for key, _, fmt in result.columns:
+            value = row.get(key)
+            if value is None:
+                cells.append("-")
+            elif isinstance(value, str | bool):
+                cells.append(str(value))
+            elif fmt:
+                cells.append(format(value, fmt))
+            else:
+                cells.append(format(value, "g") if isinstance(value, float) else str(value))
+        body.append(cells)
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headings)]
+    lines = [result.name, "  ".join(h.rjust(w) for h, w in zip(headings, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    lines += [""] + list(result.notes) if result.notes else []
+    return "\n".join(lines)

@@ -1,0 +1,299 @@
+"""The hybrid-pixel detector commands: ``dedkit raw info`` (slsDetector raw files) and
+``dedkit hpd ...`` (pedestal, clusters, localisation, images), registered by
+:mod:`dedkit.cli.main`.
+
+Each command turns its options into one call of a :mod:`dedkit.jobs.hpd` function and
+prints the HpdReport it returns (warnings as ``dedkit hpd COMMAND: warning: ...``).
+"""
+
+from __future__ import annotations
+
+import click
+
+from dedkit.cli.options import (
+    FORCE_FOLDER_HELP,
+    choice_option,
+    count_option,
+    dask_workers_option,
+    float_option,
+    force_option,
+    frame_chunk_option,
+    json_option,
+    optional_option,
+    output_option,
+    path_option,
+    quiet_option,
+    scheduler_option,
+)
+from dedkit.cli.output import emit_json, emit_report, progress_bar
+from dedkit.cli.params import FINITE_POSITIVE
+
+
+def frame_range(text: str | None) -> tuple[int, int | None]:
+    """'A:B' (either side may be empty) -> (start, stop)."""
+    if not text:
+        return 0, None
+    try:
+        a, b = text.split(":")
+        return (int(a) if a else 0), (int(b) if b else None)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not START:STOP") from None
+
+
+frames_option = click.option(
+    "--frames", default=None, help="Frames START:STOP of the run. [default: all]"
+)
+
+
+def gain_option(help: str):
+    """``--gain``: keV per ADU, a number or a per-pixel map (read by the job)."""
+    return click.option("--gain", default=None, help=help)
+
+
+def beam_energy_option(*, help: str, default: float | None = None):
+    """``--beam-energy``: the beam energy in keV."""
+    return click.option(
+        "--beam-energy", type=float, default=default, show_default=default is not None, help=help
+    )
+
+
+@click.group()
+def raw():
+    """slsDetector raw files (MÖNCH, Jungfrau)."""
+
+
+@raw.command("info")
+@click.argument("master", type=click.Path())
+@json_option
+def raw_info(master, as_json):
+    """Show what a run's master file says, and any missing packets."""
+    from dedkit.jobs.hpd import describe_run
+
+    d = describe_run(master)
+    if as_json:
+        emit_json(d)
+        return
+    rows, cols = d["shape"]
+    click.echo(
+        f"{d['master']}: {d['detector_type']}, {d['frames']} frames of {cols} x {rows}, "
+        f"{d['ports']} port(s), {d['bit_depth']}-bit, master version {d['version']}"
+    )
+    click.echo(
+        f"  exposure {d['exposure_s']} s, period {d['period_s']} s, "
+        f"{d['frames_per_file']} frames per file, frame padding {d['frame_padding']}"
+    )
+    click.echo(f"  {d['missing']}")
+    if d["truncated"]:
+        click.echo(f"  truncated: {d['truncated']}")
+
+
+@click.group()
+def hpd():
+    """Hybrid pixel detector pipeline: pedestal, clusters, localisation, images."""
+
+
+@hpd.command("pedestal")
+@click.argument("master", type=click.Path())
+@output_option("PED.h5 to write.")
+@frames_option
+@count_option(
+    "--window",
+    default=1000,
+    low=0,
+    help="aare's moving-window length in frames (at most the dark frames); 0 for the plain "
+    "mean of all frames.",
+)
+@force_option(FORCE_FOLDER_HELP)
+@json_option
+@quiet_option
+def hpd_pedestal(master, output, frames, window, force, as_json, quiet):
+    """Pedestal and noise per pixel (ADU) from a run of dark frames."""
+    from dedkit.jobs.hpd import compute_pedestal
+
+    start, stop = frame_range(frames)
+    with progress_bar("pedestal", quiet=quiet) as progress:
+        report = compute_pedestal(
+            master,
+            output,
+            start=start,
+            stop=stop,
+            window=window or None,
+            force=force,
+            progress=progress,
+        )
+    emit_report(report, as_json, f"dedkit hpd {report.command}")
+
+
+@hpd.command("clusters")
+@click.argument("master", type=click.Path())
+@click.option("--pedestal", "-p", required=True, type=click.Path(), help="PED.h5 (dark frames).")
+@output_option("OUT.h5 or OUT.clust.")
+@choice_option(
+    "--finder",
+    choices=["aare3x3", "aare5x5", "connected"],
+    default="aare3x3",
+    help="aare's 3x3 or 5x5 local-maximum finder (ADU; .clust or .h5), or the paper's "
+    "connected finder (keV crops with features; needs --gain, .h5 only).",
+)
+@float_option(
+    "--nsigma", default=5.0, help="Threshold in noise sigmas (pixel noise from the pedestal file)."
+)
+@gain_option(
+    "keV per ADU: a number or a per-pixel map (.npy/.h5/.mrc/.tif); required by the "
+    "connected finder; with an aare finder, clusters are stored in keV (.h5). "
+    "[default: none, clusters in ADU]"
+)
+@beam_energy_option(
+    default=200.0,
+    help="Beam energy in keV, recorded with the clusters (the connected finder's feature "
+    "and the energy window of 'hpd localize').",
+)
+@frames_option
+@frame_chunk_option
+@scheduler_option
+@dask_workers_option
+@force_option(FORCE_FOLDER_HELP)
+@json_option
+@quiet_option
+def hpd_clusters(
+    master,
+    pedestal,
+    output,
+    finder,
+    nsigma,
+    gain,
+    beam_energy,
+    frames,
+    chunk_frames,
+    scheduler,
+    workers,
+    force,
+    as_json,
+    quiet,
+):
+    """Find clusters in a raw run."""
+    from dedkit.jobs.hpd import find_clusters_in_run
+
+    start, stop = frame_range(frames)
+    with progress_bar("clusters", quiet=quiet) as progress:
+        report = find_clusters_in_run(
+            master,
+            pedestal,
+            output,
+            finder=finder,
+            nsigma=nsigma,
+            gain=gain,
+            beam_energy_keV=beam_energy,
+            start=start,
+            stop=stop,
+            chunk_frames=chunk_frames,
+            scheduler=scheduler,
+            workers=workers,
+            force=force,
+            progress=progress,
+        )
+    emit_report(report, as_json, f"dedkit hpd {report.command}")
+
+
+@hpd.command("localize")
+@click.argument("clusters", type=click.Path())
+@choice_option(
+    "--method",
+    choices=["centroid", "eta2", "eta3", "cnn"],
+    default="centroid",
+    help="Charge centroid, aare's eta interpolation on the 2x2 or 3x3 charge, or the CNN "
+    "(needs the connected finder's clusters and the learn extra).",
+)
+@path_option(
+    "--model", help="cnn: MODEL (.npz/.json) from 'dedkit learn train'. [default: the shipped one]"
+)
+@output_option("EVENTS.h5 to write.")
+@path_option(
+    "--flat-field", help="Clusters of a flat illumination for the eta map. [default: the input]"
+)
+@beam_energy_option(
+    help="Beam energy in keV; sets the energy window 0.1-1.025 x it. "
+    "[default: from the clusters file, else 200]",
+)
+@gain_option(
+    "keV per ADU (a number or a per-pixel map) for clusters in ADU, such as an aare "
+    ".clust file: converts them to keV so that they can be selected by energy. "
+    "[default: none; ADU clusters then need --no-select]"
+)
+@click.option("--no-select", is_flag=True, help="Keep every cluster (no energy window).")
+@force_option(FORCE_FOLDER_HELP)
+@json_option
+@quiet_option
+def hpd_localize(
+    clusters, method, model, output, flat_field, beam_energy, gain, no_select, force, as_json, quiet
+):
+    """Select single electrons and localise them (centroid, eta or the CNN)."""
+    from dedkit.jobs.hpd import localize_clusters
+
+    with progress_bar("localize", quiet=quiet) as progress:
+        report = localize_clusters(
+            clusters,
+            output,
+            method=method,
+            flat_field=flat_field,
+            beam_energy_keV=beam_energy,
+            select=not no_select,
+            gain=gain,
+            model=model,
+            force=force,
+            progress=progress,
+        )
+    emit_report(report, as_json, f"dedkit hpd {report.command}")
+
+
+def _detector_shape(ctx, param, value):
+    """ROWS,COLS as two positive integers (bounds are checked by the job)."""
+    if value is None:
+        return None
+    parts = value.replace("x", ",").split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"{value!r} is not ROWS,COLS (two positive integers)")
+    return tuple(int(p) for p in parts)
+
+
+@hpd.command("image")
+@click.argument("events", type=click.Path())
+@click.option(
+    "--upsample",
+    type=click.IntRange(1, 8),
+    default=4,
+    show_default=True,
+    help="Image pixels per detector pixel along each axis (image pixel size: the pitch over this).",
+)
+@output_option("IMAGE.mrc or .tif.")
+@click.option("--no-flat-field", is_flag=True, help="Plain counts, no sub-pixel correction.")
+@click.option(
+    "--detector-shape",
+    callback=_detector_shape,
+    default=None,
+    metavar="ROWS,COLS",
+    help="Detector size in pixels, readout order. [default: as the events file records it; "
+    "needed for events from an aare .clust file]",
+)
+@optional_option(
+    "--pitch-um",
+    type=FINITE_POSITIVE,
+    help="Detector pixel pitch in um. [default: as the events file records it (25 for "
+    "MÖNCH runs through 'hpd clusters')]",
+)
+@force_option(FORCE_FOLDER_HELP)
+@json_option
+def hpd_image(events, upsample, output, no_flat_field, detector_shape, pitch_um, force, as_json):
+    """Super-resolution image from localised events."""
+    from dedkit.jobs.hpd import make_image
+
+    report = make_image(
+        events,
+        output,
+        upsample=upsample,
+        flat_field=not no_flat_field,
+        shape=detector_shape,
+        pitch_um=pitch_um,
+        force=force,
+    )
+    emit_report(report, as_json, f"dedkit hpd {report.command}")
