@@ -113,6 +113,8 @@ class Terminated(KeyboardInterrupt):
 
 #: the signal being acted on, until main() has reported it (see _raise_terminated)
 _pending_signal: list[int] = []
+#: set when a command was stopped by a signal (see _signals_as_interrupts)
+_stopped: list[bool] = []
 #: seconds after which a signal not yet reported is sent again
 RESEND_SECONDS = 0.3
 
@@ -178,15 +180,24 @@ def _signals_as_interrupts():
         yield
     finally:
         _pending_signal.clear()  # no resending once the command is over
-        sys.unraisablehook = hook
+        # after a stop, what the stopped code left half built (numba's LLVM objects in the
+        # middle of a compilation, say) is finalised at exit, where its complaints would
+        # follow our one line as "Exception ignored" tracebacks: the process is ending
+        # because of the stop, so they are not reported
+        sys.unraisablehook = _ignore_unraisable if _stopped else hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _ignore_unraisable(info) -> None:
+    """sys.unraisablehook for the rest of a process whose command was stopped."""
 
 
 def _interrupted(error: BaseException) -> int:
     """Say truly what was written before the interrupt; exit status 128 + the signal
     (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP), as shells report it."""
     _pending_signal.clear()  # reported: no more resending
+    _stopped.append(True)
     signum = getattr(error, "signum", signal.SIGINT)
     name = signal.Signals(signum).name
     how = "interrupted" if signum == signal.SIGINT else f"stopped by {name}"
@@ -216,6 +227,7 @@ def main(argv=None) -> int:
     announce_compilation()
     reset_published()
     _pending_signal.clear()
+    _stopped.clear()
     with _signals_as_interrupts():
         try:
             return _run(argv)
