@@ -33,10 +33,14 @@ def lazy_exports(package: str, names_by_module: dict[str, list[str]]):
 
     Examples
     --------
-    >>> getattr_, dir_, all_ = lazy_exports("dedkit.metrics", {"frc": ["frc"]})
+    >>> getattr_, dir_, all_ = lazy_exports("dedkit.metrics", {"frc": ["frc", "mean_frc"]})
+    Traceback (most recent call last):
+    ...
+    ValueError: dedkit.metrics: frc is both a module and a name
+    >>> getattr_, dir_, all_ = lazy_exports("dedkit.metrics", {"frc": ["mean_frc"]})
     >>> all_
-    ['frc']
-    >>> getattr_("frc").__module__
+    ['mean_frc']
+    >>> getattr_("mean_frc").__module__
     'dedkit.metrics.frc'
     """
     home = {}

@@ -468,11 +468,11 @@ def write_atomic(path, data, *, record: bool = True, fsync: bool = False) -> Pat
 
     Examples
     --------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> write_atomic(folder / "note.txt", "hello\\n", record=False).read_text()
+    In an empty folder:
+
+    >>> write_atomic("note.txt", "hello\\n", record=False).read_text()
     'hello\\n'
-    >>> sorted(p.name for p in folder.iterdir())
+    >>> sorted(p.name for p in Path().iterdir())  # no temporary file is left behind
     ['note.txt']
     """
     if isinstance(data, str):

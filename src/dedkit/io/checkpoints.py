@@ -232,8 +232,7 @@ class CheckpointFolder:
 
     Examples
     --------
-    >>> import tempfile
-    >>> checkpoints = CheckpointFolder(Path(tempfile.mkdtemp()) / ".m.ckpt")
+    >>> checkpoints = CheckpointFolder(checkpoint_folder("m"))
     >>> checkpoints.exists()
     False
     """

@@ -292,13 +292,11 @@ def read_weights(path, card: dict, shapes: dict) -> dict:
 
     Examples
     --------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = save_model(folder / "m", {"w": np.ones(2, np.float32)}, {"note": "example"})
-    >>> card = read_card_file(folder / "m.json")
+    >>> _ = save_model("m", {"w": np.ones(2, np.float32)}, {"note": "example"})
+    >>> card = read_card_file("m.json")
     >>> card["weights"], card["note"]
     ('m.npz', 'example')
-    >>> read_weights(folder / "m", card, {"w": (2,)})["w"]
+    >>> read_weights("m", card, {"w": (2,)})["w"]
     array([1., 1.], dtype=float32)
     """
     weights_path, _ = model_paths(path)

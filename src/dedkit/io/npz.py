@@ -44,9 +44,7 @@ def write_npz(path, arrays: dict, *, record: bool = True) -> Path:
 
     Examples
     --------
-    >>> import tempfile
-    >>> path = Path(tempfile.mkdtemp()) / "batch.npz"
-    >>> with np.load(write_npz(path, {"x": np.arange(3)}, record=False)) as z:
+    >>> with np.load(write_npz("batch.npz", {"x": np.arange(3)}, record=False)) as z:
     ...     z["x"].tolist()
     [0, 1, 2]
     """

@@ -113,7 +113,19 @@ def compute_pedestal(
 ) -> HpdReport:
     """Pedestal (mean) and noise (standard deviation) per pixel from dark frames, saved
     as ``PED.h5``; ``window`` frames of aare's moving window (at most the number of dark
-    frames), or None for the plain mean."""
+    frames), or None for the plain mean.
+
+    Examples
+    --------
+    The small MÖNCH run of ``dedkit sample`` comes with a dark run of 50 frames:
+
+    >>> from dedkit.jobs.demo import write_samples
+    >>> from dedkit.jobs.hpd import compute_pedestal
+    >>> _ = write_samples("sample")
+    >>> report = compute_pedestal("sample/run_dark_master_0.json", "PED.h5")
+    >>> report.output, report.counts, report.details["window"]
+    ('PED.h5', {'frames': 50}, 50)
+    """
     started = time.perf_counter()
     # every file of the run is an input, not only its master (issue 13 item 2)
     inputs = run_files(master)
@@ -280,6 +292,34 @@ def find_clusters_in_run(
     workers : int, optional
         LocalCluster size, 0 to :data:`~dedkit.parallel.scheduler.MAX_WORKERS` (256);
         0 runs every chunk in this process.
+
+    Returns
+    -------
+    HpdReport
+
+    Examples
+    --------
+    The 20 frames of the sample MÖNCH run (200 keV electrons), with the pedestal of its
+    dark run and its gain map in keV per ADU; the paper's finder writes keV crops with
+    their features, what every localisation method (the CNN too) takes:
+
+    >>> from dedkit.jobs.demo import write_samples
+    >>> from dedkit.jobs.hpd import compute_pedestal, find_clusters_in_run
+    >>> _ = write_samples("sample")
+    >>> _ = compute_pedestal("sample/run_dark_master_0.json", "PED.h5")
+    >>> report = find_clusters_in_run(
+    ...     "sample/run_master_0.json", "PED.h5", "clusters.h5",
+    ...     finder="connected", gain="sample/run_gain.npy",
+    ... )
+    >>> report.output, report.counts
+    ('clusters.h5', {'frames': 20, 'clusters': 206})
+
+    The table is read back with :func:`dedkit.io.read_table`:
+
+    >>> from dedkit.io import read_table
+    >>> clusters = read_table("clusters.h5")
+    >>> len(clusters), clusters.units
+    (206, 'keV')
     """
     started = time.perf_counter()
     workers = check_workers(workers)
@@ -446,6 +486,29 @@ def localize_clusters(
     (a ``.clust`` file records none). η methods linearise with the η distribution of
     ``flat_field`` (a cluster file from a flat illumination), by default of the clusters
     themselves.
+
+    Examples
+    --------
+    Clusters of the sample MÖNCH run (as in :func:`find_clusters_in_run`), selected as
+    single electrons by energy and localised by η interpolation:
+
+    >>> from dedkit.jobs.demo import write_samples
+    >>> from dedkit.jobs.hpd import compute_pedestal, find_clusters_in_run, localize_clusters
+    >>> _ = write_samples("sample")
+    >>> _ = compute_pedestal("sample/run_dark_master_0.json", "PED.h5")
+    >>> _ = find_clusters_in_run(
+    ...     "sample/run_master_0.json", "PED.h5", "clusters.h5",
+    ...     finder="connected", gain="sample/run_gain.npy",
+    ... )
+    >>> report = localize_clusters("clusters.h5", "events.h5", method="eta2")
+    >>> report.output, report.counts  # doctest: +NORMALIZE_WHITESPACE
+    ('events.h5', {'clusters': 206, 'selected': 189, 'rejected': 17, 'events': 189,
+    'non_finite': 0})
+    >>> report.warnings
+    []
+
+    ``method="cnn"`` uses a trained network instead (see
+    :func:`dedkit.jobs.learn.train_model`).
     """
     started = time.perf_counter()
     out_path = Path(output)
@@ -616,6 +679,28 @@ def make_image(
     none is written (for MRC, its writer's 1 A convention, with a warning). Events from an
     aare ``.clust`` file record neither shape nor pitch: give ``shape`` (rows, columns)
     and ``pitch_um``.
+
+    Examples
+    --------
+    The events of the sample MÖNCH run (as in :func:`localize_clusters`) on a grid 4
+    times finer than MÖNCH's 400 x 400 pixels of 25 um:
+
+    >>> from dedkit.jobs.demo import write_samples
+    >>> from dedkit.jobs.hpd import (
+    ...     compute_pedestal, find_clusters_in_run, localize_clusters, make_image,
+    ... )
+    >>> _ = write_samples("sample")
+    >>> _ = compute_pedestal("sample/run_dark_master_0.json", "PED.h5")
+    >>> _ = find_clusters_in_run(
+    ...     "sample/run_master_0.json", "PED.h5", "clusters.h5",
+    ...     finder="connected", gain="sample/run_gain.npy",
+    ... )
+    >>> _ = localize_clusters("clusters.h5", "events.h5", method="eta2")
+    >>> report = make_image("events.h5", "image.mrc", upsample=4)
+    >>> report.output, report.counts
+    ('image.mrc', {'events': 189, 'non_finite': 0, 'outside': 0})
+    >>> report.details["shape"], report.details["pixel_size_A"]
+    ([1600, 1600], 62500.0)
     """
     started = time.perf_counter()
     check_output_path(output, [events], force)

@@ -336,6 +336,44 @@ def train_model(
     Returns
     -------
     dedkit.learn.train.TrainReport
+
+    Examples
+    --------
+    A tiny training set of 300 selected clusters at 200 keV (``dedkit sim dataset``;
+    here straight tracks stand in for Geant4, so the example needs no ``sim`` extra and
+    the network learns no real physics), and the smallest network trained on it for one
+    epoch:
+
+    >>> from dedkit.jobs.learn import train_model
+    >>> from dedkit.jobs.sim import build_training_set
+    >>> from dedkit.learn.train import TrainConfig
+    >>> from dedkit.sim.runs import straight_track_stream
+    >>> def straight_tracks(energy_keV, n, **options):
+    ...     return next(straight_track_stream(energy_keV, n, **options))
+    >>> dataset = build_training_set("train.h5", energy_keV=200.0, n=300, seed=1,
+    ...                              simulate=straight_tracks)
+    >>> dataset.output, dataset.counts["clusters"]
+    ('train.h5', 300)
+    >>> report = train_model("train.h5", "tiny", TrainConfig(arch="c8", epochs=1, seed=0))
+    >>> report.output, report.counts
+    ('tiny.npz', {'epochs': 1, 'train': 210, 'test': 90})
+    >>> report.details["card"]
+    'tiny.json'
+
+    The model localises the connected finder's clusters (see
+    :func:`dedkit.jobs.hpd.find_clusters_in_run`), here of the sample MÖNCH run:
+
+    >>> from dedkit.jobs.demo import write_samples
+    >>> from dedkit.jobs.hpd import compute_pedestal, find_clusters_in_run, localize_clusters
+    >>> _ = write_samples("sample")
+    >>> _ = compute_pedestal("sample/run_dark_master_0.json", "PED.h5")
+    >>> _ = find_clusters_in_run(
+    ...     "sample/run_master_0.json", "PED.h5", "clusters.h5",
+    ...     finder="connected", gain="sample/run_gain.npy",
+    ... )
+    >>> events = localize_clusters("clusters.h5", "events.h5", method="cnn", model="tiny")
+    >>> events.counts  # doctest: +NORMALIZE_WHITESPACE
+    {'clusters': 206, 'selected': 189, 'rejected': 17, 'events': 189, 'non_finite': 0}
     """
     folder = checkpoint_folder(output)
     fresh = not resume and (force or not (folder.exists() or folder.is_symlink()))

@@ -204,7 +204,8 @@ def write_simulated_run(
     progress : callable(done, total), optional
         Frames written (dark and beam).
     stream : callable, optional
-        Replaces :func:`dedkit.sim.transport.iter_simulate_electrons` (tests).
+        Replaces :func:`dedkit.sim.transport.iter_simulate_electrons` (tests, and
+        :func:`dedkit.sim.runs.straight_track_stream` for runs without Geant4).
     inputs : sequence of path-like
         Files the run is made from (the beam's intensity image), which the output folder
         may not hold.
@@ -212,6 +213,35 @@ def write_simulated_run(
     Returns
     -------
     SimReport
+
+    Examples
+    --------
+    10 frames of 200 keV electrons, 5 per frame on average over the whole sensor, and 50
+    dark frames. Here ``stream`` puts straight tracks in place of Geant4 (no ``sim``
+    extra needed, and no physics claimed); leave it out to transport the electrons with
+    Geant4, as ``dedkit sim frames`` does:
+
+    >>> from dedkit.jobs.sim import write_simulated_run
+    >>> from dedkit.sim.runs import straight_track_stream
+    >>> report = write_simulated_run(
+    ...     "run", energy_keV=200.0, n_frames=10, flux=5.0, dark_frames=50, seed=1,
+    ...     stream=straight_track_stream,
+    ... )
+    >>> report.output, report.counts["frames"], report.counts["dark_frames"]
+    ('run', 10, 50)
+    >>> report.counts["electrons"]
+    41
+    >>> report.details["files"]  # doctest: +NORMALIZE_WHITESPACE
+    ['sim_d0_f0_0.raw', 'sim_d1_f0_0.raw', 'sim_dark_d0_f0_0.raw', 'sim_dark_d1_f0_0.raw',
+     'sim_dark_master_0.json', 'sim_gain.npy', 'sim_master_0.json', 'sim_truth.h5']
+
+    The report names the run's files and says what to run next (:mod:`dedkit.jobs.hpd`
+    does the same from Python):
+
+    >>> report.details["master"], report.details["gain_keV_per_adu"]
+    ('run/sim_master_0.json', 'run/sim_gain.npy')
+    >>> report.details["next"][0]
+    'dedkit hpd pedestal run/sim_dark_master_0.json -o PED.h5'
     """
     started = time.perf_counter()
     energy = check_energy(energy_keV)

@@ -343,6 +343,36 @@ def normalize_stack(
     force : bool
         Replace an existing output.
     progress : callable(done, total), optional
+
+    Returns
+    -------
+    StackReport
+
+    Examples
+    --------
+    The files of ``dedkit sample``: 4 raw frames of a K3-like camera as SerialEM saves
+    them (4-bit MRC, rotated by r/f 2), with the gain reference and defect list in camera
+    orientation. Normalise them with K3 scaling into 16-bit integers, orienting the
+    reference and the defects from the frame titles (``clip norm -R -1 -D``):
+
+    >>> from dedkit.jobs.demo import write_samples
+    >>> from dedkit.jobs.stacks import normalize_stack
+    >>> _ = write_samples("sample")
+    >>> report = normalize_stack(
+    ...     "sample/frames.mrc", "sample/SuperRef.mrc", "frames_norm.mrc",
+    ...     scale=32, mode="ushort", defects="sample/defects.txt", rotflip_value=-1,
+    ... )
+    >>> report.output, report.frames, report.shape, report.dtype
+    ('frames_norm.mrc', 4, (4, 816, 1152), 'uint16')
+    >>> report.details["gain_rotflip"], report.n_saturated
+    (2, 0)
+
+    The output is an ordinary stack:
+
+    >>> from dedkit.io import open_stack
+    >>> with open_stack("frames_norm.mrc") as stack:
+    ...     stack.info.shape, stack.read(0).dtype.name
+    ((4, 816, 1152), 'uint16')
     """
     started = time.perf_counter()
     # every option is checked before anything is read or written

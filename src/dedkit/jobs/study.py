@@ -39,10 +39,9 @@ def write_study_figure(result, path) -> Path:
 
     Examples
     --------
-    >>> import tempfile
     >>> from dedkit.studies.rounding_dqe import run
     >>> result = run(samples=100_000, doses=(1.0,))
-    >>> path = write_study_figure(result, Path(tempfile.mkdtemp()) / "dqe.png")
+    >>> path = write_study_figure(result, "dqe.png")
     >>> path.read_bytes()[:4]
     b'\\x89PNG'
     """
