@@ -67,7 +67,7 @@ def test_write_simulated_run_report_and_files(tmp_path):
 def test_write_simulated_run_is_the_same_for_the_same_seed(tmp_path):
     a = simulate_run(tmp_path / "a", seed=4)
     b = simulate_run(tmp_path / "b", seed=4)
-    c = simulate_run(tmp_path / "c", seed=5)
+    simulate_run(tmp_path / "c", seed=5)
     assert a.counts == b.counts
     for name in ("sim_d0_f0_0.raw", "sim_d1_f0_0.raw", "sim_gain.npy"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
