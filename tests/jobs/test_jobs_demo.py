@@ -44,7 +44,7 @@ def test_run_demo_without_a_folder_keeps_nothing():
 
 def test_write_samples_lists_what_it_wrote(tmp_path):
     folder = tmp_path / "sample"
-    listing = write_samples(folder, frames=2, seed=3)
+    listing = write_samples(folder, frames=2, seed=3).to_dict()
     assert listing["folder"] == str(folder) and listing["frames"] == 2
     on_disk = {p.name: p.stat().st_size for p in folder.iterdir()}
     # the manifest (.dedkit-output.json) is completed after the listing is made
@@ -64,4 +64,4 @@ def test_write_samples_lists_what_it_wrote(tmp_path):
     with pytest.raises(DedkitError):
         write_samples(folder, frames=2, seed=3)
     again = write_samples(folder, frames=2, seed=3, force=True)
-    assert again["files"] == listing["files"]
+    assert again.files == listing["files"]
