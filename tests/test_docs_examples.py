@@ -1,7 +1,9 @@
 """Issue 13 item 19: every example of README.md and docs/*.md runs as written.
 
 Each fenced block tagged ``bash`` or ``python`` is run in a fresh folder holding the
-files ``dedkit sample`` writes (the names the examples use), and must exit with status 0.
+files ``dedkit sample`` writes (the names the examples use), and must exit with status 0;
+a ``python`` block written as an interactive session (``>>>``, as the README's) runs as a
+doctest, so the output it shows must be the output it gives (issue 14).
 ``dedkit`` in a bash block is the dedkit under test (a shim on PATH), not whichever is
 installed. A block that cannot run (installation, runs of minutes to hours) is preceded by
 ``<!-- not run: reason -->``; every other fence must name its language (``text`` for
@@ -53,6 +55,20 @@ def _blocks():
 
 BLOCKS = _blocks()
 RUNNABLE = [b for b in BLOCKS if b[2] in RUN and b[4] is None]
+
+
+def test_readme_python_example_is_a_doctest_with_public_imports_issue_14():
+    """Issue 14: the README's Python example runs as a doctest and imports only the
+    subpackages' public names (``from dedkit.io import ...``, never a module)."""
+    readme = [b for b in RUNNABLE if b[0] == "README.md" and b[2] == "python"]
+    if not readme:
+        pytest.skip("README.md is not beside the tests")
+    for _, line, _, code, _ in readme:
+        assert code.lstrip().startswith(">>>"), f"README.md:{line} is not a doctest"
+        imports = re.findall(r"from (dedkit\S*) import", code)
+        assert imports, f"README.md:{line} imports nothing from dedkit"
+        deep = [m for m in imports if m.count(".") > 1]
+        assert not deep, f"README.md:{line} imports modules, not public names: {deep}"
 
 
 def test_every_block_names_its_language_and_few_are_left_out_issue_13_item_19():
@@ -110,6 +126,10 @@ def test_example_runs_as_written_issue_13_item_19(doc, line, language, code, sam
     shutil.copytree(sample, where)
     if language == "bash":
         command = ["bash", "-e", "-o", "pipefail", "-c", code]
+    elif code.lstrip().startswith(">>>"):
+        (where / "example.txt").write_text(code)
+        command = [sys.executable, "-m", "doctest", "-o", "ELLIPSIS", "-o",
+                   "NORMALIZE_WHITESPACE", "example.txt"]  # fmt: skip
     else:
         (where / "example.py").write_text(code)
         command = [sys.executable, "example.py"]

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-PACKAGES = ["dedkit.camera", "dedkit.frames", "dedkit.hpd", "dedkit.io", "dedkit.metrics",
-            "dedkit.records", "dedkit.sim"]  # fmt: skip
-LAZY = ["dedkit.hpd", "dedkit.io", "dedkit.sim"]
+PACKAGES = ["dedkit.camera", "dedkit.frames", "dedkit.hpd", "dedkit.io", "dedkit.jobs",
+            "dedkit.metrics", "dedkit.records", "dedkit.sim"]  # fmt: skip
+LAZY = ["dedkit.hpd", "dedkit.io", "dedkit.jobs", "dedkit.sim"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
