@@ -3,8 +3,8 @@
 pytest collects no doctests from ``src/`` by itself; this file finds them with
 :class:`doctest.DocTestFinder` in every module :func:`pkgutil.walk_packages` lists, one
 test per module that shows one (the test id is the module's name). Each docstring's
-examples run with ``ELLIPSIS`` and ``NORMALIZE_WHITESPACE`` in a fresh temporary working folder, so an
-example may write files under relative names without leaving them behind.
+examples run with ``ELLIPSIS`` and ``NORMALIZE_WHITESPACE`` in a fresh temporary working
+folder, so an example may write files under relative names without leaving them behind.
 
 Optional dependencies (torch, ncempy, ...) may be missing: a module whose import fails for
 one is skipped, as :func:`pytest.importorskip` does, and so is a docstring whose example
