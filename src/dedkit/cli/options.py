@@ -6,11 +6,15 @@ only hides the progress bar, ``--seed`` is always an integer. Where a shared opt
 something particular to a command (what ``--force`` replaces, what ``--output`` names),
 the command passes that text in; the declaration (name, type, default) stays here.
 
+``job_options()`` declares ``--force``, ``--json`` and ``--quiet`` together and hands the
+command one :class:`~dedkit.cli.output.JobFlags` that runs its job under a progress bar
+and prints the report.
+
 Below them, helpers for the declaration shapes the commands repeat (an optional path, a
 count, a number or a choice with a shown default, a setting the job defaults): a command
 declares each of its own options in one call. Options that only one command family
 repeats live with it (``camera.py``; ``sim.py``: sensor and beam; ``hpd.py``: ``--gain``,
-``--beam-energy``; ``stacks.py``: ``--rotflip``).
+``--beam-energy``; ``stacks.py``: ``--rotflip``; ``study.py``: the studies' bounded options).
 
 Examples
 --------
