@@ -16,16 +16,15 @@ from dedkit.cli.options import (
     count_option,
     dask_workers_option,
     float_option,
-    force_option,
     frame_chunk_option,
+    job_options,
     json_option,
     optional_option,
     output_option,
     path_option,
-    quiet_option,
     scheduler_option,
 )
-from dedkit.cli.output import emit_json, emit_report, progress_bar
+from dedkit.cli.output import emit_json
 from dedkit.cli.params import FINITE_POSITIVE
 
 
@@ -48,6 +47,12 @@ frames_option = click.option(
 def gain_option(help: str):
     """``--gain``: keV per ADU, a number or a per-pixel map (read by the job)."""
     return click.option("--gain", default=None, help=help)
+
+
+def hpd_job_options(*, quiet: bool = True):
+    """``--force``, ``--json`` and ``--quiet`` of an hpd command (warnings as ``dedkit hpd
+    COMMAND: warning: ...``; see :func:`~dedkit.cli.options.job_options`)."""
+    return job_options(FORCE_FOLDER_HELP, quiet=quiet, warn_as="dedkit hpd {command}")
 
 
 def beam_energy_option(*, help: str, default: float | None = None):
@@ -103,25 +108,14 @@ def hpd():
     help="aare's moving-window length in frames (at most the dark frames); 0 for the plain "
     "mean of all frames.",
 )
-@force_option(FORCE_FOLDER_HELP)
-@json_option
-@quiet_option
-def hpd_pedestal(master, output, frames, window, force, as_json, quiet):
+@hpd_job_options()
+def hpd_pedestal(master, output, frames, window, job):
     """Pedestal and noise per pixel (ADU) from a run of dark frames."""
     from dedkit.jobs.hpd import compute_pedestal
 
     start, stop = frame_range(frames)
-    with progress_bar("pedestal", quiet=quiet) as progress:
-        report = compute_pedestal(
-            master,
-            output,
-            start=start,
-            stop=stop,
-            window=window or None,
-            force=force,
-            progress=progress,
-        )
-    emit_report(report, as_json, f"dedkit hpd {report.command}")
+    job.run("pedestal", compute_pedestal, master, output, start=start, stop=stop,
+            window=window or None)  # fmt: skip
 
 
 @hpd.command("clusters")
@@ -152,47 +146,16 @@ def hpd_pedestal(master, output, frames, window, force, as_json, quiet):
 @frame_chunk_option
 @scheduler_option
 @dask_workers_option
-@force_option(FORCE_FOLDER_HELP)
-@json_option
-@quiet_option
-def hpd_clusters(
-    master,
-    pedestal,
-    output,
-    finder,
-    nsigma,
-    gain,
-    beam_energy,
-    frames,
-    chunk_frames,
-    scheduler,
-    workers,
-    force,
-    as_json,
-    quiet,
-):
+@hpd_job_options()
+def hpd_clusters(master, pedestal, output, finder, nsigma, gain, beam_energy, frames,
+                 chunk_frames, scheduler, workers, job):  # fmt: skip
     """Find clusters in a raw run."""
     from dedkit.jobs.hpd import find_clusters_in_run
 
     start, stop = frame_range(frames)
-    with progress_bar("clusters", quiet=quiet) as progress:
-        report = find_clusters_in_run(
-            master,
-            pedestal,
-            output,
-            finder=finder,
-            nsigma=nsigma,
-            gain=gain,
-            beam_energy_keV=beam_energy,
-            start=start,
-            stop=stop,
-            chunk_frames=chunk_frames,
-            scheduler=scheduler,
-            workers=workers,
-            force=force,
-            progress=progress,
-        )
-    emit_report(report, as_json, f"dedkit hpd {report.command}")
+    job.run("clusters", find_clusters_in_run, master, pedestal, output, finder=finder,
+            nsigma=nsigma, gain=gain, beam_energy_keV=beam_energy, start=start, stop=stop,
+            chunk_frames=chunk_frames, scheduler=scheduler, workers=workers)  # fmt: skip
 
 
 @hpd.command("localize")
@@ -221,29 +184,14 @@ def hpd_clusters(
     "[default: none; ADU clusters then need --no-select]"
 )
 @click.option("--no-select", is_flag=True, help="Keep every cluster (no energy window).")
-@force_option(FORCE_FOLDER_HELP)
-@json_option
-@quiet_option
-def hpd_localize(
-    clusters, method, model, output, flat_field, beam_energy, gain, no_select, force, as_json, quiet
-):
+@hpd_job_options()
+def hpd_localize(clusters, method, model, output, flat_field, beam_energy, gain, no_select, job):
     """Select single electrons and localise them (centroid, eta or the CNN)."""
     from dedkit.jobs.hpd import localize_clusters
 
-    with progress_bar("localize", quiet=quiet) as progress:
-        report = localize_clusters(
-            clusters,
-            output,
-            method=method,
-            flat_field=flat_field,
-            beam_energy_keV=beam_energy,
-            select=not no_select,
-            gain=gain,
-            model=model,
-            force=force,
-            progress=progress,
-        )
-    emit_report(report, as_json, f"dedkit hpd {report.command}")
+    job.run("localize", localize_clusters, clusters, output, method=method,
+            flat_field=flat_field, beam_energy_keV=beam_energy, select=not no_select, gain=gain,
+            model=model)  # fmt: skip
 
 
 def _detector_shape(ctx, param, value):
@@ -281,19 +229,10 @@ def _detector_shape(ctx, param, value):
     help="Detector pixel pitch in um. [default: as the events file records it (25 for "
     "MÖNCH runs through 'hpd clusters')]",
 )
-@force_option(FORCE_FOLDER_HELP)
-@json_option
-def hpd_image(events, upsample, output, no_flat_field, detector_shape, pitch_um, force, as_json):
+@hpd_job_options(quiet=False)
+def hpd_image(events, upsample, output, no_flat_field, detector_shape, pitch_um, job):
     """Super-resolution image from localised events."""
     from dedkit.jobs.hpd import make_image
 
-    report = make_image(
-        events,
-        output,
-        upsample=upsample,
-        flat_field=not no_flat_field,
-        shape=detector_shape,
-        pitch_um=pitch_um,
-        force=force,
-    )
-    emit_report(report, as_json, f"dedkit hpd {report.command}")
+    job.emit(make_image(events, output, upsample=upsample, flat_field=not no_flat_field,
+                        shape=detector_shape, pitch_um=pitch_um, force=job.force))  # fmt: skip

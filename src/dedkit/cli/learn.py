@@ -15,12 +15,12 @@ from dedkit.cli.options import (
     figure_option,
     float_option,
     force_option,
+    job_options,
     json_option,
     limit_option,
     optional_option,
     output_option,
     path_option,
-    quiet_option,
     seed_option,
     threads_option,
 )
@@ -125,8 +125,11 @@ class RecipeOption(click.Option):
             self.help = text
 
 
-def recipe_option(name: str, setting: str, *, help: str, type=None):
-    """A training setting whose default is the chosen --recipe's (see RecipeOption)."""
+def recipe_option(name: str, *, setting: str | None = None, help: str, type=None):
+    """A training setting whose default is the chosen --recipe's (see RecipeOption);
+    ``setting``, the recipe's key, is the option's name (``--batch-size``: ``batch_size``)
+    unless given."""
+    setting = setting or name.removeprefix("--").replace("-", "_")
     return click.option(name, cls=RecipeOption, setting=setting, type=type, help=help)
 
 
@@ -144,36 +147,30 @@ def recipe_option(name: str, setting: str, *, help: str, type=None):
     "given explicitly replaces the recipe's value.",
 )
 @recipe_option(
-    "--arch",
-    "arch",
-    help="Architecture: paper (7 x 64 channels), c48, c32, c24, c16, c8 (7 x N), c32x5.",
+    "--arch", help="Architecture: paper (7 x 64 channels), c48, c32, c24, c16, c8 (7 x N), c32x5."
 )
-@recipe_option("--epochs", "epochs", type=click.IntRange(1), help="Passes over the training split.")
-@recipe_option("--batch-size", "batch_size", type=click.IntRange(1), help="Clusters per step.")
-@recipe_option("--optimizer", "optimizer", type=click.Choice(["sgd", "adam"]), help="Optimiser.")
-@recipe_option("--lr", "lr", type=float, help="Learning rate.")
-@recipe_option("--momentum", "momentum", type=float, help="SGD momentum (unused by Adam).")
-@recipe_option("--weight-decay", "weight_decay", type=float, help="Weight decay.")
+@recipe_option("--epochs", type=click.IntRange(1), help="Passes over the training split.")
+@recipe_option("--batch-size", type=click.IntRange(1), help="Clusters per step.")
+@recipe_option("--optimizer", type=click.Choice(["sgd", "adam"]), help="Optimiser.")
+@recipe_option("--lr", type=float, help="Learning rate.")
+@recipe_option("--momentum", type=float, help="SGD momentum (unused by Adam).")
+@recipe_option("--weight-decay", type=float, help="Weight decay.")
 @recipe_option(
     "--schedule",
-    "schedule",
     type=click.Choice(["constant", "cosine"]),
     help="Learning-rate schedule (cosine: annealed to 0 over the run).",
 )
 @recipe_option(
     "--label-noise",
-    "label_noise",
     type=float,
     help="Gaussian label noise sd (label smoothing), in --label-noise-unit.",
 )
+@recipe_option("--label-noise-unit", type=click.Choice(["px", "um"]), help="Unit of --label-noise.")
 @recipe_option(
-    "--label-noise-unit",
-    "label_noise_unit",
-    type=click.Choice(["px", "um"]),
-    help="Unit of --label-noise.",
-)
-@recipe_option(
-    "--pixel-noise", "pixel_noise_keV", type=float, help="Extra noise on the cluster's pixels, keV."
+    "--pixel-noise",
+    setting="pixel_noise_keV",
+    type=float,
+    help="Extra noise on the cluster's pixels, keV.",
 )
 @click.option("--no-augment", is_flag=True, help="No flips/rotations.")
 @limit_option
@@ -186,13 +183,10 @@ def recipe_option(name: str, setting: str, *, help: str, type=None):
     help="auto: CUDA when available, else CPU.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
-@force_option("Overwrite MODEL; discard an old checkpoint.")
-@json_option
-@quiet_option
+@job_options("Overwrite MODEL; discard an old checkpoint.", warn_as=None)
 def learn_train(dataset, output, recipe, arch, epochs, batch_size, optimizer, lr, momentum,
                 weight_decay, schedule, label_noise, label_noise_unit, pixel_noise,
-                no_augment, limit, seed, threads, device, resume, force, as_json,
-                quiet):  # fmt: skip
+                no_augment, limit, seed, threads, device, resume, job):  # fmt: skip
     """Train the localisation network on a training set.
 
     The set comes from 'dedkit sim dataset' or 'dedkit learn scan-labels'. A 7:3 split,
@@ -211,10 +205,10 @@ def learn_train(dataset, output, recipe, arch, epochs, batch_size, optimizer, lr
         threads=threads, device=device,
     )  # fmt: skip
     command = _command_line(click.get_current_context())
-    with _training_bar(quiet) as progress:
-        report = train_model(dataset, output, config, resume=resume, force=force,
+    with _training_bar(job.quiet) as progress:
+        report = train_model(dataset, output, config, resume=resume, force=job.force,
                              command=command, progress=progress)  # fmt: skip
-    emit_report(report, as_json)
+    job.emit(report)
 
 
 @learn.command("evaluate")
@@ -275,10 +269,9 @@ def learn_evaluate(dataset, model, limit, eta_reference, figure, force, record, 
     help="Label with the scan estimate, or (simulated runs) the true entry point.",
 )
 @output_option("TRAIN.h5 to write.")
-@force_option()
-@json_option
+@job_options(quiet=False, warn_as=None)
 def learn_scan_labels(clusters, scan_csv, sim_run, sigma, n_sigma, min_clusters, labels,
-                      output, force, as_json):  # fmt: skip
+                      output, job):  # fmt: skip
     """Make a training set from a beam scan (paper 2.2).
 
     Each point's impact is estimated as the mean charge centroid of its single-electron
@@ -287,8 +280,7 @@ def learn_scan_labels(clusters, scan_csv, sim_run, sigma, n_sigma, min_clusters,
 
     if (scan_csv is None) == (sim_run is None):
         raise click.UsageError("give exactly one of --scan SCAN.csv and --sim-run RUN_FOLDER")
-    report = write_scan_training_set(
+    job.emit(write_scan_training_set(
         clusters, output, scan_csv=scan_csv, sim_run=sim_run, sigma_px=sigma,
-        n_sigma=n_sigma, min_clusters=min_clusters, labels=labels, force=force,
-    )  # fmt: skip
-    emit_report(report, as_json)
+        n_sigma=n_sigma, min_clusters=min_clusters, labels=labels, force=job.force,
+    ))  # fmt: skip

@@ -6,11 +6,15 @@ only hides the progress bar, ``--seed`` is always an integer. Where a shared opt
 something particular to a command (what ``--force`` replaces, what ``--output`` names),
 the command passes that text in; the declaration (name, type, default) stays here.
 
+``job_options()`` declares ``--force``, ``--json`` and ``--quiet`` together and hands the
+command one :class:`~dedkit.cli.output.JobFlags` that runs its job under a progress bar
+and prints the report.
+
 Below them, helpers for the declaration shapes the commands repeat (an optional path, a
 count, a number or a choice with a shown default, a setting the job defaults): a command
 declares each of its own options in one call. Options that only one command family
 repeats live with it (``camera.py``; ``sim.py``: sensor and beam; ``hpd.py``: ``--gain``,
-``--beam-energy``; ``stacks.py``: ``--rotflip``).
+``--beam-energy``; ``stacks.py``: ``--rotflip``; ``study.py``: the studies' bounded options).
 
 Examples
 --------
@@ -27,8 +31,11 @@ Examples
 
 from __future__ import annotations
 
+import functools
+
 import click
 
+from dedkit.cli.output import WARN_AS, JobFlags
 from dedkit.parallel.chunks import MAX_CHUNK_FRAMES
 from dedkit.parallel.scheduler import MAX_WORKERS
 
@@ -53,6 +60,7 @@ __all__ = [
     "input_argument",
     "output_argument",
     "mode_option",
+    "job_options",
     # declaration helpers
     "path_option",
     "count_option",
@@ -173,6 +181,37 @@ def mode_option(choices, *, help: str, default: str | None = None):
         show_default=default is not None,
         help=help,
     )
+
+
+def job_options(force_help: str = FORCE_HELP, *, quiet: bool = True, warn_as=WARN_AS):
+    """``--force``, ``--json`` and (with ``quiet``) ``-q/--quiet``, in that order, handed to
+    the command as one ``job`` argument: a :class:`~dedkit.cli.output.JobFlags` whose
+    ``run`` calls the job with ``force`` under a progress bar and prints its report
+    (warnings introduced by ``warn_as``, a format of the report's command).
+
+    Examples
+    --------
+    >>> @click.command()
+    ... @job_options(quiet=False)
+    ... def write(job):
+    ...     print(job.force, job.as_json)
+    >>> [p.name for p in write.params]
+    ['force', 'as_json']
+    >>> write(["--json"], standalone_mode=False)
+    False True
+    """
+
+    def decorate(f):
+        @functools.wraps(f)
+        def command(*args, force, as_json, quiet=False, **kwargs):
+            return f(*args, job=JobFlags(force, as_json, quiet, warn_as), **kwargs)
+
+        options = [force_option(force_help), json_option] + ([quiet_option] if quiet else [])
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 def path_option(*decls: str, help: str):

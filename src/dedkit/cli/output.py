@@ -8,6 +8,7 @@ import importlib.util
 import json
 import sys
 import threading
+from dataclasses import dataclass
 
 import click
 from rich.console import Console
@@ -119,12 +120,58 @@ def emit_report(report, as_json: bool, warning_prefix: str | None = None) -> Non
             click.echo(f"{warning_prefix}: warning: {line}", err=True)
 
 
-def run_job(label: str, job, *args, quiet: bool, as_json: bool, **kwargs) -> None:
-    """Run a streaming stack job with a progress bar and print its report (warnings as
-    ``dedkit COMMAND: warning: ...``)."""
+#: how a job's warnings are introduced on stderr: ``dedkit COMMAND: warning: ...``
+WARN_AS = "dedkit {command}"
+
+
+def run_job(
+    label: str, job, *args, quiet: bool, as_json: bool, warn_as: str | None = WARN_AS, **kwargs
+):
+    """Run ``job(*args, progress=..., **kwargs)`` under a progress bar labelled ``label``
+    (terminals only, none with ``quiet``), print the report it returns and return it.
+
+    Each warning of the report goes to stderr as ``PREFIX: warning: LINE``, ``PREFIX``
+    being ``warn_as`` formatted with the report's ``command`` (None: not printed).
+    """
     with progress_bar(label, quiet=quiet) as progress:
         report = job(*args, progress=progress, **kwargs)
-    emit_report(report, as_json, f"dedkit {report.command}")
+    emit_report(report, as_json, _warning_prefix(warn_as, report))
+    return report
+
+
+def _warning_prefix(warn_as: str | None, report) -> str | None:
+    return None if warn_as is None else warn_as.format(command=report.command)
+
+
+@dataclass(frozen=True)
+class JobFlags:
+    """The shared ``--force``, ``--json`` and ``--quiet`` of one command run (see
+    :func:`dedkit.cli.options.job_options`), and how its job's warnings are introduced.
+
+    Examples
+    --------
+    >>> from dedkit.report import JobReport
+    >>> def job(force, progress):
+    ...     return JobReport("demo", output="out.mrc", counts={"frames": 2})
+    >>> report = JobFlags(quiet=True).run("demo", job)
+    demo: wrote out.mrc in 0.00 s (frames 2)
+    """
+
+    force: bool = False
+    as_json: bool = False
+    quiet: bool = False
+    warn_as: str | None = WARN_AS
+
+    def run(self, label: str, job, *args, **kwargs):
+        """:func:`run_job` of ``job(*args, force=..., **kwargs)`` with these flags."""
+        return run_job(
+            label, job, *args, force=self.force, quiet=self.quiet, as_json=self.as_json,
+            warn_as=self.warn_as, **kwargs,
+        )  # fmt: skip
+
+    def emit(self, report) -> None:
+        """Print the report of a job that draws no progress bar (see :func:`run_job`)."""
+        emit_report(report, self.as_json, _warning_prefix(self.warn_as, report))
 
 
 def emit_json(data) -> None:

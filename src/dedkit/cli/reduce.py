@@ -7,14 +7,11 @@ import click
 from dedkit.cli.options import (
     FORCE_FOLDER_HELP,
     choice_option,
-    force_option,
     input_argument,
-    json_option,
+    job_options,
     mode_option,
     output_argument,
-    quiet_option,
 )
-from dedkit.cli.output import run_job
 
 #: the reductions of :data:`dedkit.frames.reduce.REDUCTIONS` (spelled out here so that
 #: the command line starts without importing numba; a test keeps the two equal)
@@ -44,25 +41,12 @@ MODE_CHOICES = ("byte", "short", "ushort", "float")
     default="sum",
     help="Output pixels hold the sum of the pixels they replace (SerialEM) or their mean (IMOD).",
 )
-@force_option(FORCE_FOLDER_HELP)
-@json_option
-@quiet_option
-def reduce_command(input, output, factor, filter_name, mode, values, force, as_json, quiet):
+@job_options(FORCE_FOLDER_HELP)
+def reduce_command(input, output, factor, filter_name, mode, values, job):
     """Reduce every frame of a stack by an integer factor, antialiased as SerialEM
     and IMOD do (Lanczos-3 by default) or by binning; the pixel size in the header is
     scaled by the factor."""
     from dedkit.jobs.reduce import reduce_stack
 
-    run_job(
-        "reduce",
-        reduce_stack,
-        input,
-        output,
-        factor,
-        filter=filter_name,
-        values=values,
-        mode=mode,
-        force=force,
-        quiet=quiet,
-        as_json=as_json,
-    )
+    job.run("reduce", reduce_stack, input, output, factor, filter=filter_name, values=values,
+            mode=mode)  # fmt: skip

@@ -14,6 +14,7 @@ from dedkit.cli.options import (
     count_option,
     float_option,
     force_option,
+    job_options,
     json_option,
     optional_option,
     output_option,
@@ -22,7 +23,7 @@ from dedkit.cli.options import (
     seed_option,
     workers_option,
 )
-from dedkit.cli.output import emit_json, progress_bar
+from dedkit.cli.output import run_job
 from dedkit.errors import DedkitError
 from dedkit.records.sensor import (
     DEFAULT_NX,
@@ -171,9 +172,7 @@ def _sensor_size(size, area):
 @incidence_option
 @azimuth_option
 @output_option("OUT.h5 to write.")
-@force_option()
-@json_option
-@quiet_option
+@job_options(warn_as=None)
 def sim_electrons(
     energy,
     n,
@@ -194,9 +193,7 @@ def sim_electrons(
     incidence,
     azimuth,
     output,
-    force,
-    as_json,
-    quiet,
+    job,
 ):
     """Track N electrons of one energy through the sensor with Geant4 and write the
     energy deposits (per electron and per step) to HDF5."""
@@ -222,14 +219,8 @@ def sim_electrons(
         incidence_deg=incidence,
         azimuth_deg=azimuth,
     )
-    with progress_bar("electrons", quiet=quiet) as progress:
-        report = simulate_electrons_to_file(
-            output, settings, n=n, seed=seed, workers=workers, force=force, progress=progress
-        )
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        click.echo(report.text())
+    job.run("electrons", simulate_electrons_to_file, output, settings, n=n, seed=seed,
+            workers=workers)  # fmt: skip
 
 
 # ----- dedkit sim frames / dataset / validate: charge transport and MÖNCH response ------------
@@ -293,13 +284,14 @@ def _detector(o: dict):
             "transport_options": transport}  # fmt: skip
 
 
-def _emit(report, as_json: bool) -> None:
-    if as_json:
-        emit_json(report.to_dict())
-        return
-    click.echo(report.text())
-    for line in getattr(report, "warnings", []) or []:
-        click.echo(f"dedkit sim: warning: {line}", err=True)
+def _run(label: str, job, *args, options: dict, **kwargs) -> None:
+    """Run a detector job under a progress bar and print its report, with the shared
+    ``--json`` and ``--quiet`` popped from ``options`` (warnings as ``dedkit sim: warning:
+    ...``, with the text only)."""
+    as_json = options.pop("as_json")
+    warn_as = None if as_json else "dedkit sim"
+    run_job(label, job, *args, quiet=options.pop("quiet"), as_json=as_json, warn_as=warn_as,
+            **kwargs)  # fmt: skip
 
 
 @sim.command("frames")
@@ -350,7 +342,6 @@ def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_
     electron and the gain map, which 'dedkit hpd' reads as a measured run."""
     from dedkit.jobs.sim import beam_pattern, write_simulated_run
 
-    as_json, quiet = options.pop("as_json"), options.pop("quiet")
     seed, workers = options.pop("seed"), options.pop("workers")
     detector = _detector(options)
     sensor = detector["sensor"]
@@ -364,13 +355,9 @@ def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_
         dwell_frames=dwell,
         seed=seed,
     )
-    with progress_bar("frames", quiet=quiet) as progress:
-        report = write_simulated_run(
-            output, energy_keV=energy, n_frames=n_frames, flux=flux, pattern=beam,
-            dark_frames=dark_frames, seed=seed, workers=workers, name=name, force=force,
-            progress=progress, inputs=[image], **detector,
-        )  # fmt: skip
-    _emit(report, as_json)
+    _run("frames", write_simulated_run, output, options=options, energy_keV=energy,
+         n_frames=n_frames, flux=flux, pattern=beam, dark_frames=dark_frames, seed=seed,
+         workers=workers, name=name, force=force, inputs=[image], **detector)  # fmt: skip
 
 
 @sim.command("dataset")
@@ -398,16 +385,11 @@ def sim_dataset(energy, n, chunk_primaries, no_adc, output, force, **options):
     arguments."""
     from dedkit.jobs.sim import build_training_set
 
-    as_json, quiet = options.pop("as_json"), options.pop("quiet")
     seed, workers = options.pop("seed"), options.pop("workers")
     detector = _detector(options)
-    with progress_bar("clusters", quiet=quiet) as progress:
-        report = build_training_set(
-            output, energy_keV=energy, n=n, seed=seed, workers=workers,
-            chunk_primaries=chunk_primaries, adc=not no_adc, force=force, progress=progress,
-            **detector,
-        )  # fmt: skip
-    _emit(report, as_json)
+    _run("clusters", build_training_set, output, options=options, energy_keV=energy, n=n,
+         seed=seed, workers=workers, chunk_primaries=chunk_primaries, adc=not no_adc,
+         force=force, **detector)  # fmt: skip
 
 
 @sim.command("validate")
@@ -422,12 +404,7 @@ def sim_validate(energy, n, chunk_primaries, **options):
     deposited energy, charge-centroid RMSE and penetration with the published figures."""
     from dedkit.sim.validate import validate
 
-    as_json, quiet = options.pop("as_json"), options.pop("quiet")
     seed, workers = options.pop("seed"), options.pop("workers")
     detector = _detector(options)
-    with progress_bar("primaries", quiet=quiet) as progress:
-        report = validate(
-            energy, n, seed, workers, chunk_primaries=chunk_primaries, progress=progress,
-            **detector,
-        )  # fmt: skip
-    _emit(report, as_json)
+    _run("primaries", validate, energy, n, seed, workers, options=options,
+         chunk_primaries=chunk_primaries, **detector)  # fmt: skip

@@ -13,16 +13,15 @@ import click
 
 from dedkit.cli.options import (
     FORCE_FOLDER_HELP,
-    force_option,
     input_argument,
+    job_options,
     json_option,
     mode_option,
     optional_option,
     output_argument,
     path_option,
-    quiet_option,
 )
-from dedkit.cli.output import emit_json, emit_report, run_job
+from dedkit.cli.output import emit_json
 from dedkit.cli.params import FINITE, FINITE_POSITIVE
 
 #: --mode of norm: clip's names and IMOD's mode numbers (see dedkit.jobs.stacks)
@@ -69,10 +68,8 @@ def rotflip_option(help: str, *, dest: str = "rotflip"):
     "r/f value 0-7 to apply to the gain reference, -1 to read it from the frame titles "
     "(default: the reference is used as it is, as clip norm does)."
 )
-@force_option(FORCE_FOLDER_HELP)
-@json_option
-@quiet_option
-def norm(input, gain, output, scale, mode, high, low, defects, rotflip, force, as_json, quiet):
+@job_options(FORCE_FOLDER_HELP)
+def norm(input, gain, output, scale, mode, high, low, defects, rotflip, job):
     """Gain-normalise frames like 'clip norm': OUT = IN x GAIN x scale.
 
     GAIN may be MRC, TIFF or DM3/DM4, the same size as the frames or 2 or 4 times
@@ -81,22 +78,9 @@ def norm(input, gain, output, scale, mode, high, low, defects, rotflip, force, a
     """
     from dedkit.jobs.stacks import normalize_stack
 
-    run_job(
-        "norm",
-        normalize_stack,
-        input,
-        None if gain == "none" else gain,
-        output,
-        scale=scale,
-        mode=mode,
-        high=high,
-        low=low,
-        defects=defects,
-        rotflip_value=rotflip,
-        force=force,
-        quiet=quiet,
-        as_json=as_json,
-    )
+    gain = None if gain == "none" else gain
+    job.run("norm", normalize_stack, input, gain, output, scale=scale, mode=mode, high=high,
+            low=low, defects=defects, rotflip_value=rotflip)  # fmt: skip
 
 
 @click.command()
@@ -106,15 +90,13 @@ def norm(input, gain, output, scale, mode, high, low, defects, rotflip, force, a
 @rotflip_option(
     "r/f value of the images when it differs from the list's RotationAndFlip (default: the list's)."
 )
-@force_option(FORCE_FOLDER_HELP)
-@json_option
-def defectmap(defects, like, output, rotflip, force, as_json):
+@job_options(FORCE_FOLDER_HELP, quiet=False)
+def defectmap(defects, like, output, rotflip, job):
     """Write a defect map (uint8, 1 = defect) the size of the images in LIKE, as
     'clip defectmap' does for MotionCor2."""
     from dedkit.jobs.stacks import make_defect_map
 
-    report = make_defect_map(defects, like, output, rotflip_value=rotflip, force=force)
-    emit_report(report, as_json, f"dedkit {report.command}")
+    job.emit(make_defect_map(defects, like, output, rotflip_value=rotflip, force=job.force))
 
 
 @click.command("rotflip")
@@ -126,10 +108,8 @@ def defectmap(defects, like, output, rotflip, force, as_json):
 )
 # the name before 0.x, kept so that existing scripts run
 @click.option("--op", "op_value", type=int, default=None, hidden=True)
-@force_option(FORCE_FOLDER_HELP)
-@json_option
-@quiet_option
-def rotflip_command(input, output, value, op_value, force, as_json, quiet):
+@job_options(FORCE_FOLDER_HELP)
+def rotflip_command(input, output, value, op_value, job):
     """Rotate and/or flip every frame by a SerialEM r/f value; the r/f recorded in the
     titles is updated, so a later 'norm -R -1' orients the gain reference right."""
     from dedkit.jobs.stacks import rotflip_stack
@@ -139,9 +119,7 @@ def rotflip_command(input, output, value, op_value, force, as_json, quiet):
     value = value if value is not None else op_value
     if value is None:
         raise click.MissingParameter(param_hint="'-R' / '--rotflip'", param_type="option")
-    run_job(
-        "rotflip", rotflip_stack, input, output, value, force=force, quiet=quiet, as_json=as_json
-    )
+    job.run("rotflip", rotflip_stack, input, output, value)
 
 
 @click.command()
@@ -154,28 +132,24 @@ def rotflip_command(input, output, value, op_value, force, as_json, quiet):
     type=click.Choice(["mode101", "half-bytes", "tiff4", "serialemccd", "bytes"]),
     help="mode101 / half-bytes (MRC), tiff4 / serialemccd (TIFF), or bytes.",
 )
-@force_option(FORCE_FOLDER_HELP)
-@json_option
-@quiet_option
-def pack(input, output, target, force, as_json, quiet):
+@job_options(FORCE_FOLDER_HELP)
+def pack(input, output, target, job):
     """Pack counts into 4 bits (or truncate to bytes); saturated values and NaN are
     counted and reported, never silently lost. Complex frames (MRC mode 4) are refused."""
     from dedkit.jobs.stacks import pack_stack
 
-    run_job("pack", pack_stack, input, output, target, force=force, quiet=quiet, as_json=as_json)
+    job.run("pack", pack_stack, input, output, target)
 
 
 @click.command()
 @input_argument
 @output_argument
-@force_option(FORCE_FOLDER_HELP)
-@json_option
-@quiet_option
-def unpack(input, output, force, as_json, quiet):
+@job_options(FORCE_FOLDER_HELP)
+def unpack(input, output, job):
     """Unpack 4-bit frames to one byte per pixel."""
     from dedkit.jobs.stacks import unpack_stack
 
-    run_job("unpack", unpack_stack, input, output, force=force, quiet=quiet, as_json=as_json)
+    job.run("unpack", unpack_stack, input, output)
 
 
 @click.command()
@@ -187,24 +161,13 @@ def unpack(input, output, force, as_json, quiet):
     type=click.Choice(["none", "lzw", "zip", "zstd"]),
     help="TIFF compression (LZW suits counts best; default none).",
 )
-@force_option(FORCE_FOLDER_HELP)
-@json_option
-@quiet_option
-def convert(input, output, compression, force, as_json, quiet):
+@job_options(FORCE_FOLDER_HELP)
+def convert(input, output, compression, job):
     """Convert between MRC, TIFF and folders of numbered images (format from the suffix:
     .mrc/.mrcs/.st, .tif/.tiff, none for a folder)."""
     from dedkit.jobs.stacks import convert_stack
 
-    run_job(
-        "convert",
-        convert_stack,
-        input,
-        output,
-        compression=compression,
-        force=force,
-        quiet=quiet,
-        as_json=as_json,
-    )
+    job.run("convert", convert_stack, input, output, compression=compression)
 
 
 @click.command()

@@ -19,7 +19,6 @@ from dedkit.cli.options import (
     figure_option,
     force_option,
     json_option,
-    optional_option,
     quiet_option,
     seed_option,
 )
@@ -113,20 +112,75 @@ def study():
     figures the SerialEM manual gives (see docs/validation.md)."""
 
 
-_DQE = LIMITS["rounding-dqe"]
-_FRC = LIMITS["reduction-frc"]
-_COINCIDENCE = LIMITS["coincidence"]
+class StudyOptions:
+    """Declares the options of one study, each bounded by its entry in
+    ``LIMITS[study]`` (:data:`dedkit.studies.LIMITS`): the range is written once, there.
+
+    Examples
+    --------
+    >>> frc = StudyOptions("reduction-frc")
+    >>> @click.command()
+    ... @frc.option("size", help="Image size.")
+    ... @frc.numbers("factors", integer=True, help="Reduction factors.")
+    ... def run(size, factors):
+    ...     print(size, factors)
+    >>> run(["--size", "64", "--factors", "2,4"], standalone_mode=False)
+    64 [2, 4]
+    """
+
+    def __init__(self, study: str):
+        self.limits = LIMITS[study]
+
+    def option(self, key: str, *decls: str, default=None, min_open: bool = False, help: str):
+        """``--KEY`` (or ``decls``) bounded by ``LIMITS[study][key]``: integers when both
+        bounds are, else numbers (``min_open``: the low bound itself excluded). Without
+        a ``default`` the study decides (None); a default is shown in the help."""
+        low, high = self.limits[key]
+        kind = (
+            click.IntRange if isinstance(low, int) and isinstance(high, int) else click.FloatRange
+        )
+        decls = decls or (_flag(key),)
+        shown = {} if default is None else {"show_default": True}
+        return click.option(
+            *decls, type=kind(low, high, min_open=min_open), default=default, help=help, **shown
+        )
+
+    def numbers(
+        self,
+        key: str,
+        *,
+        count: str | None = None,
+        integer: bool = False,
+        low_open: bool = False,
+        help: str,
+    ):
+        """``--KEY``: a comma-separated list of values bounded by ``LIMITS[study][key]``,
+        at most ``LIMITS[study][count]`` (default ``n_KEY``) of them (see
+        :func:`number_list`); None when not given (the study decides)."""
+        low, high = self.limits[key]
+        max_count = self.limits[count or f"n_{key}"]
+        callback = number_list(
+            integer=integer, low=low, high=high, max_count=max_count, low_open=low_open
+        )
+        return click.option(_flag(key), default=None, callback=callback, help=help)
+
+
+def _flag(key: str) -> str:
+    """A LIMITS key as an option name: ``dose_rate`` -> ``--dose-rate``."""
+    return "--" + key.replace("_", "-")
+
+
+_DQE = StudyOptions("rounding-dqe")
+_FRC = StudyOptions("reduction-frc")
+_COINCIDENCE = StudyOptions("coincidence")
 
 
 @study.command("rounding-dqe")
 @_common
-@optional_option(
-    "--samples", type=click.IntRange(*_DQE["samples"]), help="Trials per dose (default 2e7)."
-)
-@click.option(
-    "--doses",
-    default=None,
-    callback=number_list(low=_DQE["doses"][0], high=_DQE["doses"][1], low_open=True),
+@_DQE.option("samples", help="Trials per dose (default 2e7).")
+@_DQE.numbers(
+    "doses",
+    low_open=True,
     help="Electrons per pixel, comma-separated, each > 0 and <= 1000 (default 0.1,0.5,1,2).",
 )
 def rounding_dqe_command(seed, as_json, figure, force, quiet, samples, doses):
@@ -156,33 +210,17 @@ def rounding_dqe_command(seed, as_json, figure, force, quiet, samples, doses):
     "power-law: the first specimen, power ~ f^-slope for all factors (signal beyond the "
     "reduced Nyquist, higher SNR: smaller gains). See docs/validation.md.",
 )
-@optional_option(
-    "--size",
-    type=click.IntRange(*_FRC["size"]),
-    help="Super-resolution image size (default 2048 band-limited, 1024 power-law).",
+@_FRC.option(
+    "size", help="Super-resolution image size (default 2048 band-limited, 1024 power-law)."
 )
-@optional_option(
-    "--repeats",
-    type=click.IntRange(*_FRC["repeats"]),
-    help="Specimens/pairs per dose (default 12).",
-)
-@click.option(
-    "--doses",
-    default=None,
-    callback=number_list(
-        low=_FRC["doses"][0], high=_FRC["doses"][1], max_count=_FRC["n_doses"], low_open=True
-    ),
+@_FRC.option("repeats", help="Specimens/pairs per dose (default 12).")
+@_FRC.numbers(
+    "doses",
+    low_open=True,
     help="e/physical pixel per image, comma-separated, each > 0 and <= 1000 (default "
     "20,30,40 band-limited, 5,10,20,40 power-law).",
 )
-@click.option(
-    "--factors",
-    default=None,
-    callback=number_list(
-        integer=True, low=_FRC["factors"][0], high=_FRC["factors"][1], max_count=_FRC["n_factors"]
-    ),
-    help="Reduction factors, integers 2 to 16 (default 2,4).",
-)
+@_FRC.numbers("factors", integer=True, help="Reduction factors, integers 2 to 16 (default 2,4).")
 @choice_option(
     "--filter",
     "filter_name",
@@ -190,34 +228,19 @@ def rounding_dqe_command(seed, as_json, figure, force, quiet, samples, doses):
     default="lanczos3",
     help="Antialias filter.",
 )
-@optional_option(
-    "--slope",
-    type=click.FloatRange(*_FRC["slope"]),
-    help="Specimen power ~ f^-slope (default 0 band-limited, 2 power-law).",
-)
-@optional_option(
-    "--contrast",
-    type=click.FloatRange(*_FRC["contrast"]),
+@_FRC.option("slope", help="Specimen power ~ f^-slope (default 0 band-limited, 2 power-law).")
+@_FRC.option(
+    "contrast",
     help="Specimen contrast: per pixel before the aperture (band-limited, default 0.1) or "
     "of the image (power-law, default 0.3).",
 )
-@click.option(
-    "--sigma",
-    type=click.FloatRange(*_FRC["localisation_sigma"]),
-    default=0.2,
-    show_default=True,
-    help="Localisation error, physical pixels.",
+@_FRC.option(
+    "localisation_sigma", "--sigma", default=0.2, help="Localisation error, physical pixels."
 )
 @click.option(
     "--camera", type=click.Choice(("K2", "K3")), default="K2", show_default=True, help="Camera."
 )
-@click.option(
-    "--dose-rate",
-    type=click.FloatRange(*_FRC["dose_rate"], min_open=True),
-    default=5.0,
-    show_default=True,
-    help="True e/physical pixel/s.",
-)
+@_FRC.option("dose_rate", default=5.0, min_open=True, help="True e/physical pixel/s.")
 def reduction_frc_command(
     seed,
     as_json,
@@ -268,40 +291,24 @@ def _name_list(ctx, param, text: str | None):
     names = [v.strip() for v in text.split(",") if v.strip()]
     if not names:
         raise click.BadParameter("give at least one name")
-    if len(names) > _COINCIDENCE["n_cameras"]:
-        raise click.BadParameter(f"give at most {_COINCIDENCE['n_cameras']} cameras")
+    n_cameras = _COINCIDENCE.limits["n_cameras"]
+    if len(names) > n_cameras:
+        raise click.BadParameter(f"give at most {n_cameras} cameras")
     return names
 
 
 @study.command("coincidence")
 @_common
 @click.option("--cameras", default=None, callback=_name_list, help="Cameras (default K2,K3).")
-@click.option(
-    "--k2-rates",
-    default=None,
-    callback=number_list(
-        low=_COINCIDENCE["k2_rates"][0],
-        high=_COINCIDENCE["k2_rates"][1],
-        max_count=_COINCIDENCE["n_rates"],
-        low_open=True,
-    ),
+@_COINCIDENCE.numbers(
+    "k2_rates",
+    count="n_rates",
+    low_open=True,
     help="True K2 dose rates, e/physical pixel/s, below the K2's saturation at 38.5 "
     "(other cameras scaled; default 1,2,5,7.5,10,15,20,25,30).",
 )
-@click.option(
-    "--exposure",
-    type=click.FloatRange(*_COINCIDENCE["exposure"], min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Seconds of the flat field.",
-)
-@click.option(
-    "--pixels",
-    type=click.IntRange(*_COINCIDENCE["pixels"]),
-    default=1_000_000,
-    show_default=True,
-    help="Physical pixels counted.",
-)
+@_COINCIDENCE.option("exposure", default=1.0, min_open=True, help="Seconds of the flat field.")
+@_COINCIDENCE.option("pixels", default=1_000_000, help="Physical pixels counted.")
 def coincidence_command(seed, as_json, figure, force, quiet, cameras, k2_rates, exposure, pixels):
     """Coincidence loss of K2/K3 counting against the seed's figures."""
     run_study(
