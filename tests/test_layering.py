@@ -306,7 +306,9 @@ def _writes(call: ast.Call) -> str | None:
         return full
     if head in ("np", "numpy") and last in ("save", "savez", "savez_compressed", "savetxt"):
         return full
-    if head == "torch" and last == "save":
+    if last in ("to_csv", "to_hdf", "to_parquet", "to_pickle"):  # pandas
+        return full
+    if head in ("torch", "torch.jit") and last == "save":
         return full
     if head == "os" and last in (
         "replace", "rename", "makedirs", "link", "symlink", "remove", "unlink", "rmdir",
@@ -338,6 +340,11 @@ def _writes(call: ast.Call) -> str | None:
         mode = _mode(call, 1)
         if mode is ... or (mode is not None and _WRITE_MODE_CHARS & set(mode)):
             return f"open(..., {mode!r})"
+    elif last == "open" and head in ("gzip", "bz2", "lzma", "tarfile", "io", "codecs"):
+        # the modules' open(path, mode)
+        mode = _mode(call, 1)
+        if mode is ... or (mode is not None and _WRITE_MODE_CHARS & set(mode)):
+            return f"{full}(..., {mode!r})"
     elif last == "open" and head != "os" and isinstance(call.func, ast.Attribute):
         # Path.open(mode), zipfile/h5py objects' open: the mode is the first argument
         mode = _mode(call, 0)
@@ -408,6 +415,10 @@ def test_the_write_check_sees_writes():
         "zipfile.ZipFile(p, 'w')": True,
         "zipfile.ZipFile(p)": False,
         "plt.imsave(p, a)": True,
+        "gzip.open(p, 'wt')": True,
+        "gzip.open(p)": False,
+        "tarfile.open(p, 'r')": False,
+        "frame.to_csv(p)": True,
     }
     wrong = {
         src: expected
