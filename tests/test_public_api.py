@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +70,46 @@ def test_frames_rotflip_is_the_function_issue_14_item_2():
 
     assert callable(rotflip)
     assert rotflip(np.arange(4).reshape(2, 2), 0).shape == (2, 2)
+
+
+# ----- references in the docs and docstrings ---------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+#: ``dedkit.io.open_stack``, ``dedkit.sim.transport.settings``: a dotted name, not a path
+#: (``dedkit/io``) nor part of a longer word
+_DOTTED = re.compile(r"(?<![\w./-])dedkit(?:\.[A-Za-z_]\w*)+")
+
+
+def _resolves(name: str) -> bool | None:
+    """Whether ``name`` is a module or an attribute of one; None when an optional
+    dependency (torch, geant4) keeps its module from importing."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError as error:
+            if (error.name or "").startswith("dedkit"):
+                continue
+            return None
+        for attribute in parts[i:]:
+            if not hasattr(obj, attribute):
+                return False
+            obj = getattr(obj, attribute)
+        return True
+    return False
+
+
+def test_every_dotted_name_in_the_docs_and_docstrings_resolves_issue_14():
+    # moved and renamed modules (issue 14) leave no stale :mod:/:func: references behind
+    files = [ROOT / "README.md", ROOT / "DEVELOPERS.md", *sorted((ROOT / "docs").glob("*.md"))]
+    files += sorted((ROOT / "src" / "dedkit").rglob("*.py"))
+    stale = []
+    for path in files:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for match in _DOTTED.finditer(line):
+                name = match.group(0)
+                if name.endswith((".py", ".md", ".json", ".npz", ".h5")):
+                    continue  # a file name such as dedkit.learn.models/moench200.json
+                if _resolves(name) is False:
+                    stale.append(f"{path.relative_to(ROOT)}:{number}: {name}")
+    assert not stale, "names that do not exist:\n  " + "\n  ".join(stale)

@@ -4,9 +4,8 @@ import pytest
 from dedkit.errors import DedkitError
 from dedkit.hpd.pedestal import Pedestal, pedestal_from_frames
 
-aare = pytest.importorskip(
-    "aare", reason="aare (PSI) is not installed: pip install aare==2025.11.21"
-)
+#: only the comparison with aare needs it; the other tests check the pedestal on its own
+AARE_MISSING = "aare (PSI) is not installed: pip install aare==2025.11.21"
 
 SHAPE = (23, 31)
 
@@ -21,6 +20,7 @@ def dark():
 
 
 def aare_pedestal(frames, window, dtype):
+    aare = pytest.importorskip("aare", reason=AARE_MISSING)
     cls = aare.Pedestal_d if dtype == np.float64 else aare.Pedestal_f
     pedestal = cls(*SHAPE, window)
     for frame in frames:

@@ -8,7 +8,6 @@ unless asked; an existing figure needs ``--force``).
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 
 import click
@@ -24,13 +23,6 @@ from dedkit.cli.options import (
 )
 from dedkit.cli.output import emit_report, progress_bar
 from dedkit.studies import LIMITS
-
-#: command name -> module in dedkit.studies
-STUDIES = {
-    "rounding-dqe": "rounding_dqe",
-    "reduction-frc": "reduction_frc",
-    "coincidence": "coincidence",
-}
 
 
 def number_list(
@@ -67,18 +59,13 @@ def number_list(
 def run_study(
     name: str, *, as_json: bool, figure, force: bool, quiet: bool = False, **options
 ) -> None:
-    """Run study ``name`` with ``options`` (None values left to the study's defaults)
-    under a progress bar (terminals only), print its table or JSON, and draw its figure
-    when asked."""
-    if figure is not None:
-        from dedkit.io.atomic import check_outputs
+    """Run study ``name`` with ``options`` (:func:`dedkit.jobs.study.run_study`) under a
+    progress bar (terminals only), print its table or JSON, and draw its figure when
+    asked."""
+    from dedkit.jobs.study import run_study as run
 
-        check_outputs([], force=force, figures=[figure])
-    module = importlib.import_module(f"dedkit.studies.{STUDIES[name]}")
     with progress_bar(name, quiet=quiet) as progress:
-        result = module.run(
-            **{k: v for k, v in options.items() if v is not None}, progress=progress
-        )
+        result = run(name, figure=figure, force=force, progress=progress, **options)
     emit_report(result, as_json)
     if figure is None:
         return

@@ -48,7 +48,7 @@ bilinear interpolation is disabled). Finally ``x = column + 0.5 + u + dx`` for e
 from __future__ import annotations
 
 import abc
-import importlib
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -118,15 +118,29 @@ def available_localizers() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
-# Localizers that live in optional packages and register themselves when imported (the
-# import itself needs no optional dependency; using them does)
-_REGISTERED_ON_IMPORT = {"cnn": "dedkit.learn.localizer"}
+#: entry-point group of localizers that packages above this one provide (dedkit's own
+#: ``cnn``, in dedkit.learn, or another package's): each entry names a module that
+#: registers its localizer when imported (the import needs no optional dependency;
+#: using the localizer may)
+ENTRY_POINT_GROUP = "dedkit_localizers"
+
+
+def _load_entry_point(name: str) -> None:
+    """Import the module that the ``dedkit_localizers`` entry point ``name`` names."""
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+        entry.load()
 
 
 def get_localizer(name: str, **kwargs) -> Localizer:
-    """Build the localizer registered as ``name`` with keyword arguments ``kwargs``."""
-    if name not in _REGISTRY and name in _REGISTERED_ON_IMPORT:
-        importlib.import_module(_REGISTERED_ON_IMPORT[name])
+    """Build the localizer registered as ``name`` with keyword arguments ``kwargs``.
+
+    A name not registered yet is looked up among the ``dedkit_localizers`` entry points
+    (``cnn``: :mod:`dedkit.learn.localizer`), so ``get_localizer("cnn", ...)`` works
+    without importing :mod:`dedkit.learn` first, and :mod:`dedkit.hpd` never imports
+    the packages above it.
+    """
+    if name not in _REGISTRY:
+        _load_entry_point(name)
     if name not in _REGISTRY:
         raise DedkitError(
             f"unknown localizer {name!r}; use one of {', '.join(available_localizers())}"

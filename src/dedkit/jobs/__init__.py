@@ -18,7 +18,7 @@ first use (the hpd and learn jobs pull in Dask and PyTorch):
 - the CNN (:mod:`~dedkit.jobs.learn`): :func:`train_model`, :func:`evaluate_model`,
   :func:`write_scan_training_set`;
 - :func:`run_demo`, :func:`write_samples` (:mod:`~dedkit.jobs.demo`) and
-  :func:`write_study_figure` (:mod:`~dedkit.jobs.study`).
+  :func:`run_study`, :func:`write_study_figure` (:mod:`~dedkit.jobs.study`).
 
 Examples
 --------
@@ -41,6 +41,6 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "sim": ["build_training_set", "write_simulated_run"],
         "stacks": ["convert_stack", "describe_stack", "make_defect_map", "normalize_stack",
                    "pack_stack", "rotflip_stack", "unpack_stack"],
-        "study": ["write_study_figure"],
+        "study": ["run_study", "write_study_figure"],
     },
 )  # fmt: skip

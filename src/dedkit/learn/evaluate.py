@@ -182,7 +182,7 @@ def compare_methods(
 
     Parameters
     ----------
-    data : dedkit.learn.data.TrainingArrays
+    data : dedkit.learn.data.ClusterArrays
         The set's arrays (:func:`dedkit.learn.data.load_training_arrays`).
     localizer : dedkit.learn.localizer.CnnLocalizer
         The network.

@@ -1,4 +1,4 @@
-"""Electron transport in the silicon sensor with Geant4: energy deposits per electron.
+"""Running the electron transport: :func:`transport_electrons`, its keyword forms, the batches.
 
 Primary electrons of one energy enter the sensor of
 :class:`~dedkit.records.sensor.SensorGeometry` (in vacuum) at ``z = 0`` and Geant4
