@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import atomic_output, check_outputs
+from dedkit.io.atomic import check_outputs, write_atomic
 from dedkit.io.limits import read_npy_stream_header
+from dedkit.io.npz import write_npz
 
 __all__ = [
     "CARD_FORMAT",
@@ -65,12 +66,6 @@ def model_paths(path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
 
 
-def _write_atomic(path: Path, write) -> None:
-    # a temporary renamed into place; a full disk is one line naming the file
-    with atomic_output(path) as temporary:
-        write(temporary)
-
-
 def save_model(path, state: dict, card: dict, *, force: bool = False) -> tuple[Path, Path]:
     """Write weights and card.
 
@@ -93,7 +88,7 @@ def save_model(path, state: dict, card: dict, *, force: bool = False) -> tuple[P
     check_outputs([weights_path, card_path], force=force)  # never inside the package
     arrays = {name: np.array(value, order="C") for name, value in state.items()}
     _check_weights(arrays, weights_path)
-    _write_atomic(weights_path, lambda p: _savez(p, arrays))
+    write_npz(weights_path, arrays)
     card = {
         "format": CARD_FORMAT,
         "format_version": CARD_VERSION,
@@ -101,8 +96,7 @@ def save_model(path, state: dict, card: dict, *, force: bool = False) -> tuple[P
         "weights": weights_path.name,
         "weights_sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest(),
     }
-    text = json.dumps(card, indent=1, default=_json_default) + "\n"
-    _write_card_text(card_path, text)
+    write_atomic(card_path, _card_text(card))
     return weights_path, card_path
 
 
@@ -117,18 +111,12 @@ def write_card(path, card: dict) -> Path:
         The card's path.
     """
     _, card_path = model_paths(path)
-    _write_card_text(card_path, json.dumps(card, indent=1, default=_json_default) + "\n")
+    write_atomic(card_path, _card_text(card))
     return card_path
 
 
-def _savez(path: Path, arrays: dict) -> None:
-    # closed here, not left to the garbage collector: the hash reads the file next
-    with path.open("wb") as f:
-        np.savez(f, **arrays)
-
-
-def _write_card_text(card_path: Path, text: str) -> None:
-    _write_atomic(card_path, lambda p: p.write_text(text, encoding="utf-8"))
+def _card_text(card: dict) -> str:
+    return json.dumps(card, indent=1, default=_json_default) + "\n"
 
 
 def _json_default(value):
