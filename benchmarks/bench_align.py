@@ -21,9 +21,10 @@ Measures, in one run, each in a fresh process:
   timed apart), then its global cross-correlation estimate, its local (spline field)
   refinement with a 5 x 5 field, and its correction of every frame summed into one
   image. When the full size would not finish within ``--tmc-timeout`` seconds (600, the
-  issue's 10 minutes; predicted from the time of its first optimiser steps, and then
-  stopped) a centred crop with the area that prediction allows is tried, and so on; the
-  table says which size finished and which did not.
+  issue's 10 minutes; predicted from the time of its first optimiser steps and of one
+  frame's correction, and then stopped) smaller centred crops are tried, up to the
+  largest that finishes (see :func:`run_tmc`); the table says which sizes finished and
+  which did not. ``--tmc WxH`` runs one crop.
 
 The movie: a specimen with a 1/f spectrum whose standard deviation is 5 % of its mean,
 sampled (bilinear, periodic) at a beam-induced trajectory (fast start, then slow drift,
@@ -388,18 +389,42 @@ def _tmc_progress(path: str, **fields) -> None:
         f.write(json.dumps({"t": time.time(), **fields}) + "\n")
 
 
+def _tmc_correct_sum(stack, field, indices):
+    """The sum of tmc's corrections of the frames ``indices`` of ``stack``: its own
+    per-frame step (``correct_motion`` returns the whole corrected movie, another float
+    copy of it; here each frame is added to the sum instead)."""
+    import torch
+    from torch_grid_utils import coordinate_grid
+    from torch_motion_correction.correct_motion import _correct_frame
+
+    n, cy, cx = stack.shape
+    _, _, gh, gw = field.data.shape
+    pixel_grid = coordinate_grid(image_shape=(cy, cx), device=stack.device)
+    times = torch.linspace(0, 1, steps=n)
+    total = torch.zeros((cy, cx), dtype=torch.float32)
+    with torch.no_grad():
+        for i in indices:
+            total += _correct_frame(
+                frame=stack[i],
+                frame_deformation_grid=field.evaluate_at_t(
+                    t=times[i], grid_shape=(10 * gh, 10 * gw)
+                ),
+                pixel_spacing=COUNTING_PIXEL_A,
+                pixel_grid=pixel_grid,
+            )
+    return total
+
+
 def child_tmc(movie: str, gain: str, defects: str, crop: str, patches: str, progress: str):
     """torch-motion-correction on the movie: prepare the float counting-size movie with
     dedkit's functions, then tmc's global estimate, local refinement and correction."""
     import torch
-    from torch_grid_utils import coordinate_grid
     from torch_motion_correction import (
         OptimizationConfig,
         PatchSamplingConfig,
         estimate_global_motion,
         estimate_local_motion,
     )
-    from torch_motion_correction.correct_motion import _correct_frame
 
     from dedkit.frames import (
         DefectCorrector,
@@ -441,6 +466,10 @@ def child_tmc(movie: str, gain: str, defects: str, crop: str, patches: str, prog
     shifts = (field.data[:, :, 0, 0].T / COUNTING_PIXEL_A).numpy()  # (t, 2) y, x pixels
     global_path = float(np.sum(np.hypot(*np.diff(shifts, axis=0).T)))
     _tmc_progress(progress, stage="global", seconds=global_s)
+    # one frame corrected first, so that the parent can predict the whole run's time
+    t0 = time.perf_counter()
+    _tmc_correct_sum(stack, field, [0])
+    _tmc_progress(progress, stage="probe", seconds=time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     nt = min(n, 10)
@@ -450,25 +479,13 @@ def child_tmc(movie: str, gain: str, defects: str, crop: str, patches: str, prog
         deformation_field_resolution=(nt, py, px),
         patch_sampling=PatchSamplingConfig(patch_shape=(512, 512), overlap=0.5),
         initial_deformation_field=field,
-        optimization=OptimizationConfig(),
+        optimization=OptimizationConfig(max_iterations=ITERATIONS),
     )
     local_s = time.perf_counter() - t0
     _tmc_progress(progress, stage="local", seconds=local_s)
 
-    # tmc's correct_motion returns the whole corrected movie (another float copy); its
-    # own per-frame loop, summed instead of stored, gives the aligned sum
     t0 = time.perf_counter()
-    _, _, gh, gw = local.data.shape
-    pixel_grid = coordinate_grid(image_shape=(cy, cx), device=stack.device)
-    total = torch.zeros((cy, cx), dtype=torch.float32)
-    with torch.no_grad():
-        for i, ti in enumerate(torch.linspace(0, 1, steps=n)):
-            total += _correct_frame(
-                frame=stack[i],
-                frame_deformation_grid=local.evaluate_at_t(t=ti, grid_shape=(10 * gh, 10 * gw)),
-                pixel_spacing=COUNTING_PIXEL_A,
-                pixel_grid=pixel_grid,
-            )
+    total = _tmc_correct_sum(stack, local, range(n))
     correct_s = time.perf_counter() - t0
     _tmc_progress(progress, stage="corrected", seconds=correct_s)
     print(
@@ -507,17 +524,28 @@ def _child(*args: str, log=None, timeout=None) -> tuple[dict | None, float]:
     return json.loads(done.stdout.strip().splitlines()[-1]), wall
 
 
-def _tmc_iterations(log_path: Path) -> int:
-    """Iterations of tmc's local refinement done so far, from its tqdm bar ("12/100")."""
+def _clock(text: str) -> float:
+    seconds = 0.0
+    for part in text.split(":"):
+        seconds = 60 * seconds + float(part)
+    return seconds
+
+
+def _tmc_bar(log_path: Path) -> tuple[int, float, float] | None:
+    """(iterations done, seconds elapsed, seconds remaining) of tmc's local refinement,
+    from the last state of its tqdm bar ("12/100 [00:30<03:40, ...")."""
     try:
         text = log_path.read_text(errors="replace")
     except OSError:
-        return 0
-    done = re.findall(r"(\d+)/(\d+) \[", text)
-    return int(done[-1][0]) if done else 0
+        return None
+    found = re.findall(r"(\d+)/\d+ \[(\d+:\d+(?::\d+)?)<(\d+:\d+(?::\d+)?)", text)
+    if not found:
+        return None
+    done, elapsed, remaining = found[-1]
+    return int(done), _clock(elapsed), _clock(remaining)
 
 
-def _tmc_try(names, crop, patches, timeout, log) -> dict:
+def _tmc_try(names, crop, n_frames, patches, timeout, log) -> dict:
     """One run of tmc on a centred crop of the counting-size movie. Killed as soon as its
     local refinement, timed over its first iterations, is predicted to end after
     ``timeout`` seconds of estimation (or when that time has passed)."""
@@ -545,11 +573,19 @@ def _tmc_try(names, crop, patches, timeout, log) -> dict:
                     continue
                 started = stages["prepared"]["t"]
                 now = time.time()
-                if "global" in stages and "local" not in stages:
-                    done = _tmc_iterations(bar)
-                    local_elapsed = now - stages["global"]["t"]
-                    if done >= 3 and local_elapsed > 15:
-                        predicted = stages["global"]["seconds"] + local_elapsed * ITERATIONS / done
+                state = _tmc_bar(bar) if "probe" in stages else None
+                if state is not None and "local" not in stages:
+                    # tqdm's own estimate of the time left, once past the first steps,
+                    # plus the correction of every frame at the probe's pace
+                    done, elapsed, remaining = state
+                    if done >= 5 and elapsed >= 20:
+                        predicted = (
+                            stages["global"]["seconds"]
+                            + (stages["probe"]["t"] - stages["global"]["t"])
+                            + elapsed
+                            + remaining
+                            + stages["probe"]["seconds"] * n_frames
+                        )
                 if now - started > timeout or (predicted is not None and predicted > timeout):
                     proc.kill()
                     proc.communicate()
@@ -584,25 +620,48 @@ def _read_progress(path: Path) -> dict:
     return {s["stage"]: s for s in stages}
 
 
-def run_tmc(names, size, patches, mode, timeout, log) -> dict:
+def run_tmc(names, size, n_frames, patches, mode, timeout, log, max_tries=5) -> dict:
     """tmc at the full counting size or, when it would not finish within ``timeout``
-    seconds of estimation and correction, at the largest centred crop that does: each
-    new try has the area the last one's predicted time allows (at least 1024 x 1024)."""
-    if mode == "auto":
-        crop = tuple(size)
-    else:
-        crop = tuple(int(v) for v in mode.lower().split("x"))
-    tries = []
-    while True:
-        result = _tmc_try(names, crop, patches, timeout, log)
+    seconds of estimation and correction, at the largest centred crop found that does.
+
+    The time grows faster than the area (measured: 4 x the patches cost 40 x the time at
+    8 frames), so the next crop's area comes from a power law through the largest crop
+    that finished and the smallest that would not, aiming at 80 % of the limit; with no
+    finished crop yet, from the prediction alone as if the time went with the area.
+    ``mode`` 'auto' searches from the full size; 'WxH' runs that crop once."""
+    nx, ny = size
+    crop = (nx, ny) if mode == "auto" else tuple(int(v) for v in mode.lower().split("x"))
+    target = 0.8 * timeout
+    tries, best, failed = [], None, None  # best/failed: (area, seconds, result)
+    for _ in range(max_tries):
+        result = _tmc_try(names, crop, n_frames, patches, timeout, log)
         tries.append({k: result.get(k) for k in ("crop", "finished", "last_stage", "predicted_s")})
-        if result["finished"] or mode != "auto" or min(crop) <= 1024:
-            result["tries"] = tries
-            return result
-        # the time goes with the number of patches, i.e. the area; aim at 80 % of the limit
-        ratio = (result["predicted_s"] or 4 * timeout) / (0.8 * timeout)
-        scale = min(0.75, 1 / math.sqrt(ratio))
-        crop = tuple(max(1024, int(v * scale) // 32 * 32) for v in crop)
+        area = crop[0] * crop[1]
+        if result["finished"]:
+            seconds = result["global_s"] + result["local_s"] + result["correct_sum_s"]
+            if best is None or area > best[0]:
+                best = (area, seconds, result)
+        else:
+            seconds = result["predicted_s"] or 4 * timeout
+            if failed is None or area < failed[0]:
+                failed = (area, seconds, result)
+        if mode != "auto" or failed is None:
+            break
+        if best is not None:
+            power = math.log(failed[1] / best[1]) / math.log(failed[0] / best[0])
+            next_area = best[0] * (target / best[1]) ** (1 / max(power, 1.0))
+            next_area = min(next_area, 0.9 * failed[0])
+            if next_area < 1.15 * best[0]:
+                break
+        else:
+            next_area = failed[0] * target / failed[1]
+        scale = math.sqrt(next_area / (nx * ny))
+        crop = tuple(max(1024, int(v * scale) // 32 * 32) for v in (nx, ny))
+        if crop[0] * crop[1] >= failed[0] or (best and crop[0] * crop[1] <= best[0]):
+            break
+    result = best[2] if best else failed[2]
+    result["tries"] = tries
+    return result
 
 
 def _stage_seconds(report: dict) -> dict:
@@ -688,7 +747,7 @@ def main() -> None:
 
     tmc = None
     if args.tmc != "off":
-        tmc = run_tmc(names, size, args.patches, args.tmc, args.tmc_timeout, log)
+        tmc = run_tmc(names, size, args.frames, args.patches, args.tmc, args.tmc_timeout, log)
 
     if args.clean and made_movie:
         for key in ("movie", "gain", "defects", "truth"):
