@@ -666,7 +666,7 @@ def run_tmc(names, size, n_frames, patches, mode, timeout, log, max_tries=5) -> 
 
 def _stage_seconds(report: dict) -> dict:
     """The job's time per stage, wherever its --json report keeps it."""
-    for key in ("timing_s", "stages_s", "seconds", "timing", "stages"):
+    for key in ("stage_seconds", "timing_s", "stages_s", "timing", "stages"):
         value = report.get(key)
         if isinstance(value, dict):
             return {k: float(v) for k, v in value.items() if isinstance(v, int | float)}
@@ -721,6 +721,8 @@ def main() -> None:
         str(names["gain"]),
         "--defects",
         str(names["defects"]),
+        "--rotflip",
+        "-1",
         "--reduce",
         "2",
         "--patches",
