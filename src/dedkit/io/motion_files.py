@@ -379,7 +379,7 @@ def write_motioncorr_star(
         Local motion in unbinned movie pixels: ``patch_centres`` (P, 2) ``(x, y)``,
         ``patch_shifts`` (n_frames, P, 2) residual ``(dx, dy)`` beyond the global shift,
         optional ``patch_weights`` (P,) (patches of weight 0 are left out). A
-        :class:`dedkit.frames.align.LocalMotion` scaled to movie pixels will do.
+        ``LocalMotion`` of frame alignment, scaled to movie pixels, will do.
         Its tracks are written re-referenced to the first frame as RELION does (the
         polynomial is zero there), and the polynomial is fitted to them by least
         squares as RELION fits it; with 18 or fewer usable values no model is written.
