@@ -97,6 +97,7 @@ def test_user_values_win_over_the_mdoc(tmp_path):
     )
     assert d.doses.tolist() == [2.0] * 5 and d.pre_dose == 0.0
     assert d.pixel_size == 1.0 and d.voltage_kv == 300.0 and d.source == "--dose"
+    assert frame_doses(5, mdoc=str(path)).doses.tolist() == [0.5, 0.5, 1.5, 1.0, 1.0]
     d = frame_doses(5, mdoc_path=path)
     assert d.source == f"mdoc {path} [FrameSet = 0]" and d.total == pytest.approx(4.5)
     # a frame count the mdoc contradicts is refused even when --dose is given
@@ -140,11 +141,12 @@ def test_bad_mdocs_are_refused_with_the_file_named(text, match):
         ({"dose_per_frame": 1, "pre_dose": -1}, "pre-dose"),
         ({"dose_per_frame": 1, "pixel_size": 0}, "pixel size"),
         ({"dose_per_frame": 1, "voltage_kv": float("nan")}, "voltage"),
+        ({"mdoc": parse_mdoc(VARIABLE), "frame_binning": 0}, "binning must be"),
     ],
 )
 def test_bad_user_values(kwargs, match):
     with pytest.raises(DedkitError, match=match):
-        frame_doses(3, **kwargs)
+        frame_doses(5 if "mdoc" in kwargs else 3, **kwargs)
 
 
 def test_one_frame_at_least():

@@ -207,6 +207,34 @@ def test_star_file_reads_back_with_starfile(tmp_path):
     assert row["rlnMicrographShiftY"] == pytest.approx(expected[1], abs=1e-6)
 
 
+def test_star_takes_a_local_motion_object_and_skips_a_model_with_too_few_values(tmp_path):
+    from types import SimpleNamespace
+
+    # 3 frames x 4 patches = 12 tracks of which the first frame is 0: too few for 18 terms
+    local = SimpleNamespace(
+        patch_centres=np.array([[10.0, 10.0], [90.0, 10.0], [10.0, 40.0], [90.0, 40.0]]),
+        patch_shifts=np.random.default_rng(4).normal(size=(3, 4, 2)),
+        patch_weights=np.ones(4),
+    )
+    path = write_motioncorr_star(
+        tmp_path / "m.star",
+        movie_name="m.mrc",
+        shifts=np.zeros((3, 2)),
+        n_frames=3,
+        shape=(50, 100),
+        pixel_size=1.0,
+        voltage_kv=300,
+        dose_per_frame=1.0,
+        pre_dose=0.0,
+        binning=1,
+        local=local,
+    )
+    star = starfile.read(path, always_dict=True)
+    assert list(star) == ["general", "global_shift", "local_shift"]
+    assert star["general"]["rlnMotionModelVersion"] == 0
+    assert len(star["local_shift"]) == 12
+
+
 def test_star_without_local_motion_has_model_version_0(tmp_path):
     path = write_motioncorr_star(
         tmp_path / "m.star",

@@ -231,6 +231,13 @@ def _mdoc_values(mdoc: Mdoc, n_frames: int, frames_name, path, frame_binning, ne
     binning = _value(mdoc, section, "Binning")
     if pixel is not None and not (math.isfinite(pixel) and pixel > 0):
         pixel = None  # SerialEM writes 0 when it had no pixel size calibration
+    if frame_binning is not None:
+        try:
+            frame_binning = float(frame_binning)
+        except (TypeError, ValueError):
+            frame_binning = math.nan
+        if not (math.isfinite(frame_binning) and frame_binning > 0):
+            raise DedkitError("the frames' binning must be a positive number (0.5, 1, 2...)")
     if pixel is not None and frame_binning is not None:
         if binning is None or not binning > 0:
             raise DedkitError(
@@ -333,7 +340,7 @@ def frame_doses(
     n_frames: int,
     *,
     dose_per_frame=None,
-    mdoc: Mdoc | None = None,
+    mdoc=None,
     mdoc_path=None,
     pre_dose=None,
     frames_name=None,
@@ -350,10 +357,10 @@ def frame_doses(
     dose_per_frame : float or (n_frames,) array, optional
         e/Å² per frame given by the user; wins over the mdoc's dose (the mdoc is still
         read for its frame count, pixel size and voltage).
-    mdoc : Mdoc, optional
-        An mdoc already read; else ``mdoc_path`` is read.
+    mdoc : Mdoc or path-like, optional
+        An mdoc already read, or its file; else ``mdoc_path`` is read.
     mdoc_path : path, optional
-        The mdoc file.
+        The mdoc file (named in errors).
     pre_dose : float, optional
         e/Å² before the first frame; wins over ``PriorRecordDose``.
     frames_name, frame_binning
@@ -378,7 +385,10 @@ def frame_doses(
     (array([1., 2., 1.]), 4.0, 200.0, False)
     """
     n_frames = _check_n_frames(n_frames)
-    if mdoc is None and mdoc_path is not None:
+    if mdoc is not None and not isinstance(mdoc, Mdoc):
+        mdoc_path = mdoc if mdoc_path is None else mdoc_path
+        mdoc = read_mdoc(mdoc)
+    elif mdoc is None and mdoc_path is not None:
         mdoc = read_mdoc(mdoc_path)
     if mdoc is None and dose_per_frame is None:
         raise DedkitError("no dose per frame: give --dose (e/Å² per frame) or an --mdoc")
