@@ -584,25 +584,31 @@ def align_movie(
         store: list = [None] * n
         align_frames = np.empty((n, *align_shape), np.float32)
         read, packed_nx = _read_raw(reader)
+        # frame i is normalised into buffer i % 2 while frame i - 1, in the other, is
+        # reduced and stored by the pipeline's second thread: the two overlap
         buffers = [np.empty(frame_shape, np.float32) for _ in range(2)]
         n_truncated = 0
         n_kept32 = 0
 
-        def output_frame(i, raw):
+        def corrected(i, raw):
+            """Stage 1 (main thread): gain, truncation and defects, at the input size."""
             nonlocal n_truncated
             result = normalize_frame(
                 raw, reference, scale=1.0, dtype=np.float32, high=truncate,
                 packed_nx=packed_nx, out=buffers[i % 2],
             )  # fmt: skip
             n_truncated += result.n_truncated
-            data = result.data
             if corrector is not None:
-                corrector.apply(data, out=data)
+                corrector.apply(result.data, out=result.data)
+            return result.data
+
+        def to_output(data):
             return reduce_image(data, opts["reduce"]) if opts["reduce"] > 1 else data
 
-        def pass1(i, raw):
+        def keep(i, data):
+            """Stage 2 (second thread): output size, alignment copy, kept for pass 2."""
             nonlocal n_kept32
-            frame = output_frame(i, raw)
+            frame = to_output(data)
             align_frames[i] = reduce_image(frame, abin) if abin > 1 else frame
             if store_kind == "float32":
                 store[i] = frame.copy() if opts["reduce"] == 1 else frame
@@ -619,8 +625,13 @@ def align_movie(
             return lambda done, total: progress(offset + done, total_steps)
 
         t0 = time.perf_counter()
-        run_pipeline(n, read, pass1, lambda i, r: None, progress=step(0))
+        run_pipeline(n, read, corrected, keep, progress=step(0))
         stage = {"read_normalize": time.perf_counter() - t0}
+        if store_kind != "reread":
+            # what pass 1 needed at the input size (0.75 GB of buffers and a 0.4 GB gain
+            # reference for a K3 super-resolution movie) is not needed any more
+            buffers.clear()
+            reference = corrector = None
         if n_kept32:
             notes.append(f"{n_kept32} frames held values beyond float16 and were kept as float32")
 
@@ -654,7 +665,9 @@ def align_movie(
             )  # fmt: skip
         sums = AlignedSums(out_shape, motion_out, dose_weights=weights, even_odd=even_odd)
         if store_kind == "reread":
-            run_pipeline(n, read, output_frame, lambda i, f: sums.add(i, f), progress=step(n + 1))
+            run_pipeline(
+                n, read, corrected, lambda i, d: sums.add(i, to_output(d)), progress=step(n + 1)
+            )
         else:
             for i in range(n):
                 frame, store[i] = store[i], None
