@@ -320,3 +320,36 @@ def test_output_is_an_input(tmp_path):
     write_movie(tmp_path / "movie.mrc", drift(4))
     _refused(tmp_path, "same file", tmp_path / "movie.mrc", tmp_path / "sum.mrc",
              shifts=tmp_path / "movie.mrc", force=True)  # fmt: skip
+
+
+def test_truncate_replaces_hot_pixels(tmp_path):
+    write_movie(tmp_path / "movie.mrc", drift(4))
+    with open_stack(tmp_path / "movie.mrc") as stack:
+        frames = np.array([stack.read(i) for i in range(4)])
+    frames[:, 40, 50] = 5000
+    with create_stack(tmp_path / "hot.mrc", frames.shape, np.uint16) as w:
+        for f in frames:
+            w.write(f)
+    report = align_movie(tmp_path / "hot.mrc", tmp_path / "sum.mrc", truncate=1000)
+    assert report.details["truncated_pixels"] == 4
+    assert any("truncation" in w for w in report.warnings)
+    with open_stack(tmp_path / "sum.mrc") as stack:
+        total = stack.read(0)
+    assert total.max() < 4 * 1000
+
+
+def test_mdoc_none_and_tiff_output(sample, tmp_path):
+    report = align_movie(
+        sample / "frames.mrc", tmp_path / "sum.tif", gain=sample / "SuperRef.mrc",
+        rotflip_value=-1, mdoc="none",
+    )  # fmt: skip
+    assert report.dose_per_frame is None and sorted(report.outputs) == ["sum"]
+    with open_stack(tmp_path / "sum.tif") as stack:
+        assert stack.info.shape == (1, 816, 1152)
+
+
+def test_gain_without_rotflip_is_noted(sample, tmp_path):
+    report = align_movie(
+        sample / "frames.mrc", tmp_path / "sum.mrc", gain=sample / "SuperRef.mrc", mdoc="none"
+    )
+    assert any("--rotflip -1" in w for w in report.warnings)
