@@ -162,7 +162,7 @@ def align(
     job,
 ):
     """Align the frames of INPUT (raw or normalised) and write their sum and, with a known
-    dose, the dose-weighted sum, in one pass over the frames (gain, defects and r/f
+    dose, the dose-weighted sum (gain, defects and r/f
     applied on the fly)."""
     from dedkit.jobs.align import align_movie
 

@@ -377,6 +377,7 @@ def motion_figure(shifts, image, *, pixel_size=None, title=None):
                extent=(-1, 1, -1, 1))  # fmt: skip
     edge = "Nyquist" if pixel_size is None else f"Nyquist = {2 * pixel_size * factor:.2f} A"
     ax2.set_xlabel(f"kx (fraction of {edge})")
+    ax2.set_ylabel("ky")
     ax2.set_title("Power spectrum of the sum")
     if title:
         fig.suptitle(title)
