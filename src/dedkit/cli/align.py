@@ -162,8 +162,8 @@ def align(
     job,
 ):
     """Align the frames of INPUT (raw or normalised) and write their sum and, with a known
-    dose, the dose-weighted sum (gain, defects and r/f
-    applied on the fly)."""
+    dose, the dose-weighted sum. The file is read once: gain, defects and r/f are applied
+    to each frame as it is read."""
     from dedkit.jobs.align import align_movie
 
     job.run(
