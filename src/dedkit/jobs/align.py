@@ -716,22 +716,35 @@ def align_movie(
 
             if doses["voltage"] is None:
                 notes.append("the voltage is not known: the STAR file says 300 kV (--voltage)")
+            mean_dose = 0.0 if doses["doses"] is None else float(np.mean(doses["doses"]))
             write_motioncorr_star(
                 staged.temporary(star),
                 movie_name=str(input),
                 shifts=shifts_in,
                 n_frames=n,
+                shape=frame_shape,
                 pixel_size=doses["pixel_size"],
                 voltage_kv=doses["voltage"] or 300.0,
-                dose_per_frame=float(np.mean(doses["doses"]))
-                if doses["doses"] is not None
-                else 0.0,
+                dose_per_frame=mean_dose,
                 pre_dose=doses["pre_dose"],
                 binning=opts["reduce"],
                 gain=None if gain is None else str(gain),
-                defects=None if defects is None else str(defects),
+                # RELION reads MotionCor2's defect files or a defect map, not SerialEM's
+                # list: naming it would break polishing
+                defects=None,
+                local=motion_in.local,
                 force=True,
             )
+            if defects is not None:
+                notes.append(
+                    "the STAR file names no defect file (RELION does not read SerialEM's "
+                    "list; give it a map made by 'dedkit defectmap')"
+                )
+            if gain is not None and applied_rotflip:
+                notes.append(
+                    f"the STAR file names the gain reference as it is, but the frames need "
+                    f"it turned by r/f {applied_rotflip}: tell RELION (--gain_rot/--gain_flip)"
+                )
             written["star"] = Path(star)
         if figure is not None:
             from dedkit.io.figures import save_figure
@@ -789,40 +802,34 @@ def _header_pixel_size(info) -> float | None:
 
 
 def _resolve_doses(n, opts, mdoc_path, info, notes, *, need_pixel: bool) -> dict:
-    """Dose of each frame, pixel size, voltage and pre-dose from the options, the mdoc
-    and the stack header (in that order of precedence)."""
-    from_mdoc = None
-    if mdoc_path is not None:
-        from dedkit.camera.frame_dose import frame_doses_from_mdoc
-        from dedkit.io.mdoc import read_mdoc
+    """Dose of each frame, pixel size, voltage and pre-dose: the options win over the mdoc
+    (:func:`dedkit.camera.frame_dose.frame_doses`), the stack header gives the pixel
+    size when neither does."""
+    found = None
+    if opts["dose"] is not None or mdoc_path is not None:
+        from dedkit.camera.frame_dose import frame_doses
 
-        from_mdoc = frame_doses_from_mdoc(
-            read_mdoc(mdoc_path), n, frames_name=Path(info.path).name, path=mdoc_path
-        )
-    doses, source = None, None
-    if opts["dose"] is not None:
-        doses, source = np.full(n, opts["dose"]), "--dose"
-    elif from_mdoc is not None and from_mdoc.doses is not None:
-        doses, source = np.asarray(from_mdoc.doses, float), from_mdoc.source
-    pixel = opts["pixel_size"]
-    if pixel is None and from_mdoc is not None and from_mdoc.pixel_size:
-        pixel = float(from_mdoc.pixel_size)
+        found = frame_doses(
+            n, dose_per_frame=opts["dose"], mdoc=mdoc_path, pre_dose=opts["pre_dose"],
+            frames_name=Path(info.path).name, pixel_size=opts["pixel_size"],
+            voltage_kv=opts["voltage"],
+        )  # fmt: skip
+    if found is not None:
+        doses, source = np.asarray(found.doses, float), found.source
+        pixel, voltage, pre = found.pixel_size, found.voltage_kv, float(found.pre_dose)
+    else:
+        doses, source = None, None
+        pixel, voltage, pre = opts["pixel_size"], opts["voltage"], opts["pre_dose"] or 0.0
     if pixel is None:
         pixel = _header_pixel_size(info)
-    voltage = opts["voltage"]
-    if voltage is None and from_mdoc is not None and from_mdoc.voltage_kv:
-        voltage = float(from_mdoc.voltage_kv)
-    pre = opts["pre_dose"]
-    if pre is None:
-        pre = float(from_mdoc.pre_dose) if from_mdoc is not None else 0.0
     why_not = None
-    if doses is not None and not np.all(doses > 0):
-        why_not, doses = "the mdoc gives no positive dose for every frame", None
     if doses is not None and pixel is None:
         why_not, doses = "the pixel size is not known (give --pixel-size)", None
     if doses is None and why_not is None:
         why_not = "the dose is not known (give --dose or an mdoc)"
-    if doses is not None and voltage is None:
+    if doses is None:
+        notes.append(f"only the plain sum was written: {why_not}")
+    elif voltage is None:
         voltage = 300.0
         notes.append("the voltage is not known: dose weighting assumes 300 kV (give --voltage)")
     if need_pixel and pixel is None:
@@ -831,7 +838,4 @@ def _resolve_doses(n, opts, mdoc_path, info, notes, *, need_pixel: bool) -> dict
             "header gives: use --pixel-size",
             path=info.path,
         )
-    if doses is None:
-        notes.append(f"only the plain sum was written: {why_not}")
-    return dict(doses=doses, source=source, pixel_size=pixel, voltage=voltage, pre_dose=pre,
-                why_not=why_not)  # fmt: skip
+    return dict(doses=doses, source=source, pixel_size=pixel, voltage=voltage, pre_dose=pre)
