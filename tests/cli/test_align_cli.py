@@ -132,3 +132,16 @@ def test_help_names_the_options(run):
                    "--pixel-size", "--mdoc", "--even-odd", "--shifts", "--star",
                    "--figure", "--force", "--json"):  # fmt: skip
         assert option in r.out
+
+
+def test_help_defaults_are_the_aligners(run):
+    """The defaults the help states are those of dedkit.frames.align.estimate_motion."""
+    import inspect
+
+    from dedkit.frames.align import estimate_motion
+
+    r = run("align", "--help")
+    text = " ".join(r.out.split())
+    defaults = inspect.signature(estimate_motion).parameters
+    for name in ("bfactor", "iterations", "tolerance"):
+        assert f"(default {defaults[name].default:g})" in text, name

@@ -87,18 +87,19 @@ class Patches(click.ParamType):
 @optional_option(
     "--bfactor",
     type=NON_NEGATIVE,
-    help="B-factor (A^2) of the filter applied for the alignment (default: the aligner's).",
+    help="B-factor of the alignment's low-pass filter, square pixels of the alignment "
+    "copy (default 150).",
 )
 @optional_option(
     "--iterations",
     type=click.IntRange(1),
-    help="Most alignment iterations (default: the aligner's).",
+    help="Most alignment iterations (default 20).",
 )
 @optional_option(
     "--tolerance",
     type=FINITE_POSITIVE,
-    help="Stop iterating when no shift "
-    "changes by more than this, alignment pixels (default: the aligner's).",
+    help="Stop iterating when no shift changes by more than this, pixels of the alignment "
+    "copy (default 0.01).",
 )
 @click.option(
     "--reduce",

@@ -691,8 +691,8 @@ def align_movie(
     titles_for = {
         "sum": f"dedkit align: sum of {n} aligned frames",
         "dose_weighted": f"dedkit align: dose-weighted sum of {n} aligned frames",
-        "even": "dedkit align: sum of the even frames (2, 4...)",
-        "odd": "dedkit align: sum of the odd frames (1, 3...)",
+        "even": "dedkit align: sum of the even frames (0, 2, 4... from 0)",
+        "odd": "dedkit align: sum of the odd frames (1, 3, 5... from 0)",
     }
     try:
         for kind, path in written.items():
