@@ -128,7 +128,7 @@ def test_help_names_the_options(run):
     assert r.status == 0
     for option in ("--gain", "--defects", "--rotflip", "--truncate", "--group",
                    "--align-binning", "--patches", "--bfactor", "--iterations",
-                   "--tolerance", "--reduce", "--dose", "--pre-dose", "--voltage",
+                   "--tolerance", "--pairs", "--reduce", "--dose", "--pre-dose", "--voltage",
                    "--pixel-size", "--mdoc", "--even-odd", "--shifts", "--star",
                    "--figure", "--force", "--json"):  # fmt: skip
         assert option in r.out

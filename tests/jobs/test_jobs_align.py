@@ -103,9 +103,12 @@ def test_bad_patches_refused(bad):
 # ------------------------------------------------------------------- recovered shifts
 
 
-def test_recovers_known_shifts(tmp_path):
+@pytest.mark.parametrize("method", ["iterative", "pairs"])
+def test_recovers_known_shifts(tmp_path, method):
     truth = write_movie(tmp_path / "movie.mrc", drift(8), pixel_size=1.1)
-    report = align_movie(tmp_path / "movie.mrc", tmp_path / "sum.mrc", align_binning=1)
+    report = align_movie(
+        tmp_path / "movie.mrc", tmp_path / "sum.mrc", align_binning=1, method=method
+    )
     assert isinstance(report, AlignReport)
     measured = np.array(report.shifts_px)
     assert measured.shape == (8, 2)
@@ -309,6 +312,7 @@ def test_one_frame(tmp_path):
         ({"pixel_size": float("nan")}, "pixel size"),
         ({"truncate": float("inf")}, "truncat"),
         ({"iterations": 0}, "iterations"),
+        ({"method": "best"}, "method"),
     ],
 )
 def test_absurd_options(tmp_path, options, match):

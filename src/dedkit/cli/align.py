@@ -102,6 +102,12 @@ class Patches(click.ParamType):
     "copy (default 0.01).",
 )
 @click.option(
+    "--pairs",
+    is_flag=True,
+    help="Align all pairs of frames with a robust fit (alignframes -pair) instead of each "
+    "frame against the sum of the others, iterated.",
+)
+@click.option(
     "--reduce",
     type=click.IntRange(1),
     default=1,
@@ -150,6 +156,7 @@ def align(
     bfactor,
     iterations,
     tolerance,
+    pairs,
     reduce,
     dose,
     pre_dose,
@@ -182,6 +189,7 @@ def align(
         bfactor=bfactor,
         iterations=iterations,
         tolerance=tolerance,
+        method="pairs" if pairs else "iterative",
         reduce=reduce,
         dose=dose,
         pre_dose=pre_dose,

@@ -408,6 +408,7 @@ def align_movie(
     bfactor: float | None = None,
     iterations: int | None = None,
     tolerance: float | None = None,
+    method: str = "iterative",
     even_odd: bool = False,
     shifts=None,
     star=None,
@@ -459,6 +460,9 @@ def align_movie(
         neighbours (alignframes ``-truncate``; hot pixels).
     bfactor, iterations, tolerance : optional
         Passed to :func:`dedkit.frames.align.estimate_motion` (its defaults when None).
+    method : {'iterative', 'pairs'}
+        Each frame against the sum of the others, iterated, or all pairs with a robust
+        fit (alignframes ``-pair``).
     even_odd : bool
         Also write the sums of the even and odd frames and their FRC.
     shifts, star, figure : path-like, optional
@@ -497,6 +501,8 @@ def align_movie(
         truncate=truncate, dose=dose, pre_dose=pre_dose, voltage=voltage,
         pixel_size=pixel_size, bfactor=bfactor, iterations=iterations, tolerance=tolerance,
     )  # fmt: skip
+    if method not in ("iterative", "pairs"):
+        raise DedkitError(f"unknown alignment method {method!r}; use 'iterative' or 'pairs'")
     mdoc_path = _mdoc_path(input, mdoc)
     output = Path(output)
     if format_from_path(output) == "folder":
@@ -642,8 +648,9 @@ def align_movie(
         t0 = time.perf_counter()
         kwargs = {k: opts[k] for k in ("bfactor", "iterations", "tolerance") if opts[k] is not None}
         motion = estimate_motion(
-            align_frames, group=opts["group"], patches=opts["patches"], **kwargs
-        )
+            align_frames, group=opts["group"], patches=opts["patches"], method=method,
+            **kwargs,
+        )  # fmt: skip
         align_frames = None  # the copies are not needed any more
         motion_out = motion.scaled(abin)
         motion_in = motion.scaled(abin * opts["reduce"])
