@@ -154,6 +154,7 @@ def test_float16_and_reread_sums_match_float32(tmp_path, budget):
 # ---------------------------------------------------------------------------- outputs
 
 
+@pytest.mark.slow
 def test_all_outputs_from_sample_files(sample, tmp_path):
     """The sample's raw 4-bit frames with gain, defects, r/f from the titles and the mdoc's
     dose: every output written, read back."""
