@@ -26,19 +26,21 @@ Measures, in one run, each in a fresh process:
   largest that finishes (see :func:`run_tmc`); the table says which sizes finished and
   which did not. ``--tmc WxH`` runs one crop.
 
-The movie: a specimen with a 1/f spectrum whose standard deviation is 5 % of its mean,
-sampled (bilinear, periodic) at a beam-induced trajectory (fast start, then slow drift,
-15 physical pixels of path) plus a smooth local deformation growing to 1 physical pixel,
-times a per-physical-pixel sensitivity (3 % rms, the reciprocal of the gain reference),
-Poisson counts at 0.25 per super-resolution pixel per frame, hot and dead defects at the
-places the defect list names (a SerialEM list at physical size, scaled x 2 by the
-reader). It is made by a numba kernel that writes the packed 4-bit rows directly and is
-written through dedkit's own stack writer, once, into ``--workdir``; later runs reuse it.
-Only files this script made are deleted (``--clean`` removes the movie too).
+The movie: a specimen with a 1/f spectrum whose standard deviation is 5 % of its mean, on
+the physical pixel grid, sampled (bilinear, periodic) along a beam-induced trajectory
+(fast start, then slow drift, 15 physical pixels of path) plus a smooth local deformation
+growing to 1 physical pixel, times a per-physical-pixel sensitivity (3 % rms, the
+reciprocal of the gain reference), Poisson counts at 0.25 per super-resolution pixel per
+frame, hot and dead defects at the places the defect list names (a SerialEM list at
+physical size, scaled x 2 by the reader). A numba kernel makes the packed 4-bit rows
+directly; dedkit's own stack writer writes them, once, into ``--workdir`` (default
+/tmp/dedkit_bench_align); later runs reuse the movie. Only files this script made are
+deleted (``--clean`` removes the movie too). A quick check of the whole script:
+``--frames 8 --size 2880x2046``.
 
 Usage: python benchmarks/bench_align.py [--frames 40] [--size 5760x4092] [--workdir DIR]
-       [--patches 5x5] [--tmc auto|off|WxH] [--tmc-timeout 600] [--clean] [--json]
-Quick check: python benchmarks/bench_align.py --frames 8 --size 2880x2046 --tmc off
+       [--patches 5x5] [--tmc auto|off|WxH] [--tmc-timeout 600] [--no-job] [--clean]
+       [--json]
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ LOCAL_PX = 1.0  # physical pixels of local deformation at the last frame
 CONTRAST = 0.05  # specimen standard deviation / mean
 GAIN_RMS = 0.03
 SEED = 15
+GENERATOR = 2  # bumped when the movie's recipe changes: older movies are made again
 DEFAULT_WORKDIR = Path("/tmp/dedkit_bench_align")
 ITERATIONS = 100  # tmc's local refinement: its default number of optimiser steps
 
@@ -110,8 +113,8 @@ def specimen(shape, rng) -> np.ndarray:
     return field.astype(np.float32, copy=False)
 
 
-#: margin of the periodic specimen copy the kernel reads, in super-resolution pixels
-#: (more than any shift of the movie)
+#: margin of the periodic specimen copy the kernel reads, in physical pixels (more than
+#: any shift of the movie)
 PAD = 64
 
 
@@ -158,8 +161,9 @@ def frame_kernel(spec, sens, dose, dx, dy, lx, ly, wx, wy, rate_max, cdf32, seed
                 while n_max < 15 and u > cdf32[n_max]:
                     n_max += 1
                 # the specimen point seen here: global shift plus the local field
-                sx = x - dx - lx * wx[x] * wyy
-                sy = y - dy - ly * wx[x] * wyy
+                # in the specimen's pixels, which are physical pixels (2 x 2 of ours)
+                sx = 0.5 * (x + 0.5 - dx - lx * wx[x] * wyy) - 0.5
+                sy = 0.5 * (y + 0.5 - dy - ly * wx[x] * wyy) - 0.5
                 # spec is padded by PAD on every side: no wrapping here, and
                 # truncation of a positive number is its floor
                 x0 = int(sx + PAD)
@@ -243,8 +247,10 @@ def generate_movie(names: dict, n_frames: int, size, log) -> dict:
     shape = (2 * ny, 2 * nx)
     rng = np.random.default_rng(SEED)
     t0 = time.perf_counter()
-    spec = specimen(shape, rng)
-    log(f"  specimen {shape[1]} x {shape[0]} in {time.perf_counter() - t0:.1f} s")
+    # the specimen on the physical pixel grid, interpolated: its 1/f spectrum holds
+    # almost nothing beyond that grid's Nyquist frequency
+    spec = specimen((ny, nx), rng)
+    log(f"  specimen {nx} x {ny} in {time.perf_counter() - t0:.1f} s")
     pixel = rng.normal(1.0, GAIN_RMS, (ny, nx)).clip(0.7, 1.3)
     yy = np.linspace(-1, 1, ny)[:, None]
     xx = np.linspace(-1, 1, nx)[None, :]
@@ -262,7 +268,7 @@ def generate_movie(names: dict, n_frames: int, size, log) -> dict:
         f"  {names['defects'].name}",
     ]
     packed = np.empty((shape[0], nx), np.uint8)
-    assert np.abs(2 * shifts_phys).max() + 2 * LOCAL_PX + 2 < PAD
+    assert np.abs(shifts_phys).max() + LOCAL_PX + 2 < PAD
     spec = np.pad(spec, PAD, mode="wrap")
     dose = ELECTRONS_PER_PIXEL / 4.0  # counts per super-resolution pixel
     # no pixel's rate exceeds this (the interpolated specimen stays within its range)
@@ -300,6 +306,7 @@ def generate_movie(names: dict, n_frames: int, size, log) -> dict:
         "frames": n_frames,
         "size": [2 * nx, 2 * ny],
         "seed": SEED,
+        "generator": GENERATOR,
         "electrons_per_physical_pixel": ELECTRONS_PER_PIXEL,
         "counting_pixel_A": COUNTING_PIXEL_A,
         "shifts_physical_px": shifts_phys.round(4).tolist(),
@@ -329,7 +336,8 @@ def ensure_movie(workdir: Path, n_frames: int, size, log) -> tuple[dict, dict, b
     names = movie_names(workdir, n_frames, size)
     if names["truth"].exists() and all(names[k].exists() for k in ("movie", "gain", "defects")):
         truth = json.loads(names["truth"].read_text())
-        if truth.get("seed") == SEED and truth["movie_bytes"] == names["movie"].stat().st_size:
+        same = truth.get("seed") == SEED and truth.get("generator") == GENERATOR
+        if same and truth["movie_bytes"] == names["movie"].stat().st_size:
             log(f"reusing {names['movie']}")
             return names, truth, False
     nx, ny = size
