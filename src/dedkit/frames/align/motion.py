@@ -318,6 +318,10 @@ def _iterate(
             window = windows[i]
             cc = scipy.fft.irfft2(window * np.conj(total - window) * filt, s=shape, workers=-1)
             residual[i] = correlation_peak(cc, max_shift)[:2]
+            # the peak is the window's offset from the others' mean: the window holds
+            # size/n of the frames, so moving it the whole way overshoots by n/(n - size)
+            size = float(np.sum(averaging[i] > 0))
+            residual[i] *= (n - size) / n
         if group > 1:
             # each peak measures the mean shift of a window's frames: solve for the frames
             new = _unmix_windows(averaging @ shifts + residual, averaging)
