@@ -108,9 +108,10 @@ def test_warp_reproduces_quadratic():
     # a linear field (bilinear interpolation of it is exact): r = (0.02 x, -0.01 y)
     gy, gx = np.mgrid[0:3, 0:3] * 24.0
     fx, fy = 0.02 * gx, -0.01 * gy
-    out = warp_frame(frame, fx, fy, 24, (0.4, 0.7))
-    sx = x + 0.4 + 0.02 * (x - 0.4)
-    sy = y + 0.7 - 0.01 * (y - 0.7)
+    # move=False: the field taken at p - offset, the offset itself left to a Fourier shift
+    out = warp_frame(frame, fx, fy, 24, (0.4, 0.7), move=False)
+    sx = x + 0.02 * (x - 0.4)
+    sy = y - 0.01 * (y - 0.7)
     inner = (slice(3, 30), slice(3, 40))
     np.testing.assert_allclose(out[inner], ramp(sx, sy)[inner], rtol=2e-5, atol=2e-5)
 
@@ -362,3 +363,42 @@ def test_local_field_with_large_global_shift(interpolation):
     inner = (slice(20, -20), slice(20, -20))
     err = np.sqrt(np.mean((got[inner] - spec[inner]) ** 2))
     assert err < 0.05, err
+
+
+def test_odd_shape_and_odd_frame_count():
+    """Odd sizes (rfft layout without a Nyquist column) and an odd number of frames."""
+    rng = np.random.default_rng(11)
+    n = 63
+    ky, kx = np.fft.fftfreq(n)[:, None], np.fft.fftfreq(70)[None, :]
+    k = np.hypot(kx, ky)
+    spec = np.fft.fft2(rng.normal(size=(n, 70))) / np.maximum(k, 1 / 70) * (k < 0.3)
+    img = np.fft.ifft2(spec).real
+    truth = TRUTH[:5]
+    frames = [fourier_shift(img, dx, dy) for dx, dy in truth]
+    sums = AlignedSums((n, 70), MotionEstimate(truth), even_odd=True)
+    for i, f in enumerate(frames):
+        sums.add(i, f)
+    res = sums.result()
+    assert res["sum"].shape == (n, 70)
+    np.testing.assert_allclose(res["sum"], 5 * img, atol=1e-3 * np.abs(img).max())
+    np.testing.assert_allclose(res["even"], 3 * img, atol=1e-3 * np.abs(img).max())
+    np.testing.assert_allclose(res["odd"], 2 * img, atol=1e-3 * np.abs(img).max())
+
+
+def test_motion_from_reduced_copy_scaled_to_full_frames():
+    """The job's path: estimate on a 2x reduced copy, scale by 2, sum the full frames."""
+    from dedkit.frames import reduce_image
+    from dedkit.frames.align import estimate_motion
+
+    spec = specimen(256, 12, cutoff=0.2)
+    truth = 2 * TRUTH
+    frames = np.array([fourier_shift(spec, dx, dy) for dx, dy in truth], np.float32)
+    small = np.array([reduce_image(f, 2) for f in frames])
+    motion = estimate_motion(small, smooth=False)
+    np.testing.assert_allclose(motion.shifts, truth / 2, atol=0.05)
+    full = motion.scaled(2)
+    sums = AlignedSums(frames.shape[1:], full)
+    for i, f in enumerate(frames):
+        sums.add(i, f)
+    got = sums.result()["sum"] / len(truth)
+    assert np.sqrt(np.mean((got - spec) ** 2)) < 0.03
