@@ -252,11 +252,6 @@ def test_aligned_sums_bad_input():
     assert not sums.added.any()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AlignedSums does not check the dose weights' frame shape; accumulate then reads "
-    "past the weights array (numba does no bounds check)",
-)
 def test_dose_weights_of_another_shape_are_refused():
     motion = MotionEstimate(np.zeros((3, 2)))
     with pytest.raises(DedkitError):
@@ -339,18 +334,11 @@ def _warped_specimen(spec, motion):
     return map_coordinates(spec, [qy, qx], order=5, mode="grid-wrap").astype(np.float32)
 
 
-CUBIC_FIELD_BUG = (
-    "warp_frame(move=True) evaluates the field at p - offset, the sum's position of the "
-    "pixel only when the Fourier shift comes after (move=False): with interpolation='cubic' "
-    "the local field is applied displaced by the global shift"
-)
-
-
 @pytest.mark.parametrize(
     "interpolation",
     [
         "fourier",
-        pytest.param("cubic", marks=pytest.mark.xfail(strict=True, reason=CUBIC_FIELD_BUG)),
+        "cubic",
     ],
 )
 def test_local_field_with_large_global_shift(interpolation):

@@ -158,14 +158,6 @@ def test_large_shifts_and_random_walk():
     assert rms_error(m.shifts, truth) < 0.05
 
 
-OVERSHOOT = (
-    "_iterate moves each frame (window of g frames) by its whole peak offset from the sum "
-    "of the others, which overshoots by n/(n-g): the error changes by -g/(n-g) per "
-    "iteration, so 2 frames (or group = n/2) oscillate forever and the group unmixing then "
-    "diverges; fix: residual[i] *= (n - window size) / n"
-)
-
-
 def blobs(positions, n=64):
     """Frames with a Gaussian blob at each ``(x, y)`` (x = column, y = row), faint noise."""
     y, x = np.mgrid[0:n, 0:n]
@@ -185,7 +177,6 @@ def test_sign_convention():
     assert m.converged
 
 
-@pytest.mark.xfail(strict=True, reason=OVERSHOOT)
 def test_two_frames_converge():
     positions = np.array([[20.0, 30.0], [26.0, 28.0]])
     m = estimate_global_motion(blobs(positions), smooth=False)
@@ -207,9 +198,7 @@ def test_group_stays_stable_and_accurate():
     assert rms_error(grouped.shifts, truth) < 1.33 * rms_error(single.shifts, truth) + 0.05
 
 
-@pytest.mark.parametrize(
-    "group", [2, 3, pytest.param(4, marks=pytest.mark.xfail(strict=True, reason=OVERSHOOT))]
-)
+@pytest.mark.parametrize("group", [2, 3, 4])
 def test_group_noiseless_exact(group):
     """Any group the checks accept (up to n/2) converges to the truth without noise."""
     truth = trajectory(8, seed=4)
