@@ -49,10 +49,10 @@ __all__ = [
 ]
 
 #: Default B-factor of the alignment filter, in square pixels of the alignment copy:
-#: exp(-B k^2 / 4) is 0.5 at k = 0.14 cycles/pixel. Chosen on the simulated movies of the
+#: exp(-B k^2 / 4) is 0.5 at k = 0.096 cycles/pixel. Chosen on the simulated movies of the
 #: validation (1/f specimens at 0.5-2 e/pixel/frame); MotionCor2's 500 A^2 at its usual
 #: 1 A pixel and binning 1 would be 500 here.
-DEFAULT_BFACTOR = 150.0
+DEFAULT_BFACTOR = 300.0
 
 ProgressCallback = Callable[[int, int], None]
 
