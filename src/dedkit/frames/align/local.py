@@ -3,20 +3,21 @@
 After the global alignment the frames are cut into overlapping patches on an
 ``n_x`` x ``n_y`` grid (each patch about twice the grid spacing wide, so neighbours overlap
 by half), and each patch's frames are aligned by the same frame-against-the-others scheme
-as the whole movie (:mod:`~dedkit.frames.align.motion`), including its smoothing spline in
-time: each patch yields a smooth residual trajectory beyond the global shift.
+as the whole movie (:mod:`~dedkit.frames.align.motion`), in running groups of frames and
+without smoothing: each patch yields a noisy residual trajectory beyond the global shift.
 
-The field between and beyond the patch centres is a tensor-product cubic B-spline in
-space with ``n_x + 2`` x ``n_y + 2`` control points per frame (knots one grid spacing
-apart, one beyond each edge), fitted to the patch trajectories by weighted least squares
-with a penalty on the control points' second differences (a thin-plate-like stiffness
-chosen by Mallows' Cp), and in time spanning the four smoothest modes (what MotionCor2's
-cubic in time spans). MotionCor2 fits a
-quadratic polynomial in space instead; fitted to the true field of the validation's
-deformations (one cycle across the frame) at the 5 x 5 patch centres, a quadratic leaves
-as much error as no local model at all (0.5-0.7 pixel), the spline 0.06-0.16 pixel. The field has zero mean over the frames at every
-position, like the global shifts, and its values are in pixels of the frames it was
-fitted on; :meth:`LocalMotion.scaled` gives it for frames of any other sampling.
+The field is fitted to all those trajectories at once: in space a tensor-product cubic
+B-spline with ``n_x + 2`` x ``n_y + 2`` control points per frame (knots one grid spacing
+apart, one beyond each edge) with a penalty on the control points' second differences
+(a thin-plate-like stiffness chosen by Mallows' Cp, with the measurement noise estimated
+from the trajectories themselves); in time the four smoothest modes (what MotionCor2's
+cubic in time spans). MotionCor2 fits a quadratic polynomial in space instead; fitted to
+the true field of the validation's deformations (one cycle across the frame) at the 5 x 5
+patch centres, a quadratic leaves as much error as no local model at all (0.5-0.7 pixel),
+the spline 0.06-0.16 pixel. The field has zero mean over the frames at every position,
+like the global shifts, and its values are in pixels of the frames it was fitted on;
+:meth:`LocalMotion.scaled` gives it for frames of any other sampling. When no field
+explains the patches better than their noise does (Cp), the field is zero.
 
 Patches without signal (vacuum, thick ice, a grid bar) must not pull the field: each
 patch is weighted by the correlation of its two independent half sums (even and odd
