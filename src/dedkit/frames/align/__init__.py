@@ -27,7 +27,7 @@ Examples
 >>> frames = np.array([np.fft.ifft2(specimen * np.exp(-2j * np.pi * (kx * dx + ky * dy))).real
 ...                    for dx, dy in truth], np.float32)
 >>> motion = estimate_motion(frames, smooth=False)
->>> (np.round(motion.shifts, 1) + 0.0).tolist()
+>>> (np.round(motion.shifts) + 0.0).tolist()
 [[2.0, 0.0], [0.0, 0.0], [-2.0, 0.0]]
 >>> sums = AlignedSums(frames.shape[1:], motion)
 >>> for i, frame in enumerate(frames):

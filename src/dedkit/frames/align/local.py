@@ -144,9 +144,11 @@ class LocalMotion:
         interpolation by the warp kernel."""
         ys = np.arange(0, shape[0] + step, step, dtype=np.float64)
         xs = np.arange(0, shape[1] + step, step, dtype=np.float64)
-        gx, gy = np.meshgrid(xs, ys)
-        dx, dy = self.displacement(index, gx, gy)
-        return dx.astype(np.float64), dy.astype(np.float64), step
+        # the basis is a tensor product: the grid is By @ control @ Bx^T per component
+        by = spline_basis(ys / self.shape[0], n_controls(self.grid[1]) - 3)
+        bx = spline_basis(xs / self.shape[1], n_controls(self.grid[0]) - 3)
+        c = self.control[index]
+        return by @ c[:, :, 0] @ bx.T, by @ c[:, :, 1] @ bx.T, step
 
     def scaled(self, factor: float) -> LocalMotion:
         """The same field for frames ``factor`` times larger (see :meth:`displacement`)."""
