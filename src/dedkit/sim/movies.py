@@ -18,7 +18,10 @@ The model (issue 15, "How good"):
   vector fields of the lowest spatial frequencies (one cycle across the frame), one
   following the fast start and one growing steadily, each zero on average over the frame
   (so it is separable from the global shift) and over the frames (so the sum stays the
-  reference); ``local_amplitude`` is its largest displacement.
+  reference); ``local_amplitude`` is its largest displacement (over the frames and the
+  frame's area, relative to the sum: in the first frame). The RMS of the field, what an
+  alignment without local motion leaves wrong, is about a quarter of that
+  (``local.rms``).
 - **counts**: Poisson with mean ``dose_per_pixel x specimen`` at each pixel of each frame,
   as ``uint16``.
 
@@ -132,21 +135,26 @@ class _LocalField:
         ny, nx = shape
         self.shape = (ny, nx)
         t = np.arange(n_frames, dtype=np.float64)
-        fast = 1 - np.exp(-t / FAST_FRAMES)
+        # the global track's profile (fast start, then slow) and a steady one
         steady = t / max(t[-1], 1.0)
+        fast = FAST_FRACTION * (1 - np.exp(-t / FAST_FRAMES)) + (1 - FAST_FRACTION) * steady
         self.profiles = np.stack([fast - fast.mean(), steady - steady.mean()])  # (2, n)
         # coefficients: (profile, component, mode) amplitudes and phases
         self.amp = rng.normal(size=(2, 2, len(self._MODES)))
         self.phase = rng.uniform(0, 2 * np.pi, size=(2, 2, len(self._MODES)))
         self.scale = 1.0
+        self.peak = 0.0
+        self.rms = 0.0
         if n_frames > 1 and amplitude > 0:
-            # largest displacement on a 16-pixel grid of the frame over all frames
+            # largest length of the displacement over the frames and an 8-pixel grid
             yy, xx = np.mgrid[0 : ny : _LOCAL_STEP // 2, 0 : nx : _LOCAL_STEP // 2]
-            peak = max(
-                np.hypot(*self(i, xx.astype(float), yy.astype(float))).max()
-                for i in range(n_frames)
+            lengths = np.array(
+                [np.hypot(*self(i, xx.astype(float), yy.astype(float))) for i in range(n_frames)]
             )
-            self.scale = amplitude / peak
+            self.scale = amplitude / lengths.max()
+            self.peak = float(amplitude)
+            # what an alignment without local motion leaves wrong
+            self.rms = float(np.sqrt(np.mean(lengths**2)) * self.scale)
         else:
             self.scale = 0.0
 
@@ -266,7 +274,8 @@ class MovieModel:
             else None
         )
         # the motion never reaches the canvas's wrap-around
-        reach = float(np.abs(self.shifts).max()) + float(local_amplitude) + 8
+        peak = self.local.peak if self.local is not None else 0.0
+        reach = float(np.abs(self.shifts).max()) + peak + 8
         m = int(math.ceil(reach))
         self._margin = (m, m)
         self._canvas = (scipy.fft.next_fast_len(ny + 2 * m), scipy.fft.next_fast_len(nx + 2 * m))
