@@ -8,6 +8,8 @@
 - :mod:`dedkit.camera.capture`: the capture-time model, :func:`capture_time`.
 - :mod:`dedkit.camera.coincidence`: coincidence loss of K2/K3 counting and its inverse.
 - :mod:`dedkit.camera.dose`: dose rate from an image's mean and the inverse.
+- :mod:`dedkit.camera.frame_dose`: the dose of each frame (``--dose`` or SerialEM's
+  ``.mdoc``), :class:`FrameDoses`, :func:`frame_doses`, :func:`frame_doses_from_mdoc`.
 """
 
 from dedkit.camera.capture import CaptureTime, capture_time
@@ -22,6 +24,7 @@ from dedkit.camera.coincidence import (
     true_rate,
 )
 from dedkit.camera.dose import DoseRate, DoseRateWarning, dose_rate, expected_counts
+from dedkit.camera.frame_dose import FrameDoses, frame_doses, frame_doses_from_mdoc
 from dedkit.camera.models import (
     CAMERAS,
     MODES,
@@ -44,6 +47,7 @@ __all__ = [
     "CaptureTime",
     "DoseRate",
     "DoseRateWarning",
+    "FrameDoses",
     "TimingCheck",
     "Violation",
     "camera_names",
@@ -53,6 +57,8 @@ __all__ = [
     "counted_rate",
     "dose_rate",
     "expected_counts",
+    "frame_doses",
+    "frame_doses_from_mdoc",
     "get_camera",
     "internal_binning",
     "max_counted_rate",

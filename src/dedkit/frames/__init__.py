@@ -7,7 +7,9 @@
   :func:`defect_map`;
 - SerialEM's rotation/flip values (:mod:`~dedkit.frames.rotflip`): :func:`rotflip`,
   :func:`inverse_rotflip`, :func:`compose_rotflip`;
-- antialiased reduction and binning (:mod:`~dedkit.frames.reduce`): :func:`reduce_image`.
+- antialiased reduction and binning (:mod:`~dedkit.frames.reduce`): :func:`reduce_image`;
+- dose weighting, Grant & Grigorieff's exposure filter (:mod:`~dedkit.frames.doseweight`):
+  :func:`critical_exposure`, :class:`DoseWeights`, :func:`exposure_weights`.
 
 The names are imported here, as :mod:`dedkit.camera` does (the kernels compile on first
 use, not on import); unlike :mod:`dedkit.io`, :mod:`dedkit.hpd` and :mod:`dedkit.sim`,
@@ -30,6 +32,12 @@ from dedkit.frames.defects import (
     defect_map,
     prepare_defects,
 )
+from dedkit.frames.doseweight import (
+    DoseWeights,
+    critical_exposure,
+    exposure_weights,
+    voltage_factor,
+)
 from dedkit.frames.gain import (
     GainReference,
     NormalizedFrame,
@@ -43,6 +51,7 @@ from dedkit.frames.rotflip import compose_rotflip, inverse_rotflip, rotflip, rot
 __all__ = [
     "FILTERS",
     "DefectCorrector",
+    "DoseWeights",
     "GainReference",
     "NormalizedFrame",
     "PreparedDefects",
@@ -50,8 +59,10 @@ __all__ = [
     "bin_image",
     "compose_rotflip",
     "correct_defects",
+    "critical_exposure",
     "default_scale",
     "defect_map",
+    "exposure_weights",
     "inverse_rotflip",
     "normalize_frame",
     "prepare_defects",
@@ -60,4 +71,5 @@ __all__ = [
     "reduced_shape",
     "rotflip",
     "rotflip_shape",
+    "voltage_factor",
 ]

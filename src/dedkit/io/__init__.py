@@ -13,6 +13,8 @@ names a user needs, imported on first use (``import dedkit.io`` is instant):
 - hybrid-pixel detectors: slsDetector raw runs (:mod:`~dedkit.io.sls`), aare ``.clust``
   files (:mod:`~dedkit.io.clust`), cluster and event tables in HDF5
   (:mod:`~dedkit.io.events`), pedestal and gain files (:mod:`~dedkit.io.calibration`);
+- frame alignment's side files (:mod:`~dedkit.io.motion_files`): shifts and FRC CSV,
+  RELION's per-movie motion STAR file (:func:`write_motioncorr_star`);
 - simulations and learning: Geant4 deposits (:mod:`~dedkit.io.deposits`), training sets
   (:mod:`~dedkit.io.training`), CNN model files (:mod:`~dedkit.io.model_files`);
 - the output rules every writer follows (:mod:`~dedkit.io.atomic`): :func:`check_outputs`,
@@ -47,6 +49,12 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "images": ["image_shape", "read_image"],
         "mdoc": ["Mdoc", "format_mdoc", "parse_mdoc", "read_mdoc", "write_mdoc"],
         "model_files": ["read_card_file", "read_weights", "save_model"],
+        "motion_files": [
+            "read_shifts_csv",
+            "write_frc_csv",
+            "write_motioncorr_star",
+            "write_shifts_csv",
+        ],
         "mrc": ["MrcReader", "MrcWriter", "read_header"],
         "pack": ["PackResult", "convert_dtype", "pack_4bit", "unpack_nibbles"],
         "sls": ["MissingPackets", "RawMaster", "RawRun", "read_master", "write_raw_run"],
