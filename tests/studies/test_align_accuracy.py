@@ -76,7 +76,7 @@ class _Local:
 @dataclass
 class _Estimate:
     shifts: np.ndarray
-    local: object
+    local: object = None
     iterations: int = 1
     converged: bool = True
 
@@ -85,7 +85,7 @@ class _Estimate:
 
 
 class _Sums:
-    def __init__(self, shape, motion):
+    def __init__(self, shape, motion, interpolation="fourier"):
         self.motion, self.total = motion, np.zeros(shape)
 
     def add(self, index, frame):
@@ -112,6 +112,7 @@ def oracle(monkeypatch):
 
     fake = types.ModuleType("dedkit.frames.align")
     fake.estimate_motion, fake.AlignedSums = estimate_motion, _Sums
+    fake.MotionEstimate = _Estimate
     monkeypatch.setitem(sys.modules, "dedkit.frames.align", fake)
     monkeypatch.setattr(study.MovieCase, "simulate", simulate)
     return seen
@@ -136,7 +137,14 @@ def test_run_with_an_oracle(oracle):
     assert result.rows[1]["rms_local"] == pytest.approx(0.0, abs=1e-9)
     # a perfect global estimate gives the ideal sum
     assert result.rows[0]["frc_50"] == pytest.approx(result.rows[0]["ideal_50"], abs=0.02)
-    assert set(result.report["correction"][0]) == {"dose", "fourier", "spline", "linear"}
+    assert set(result.report["correction"][0]) == {
+        "dose",
+        "fourier",
+        "spline",
+        "linear",
+        "dedkit_fourier",
+        "dedkit_cubic",
+    }
     assert "global RMS" in result.text()
     fig = study.figure(result)
     assert len(fig.axes) == 3
@@ -157,4 +165,4 @@ def test_dedkit_aligner_recovers_a_drift():
     movie = simulate_movie((256, 256), 10, 4.0, drift=10.0, seed=5)
     found = study.measure_dedkit(movie)
     assert found["rms_global"] < 0.6  # a small movie: a smoke test, the figures are the study's
-    assert found["frc_25"] > 0.5
+    assert found["frc_25"] > 0.25

@@ -26,9 +26,10 @@ at 4096 x 4096; local RMS <= 0.5 px.
 The correction of the frames: with the true shifts of the global movies at each dose, the
 sum is made by shifting each frame by its phase ramp in Fourier space (exact for a
 band-limited image), by cubic B-spline interpolation (``scipy.ndimage.shift``, order 3) and
-by bilinear interpolation, and each sum's FRC with the specimen is reported
-(``report["correction"]``): the evidence for the way :func:`dedkit.frames.align.apply_motion`
-applies a shift.
+by bilinear interpolation, and by :class:`dedkit.frames.align.AlignedSums` with its
+``interpolation='fourier'`` and ``'cubic'`` (Keys), and each sum's FRC with the specimen is
+reported (``report["correction"]``): the evidence for the way
+:func:`dedkit.frames.align.apply_motion` applies a shift.
 
 The comparison with torch-motion-correction on the same movies is
 ``benchmarks/validate_align.py`` (dedkit does not import it); docs/validation.md has the
@@ -59,6 +60,7 @@ __all__ = [
     "fourier_shift",
     "corrected_sum",
     "ideal_sum",
+    "dedkit_true_sum",
     "measure_dedkit",
     "run",
     "FIGURE_DPI",
@@ -268,6 +270,22 @@ def ideal_sum(movie) -> np.ndarray:
     return total
 
 
+def dedkit_true_sum(movie, interpolation: str = "fourier") -> np.ndarray:
+    """The sum by :class:`dedkit.frames.align.AlignedSums` with the true global shifts,
+    applied by ``interpolation`` (its ``'fourier'`` phase ramp or ``'cubic'`` Keys
+    interpolation)."""
+    from dedkit.frames.align import AlignedSums, MotionEstimate
+
+    sums = AlignedSums(
+        movie.specimen.shape,
+        MotionEstimate(shifts=np.asarray(movie.shifts)),
+        interpolation=interpolation,
+    )
+    for i, frame in enumerate(movie.frames):
+        sums.add(i, frame.astype(np.float32))
+    return sums.result()["sum"]
+
+
 def _true_global(movie):
     """``whole(index, x, y)`` of the true global shifts alone (local motion ignored)."""
 
@@ -443,6 +461,9 @@ def run(
             for method in ("fourier", "spline", "linear"):
                 total = corrected_sum(movie.frames, movie.shifts, method)
                 entry[method] = frc_bands(total, movie.specimen, _margin(movie))[0]
+            for method in ("fourier", "cubic"):
+                total = dedkit_true_sum(movie, method)
+                entry[f"dedkit_{method}"] = frc_bands(total, movie.specimen, _margin(movie))[0]
             correction.append(entry)
         if progress is not None:
             progress(done + 1, len(movies))
@@ -461,7 +482,10 @@ def run(
             f"true shifts at {entry['dose']:g} e/px, FRC .50/.75 by Fourier shift "
             f"{entry['fourier']['frc_50']:.4f}/{entry['fourier']['frc_75']:.4f}, cubic spline "
             f"{entry['spline']['frc_50']:.4f}/{entry['spline']['frc_75']:.4f}, bilinear "
-            f"{entry['linear']['frc_50']:.4f}/{entry['linear']['frc_75']:.4f}"
+            f"{entry['linear']['frc_50']:.4f}/{entry['linear']['frc_75']:.4f}; AlignedSums "
+            f"fourier {entry['dedkit_fourier']['frc_50']:.4f}/"
+            f"{entry['dedkit_fourier']['frc_75']:.4f}, cubic "
+            f"{entry['dedkit_cubic']['frc_50']:.4f}/{entry['dedkit_cubic']['frc_75']:.4f}"
         )
     report = {
         "rows": rows,
