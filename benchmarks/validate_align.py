@@ -277,7 +277,7 @@ def main() -> None:
             if use_tmc:
                 refine = case.mode == "local" or args.tmc_local_all
                 for local in (False, True) if refine else (False,):
-                    if big and local:
+                    if big and local and not args.tmc_local_all:
                         continue
                     result = tmc_in_child(
                         case, local=local, timeout=args.tmc_timeout, threads=args.threads
