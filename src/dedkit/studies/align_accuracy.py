@@ -450,7 +450,9 @@ def run(
                 "mode": case.mode,
                 "dose": case.dose,
                 **{k: v for k, v in found.items() if k not in ("shifts", "frc_curve")},
-                "rms_ignoring_local": field_rms(_true_global(movie), movie),
+                "rms_ignoring_local": (
+                    field_rms(_true_global(movie), movie) if movie.local is not None else None
+                ),
                 "ideal_25": ideal["frc_25"],
                 "ideal_50": ideal["frc_50"],
                 "ideal_75": ideal["frc_75"],
