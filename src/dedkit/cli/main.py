@@ -18,6 +18,7 @@ import warnings
 import click
 
 from dedkit import __version__
+from dedkit.cli.align import align
 from dedkit.cli.camera import camera
 from dedkit.cli.hpd import hpd, raw
 from dedkit.cli.learn import learn
@@ -93,6 +94,7 @@ def sample(folder, frames, seed, force, as_json):
 
 for command in STACK_COMMANDS:
     cli.add_command(command)
+cli.add_command(align)
 cli.add_command(raw)
 cli.add_command(hpd)
 cli.add_command(camera)

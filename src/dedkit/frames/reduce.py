@@ -32,7 +32,9 @@ Plain binning (``bin_image``) sums ``factor x factor`` blocks (or averages them 
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -244,6 +246,7 @@ def antialias_reduce(
     *,
     values: str = "sum",
     out: np.ndarray | None = None,
+    workers: int = 1,
 ) -> np.ndarray:
     """Reduce an image by an integer factor with one of IMOD's antialias filters.
 
@@ -259,6 +262,8 @@ def antialias_reduce(
         'sum' scales the result by ``factor ** 2`` (SerialEM: counts of the replaced
         pixels); 'mean' keeps the input's scale (IMOD).
     out : (ny // factor, nx // factor) float32 array, optional
+    workers : int
+        Threads, each reducing a band of output rows (the kernel releases the GIL).
 
     Returns
     -------
@@ -277,7 +282,28 @@ def antialias_reduce(
     if not image.flags.c_contiguous:
         image = np.ascontiguousarray(image)
     scale = float(factor * factor) if values == "sum" else 1.0
-    _zoom_kernel(image, ty.start, ty.count, ty.weights, tx.start, tx.count, tx.weights, scale, out)
+    bands = np.linspace(0, shape[0], max(1, min(int(workers), shape[0])) + 1).astype(int)
+
+    def band(lo, hi):
+        _zoom_kernel(
+            image,
+            ty.start[lo:hi],
+            ty.count[lo:hi],
+            ty.weights[lo:hi],
+            tx.start,
+            tx.count,
+            tx.weights,
+            scale,
+            out[lo:hi],
+        )
+
+    if len(bands) == 2:
+        band(0, shape[0])
+    else:
+        with concurrent.futures.ThreadPoolExecutor(len(bands) - 1) as pool:
+            jobs = [pool.submit(band, lo, hi) for lo, hi in itertools.pairwise(bands)]
+            for job in jobs:
+                job.result()
     return out
 
 
@@ -317,7 +343,12 @@ def bin_image(image: np.ndarray, factor: int, *, values: str = "sum") -> np.ndar
 
 
 def reduce_image(
-    image: np.ndarray, factor: int, filter: str = DEFAULT_FILTER, *, values: str = "sum"
+    image: np.ndarray,
+    factor: int,
+    filter: str = DEFAULT_FILTER,
+    *,
+    values: str = "sum",
+    workers: int = 1,
 ) -> np.ndarray:
     """Antialiased reduction with ``filter``, or plain binning with ``filter='bin'``.
 
@@ -325,4 +356,4 @@ def reduce_image(
     """
     if filter == "bin":
         return bin_image(image, factor, values=values)
-    return antialias_reduce(image, factor, filter, values=values)
+    return antialias_reduce(image, factor, filter, values=values, workers=workers)

@@ -6,6 +6,7 @@ Each job is an ordinary Python function, so everything the ``dedkit`` command do
 done from Python with the same options and the same report. The names are imported on
 first use (the hpd and learn jobs pull in Dask and PyTorch):
 
+- frame alignment (:mod:`~dedkit.jobs.align`): :func:`align_movie` (``dedkit align``);
 - counting-camera stacks (:mod:`~dedkit.jobs.stacks`, :mod:`~dedkit.jobs.reduce`):
   :func:`normalize_stack` (``dedkit norm``), :func:`rotflip_stack`, :func:`pack_stack`,
   :func:`unpack_stack`, :func:`convert_stack`, :func:`make_defect_map`,
@@ -32,6 +33,7 @@ from dedkit._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
+        "align": ["align_movie"],
         "demo": ["run_demo", "write_samples"],
         "electrons": ["simulate_electrons_to_file"],
         "hpd": ["compute_pedestal", "describe_run", "find_clusters_in_run",

@@ -70,9 +70,10 @@ def warp_reference(frame, field_x, field_y, step, offset=(0.0, 0.0), move=True) 
     frame = np.asarray(frame, np.float64)
     ny, nx = frame.shape
     y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
-    gx = (x - offset[0]) / step
-    gy = (y - offset[1]) / step
     ax, ay = offset if move else (0.0, 0.0)
+    # the field is a function of the position in the aligned sum
+    gx = (x - (0.0 if move else offset[0])) / step
+    gy = (y - (0.0 if move else offset[1])) / step
     sx = x + ax + _bilinear(np.asarray(field_x, np.float64), gx, gy)
     sy = y + ay + _bilinear(np.asarray(field_y, np.float64), gx, gy)
     x0 = np.floor(sx).astype(np.int64)
@@ -143,14 +144,14 @@ def _warp_kernel(frame, fx, fy, step, ox, oy, ax, ay, out):  # pragma: no cover 
 
 
 def warp_frame(frame, field_x, field_y, step, offset=(0.0, 0.0), move=True, out=None):
-    """Resample ``frame`` at ``p + offset + r(p - offset)`` (``p + r(p - offset)`` when
-    ``move`` is False), with r a smooth field sampled every ``step`` pixels
-    (``field_x``, ``field_y``: :meth:`LocalMotion.field`) and interpolated bilinearly;
-    Keys cubic interpolation of the frame, edges repeated.
+    """Resample ``frame`` at ``p + offset + r(p)`` (``p + r(p - offset)`` when ``move``
+    is False), with r a smooth field over the aligned sum's positions, sampled every
+    ``step`` pixels (``field_x``, ``field_y``: :meth:`LocalMotion.field`) and interpolated
+    bilinearly; Keys cubic interpolation of the frame, edges repeated.
 
     ``offset`` is the frame's global shift: with ``move`` the warp applies it too;
-    without, a later Fourier shift does, and the field is evaluated where that shift will
-    take each pixel from, so that the two compose exactly.
+    without, a later Fourier shift by ``offset`` does, and the field is evaluated where
+    that shift will take each pixel, so that the two compose exactly.
 
     Examples
     --------
@@ -168,8 +169,8 @@ def warp_frame(frame, field_x, field_y, step, offset=(0.0, 0.0), move=True, out=
         np.ascontiguousarray(field_x, np.float64),
         np.ascontiguousarray(field_y, np.float64),
         float(step),
-        float(offset[0]),
-        float(offset[1]),
+        0.0 if move else float(offset[0]),
+        0.0 if move else float(offset[1]),
         float(offset[0]) if move else 0.0,
         float(offset[1]) if move else 0.0,
         out,
@@ -281,6 +282,10 @@ class AlignedSums:
                 raise DedkitError(
                     f"dose weights for {dose_weights.n_frames} frames, motion for {motion.n_frames}"
                 )
+        if dose_weights is not None and tuple(dose_weights.shape) != (int(shape[0]), int(shape[1])):
+            raise DedkitError(
+                f"dose weights for {dose_weights.shape} frames, the sums {tuple(shape)}"
+            )
         self.interpolation = interpolation
         self.workers = workers
         spectrum_shape = (self.shape[0], self.shape[1] // 2 + 1)

@@ -3,19 +3,21 @@
 After the global alignment the frames are cut into overlapping patches on an
 ``n_x`` x ``n_y`` grid (each patch about twice the grid spacing wide, so neighbours overlap
 by half), and each patch's frames are aligned by the same frame-against-the-others scheme
-as the whole movie (:mod:`~dedkit.frames.align.motion`), including its smoothing spline in
-time: each patch yields a smooth residual trajectory beyond the global shift.
+as the whole movie (:mod:`~dedkit.frames.align.motion`), in running groups of frames and
+without smoothing: each patch yields a noisy residual trajectory beyond the global shift.
 
-The field between and beyond the patch centres is a tensor-product cubic B-spline in
-space with ``n_x + 2`` x ``n_y + 2`` control points per frame (knots one grid spacing
-apart, one beyond each edge), fitted to the patch trajectories by weighted least squares
-with a penalty on the control points' second differences (a thin-plate-like stiffness
-chosen by generalised cross-validation over all frames at once). MotionCor2 fits a
-quadratic polynomial in space instead; on the validation's deformations (one cycle across
-the frame) a quadratic leaves as much error as no local model at all, the spline under
-0.1 pixel (``docs/validation.md``). The field has zero mean over the frames at every
-position, like the global shifts, and its values are in pixels of the frames it was
-fitted on; :meth:`LocalMotion.scaled` gives it for frames of any other sampling.
+The field is fitted to all those trajectories at once: in space a tensor-product cubic
+B-spline with ``n_x + 2`` x ``n_y + 2`` control points per frame (knots one grid spacing
+apart, one beyond each edge) with a penalty on the control points' second differences
+(a thin-plate-like stiffness chosen by Mallows' Cp, with the measurement noise estimated
+from the trajectories themselves); in time the four smoothest modes (what MotionCor2's
+cubic in time spans). MotionCor2 fits a quadratic polynomial in space instead; fitted to
+the true field of the validation's deformations (one cycle across the frame) at the 5 x 5
+patch centres, a quadratic leaves as much error as no local model at all (0.5-0.7 pixel),
+the spline 0.06-0.16 pixel. The field has zero mean over the frames at every position,
+like the global shifts, and its values are in pixels of the frames it was fitted on;
+:meth:`LocalMotion.scaled` gives it for frames of any other sampling. When no field
+explains the patches better than their noise does (Cp), the field is zero.
 
 Patches without signal (vacuum, thick ice, a grid bar) must not pull the field: each
 patch is weighted by the correlation of its two independent half sums (even and odd
@@ -159,7 +161,13 @@ class LocalMotion:
         )
 
 
-def patch_grid(shape, patches) -> list[tuple[slice, slice, float, float]]:
+#: Patch size in grid spacings: 2 overlaps neighbours by half. Measured on the
+#: validation movies (one-cycle deformations, 1 e/pixel/frame): 1.5 and 3 both gave
+#: larger field errors (0.47 and 0.57 px against 0.44).
+PATCH_SIZE = 2.0
+
+
+def patch_grid(shape, patches, size=None) -> list[tuple[slice, slice, float, float]]:
     """Overlapping patches: ``(rows, cols, x_centre, y_centre)`` for an n_x x n_y grid."""
     ny, nx = shape
     npx, npy = patches
@@ -170,8 +178,9 @@ def patch_grid(shape, patches) -> list[tuple[slice, slice, float, float]]:
         for i in range(npx):
             cy, cx = (j + 1) * hy, (i + 1) * hx
             # twice the spacing, rounded to a fast FFT length
-            h = min(ny, scipy.fft.next_fast_len(int(2 * hy), real=True))
-            w = min(nx, scipy.fft.next_fast_len(int(2 * hx), real=True))
+            f = PATCH_SIZE if size is None else size
+            h = min(ny, scipy.fft.next_fast_len(int(f * hy), real=True))
+            w = min(nx, scipy.fft.next_fast_len(int(f * hx), real=True))
             y0 = min(max(0, int(round(cy - h / 2))), ny - h)
             x0 = min(max(0, int(round(cx - w / 2))), nx - w)
             out.append((slice(y0, y0 + h), slice(x0, x0 + w), x0 + w / 2, y0 + h / 2))
@@ -246,42 +255,80 @@ def _penalty(grid) -> np.ndarray:
     return px + py + 1e-6 * np.eye(mx * my)
 
 
+def _second_difference_penalty(n: int) -> np.ndarray:
+    d2 = np.diff(np.eye(n), 2, axis=0)
+    return d2.T @ d2
+
+
+#: Temporal modes of the field: the smoothest four of the second-difference penalty
+#: (constant, linear and two curved, spanning what MotionCor2's cubic in time spans).
+N_TIME_MODES = 4
+
+
+def temporal_modes(n_frames: int) -> np.ndarray:
+    """(n_frames, k) orthonormal temporal basis, smoothest first."""
+    _, modes = np.linalg.eigh(_second_difference_penalty(n_frames))
+    return modes[:, : min(N_TIME_MODES, n_frames)]
+
+
+def measurement_noise(patch_shifts: np.ndarray, used: np.ndarray) -> float:
+    """Variance of one patch shift measurement, from the trajectories' second differences
+    (which a smooth motion barely changes; a robust median estimate, Gaussian noise:
+    the second difference of white noise has 6 times its variance)."""
+    if len(patch_shifts) < 3 or not used.any():
+        return 0.0
+    d2 = np.diff(patch_shifts[:, used], 2, axis=0)
+    return float(np.median(d2**2) / 0.4549 / 6.0)
+
+
 def fit_field(patch_shifts, centres, weights, shape, grid) -> tuple[np.ndarray, np.ndarray]:
-    """Penalised weighted least-squares spline fit, stiffness by GCV, repeated without
-    outlier patches. Returns ``(control (n, my, mx, 2), final weights)``."""
+    """Penalised weighted least-squares fit of the spline field to all patch
+    trajectories at once; repeated without outlier patches.
+
+    In time the field spans :func:`temporal_modes` (smooth, like MotionCor2's cubic);
+    in space the penalty on the control grid's second differences is chosen by Mallows'
+    Cp with the measurement noise estimated from the data (:func:`measurement_noise`).
+    (Generalised cross-validation chose fits far too rough on the validation movies: the
+    noise of overlapping patches is correlated, which it takes for signal.)
+    Returns ``(control (n, my, mx, 2), final weights)``."""
     n, p, _ = patch_shifts.shape
     weights = np.asarray(weights, np.float64).copy()
     basis = _spatial_design(centres[:, 0], centres[:, 1], shape, grid)  # (P, C)
-    penalty = _penalty(grid)
+    spatial_penalty = _penalty(grid)
     mx, my = n_controls(grid[0]), n_controls(grid[1])
-    control = np.zeros((n, my, mx, 2))
-    data = patch_shifts.transpose(1, 0, 2).reshape(p, -1)  # (P, n*2)
+    modes = temporal_modes(n)  # (n, K)
+    data = np.einsum("tpk,tj->pjk", patch_shifts, modes)  # (P, K, 2)
+    coef = np.zeros((basis.shape[1], modes.shape[1], 2))
     for _ in range(3):
         used = weights > 0
         if np.count_nonzero(used) < 3:
             # too few patches to say anything about the field: none (global only)
-            return np.zeros_like(control), np.zeros_like(weights)
+            return np.zeros((n, my, mx, 2)), np.zeros_like(weights)
+        noise = measurement_noise(patch_shifts, used)
         bw = basis * weights[:, None]
         gram = basis.T @ bw
-        scale = np.trace(gram) / np.trace(penalty)
-        best = None
-        for lam in 10.0 ** np.arange(-6, 3.1, 0.5):
-            inv = np.linalg.solve(gram + lam * scale * penalty, bw.T)  # (C, P)
-            hat = basis @ inv  # (P, P)
-            fitted = hat @ data
-            rss = float(np.sum(weights[:, None] * (data - fitted) ** 2))
-            dof = float(np.sum(used)) - float(np.trace(hat[np.ix_(used, used)]))
-            gcv = rss / max(dof, 1e-3) ** 2
-            if best is None or gcv < best[0]:
-                best = (gcv, inv @ data, fitted)
+        scale = np.trace(gram) / np.trace(spatial_penalty)
+        # the zero field is a candidate too: at low dose a patch field can be all noise
+        zero = np.zeros_like(coef)
+        best = (float(np.sum(used[:, None, None] * data**2)), zero, np.zeros_like(data))
+        for lam in 10.0 ** np.arange(-4, 3.1, 0.5):
+            inv = np.linalg.solve(gram + lam * scale * spatial_penalty, bw.T)  # (C, P)
+            trial = np.einsum("cp,pjk->cjk", inv, data)
+            fitted = np.einsum("pc,cjk->pjk", basis, trial)
+            rss = float(np.sum(used[:, None, None] * (data - fitted) ** 2))
+            dof = float(np.trace((basis @ inv)[np.ix_(used, used)])) * data.shape[1] * 2
+            cp = rss + 2.0 * noise * dof
+            if best is None or cp < best[0]:
+                best = (cp, trial, fitted)
         _, coef, fitted = best
-        rms = np.sqrt(((data - fitted) ** 2).reshape(p, n, 2).sum(axis=2).mean(axis=1))
+        resid = patch_shifts - np.einsum("pjk,tj->tpk", fitted, modes)
+        rms = np.sqrt((resid**2).sum(axis=2).mean(axis=0))
         typical = float(np.median(rms[used]))
         outliers = used & (rms > 3.0 * typical + 0.2)
         if not outliers.any():
             break
         weights[outliers] = 0.0
-    control = coef.reshape(my, mx, n, 2).transpose(2, 0, 1, 3)
+    control = np.einsum("cjk,tj->tck", coef, modes).reshape(n, my, mx, 2)
     return np.ascontiguousarray(control), weights
 
 
@@ -334,13 +381,17 @@ def estimate_local_motion(
         if stack.std() == 0:
             weights[p] = 0.0  # an empty patch (a grid bar, outside the beam)
         else:
+            # unsmoothed: the field fit smooths in time and space together; a patch
+            # measurement's noise is tenths of a pixel, so iterating below 0.05 px
+            # changes nothing but the time taken
             est = estimate_global_motion(
                 stack,
                 group=group,
                 bfactor=bfactor,
-                iterations=iterations,
-                tolerance=tolerance,
+                iterations=min(iterations, 10),
+                tolerance=max(tolerance, 0.05),
                 max_shift=limit,
+                smooth=False,
             )
             patch_shifts[:, p] = est.shifts
             rho, noise = half_sum_correlation(stack, est.shifts, bfactor)

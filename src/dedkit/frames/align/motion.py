@@ -49,10 +49,10 @@ __all__ = [
 ]
 
 #: Default B-factor of the alignment filter, in square pixels of the alignment copy:
-#: exp(-B k^2 / 4) is 0.5 at k = 0.14 cycles/pixel. Chosen on the simulated movies of the
+#: exp(-B k^2 / 4) is 0.5 at k = 0.096 cycles/pixel. Chosen on the simulated movies of the
 #: validation (1/f specimens at 0.5-2 e/pixel/frame); MotionCor2's 500 A^2 at its usual
 #: 1 A pixel and binning 1 would be 500 here.
-DEFAULT_BFACTOR = 150.0
+DEFAULT_BFACTOR = 300.0
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -318,6 +318,10 @@ def _iterate(
             window = windows[i]
             cc = scipy.fft.irfft2(window * np.conj(total - window) * filt, s=shape, workers=-1)
             residual[i] = correlation_peak(cc, max_shift)[:2]
+            # the peak is the window's offset from the others' mean: the window holds
+            # size/n of the frames, so moving it the whole way overshoots by n/(n - size)
+            size = float(np.sum(averaging[i] > 0))
+            residual[i] *= (n - size) / n
         if group > 1:
             # each peak measures the mean shift of a window's frames: solve for the frames
             new = _unmix_windows(averaging @ shifts + residual, averaging)
