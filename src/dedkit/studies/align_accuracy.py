@@ -45,6 +45,7 @@ import scipy.fft
 
 from dedkit.errors import DedkitError
 from dedkit.metrics import frc
+from dedkit.studies import LIMITS as _STUDY_LIMITS
 from dedkit.studies import StudyResult
 
 __all__ = [
@@ -74,14 +75,7 @@ FRC_AT = (0.25, 0.5, 0.75)
 #: the issue's targets, pixels
 TARGETS = {"global_1k": 0.30, "global_4k": 0.10, "local": 0.5}
 #: bounds of the settings (memory and time of one run)
-LIMITS = {
-    "size": (64, 4096),
-    "n_frames": (4, 100),
-    "doses": (0.05, 100.0),
-    "n_doses": 8,
-    "drift": (0.0, 100.0),
-    "local_amplitude": (0.0, 20.0),
-}
+LIMITS = _STUDY_LIMITS["align-accuracy"]
 #: points per side of the grid on which the local field is compared
 GRID = 8
 

@@ -387,7 +387,7 @@ def estimate_local_motion(
         rows, cols, _, _ = patches_at[p]
         stack = aligned[:, rows, cols]
         size = min(stack.shape[1:])
-        limit = max_shift if max_shift is not None else max(4.0, size / 6)
+        limit = max_shift if max_shift is not None else max(4.0, size / 8)
         if stack.std() == 0:
             return None  # an empty patch (a grid bar, outside the beam)
         # unsmoothed: the field fit smooths in time and space together; a patch
@@ -414,6 +414,15 @@ def estimate_local_motion(
         if progress is not None:
             progress(p + 1, len(patches_at))
     control, weights = fit_field(patch_shifts, centres, weights, (ny, nx), (npx, npy))
+    field = LocalMotion((float(ny), float(nx)), n, (npx, npy), control, centres, patch_shifts,
+                        weights)  # fmt: skip
+    # a field larger than any patch could have measured is noise that the fit
+    # extrapolated (a few patches with signal at one side of the frame): no field then
+    step = max(8, min(ny, nx) // 16)
+    largest = max(np.abs(np.stack(field.field(i, (ny, nx), step)[:2])).max() for i in range(n))
+    if largest > max(4.0, min(r.stop - r.start for r, _, _, _ in patches_at) / 8):
+        control = np.zeros_like(control)
+        weights = np.zeros_like(weights)
     return LocalMotion(
         shape=(float(ny), float(nx)),
         n_frames=n,

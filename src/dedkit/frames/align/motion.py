@@ -352,6 +352,8 @@ def _iterate(
         else:
             new = shifts + residual
         new -= new.mean(axis=0)
+        # noise peaks must not walk a shift off beyond the search range, one step at a time
+        np.clip(new, -max_shift, max_shift, out=new)
         change = float(np.max(np.abs(new - shifts)))
         shifts = new
         if progress is not None:
