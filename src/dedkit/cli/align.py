@@ -88,7 +88,7 @@ class Patches(click.ParamType):
     "--bfactor",
     type=NON_NEGATIVE,
     help="B-factor of the alignment's low-pass filter, square pixels of the alignment "
-    "copy (default 150).",
+    "copy (default 300); the patches use 500.",
 )
 @optional_option(
     "--iterations",

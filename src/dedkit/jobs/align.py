@@ -609,14 +609,19 @@ def align_movie(
                 corrector.apply(result.data, out=result.data)
             return result.data
 
+        cores = os.cpu_count() or 1
+
         def to_output(data):
-            return reduce_image(data, opts["reduce"]) if opts["reduce"] > 1 else data
+            # the reduction is most of pass 1: its rows are split over the cores
+            if opts["reduce"] == 1:
+                return data
+            return reduce_image(data, opts["reduce"], workers=cores)
 
         def keep(i, data):
             """Stage 2 (second thread): output size, alignment copy, kept for pass 2."""
             nonlocal n_kept32
             frame = to_output(data)
-            align_frames[i] = reduce_image(frame, abin) if abin > 1 else frame
+            align_frames[i] = reduce_image(frame, abin, workers=cores) if abin > 1 else frame
             if store_kind == "float32":
                 store[i] = frame.copy() if opts["reduce"] == 1 else frame
             elif store_kind == "float16":

@@ -22,6 +22,7 @@ STUDIES = {
     "rounding-dqe": "rounding_dqe",
     "reduction-frc": "reduction_frc",
     "coincidence": "coincidence",
+    "align-accuracy": "align_accuracy",
 }
 
 

@@ -15,7 +15,9 @@ Hybrid pixel detectors (MÖNCH), one module a stage of the detector's physics:
 Counting cameras (K2/K3): raw frames with gain non-uniformity and defects
 (:mod:`~dedkit.sim.counting_raw`: :func:`simulate_counting_frames`) and
 super-resolution frames with localisation and coincidence loss
-(:mod:`~dedkit.sim.counting_superres`: :func:`simulate_exposure`).
+(:mod:`~dedkit.sim.counting_superres`: :func:`simulate_exposure`); movies of a moving
+specimen with known global and local motion, for aligners
+(:mod:`~dedkit.sim.movies`: :func:`simulate_movie`).
 
 The names are imported on first use: ``import dedkit.sim`` imports neither Geant4 nor
 scipy.
@@ -36,6 +38,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "charge": ["ChargeClouds", "ChargeModel", "transport_deposits"],
         "counting_raw": ["gain_nonuniformity", "simulate_counting_frames", "specimen_image"],
         "counting_superres": ["SuperResModel", "simulate_exposure"],
+        "movies": ["MovieModel", "SimulatedMovie", "movie_model", "simulate_movie"],
         "response": ["CalibrationMaps", "DetectorResponse", "make_calibration_maps"],
         "runs": ["SimulatedDetector", "iter_run_chunks", "simulate_dark_frames"],
         "transport": [

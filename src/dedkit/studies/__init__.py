@@ -46,6 +46,14 @@ LIMITS = {
         "n_rates": 32,
         "n_cameras": 8,
     },
+    "align-accuracy": {
+        "size": (64, 4096),
+        "n_frames": (4, 100),
+        "doses": (0.05, 100.0),
+        "n_doses": 8,
+        "drift": (0.0, 100.0),
+        "local_amplitude": (0.0, 20.0),
+    },
 }
 
 

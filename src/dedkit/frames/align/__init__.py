@@ -27,7 +27,7 @@ Examples
 >>> frames = np.array([np.fft.ifft2(specimen * np.exp(-2j * np.pi * (kx * dx + ky * dy))).real
 ...                    for dx, dy in truth], np.float32)
 >>> motion = estimate_motion(frames, smooth=False)
->>> (np.round(motion.shifts, 1) + 0.0).tolist()
+>>> (np.round(motion.shifts) + 0.0).tolist()
 [[2.0, 0.0], [0.0, 0.0], [-2.0, 0.0]]
 >>> sums = AlignedSums(frames.shape[1:], motion)
 >>> for i, frame in enumerate(frames):
@@ -43,7 +43,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.frames.align.apply import AlignedSums, apply_motion, warp_frame
-from dedkit.frames.align.local import LocalMotion, estimate_local_motion
+from dedkit.frames.align.local import DEFAULT_LOCAL_BFACTOR, LocalMotion, estimate_local_motion
 from dedkit.frames.align.motion import (
     DEFAULT_BFACTOR,
     MotionEstimate,
@@ -52,6 +52,7 @@ from dedkit.frames.align.motion import (
 
 __all__ = [
     "DEFAULT_BFACTOR",
+    "DEFAULT_LOCAL_BFACTOR",
     "AlignedSums",
     "LocalMotion",
     "MotionEstimate",
@@ -70,6 +71,7 @@ def estimate_motion(
     patches=None,
     bfactor: float = DEFAULT_BFACTOR,
     local_bfactor: float | None = None,
+    local_group: int | None = None,
     iterations: int = 20,
     tolerance: float = 0.01,
     method: str = "iterative",
@@ -90,7 +92,10 @@ def estimate_motion(
     bfactor : float
         Low-pass exp(-B k^2/4) of the correlations, B in square pixels of ``frames``.
     local_bfactor : float, optional
-        The same for the patches (default: ``bfactor``).
+        The same for the patches (default 500: a patch has a fraction of the counts).
+    local_group : int, optional
+        ``group`` for the patches (default: ``group``, at least 3, at most half the
+        frames: the field is smooth in time, and a patch's single frames are noisy).
     iterations, tolerance : int, float
         Stop after ``iterations`` or when no shift changes by more than ``tolerance`` px.
     method : {'iterative', 'pairs'}
@@ -133,10 +138,10 @@ def estimate_motion(
         frames,
         estimate.shifts,
         patches,
-        bfactor=bfactor if local_bfactor is None else local_bfactor,
+        bfactor=DEFAULT_LOCAL_BFACTOR if local_bfactor is None else local_bfactor,
         iterations=iterations,
         tolerance=tolerance,
-        group=group,
+        group=local_group if local_group is not None else min(max(group, 3), len(frames) // 2),
         progress=progress,
     )
     return MotionEstimate(

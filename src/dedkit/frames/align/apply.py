@@ -25,6 +25,7 @@ import scipy.fft
 
 from dedkit.errors import DedkitError
 from dedkit.frames.align.motion import MotionEstimate, frequency_grids
+from dedkit.frames.doseweight import DoseWeights
 
 __all__ = [
     "AlignedSums",
@@ -70,9 +71,10 @@ def warp_reference(frame, field_x, field_y, step, offset=(0.0, 0.0), move=True) 
     frame = np.asarray(frame, np.float64)
     ny, nx = frame.shape
     y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
-    gx = (x - offset[0]) / step
-    gy = (y - offset[1]) / step
     ax, ay = offset if move else (0.0, 0.0)
+    # the field is a function of the position in the aligned sum
+    gx = (x - (0.0 if move else offset[0])) / step
+    gy = (y - (0.0 if move else offset[1])) / step
     sx = x + ax + _bilinear(np.asarray(field_x, np.float64), gx, gy)
     sy = y + ay + _bilinear(np.asarray(field_y, np.float64), gx, gy)
     x0 = np.floor(sx).astype(np.int64)
@@ -143,14 +145,14 @@ def _warp_kernel(frame, fx, fy, step, ox, oy, ax, ay, out):  # pragma: no cover 
 
 
 def warp_frame(frame, field_x, field_y, step, offset=(0.0, 0.0), move=True, out=None):
-    """Resample ``frame`` at ``p + offset + r(p - offset)`` (``p + r(p - offset)`` when
-    ``move`` is False), with r a smooth field sampled every ``step`` pixels
-    (``field_x``, ``field_y``: :meth:`LocalMotion.field`) and interpolated bilinearly;
-    Keys cubic interpolation of the frame, edges repeated.
+    """Resample ``frame`` at ``p + offset + r(p)`` (``p + r(p - offset)`` when ``move``
+    is False), with r a smooth field over the aligned sum's positions, sampled every
+    ``step`` pixels (``field_x``, ``field_y``: :meth:`LocalMotion.field`) and interpolated
+    bilinearly; Keys cubic interpolation of the frame, edges repeated.
 
     ``offset`` is the frame's global shift: with ``move`` the warp applies it too;
-    without, a later Fourier shift does, and the field is evaluated where that shift will
-    take each pixel from, so that the two compose exactly.
+    without, a later Fourier shift by ``offset`` does, and the field is evaluated where
+    that shift will take each pixel, so that the two compose exactly.
 
     Examples
     --------
@@ -168,8 +170,8 @@ def warp_frame(frame, field_x, field_y, step, offset=(0.0, 0.0), move=True, out=
         np.ascontiguousarray(field_x, np.float64),
         np.ascontiguousarray(field_y, np.float64),
         float(step),
-        float(offset[0]),
-        float(offset[1]),
+        0.0 if move else float(offset[0]),
+        0.0 if move else float(offset[1]),
         float(offset[0]) if move else 0.0,
         float(offset[1]) if move else 0.0,
         out,
@@ -246,6 +248,10 @@ class AlignedSums:
         How the global shift is applied (the local field always by cubic interpolation).
     workers : int
         Threads for the FFTs (scipy.fft ``workers``).
+    pad : bool
+        Transform frames padded with their mean to lengths the FFT handles fast (the sums
+        are cropped back). False keeps a periodic image exactly periodic (a Fourier
+        shift then wraps around the edges, as MotionCor2's does).
 
     Examples
     --------
@@ -269,6 +275,7 @@ class AlignedSums:
         even_odd: bool = False,
         interpolation: str = "fourier",
         workers: int = -1,
+        pad: bool = True,
     ):
         _check_motion(motion)
         if interpolation not in ("fourier", "cubic"):
@@ -281,15 +288,39 @@ class AlignedSums:
                 raise DedkitError(
                     f"dose weights for {dose_weights.n_frames} frames, motion for {motion.n_frames}"
                 )
+        if dose_weights is not None and tuple(dose_weights.shape) != (int(shape[0]), int(shape[1])):
+            raise DedkitError(
+                f"dose weights for {dose_weights.shape} frames, the sums {tuple(shape)}"
+            )
         self.interpolation = interpolation
         self.workers = workers
-        spectrum_shape = (self.shape[0], self.shape[1] // 2 + 1)
+        # transforms run on a frame padded to lengths the FFT handles fast (K3's 4092
+        # rows take 2.5 times as long as 4096); the pad holds the frame's mean, and the
+        # sums are cropped back at the end
+        self._fshape = self.shape
+        if pad:
+            self._fshape = tuple(scipy.fft.next_fast_len(n, real=True) for n in self.shape)
+        self._padded = None
+        if self._fshape != self.shape:
+            self._padded = np.empty(self._fshape, np.float32)
+            if dose_weights is not None and isinstance(dose_weights, DoseWeights):
+                dose_weights = DoseWeights(
+                    self._fshape,
+                    dose_weights.pixel_size,
+                    dose_weights.doses,
+                    pre_dose=dose_weights.pre_dose,
+                    voltage_kv=dose_weights.voltage_kv,
+                )
+            elif dose_weights is not None:
+                self._fshape, self._padded = self.shape, None
+        self._frame_weights = dose_weights
+        spectrum_shape = (self._fshape[0], self._fshape[1] // 2 + 1)
         self._sum = np.zeros(spectrum_shape, np.complex64)
         self._weighted = np.zeros(spectrum_shape, np.complex64) if dose_weights else None
         self._halves = (
             [np.zeros(spectrum_shape, np.complex64) for _ in range(2)] if even_odd else None
         )
-        self._ky, self._kx = frequency_grids(self.shape)
+        self._ky, self._kx = frequency_grids(self._fshape)
         self._warped = np.empty(self.shape, np.float32)
         self.added = np.zeros(motion.n_frames, bool)
 
@@ -315,12 +346,19 @@ class AlignedSums:
             data = warp_frame(frame, fx, fy, step, (sx, sy), move=False, out=self._warped)
         else:
             data = frame
+        if self._padded is not None:
+            ny, nx = self.shape
+            self._padded[:ny, :nx] = data
+            mean = np.float32(self._padded[:ny, :nx].mean())
+            self._padded[ny:, :] = mean
+            self._padded[:ny, nx:] = mean
+            data = self._padded
         spectrum = scipy.fft.rfft2(np.asarray(data, np.float32), workers=self.workers)
         ey = np.exp(2j * np.pi * self._ky[:, 0] * sy).astype(np.complex64)
         ex = np.exp(2j * np.pi * self._kx[0] * sx).astype(np.complex64)
         weights = None
         if self._weighted is not None:
-            weights = self.dose_weights.frame(index)
+            weights = self._frame_weights.frame(index)
         half = self._halves[index % 2] if self._halves is not None else None
         accumulate(spectrum, ey, ex, self._sum, weights, self._weighted, half)
         self.added[index] = True
@@ -336,7 +374,8 @@ class AlignedSums:
         return out
 
     def _inverse(self, spectrum) -> np.ndarray:
-        return scipy.fft.irfft2(spectrum, s=self.shape, workers=self.workers).astype(np.float32)
+        image = scipy.fft.irfft2(spectrum, s=self._fshape, workers=self.workers)
+        return np.ascontiguousarray(image[: self.shape[0], : self.shape[1]], np.float32)
 
 
 def apply_motion(frame, motion: MotionEstimate, index: int, *, interpolation="fourier"):

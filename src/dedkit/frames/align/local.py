@@ -3,20 +3,21 @@
 After the global alignment the frames are cut into overlapping patches on an
 ``n_x`` x ``n_y`` grid (each patch about twice the grid spacing wide, so neighbours overlap
 by half), and each patch's frames are aligned by the same frame-against-the-others scheme
-as the whole movie (:mod:`~dedkit.frames.align.motion`), including its smoothing spline in
-time: each patch yields a smooth residual trajectory beyond the global shift.
+as the whole movie (:mod:`~dedkit.frames.align.motion`), in running groups of frames and
+without smoothing: each patch yields a noisy residual trajectory beyond the global shift.
 
-The field between and beyond the patch centres is a tensor-product cubic B-spline in
-space with ``n_x + 2`` x ``n_y + 2`` control points per frame (knots one grid spacing
-apart, one beyond each edge), fitted to the patch trajectories by weighted least squares
-with a penalty on the control points' second differences (a thin-plate-like stiffness
-chosen by Mallows' Cp), and in time spanning the four smoothest modes (what MotionCor2's
-cubic in time spans). MotionCor2 fits a
-quadratic polynomial in space instead; on the validation's deformations (one cycle across
-the frame) a quadratic leaves as much error as no local model at all, the spline under
-0.1 pixel (``docs/validation.md``). The field has zero mean over the frames at every
-position, like the global shifts, and its values are in pixels of the frames it was
-fitted on; :meth:`LocalMotion.scaled` gives it for frames of any other sampling.
+The field is fitted to all those trajectories at once: in space a tensor-product cubic
+B-spline with ``n_x + 2`` x ``n_y + 2`` control points per frame (knots one grid spacing
+apart, one beyond each edge) with a penalty on the control points' second differences
+(a thin-plate-like stiffness chosen by Mallows' Cp, with the measurement noise estimated
+from the trajectories themselves); in time the four smoothest modes (what MotionCor2's
+cubic in time spans). MotionCor2 fits a quadratic polynomial in space instead; fitted to
+the true field of the validation's deformations (one cycle across the frame) at the 5 x 5
+patch centres, a quadratic leaves as much error as no local model at all (0.5-0.7 pixel),
+the spline 0.06-0.16 pixel. The field has zero mean over the frames at every position,
+like the global shifts, and its values are in pixels of the frames it was fitted on;
+:meth:`LocalMotion.scaled` gives it for frames of any other sampling. When no field
+explains the patches better than their noise does (Cp), the field is zero.
 
 Patches without signal (vacuum, thick ice, a grid bar) must not pull the field: each
 patch is weighted by the correlation of its two independent half sums (even and odd
@@ -39,6 +40,7 @@ from dedkit.errors import DedkitError
 from dedkit.frames.align.motion import (
     alignment_filter,
     estimate_global_motion,
+    fast_shape,
     frequency_grids,
     phase_ramp,
 )
@@ -143,9 +145,11 @@ class LocalMotion:
         interpolation by the warp kernel."""
         ys = np.arange(0, shape[0] + step, step, dtype=np.float64)
         xs = np.arange(0, shape[1] + step, step, dtype=np.float64)
-        gx, gy = np.meshgrid(xs, ys)
-        dx, dy = self.displacement(index, gx, gy)
-        return dx.astype(np.float64), dy.astype(np.float64), step
+        # the basis is a tensor product: the grid is By @ control @ Bx^T per component
+        by = spline_basis(ys / self.shape[0], n_controls(self.grid[1]) - 3)
+        bx = spline_basis(xs / self.shape[1], n_controls(self.grid[0]) - 3)
+        c = self.control[index]
+        return by @ c[:, :, 0] @ bx.T, by @ c[:, :, 1] @ bx.T, step
 
     def scaled(self, factor: float) -> LocalMotion:
         """The same field for frames ``factor`` times larger (see :meth:`displacement`)."""
@@ -160,7 +164,13 @@ class LocalMotion:
         )
 
 
-def patch_grid(shape, patches) -> list[tuple[slice, slice, float, float]]:
+#: Patch size in grid spacings: 2 overlaps neighbours by half. Measured on the
+#: validation movies (one-cycle deformations, 1 e/pixel/frame): 1.5 and 3 both gave
+#: larger field errors (0.47 and 0.57 px against 0.44).
+PATCH_SIZE = 2.0
+
+
+def patch_grid(shape, patches, size=None) -> list[tuple[slice, slice, float, float]]:
     """Overlapping patches: ``(rows, cols, x_centre, y_centre)`` for an n_x x n_y grid."""
     ny, nx = shape
     npx, npy = patches
@@ -171,8 +181,9 @@ def patch_grid(shape, patches) -> list[tuple[slice, slice, float, float]]:
         for i in range(npx):
             cy, cx = (j + 1) * hy, (i + 1) * hx
             # twice the spacing, rounded to a fast FFT length
-            h = min(ny, scipy.fft.next_fast_len(int(2 * hy), real=True))
-            w = min(nx, scipy.fft.next_fast_len(int(2 * hx), real=True))
+            f = PATCH_SIZE if size is None else size
+            h = min(ny, scipy.fft.next_fast_len(int(f * hy), real=True))
+            w = min(nx, scipy.fft.next_fast_len(int(f * hx), real=True))
             y0 = min(max(0, int(round(cy - h / 2))), ny - h)
             x0 = min(max(0, int(round(cx - w / 2))), nx - w)
             out.append((slice(y0, y0 + h), slice(x0, x0 + w), x0 + w / 2, y0 + h / 2))
@@ -201,12 +212,17 @@ def _aligned_frames(frames: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """The frames moved by their global shifts (Fourier shift, exact for the sampled
     image), as float32."""
     n, ny, nx = frames.shape
-    ky, kx = frequency_grids((ny, nx))
+    shape = fast_shape((ny, nx))
+    ky, kx = frequency_grids(shape)
     out = np.empty(frames.shape, np.float32)
+    padded = np.empty(shape, np.float32)
     for i in range(n):
-        spectrum = scipy.fft.rfft2(frames[i].astype(np.float32), workers=-1)
-        spectrum *= phase_ramp((ny, nx), shifts[i, 0], shifts[i, 1], ky, kx)
-        out[i] = scipy.fft.irfft2(spectrum, s=(ny, nx), workers=-1)
+        # padded with the frame's mean to a fast FFT length
+        padded[...] = np.float32(frames[i].mean())
+        padded[:ny, :nx] = frames[i]
+        spectrum = scipy.fft.rfft2(padded, workers=-1)
+        spectrum *= phase_ramp(shape, shifts[i, 0], shifts[i, 1], ky, kx)
+        out[i] = scipy.fft.irfft2(spectrum, s=shape, workers=-1)[:ny, :nx]
     return out
 
 
@@ -300,7 +316,9 @@ def fit_field(patch_shifts, centres, weights, shape, grid) -> tuple[np.ndarray, 
         bw = basis * weights[:, None]
         gram = basis.T @ bw
         scale = np.trace(gram) / np.trace(spatial_penalty)
-        best = None
+        # the zero field is a candidate too: at low dose a patch field can be all noise
+        zero = np.zeros_like(coef)
+        best = (float(np.sum(used[:, None, None] * data**2)), zero, np.zeros_like(data))
         for lam in 10.0 ** np.arange(-4, 3.1, 0.5):
             inv = np.linalg.solve(gram + lam * scale * spatial_penalty, bw.T)  # (C, P)
             trial = np.einsum("cp,pjk->cjk", inv, data)
@@ -364,31 +382,47 @@ def estimate_local_motion(
     centres = np.array([(cx, cy) for _, _, cx, cy in patches_at])
     patch_shifts = np.zeros((n, len(patches_at), 2))
     weights = np.zeros(len(patches_at))
-    for p, (rows, cols, _, _) in enumerate(patches_at):
+
+    def measure(p):
+        rows, cols, _, _ = patches_at[p]
         stack = aligned[:, rows, cols]
         size = min(stack.shape[1:])
-        limit = max_shift if max_shift is not None else max(4.0, size / 6)
+        limit = max_shift if max_shift is not None else max(4.0, size / 8)
         if stack.std() == 0:
-            weights[p] = 0.0  # an empty patch (a grid bar, outside the beam)
-        else:
-            # unsmoothed: the field fit smooths in time and space together; a patch
-            # measurement's noise is tenths of a pixel, so iterating below 0.05 px
-            # changes nothing but the time taken
-            est = estimate_global_motion(
-                stack,
-                group=group,
-                bfactor=bfactor,
-                iterations=min(iterations, 10),
-                tolerance=max(tolerance, 0.05),
-                max_shift=limit,
-                smooth=False,
-            )
-            patch_shifts[:, p] = est.shifts
-            rho, noise = half_sum_correlation(stack, est.shifts, bfactor)
-            weights[p] = rho if rho > 5.0 * noise else 0.0
+            return None  # an empty patch (a grid bar, outside the beam)
+        # unsmoothed: the field fit smooths in time and space together; a patch
+        # measurement's noise is tenths of a pixel, so iterating below 0.05 px changes
+        # nothing but the time taken
+        est = estimate_global_motion(
+            stack,
+            group=group,
+            bfactor=bfactor,
+            iterations=min(iterations, 10),
+            tolerance=max(tolerance, 0.05),
+            max_shift=limit,
+            smooth=False,
+        )
+        rho, noise = half_sum_correlation(stack, est.shifts, bfactor)
+        return est.shifts, (rho if rho > 5.0 * noise else 0.0)
+
+    # one patch after another: patches measured in two threads took 25 % longer
+    # (their many small array operations contend for the GIL)
+    for p in range(len(patches_at)):
+        result = measure(p)
+        if result is not None:
+            patch_shifts[:, p], weights[p] = result
         if progress is not None:
             progress(p + 1, len(patches_at))
     control, weights = fit_field(patch_shifts, centres, weights, (ny, nx), (npx, npy))
+    field = LocalMotion((float(ny), float(nx)), n, (npx, npy), control, centres, patch_shifts,
+                        weights)  # fmt: skip
+    # a field larger than any patch could have measured is noise that the fit
+    # extrapolated (a few patches with signal at one side of the frame): no field then
+    step = max(8, min(ny, nx) // 16)
+    largest = max(np.abs(np.stack(field.field(i, (ny, nx), step)[:2])).max() for i in range(n))
+    if largest > max(4.0, min(r.stop - r.start for r, _, _, _ in patches_at) / 8):
+        control = np.zeros_like(control)
+        weights = np.zeros_like(weights)
     return LocalMotion(
         shape=(float(ny), float(nx)),
         n_frames=n,
