@@ -16,8 +16,8 @@ shifts by a robust least-squares fit, as alignframes' ``-pair`` does. It costs n
 correlations instead of n per iteration, and on simulated 1024 x 1024 x 30 movies (1/f
 specimen, 5 % contrast, a 15-pixel beam-induced track) it was less accurate: RMS errors of
 0.58 / 0.20 / 0.14 pixel at 0.5 / 1 / 2 e/pixel/frame against 0.38 / 0.19 / 0.13 for the
-iterative scheme (a pair of single frames has half the counts of a frame against the
-rest). Iterative is the default.
+iterative scheme (a correlation of two single frames is noisier than one of a frame
+against the sum of all the others). Iterative is the default.
 
 Low dose per frame: ``group`` sums each frame with its neighbours (a running window of
 ``group`` frames) before correlating, and the final trajectory is a smoothing spline
