@@ -3,6 +3,7 @@ motion (a band-limited 1/f random specimen moved by Fourier shifts)."""
 
 import numpy as np
 import pytest
+from aligntools import fourier_shift, specimen
 
 from dedkit.errors import DedkitError
 from dedkit.frames.align import (
@@ -11,24 +12,6 @@ from dedkit.frames.align import (
     estimate_motion,
 )
 from dedkit.frames.align.motion import correlation_peak
-
-
-def specimen(n=128, seed=0, cutoff=0.3):
-    """A 1/f random specimen, band-limited to ``cutoff`` cycles/pixel, unit std."""
-    rng = np.random.default_rng(seed)
-    ky, kx = np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :]
-    k = np.hypot(kx, ky)
-    spec = np.fft.fft2(rng.normal(size=(n, n))) / np.maximum(k, 1 / n)
-    spec *= k < cutoff
-    img = np.fft.ifft2(spec).real
-    return img / img.std()
-
-
-def fourier_shift(img, dx, dy):
-    """``img`` moved by (+dx, +dy): a feature at (x, y) ends at (x + dx, y + dy)."""
-    ny, nx = img.shape
-    ky, kx = np.fft.fftfreq(ny)[:, None], np.fft.fftfreq(nx)[None, :]
-    return np.fft.ifft2(np.fft.fft2(img) * np.exp(-2j * np.pi * (kx * dx + ky * dy))).real
 
 
 def trajectory(n, seed=0, scale=3.0):
