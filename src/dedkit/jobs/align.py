@@ -31,15 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError, about
-from dedkit.frames.defects import DefectCorrector
-from dedkit.frames.gain import check_options, normalize_frame, prepare_gain
+from dedkit.frames.gain import check_options, normalize_frame
 from dedkit.frames.reduce import reduce_image, reduced_shape
 from dedkit.io.atomic import check_outputs, publish
-from dedkit.io.defects import read_defects
-from dedkit.io.images import read_image
 from dedkit.io.stack import create_stack, format_from_path, open_stack
-from dedkit.io.titles import resolve_rotflip
-from dedkit.jobs.stacks import _read_raw, _require_counts
+from dedkit.jobs.stacks import _read_raw, _require_counts, prepare_corrections
 from dedkit.jobs.streaming import ProgressCallback, run_pipeline
 from dedkit.report import JobReport
 
@@ -555,28 +551,15 @@ def align_movie(
                     "--align-binning"
                 )
 
-        # orientation of the gain reference and defect list, as dedkit norm does it
-        applied_rotflip = None
-        if rotflip_value is not None:
-            with about(input):
-                applied_rotflip = resolve_rotflip(info.titles, rotflip_value)
-        reference = None
-        if gain is not None:
-            reference = prepare_gain(
-                read_image(gain), frame_shape, rotflip=applied_rotflip or 0,
-                name=f"gain reference {gain}",
-            )  # fmt: skip
-            if rotflip_value is None and info.rotflip:
-                notes.append(
-                    f"the frame titles record r/f {info.rotflip} but no --rotflip was given: "
-                    "the gain reference was used as it is (--rotflip -1 orients it like "
-                    "the frames)"
-                )
-        corrector = None
-        if defects is not None:
-            frame_rotflip = applied_rotflip if applied_rotflip is not None else info.rotflip
-            corrector = DefectCorrector.from_defects(
-                read_defects(defects), frame_shape, rotflip=frame_rotflip
+        # the gain reference and defect list, oriented as dedkit norm orients them
+        corrections = prepare_corrections(info, input, gain, defects, rotflip_value)
+        applied_rotflip = corrections.rotflip
+        reference, corrector = corrections.gain, corrections.defects
+        if gain is not None and rotflip_value is None and info.rotflip:
+            notes.append(
+                f"the frame titles record r/f {info.rotflip} but no --rotflip was given: "
+                "the gain reference was used as it is (--rotflip -1 orients it like "
+                "the frames)"
             )
 
         doses = _resolve_doses(n, opts, mdoc_path, info, notes, need_pixel=star is not None)

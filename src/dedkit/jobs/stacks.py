@@ -299,6 +299,43 @@ def _read_raw(reader: FrameReader):
     return read, (reader.info.nx if packed else None)
 
 
+@dataclass
+class FrameCorrections:
+    """What a command applies to each raw frame: the gain reference and the defect
+    corrector, oriented like the frames, and the r/f value that oriented them."""
+
+    rotflip: int | None
+    gain: GainReference | None
+    defects: DefectCorrector | None
+
+
+def prepare_corrections(info, input, gain, defects, rotflip_value) -> FrameCorrections:
+    """Read and orient the gain reference and defect list for the frames of ``input``
+    (its :class:`StackInfo` ``info``) as ``clip norm`` does: ``rotflip_value`` (0-7, or -1
+    for the frame titles' r/f) turns the reference and the defects; without it the
+    reference is used as it is and the defects take the titles' r/f.
+    ``dedkit norm`` and ``dedkit align`` share it."""
+    frame_shape = (info.ny, info.nx)
+    applied = None
+    if rotflip_value is not None:
+        with about(input):
+            applied = resolve_rotflip(info.titles, rotflip_value)
+    reference = None
+    if gain is not None:
+        # Without -R the reference is used as it is, as clip norm does.
+        reference = prepare_gain(
+            read_image(gain), frame_shape, rotflip=applied or 0, name=f"gain reference {gain}"
+        )
+    corrector = None
+    if defects is not None:
+        corrector = DefectCorrector.from_defects(
+            read_defects(defects),
+            frame_shape,
+            rotflip=applied if applied is not None else info.rotflip,
+        )
+    return FrameCorrections(applied, reference, corrector)
+
+
 def normalize_stack(
     input,
     gain,
@@ -383,33 +420,16 @@ def normalize_stack(
         info = reader.info
         _require_counts(info, "norm")
         frame_shape = (info.ny, info.nx)
-        applied_rotflip = None
-        if rotflip_value is not None:
-            with about(input):
-                applied_rotflip = resolve_rotflip(info.titles, rotflip_value)
-        reference: GainReference | None = None
-        if gain is not None:
-            # Without -R the reference is used as it is, as clip norm does.
-            reference = prepare_gain(
-                read_image(gain),
-                frame_shape,
-                rotflip=applied_rotflip or 0,
-                name=f"gain reference {gain}",
-            )
+        corrections = prepare_corrections(info, input, gain, defects, rotflip_value)
+        applied_rotflip = corrections.rotflip
+        reference = corrections.gain
+        corrector = corrections.defects
         if scale is None:
             scale = default_scale(reference)
         _check_output_range(info, reference, scale, input)
         if mode is None:
             mode = "float" if reference is not None else "byte"
         dtype, packing = _mode_to_output(mode, output)
-        corrector = None
-        if defects is not None:
-            frame_rotflip = applied_rotflip
-            if frame_rotflip is None:
-                frame_rotflip = info.rotflip
-            corrector = DefectCorrector.from_defects(
-                read_defects(defects), frame_shape, rotflip=frame_rotflip
-            )
         note = f"dedkit norm: scaled by {scale:g}" + (
             f", gain {Path(gain).name}" if gain is not None else ""
         )
