@@ -527,9 +527,12 @@ def align_movie(
         n = info.nz
         if n < 2:
             raise DedkitError(f"a movie of {n} frame has nothing to align", path=input)
-        if opts["group"] > n:
+        # estimate_motion's own rule, checked here before the frames are read: a window
+        # of frames needs at least as many others to be aligned against
+        if opts["group"] > 1 and 2 * opts["group"] > n:
             raise DedkitError(
-                f"group {opts['group']} is larger than the movie's {n} frames", path=input
+                f"group {opts['group']} is larger than half the movie's {n} frames",
+                path=input,
             )
         frame_shape = (info.ny, info.nx)
         with about(input):
