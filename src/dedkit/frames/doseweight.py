@@ -294,6 +294,19 @@ class DoseWeights:
         self.n_bins = int(self._table.shape[1])
         self._index = self._bin_index(ky, kx)
 
+    def resized(self, shape) -> DoseWeights:
+        """The same filters (pixel size, doses, voltage) for frames of another ``shape``,
+        e.g. a frame padded to a fast FFT length.
+
+        Examples
+        --------
+        >>> DoseWeights((64, 48), 1.0, [1.5] * 10).resized((64, 64)).frame(0).shape
+        (64, 33)
+        """
+        return DoseWeights(
+            shape, self.pixel_size, self.doses, pre_dose=self.pre_dose, voltage_kv=self.voltage_kv
+        )
+
     def _weights_at(self, k_pixel: np.ndarray) -> np.ndarray:
         ne = critical_exposure(k_pixel / self.pixel_size, self.voltage_kv)
         return _normalised(self.exposures, ne)

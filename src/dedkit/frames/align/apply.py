@@ -25,7 +25,6 @@ import scipy.fft
 
 from dedkit.errors import DedkitError
 from dedkit.frames.align.motion import MotionEstimate, frequency_grids
-from dedkit.frames.doseweight import DoseWeights
 
 __all__ = [
     "AlignedSums",
@@ -326,16 +325,8 @@ class AlignedSums:
         self._padded = None
         if self._fshape != self.shape:
             self._padded = np.empty(self._fshape, np.float32)
-            if dose_weights is not None and isinstance(dose_weights, DoseWeights):
-                dose_weights = DoseWeights(
-                    self._fshape,
-                    dose_weights.pixel_size,
-                    dose_weights.doses,
-                    pre_dose=dose_weights.pre_dose,
-                    voltage_kv=dose_weights.voltage_kv,
-                )
-            elif dose_weights is not None:
-                self._fshape, self._padded = self.shape, None
+            if dose_weights is not None:
+                dose_weights = dose_weights.resized(self._fshape)
         self._frame_weights = dose_weights
         spectrum_shape = (self._fshape[0], self._fshape[1] // 2 + 1)
         self._sum = np.zeros(spectrum_shape, np.complex64)
