@@ -46,6 +46,7 @@ __all__ = [
     "MARKER",
     "CommitOnSuccess",
     "FolderOutput",
+    "StagedOutputs",
     "atomic_output",
     "check_free_space",
     "check_output_path",
@@ -403,6 +404,62 @@ def published() -> list[Path]:
 def reset_published() -> None:
     """Forget the outputs recorded so far (the command line calls it per command)."""
     _published.clear()
+
+
+class StagedOutputs:
+    """Several outputs of one run, each written under a temporary name (its suffix kept:
+    writers pick the format from it) and all renamed into place together by
+    :meth:`commit`: all or none. An output already there is moved aside first and put
+    back if any rename fails; :meth:`discard` removes the temporaries (a failed run).
+
+    Examples
+    --------
+    >>> staged = StagedOutputs()
+    >>> for name in ("a.txt", "b.txt"):
+    ...     _ = staged.temporary(name).write_text(name)
+    >>> staged.commit()
+    >>> open("b.txt").read()
+    'b.txt'
+    """
+
+    def __init__(self):
+        self.items: list[tuple[Path, Path]] = []
+
+    def temporary(self, final) -> Path:
+        """The temporary name to write ``final`` under."""
+        final = Path(final)
+        tmp = final.with_name(f".{final.stem}.part-{os.getpid()}{final.suffix}")
+        self.items.append((tmp, final))
+        return tmp
+
+    def commit(self) -> None:
+        """Rename every temporary into place, or none of them."""
+        pid = os.getpid()
+        asides, done = [], []
+        try:
+            for _, final in self.items:
+                if final.exists() or final.is_symlink():
+                    aside = final.with_name(f".{final.name}.old-{pid}")
+                    os.replace(final, aside)
+                    asides.append((aside, final))
+            for tmp, final in self.items:
+                publish(tmp, final)
+                done.append(final)
+        except BaseException:
+            for final in done:
+                final.unlink(missing_ok=True)
+            for aside, final in asides:
+                os.replace(aside, final)
+            raise
+        finally:
+            self.discard()
+        for aside, _ in asides:
+            aside.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Remove the temporaries (those not yet renamed)."""
+        for tmp, _ in self.items:
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

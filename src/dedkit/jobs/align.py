@@ -33,7 +33,7 @@ import numpy as np
 from dedkit.errors import DedkitError, about
 from dedkit.frames.gain import check_options, normalize_frame
 from dedkit.frames.reduce import reduce_image, reduced_shape
-from dedkit.io.atomic import check_outputs, publish
+from dedkit.io.atomic import StagedOutputs, check_outputs
 from dedkit.io.stack import create_stack, format_from_path, open_stack
 from dedkit.jobs.stacks import _read_raw, _require_counts, prepare_corrections
 from dedkit.jobs.streaming import ProgressCallback, run_pipeline
@@ -267,48 +267,6 @@ def _mdoc_path(input, mdoc):
 
 
 # ------------------------------------------------------------------------------ outputs
-
-
-class _StagedOutputs:
-    """Every output of one run, written under temporary names and renamed into place
-    together at the end (all or none)."""
-
-    def __init__(self):
-        self.items: list[tuple[Path, Path]] = []
-
-    def temporary(self, final) -> Path:
-        final = Path(final)
-        # the suffix is kept: writers pick the format from it
-        tmp = final.with_name(f".{final.stem}.part-{os.getpid()}{final.suffix}")
-        self.items.append((tmp, final))
-        return tmp
-
-    def commit(self) -> None:
-        pid = os.getpid()
-        asides, done = [], []
-        try:
-            for _, final in self.items:
-                if final.exists() or final.is_symlink():
-                    aside = final.with_name(f".{final.name}.old-{pid}")
-                    os.replace(final, aside)
-                    asides.append((aside, final))
-            for tmp, final in self.items:
-                publish(tmp, final)
-                done.append(final)
-        except BaseException:
-            for final in done:
-                final.unlink(missing_ok=True)
-            for aside, final in asides:
-                os.replace(aside, final)
-            raise
-        finally:
-            self.discard()
-        for aside, _ in asides:
-            aside.unlink(missing_ok=True)
-
-    def discard(self) -> None:
-        for tmp, _ in self.items:
-            tmp.unlink(missing_ok=True)
 
 
 def _write_image(path, image, *, pixel_size, titles, inputs) -> None:
@@ -685,7 +643,7 @@ def align_movie(
 
         frc_result = frc(images["even"], images["odd"])
     written = {k: p for k, p in planned.items() if k in images or k == "frc"}
-    staged = _StagedOutputs()
+    staged = StagedOutputs()
     titles_for = {
         "sum": f"dedkit align: sum of {n} aligned frames",
         "dose_weighted": f"dedkit align: dose-weighted sum of {n} aligned frames",
