@@ -7,6 +7,9 @@ maps them).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from dedkit.cli.options import (
@@ -19,6 +22,8 @@ from dedkit.cli.options import (
 )
 from dedkit.cli.params import FINITE_POSITIVE, FiniteFloat
 from dedkit.cli.stacks import rotflip_option
+from dedkit.errors import DedkitError
+from dedkit.parallel.scheduler import MAX_WORKERS
 
 #: a finite number >= 0 (pre-dose, B-factor)
 NON_NEGATIVE = FiniteFloat()
@@ -40,10 +45,13 @@ class Patches(click.ParamType):
 
 
 @click.command("align")
-@click.argument("input", type=click.Path())
+@click.argument("inputs", metavar="INPUT...", nargs=-1, type=click.Path())
 @output_option(
     "The aligned sum (.mrc or .tif, float32); the dose-weighted sum goes beside it as "
-    "NAME_DW.mrc, as MotionCor2 names it."
+    "NAME_DW.mrc, as MotionCor2 names it. For many movies (several INPUTs, a folder, a "
+    "pattern, mdoc files or --watch) a folder, FOLDER/: each movie NAME gets NAME.mrc, "
+    "NAME_DW.mrc, NAME_shifts.csv, NAME.star, NAME_PS.png and NAME_align.json, the "
+    "session session.csv, session.json and report.html."
 )
 @path_option(
     "--gain",
@@ -139,12 +147,57 @@ class Patches(click.ParamType):
     help="Also write the sums of the even and odd "
     "frames (NAME_EVN, NAME_ODD) and their FRC (NAME_FRC.csv).",
 )
+@optional_option(
+    "--eer-group",
+    type=click.IntRange(1),
+    help="EER fractions summed into each frame, as RELION's --eer_grouping (default 32).",
+)
+@optional_option(
+    "--eer-sampling",
+    type=click.Choice(["1", "2", "4"]),
+    help="EER rendering: 1 (4096 pixels), 2 or 4 (super-resolution) (default 1).",
+)
+@path_option(
+    "--watch",
+    help="Watch this folder and align each movie written into it once complete, until "
+    "Ctrl-C (which ends after the running movies); needs -o FOLDER/.",
+)
+@click.option(
+    "--settle",
+    type=FINITE_POSITIVE,
+    default=5.0,
+    show_default=True,
+    help="With --watch: seconds a new movie must stay unchanged before it is read.",
+)
+@click.option(
+    "--poll",
+    is_flag=True,
+    help="With --watch: poll the folder instead of inotify (default: chosen from the "
+    "file system; network file systems are polled).",
+)
+@optional_option(
+    "--workers",
+    type=click.IntRange(0, MAX_WORKERS),
+    help="Movies aligned at once, each in a LocalCluster worker process; 0 aligns them "
+    "one after another in this process (default: from the cores and memory, 1 on 2 cores).",
+)
+@optional_option(
+    "--threads",
+    type=click.IntRange(1, 1024),
+    help="Threads per movie (default: the cores divided among the workers; one movie: all).",
+)
+@optional_option(
+    "--scheduler",
+    type=str,
+    help="Address of a running Dask scheduler (tcp://host:8786, e.g. a dask-jobqueue SLURM "
+    "cluster) instead of a LocalCluster (default none).",
+)
 @path_option("--shifts", help="CSV of the shifts (frame, dx, dy; input pixels).")
 @path_option("--star", help="RELION's per-movie motion STAR file (for Bayesian polishing).")
 @figure_option("PNG, PDF or SVG of the trajectory and the sum's power spectrum.")
 @job_options(FORCE_HELP)
 def align(
-    input,
+    inputs,
     output,
     gain,
     defects,
@@ -164,6 +217,14 @@ def align(
     pixel_size,
     mdoc,
     even_odd,
+    eer_group,
+    eer_sampling,
+    watch,
+    settle,
+    poll,
+    workers,
+    threads,
+    scheduler,
     shifts,
     star,
     figure,
@@ -171,14 +232,12 @@ def align(
 ):
     """Align the frames of INPUT (raw or normalised) and write their sum and, with a known
     dose, the dose-weighted sum. The file is read once: gain, defects and r/f are applied
-    to each frame as it is read."""
-    from dedkit.jobs.align import align_movie
+    to each frame as it is read.
 
-    job.run(
-        "align",
-        align_movie,
-        input,
-        output,
+    Many movies (files, quoted patterns such as 'Frames/*.tif', folders, SerialEM mdoc
+    files) or --watch FOLDER with -o FOLDER/: one movie per Dask worker; movies already
+    done are skipped, so a stopped session resumes where it stopped."""
+    options = dict(
         gain=gain,
         defects=defects,
         rotflip_value=rotflip,
@@ -197,7 +256,53 @@ def align(
         pixel_size=pixel_size,
         mdoc=mdoc,
         even_odd=even_odd,
-        shifts=shifts,
-        star=star,
-        figure=figure,
+        eer_group=eer_group,
+        eer_sampling=None if eer_sampling is None else int(eer_sampling),
     )
+    if _is_session(inputs, output, watch):
+        for name, value in (("--shifts", shifts), ("--star", star), ("--figure", figure)):
+            if value is not None:
+                raise DedkitError(
+                    f"{name} names the file of one movie; a session writes NAME_shifts.csv "
+                    "and NAME.star for every movie and report.html for all"
+                )
+        _run_session(inputs, output, watch, settle, poll, workers, threads, scheduler,
+                     options, job)  # fmt: skip
+        return
+    for name, value in (("--workers", workers), ("--scheduler", scheduler)):
+        if value is not None:
+            raise DedkitError(f"{name} is for many movies (-o FOLDER/)")
+    if len(inputs) != 1:
+        raise DedkitError("name the movie to align (INPUT), or many movies with -o FOLDER/")
+    from dedkit.jobs.align import align_movie
+
+    job.run(
+        "align", align_movie, inputs[0], output, shifts=shifts, star=star, figure=figure,
+        threads=threads, **options,
+    )  # fmt: skip
+
+
+def _is_session(inputs, output, watch) -> bool:
+    """Many movies: --watch, several inputs, or an output folder (``-o FOLDER/`` or an
+    existing folder)."""
+    text = str(output)
+    return (
+        watch is not None or len(inputs) > 1 or text.endswith(("/", os.sep)) or Path(text).is_dir()
+    )
+
+
+def _run_session(inputs, output, watch, settle, poll, workers, threads, scheduler, options, job):
+    from dedkit.cli.output import session_display
+    from dedkit.jobs.session import run_session
+
+    with session_display("align", quiet=job.quiet or job.as_json) as (progress, on_movie):
+        report = run_session(
+            inputs, output, watch=watch, workers=workers, threads=threads,
+            scheduler=scheduler, force=job.force, settle=settle, poll=True if poll else None,
+            progress=progress, on_movie=on_movie, **options,
+        )  # fmt: skip
+    job.emit(report)
+    if report.stopped == "interrupted":
+        raise SystemExit(130)
+    if report.failed or report.stopped:
+        raise SystemExit(2)

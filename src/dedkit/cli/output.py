@@ -176,3 +176,56 @@ class JobFlags:
 
 def emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+@contextlib.contextmanager
+def session_display(label: str, *, quiet: bool = False):
+    """Yield ``(progress, on_movie)`` callbacks for a session of many movies: one bar over
+    the movies (done / failed / remaining, movies per hour; terminals only) and one line
+    per finished movie on stderr (always, unless ``quiet``: a session's log)."""
+    bar = None
+    task = None
+    state = {"text": ""}
+    if not quiet and sys.stderr.isatty():
+        columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[status]}"), TimeRemainingColumn())  # fmt: skip
+        bar = Progress(*columns, console=stderr, transient=True)
+        task = bar.add_task(label, total=None, status="")
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(task, completed=done, total=total, status=state["text"])
+
+    def on_movie(row, counts) -> None:
+        rate = counts.get("movies_per_hour")
+        state["text"] = (
+            f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed, "
+            f"{counts['remaining'] + counts['running']} to go"
+            + ("" if rate is None else f", {rate:.0f}/h")
+        )
+        if quiet:
+            return
+        if row is None:
+            stderr.print(
+                "dedkit align: stopping after the running movies (Ctrl-C again to stop now)",
+                markup=False,
+            )
+        elif row["status"] == "failed":
+            stderr.print(f"failed  {row['error']}", markup=False, soft_wrap=True)
+        else:
+            frc = row.get("frc_0143_A")
+            frc = "" if frc is None else f", FRC 0.143 at {frc:.2f} A"
+            stderr.print(
+                f"aligned {row['name']}: drift {row['total_drift_px']:.1f} px (early "
+                f"{row['early_drift_px']:.1f}){frc} in {row['seconds']:.1f} s",
+                markup=False,
+                soft_wrap=True,
+            )
+        if bar is not None:
+            bar.update(task, status=state["text"])
+
+    if bar is None:
+        yield progress, on_movie
+        return
+    with bar:
+        yield progress, on_movie

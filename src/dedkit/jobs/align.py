@@ -23,7 +23,6 @@ leaves nothing behind and existing files untouched.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from dedkit.errors import DedkitError, about
+from dedkit.frames.align.drift import drift_summary
 from dedkit.frames.gain import check_options, normalize_frame
 from dedkit.frames.reduce import reduce_image, reduced_shape
 from dedkit.io.atomic import StagedOutputs, check_outputs
@@ -38,6 +38,7 @@ from dedkit.io.stack import create_stack, format_from_path, open_stack
 from dedkit.jobs.stacks import _read_raw, _require_counts, prepare_corrections
 from dedkit.jobs.streaming import ProgressCallback, run_pipeline
 from dedkit.report import JobReport
+from dedkit.threads import limit_threads, thread_count
 
 __all__ = [
     "ALIGN_TARGET_SIZE",
@@ -88,6 +89,13 @@ class AlignReport(JobReport):
     stage_seconds : dict
         Wall time of each stage: 'read_normalize' (pass 1: read, gain, defects,
         reductions), 'motion', 'sum' (pass 2), 'write'.
+    frc_half_bit, frc_0143 : float or None
+        Where the even/odd FRC falls below the half-bit threshold and below 0.143, as
+        fractions of Nyquist (1.0: not before Nyquist); None without half sums.
+    frc_0143_A : float or None
+        The 0.143 crossing in Angstrom (pixel size known).
+    early_drift_px, late_drift_px, early_frames, max_jump_px
+        :func:`dedkit.frames.align.drift_summary` of the shifts, input pixels.
     """
 
     frames: int
@@ -110,6 +118,12 @@ class AlignReport(JobReport):
     frame_store: str
     outputs: dict
     frc_half_bit: float | None = None
+    frc_0143: float | None = None
+    frc_0143_A: float | None = None
+    early_drift_px: float | None = None
+    late_drift_px: float | None = None
+    early_frames: int | None = None
+    max_jump_px: float | None = None
     stage_seconds: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -133,9 +147,20 @@ class AlignReport(JobReport):
                 f"  dose {self.dose_per_frame:.3g} e/A^2/frame ({self.dose_source}), "
                 f"pre-dose {self.pre_dose:g}"
             )
+        if self.max_jump_px is not None:
+            lines.append(
+                f"  drift: early {self.early_drift_px:.2f} px (first {self.early_frames} "
+                f"frames), late {self.late_drift_px:.2f} px, largest jump "
+                f"{self.max_jump_px:.2f} px"
+            )
         if self.frc_half_bit is not None:
             lines.append(f"  even/odd FRC falls below the half-bit threshold at "
                          f"{self.frc_half_bit:.3f} x Nyquist")  # fmt: skip
+        if self.frc_0143 is not None:
+            where = "" if self.frc_0143_A is None else f" ({self.frc_0143_A:.2f} A)"
+            lines.append(
+                f"  even/odd FRC falls below 0.143 at {self.frc_0143:.3f} x Nyquist{where}"
+            )
         for kind, path in self.outputs.items():
             lines.append(f"  {kind:14s} {path}")
         lines.append("  frame      dx      dy  (input pixels)")
@@ -370,6 +395,13 @@ def align_movie(
     force: bool = False,
     progress: ProgressCallback | None = None,
     memory_budget: int | None = None,
+    eer_group: int | None = None,
+    eer_sampling: int | None = None,
+    threads: int | None = None,
+    frc: bool = False,
+    thumbnail=None,
+    record=None,
+    star_needs_pixel_size: bool = True,
 ) -> AlignReport:
     """Align the frames of a movie and write their plain and dose-weighted sums.
 
@@ -428,6 +460,23 @@ def align_movie(
         Over both passes.
     memory_budget : int, optional
         Bytes of output-size frames kept for pass 2 (default :data:`FRAME_MEMORY_BUDGET`).
+    eer_group, eer_sampling : int, optional
+        For EER movies: fractions summed into each frame (default
+        :data:`dedkit.io.eer.DEFAULT_EER_GROUP`) and the sampling, 1, 2 or 4 (default 1:
+        the sensor's 4096 x 4096 pixels).
+    threads : int, optional
+        Threads the alignment may use (default: every core; see :mod:`dedkit.threads`).
+    frc : bool
+        Compute the even/odd FRC (its 0.143 crossing goes in the report) even when the
+        half sums are not written.
+    thumbnail : path-like, optional
+        A PNG of the sum's power spectrum, 256 x 256 (for session reports).
+    record : path-like, optional
+        The report as JSON, written last when all outputs are in place: its presence
+        means the movie is done (``dedkit align`` on many movies skips such movies).
+    star_needs_pixel_size : bool
+        True: a STAR file asked for without a known pixel size is an error; False: it is
+        left out with a note (sessions, where some movies may lack an mdoc).
 
     Returns
     -------
@@ -449,6 +498,78 @@ def align_movie(
     >>> sorted(report.outputs)
     ['dose_weighted', 'sum']
     """
+    with limit_threads(threads):
+        return _align_movie(
+            input,
+            output,
+            gain=gain,
+            defects=defects,
+            rotflip_value=rotflip_value,
+            mdoc=mdoc,
+            dose=dose,
+            pre_dose=pre_dose,
+            voltage=voltage,
+            pixel_size=pixel_size,
+            group=group,
+            patches=patches,
+            align_binning=align_binning,
+            reduce=reduce,
+            truncate=truncate,
+            bfactor=bfactor,
+            iterations=iterations,
+            tolerance=tolerance,
+            method=method,
+            even_odd=even_odd,
+            shifts=shifts,
+            star=star,
+            figure=figure,
+            force=force,
+            progress=progress,
+            memory_budget=memory_budget,
+            eer_group=eer_group,
+            eer_sampling=eer_sampling,
+            frc=frc,
+            thumbnail=thumbnail,
+            record=record,
+            star_needs_pixel_size=star_needs_pixel_size,
+        )
+
+
+def _align_movie(
+    input,
+    output,
+    *,
+    gain,
+    defects,
+    rotflip_value,
+    mdoc,
+    dose,
+    pre_dose,
+    voltage,
+    pixel_size,
+    group,
+    patches,
+    align_binning,
+    reduce,
+    truncate,
+    bfactor,
+    iterations,
+    tolerance,
+    method,
+    even_odd,
+    shifts,
+    star,
+    figure,
+    force,
+    progress,
+    memory_budget,
+    eer_group,
+    eer_sampling,
+    frc,
+    thumbnail,
+    record,
+    star_needs_pixel_size,
+) -> AlignReport:
     started = time.perf_counter()
     opts = _check_options(
         group=group, patches=patches, align_binning=align_binning, reduce=reduce,
@@ -479,7 +600,12 @@ def align_movie(
             raise DedkitError("--figure needs matplotlib (pip install matplotlib)") from None
     notes: list[str] = []
 
-    with open_stack(input) as reader:
+    eer = (
+        {}
+        if eer_group is None and eer_sampling is None
+        else {"eer_group": eer_group, "eer_sampling": eer_sampling or 1}
+    )
+    with open_stack(input, **eer) as reader:
         info = reader.info
         _require_counts(info, "align")
         n = info.nz
@@ -523,7 +649,12 @@ def align_movie(
                 "the frames)"
             )
 
-        doses = _resolve_doses(n, opts, mdoc_path, info, notes, need_pixel=star is not None)
+        doses = _resolve_doses(
+            n, opts, mdoc_path, info, notes, need_pixel=star is not None and star_needs_pixel_size
+        )
+        if star is not None and doses["pixel_size"] is None:
+            notes.append("no STAR file was written: the pixel size is not known (--pixel-size)")
+            star = None
 
         # ---- pass 1: read, normalise, correct, reduce; keep frames for pass 2
         total_steps = 2 * n + 1
@@ -553,7 +684,7 @@ def align_movie(
                 corrector.apply(result.data, out=result.data)
             return result.data
 
-        cores = os.cpu_count() or 1
+        cores = thread_count()
 
         def to_output(data):
             # the reduction is most of pass 1: its rows are split over the cores
@@ -620,7 +751,7 @@ def align_movie(
                 out_shape, out_pixel, doses["doses"], pre_dose=doses["pre_dose"],
                 voltage_kv=doses["voltage"],
             )  # fmt: skip
-        sums = AlignedSums(out_shape, motion_out, dose_weights=weights, even_odd=even_odd)
+        sums = AlignedSums(out_shape, motion_out, dose_weights=weights, even_odd=even_odd or frc)
         if store_kind == "reread":
             run_pipeline(
                 n, read, corrected, lambda i, d: sums.add(i, to_output(d)), progress=step(n + 1)
@@ -638,10 +769,10 @@ def align_movie(
     t0 = time.perf_counter()
     shifts_in = np.asarray(motion_in.shifts, float)
     frc_result = None
-    if even_odd:
-        from dedkit.metrics.frc import frc
+    if even_odd or frc:
+        from dedkit.metrics.frc import frc as fourier_ring_correlation
 
-        frc_result = frc(images["even"], images["odd"])
+        frc_result = fourier_ring_correlation(images["even"], images["odd"])
     written = {k: p for k, p in planned.items() if k in images or k == "frc"}
     staged = StagedOutputs()
     titles_for = {
@@ -710,44 +841,71 @@ def align_movie(
             )
             save_figure(fig, staged.temporary(figure))
             written["figure"] = Path(figure)
+        if thumbnail is not None:
+            from dedkit.jobs.session_report import spectrum_thumbnail
+
+            staged.temporary(thumbnail).write_bytes(spectrum_thumbnail(images["sum"]))
+            written["thumbnail"] = Path(thumbnail)
+        if n_truncated:
+            notes.append(f"{n_truncated} pixels were replaced by truncation (--truncate)")
+        frame_doses = None if doses["doses"] is None else [float(d) for d in doses["doses"]]
+        drift = drift_summary(shifts_in, frame_doses, pre_dose=doses["pre_dose"])
+        crossing = None if frc_result is None else frc_result.crossing(0.143)
+        if frc_result is not None and crossing is None:
+            crossing = 1.0  # the FRC stays above 0.143 up to Nyquist
+        if record is not None:
+            written["record"] = Path(record)
+        stage["write"] = time.perf_counter() - t0
+        report = AlignReport(
+            command="align",
+            inputs=[str(p) for p in inputs],
+            output=str(output),
+            seconds=time.perf_counter() - started,
+            counts={"frames": n},
+            details={"gain_rotflip": applied_rotflip, "truncated_pixels": n_truncated},
+            frames=n,
+            frame_shape=frame_shape,
+            output_shape=out_shape,
+            reduce=opts["reduce"],
+            align_binning=abin,
+            align_shape=align_shape,
+            shifts_px=[[round(float(dx), 4), round(float(dy), 4)] for dx, dy in shifts_in],
+            total_drift_px=round(float(motion_in.total_drift), 4),
+            early_drift_px=round(drift.early, 4),
+            late_drift_px=round(drift.late, 4),
+            early_frames=drift.early_frames,
+            max_jump_px=round(drift.max_jump, 4),
+            iterations=int(motion.iterations),
+            converged=bool(motion.converged),
+            dose_per_frame=None if frame_doses is None else float(np.mean(frame_doses)),
+            frame_doses=frame_doses,
+            dose_source=doses["source"],
+            pre_dose=doses["pre_dose"],
+            voltage_kv=doses["voltage"],
+            pixel_size=doses["pixel_size"],
+            output_pixel_size=out_pixel,
+            frame_store=store_kind,
+            outputs={k: str(p) for k, p in written.items()},
+            frc_half_bit=None if frc_result is None else frc_result.half_bit_crossing(),
+            frc_0143=crossing,
+            frc_0143_A=None
+            if crossing is None or out_pixel is None
+            else round(2 * out_pixel / crossing, 3),
+            stage_seconds=stage,
+            warnings=notes,
+        )
+        if record is not None:
+            # last: its presence says that every other output is in place
+            import json
+
+            staged.temporary(record).write_text(
+                json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8"
+            )
         staged.commit()
     except BaseException:
         staged.discard()
         raise
-    stage["write"] = time.perf_counter() - t0
-    if n_truncated:
-        notes.append(f"{n_truncated} pixels were replaced by truncation (--truncate)")
-    frame_doses = None if doses["doses"] is None else [float(d) for d in doses["doses"]]
-    return AlignReport(
-        command="align",
-        inputs=[str(p) for p in inputs],
-        output=str(output),
-        seconds=time.perf_counter() - started,
-        counts={"frames": n},
-        details={"gain_rotflip": applied_rotflip, "truncated_pixels": n_truncated},
-        frames=n,
-        frame_shape=frame_shape,
-        output_shape=out_shape,
-        reduce=opts["reduce"],
-        align_binning=abin,
-        align_shape=align_shape,
-        shifts_px=[[round(float(dx), 4), round(float(dy), 4)] for dx, dy in shifts_in],
-        total_drift_px=round(float(motion_in.total_drift), 4),
-        iterations=int(motion.iterations),
-        converged=bool(motion.converged),
-        dose_per_frame=None if frame_doses is None else float(np.mean(frame_doses)),
-        frame_doses=frame_doses,
-        dose_source=doses["source"],
-        pre_dose=doses["pre_dose"],
-        voltage_kv=doses["voltage"],
-        pixel_size=doses["pixel_size"],
-        output_pixel_size=out_pixel,
-        frame_store=store_kind,
-        outputs={k: str(p) for k, p in written.items()},
-        frc_half_bit=None if frc_result is None else frc_result.half_bit_crossing(),
-        stage_seconds=stage,
-        warnings=notes,
-    )
+    return report
 
 
 def _header_pixel_size(info) -> float | None:

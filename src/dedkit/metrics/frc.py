@@ -55,6 +55,20 @@ class FRCResult:
         below = np.nonzero(self.frc[1:] < self.threshold[1:])[0]
         return float(self.frequency[1 + below[0]]) if below.size else None
 
+    def crossing(self, threshold: float = 0.143) -> float | None:
+        """First frequency (fraction of Nyquist, after ring 0) where the FRC falls below a
+        fixed ``threshold`` (0.143: Rosenthal & Henderson 2003); None if it never does.
+
+        Examples
+        --------
+        >>> r = FRCResult(np.array([0, .25, .5, .75]), np.array([1, .9, .1, .05]),
+        ...               np.ones(4), np.zeros(4))
+        >>> r.crossing(0.143)
+        0.5
+        """
+        below = np.nonzero(~(self.frc[1:] >= threshold))[0]
+        return float(self.frequency[1 + below[0]]) if below.size else None
+
 
 def _transform(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)

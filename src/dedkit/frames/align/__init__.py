@@ -9,7 +9,9 @@ super-resolution images):
 - :class:`AlignedSums`, :func:`apply_motion`: the motion applied to full-resolution
   frames, streamed into the plain, dose-weighted and half sums
   (:mod:`~dedkit.frames.align.apply`); dose weights are
-  :class:`dedkit.frames.DoseWeights`.
+  :class:`dedkit.frames.DoseWeights`;
+- :func:`drift_summary`: total, early and late drift and the largest jump
+  (:mod:`~dedkit.frames.align.drift`).
 
 Shifts are ``(dx, dy)`` in the pixels of the frames given: the specimen's displacement in
 frame i relative to the aligned sum (x along columns, y along rows, row 0 at the bottom
@@ -43,6 +45,7 @@ import numpy as np
 
 from dedkit.errors import DedkitError
 from dedkit.frames.align.apply import AlignedSums, apply_motion, warp_frame
+from dedkit.frames.align.drift import DriftSummary, drift_summary
 from dedkit.frames.align.local import DEFAULT_LOCAL_BFACTOR, LocalMotion, estimate_local_motion
 from dedkit.frames.align.motion import (
     DEFAULT_BFACTOR,
@@ -54,9 +57,11 @@ __all__ = [
     "DEFAULT_BFACTOR",
     "DEFAULT_LOCAL_BFACTOR",
     "AlignedSums",
+    "DriftSummary",
     "LocalMotion",
     "MotionEstimate",
     "apply_motion",
+    "drift_summary",
     "estimate_global_motion",
     "estimate_local_motion",
     "estimate_motion",

@@ -25,6 +25,7 @@ import scipy.fft
 
 from dedkit.errors import DedkitError
 from dedkit.frames.align.motion import MotionEstimate, frequency_grids
+from dedkit.threads import thread_count
 
 __all__ = [
     "AlignedSums",
@@ -269,7 +270,7 @@ class AlignedSums:
     interpolation : {'fourier', 'cubic'}
         How the global shift is applied (the local field always by cubic interpolation).
     workers : int
-        Threads for the FFTs (scipy.fft ``workers``).
+        Threads for the FFTs (scipy.fft ``workers``; None: :func:`dedkit.threads.thread_count`).
     pad : bool
         Transform frames padded with their mean to lengths the FFT handles fast (the sums
         are cropped back). False keeps a periodic image exactly periodic (a Fourier
@@ -296,7 +297,7 @@ class AlignedSums:
         dose_weights=None,
         even_odd: bool = False,
         interpolation: str = "fourier",
-        workers: int = -1,
+        workers: int | None = None,
         pad: bool = True,
     ):
         _check_motion(motion)
@@ -315,7 +316,7 @@ class AlignedSums:
                 f"dose weights for {dose_weights.shape} frames, the sums {tuple(shape)}"
             )
         self.interpolation = interpolation
-        self.workers = workers
+        self.workers = thread_count() if workers is None else workers
         # transforms run on a frame padded to lengths the FFT handles fast (K3's 4092
         # rows take 2.5 times as long as 4096); the pad holds the frame's mean, and the
         # sums are cropped back at the end

@@ -44,6 +44,7 @@ from dedkit.frames.align.motion import (
     frequency_grids,
     phase_ramp,
 )
+from dedkit.threads import thread_count
 
 __all__ = ["DEFAULT_LOCAL_BFACTOR", "LocalMotion", "estimate_local_motion", "spline_basis"]
 
@@ -220,9 +221,9 @@ def _aligned_frames(frames: np.ndarray, shifts: np.ndarray) -> np.ndarray:
         # padded with the frame's mean to a fast FFT length
         padded[...] = np.float32(frames[i].mean())
         padded[:ny, :nx] = frames[i]
-        spectrum = scipy.fft.rfft2(padded, workers=-1)
+        spectrum = scipy.fft.rfft2(padded, workers=thread_count())
         spectrum *= phase_ramp(shape, shifts[i, 0], shifts[i, 1], ky, kx)
-        out[i] = scipy.fft.irfft2(spectrum, s=shape, workers=-1)[:ny, :nx]
+        out[i] = scipy.fft.irfft2(spectrum, s=shape, workers=thread_count())[:ny, :nx]
     return out
 
 

@@ -41,6 +41,7 @@ import scipy.fft
 import scipy.interpolate
 
 from dedkit.errors import DedkitError
+from dedkit.threads import thread_count
 
 __all__ = [
     "DEFAULT_BFACTOR",
@@ -159,7 +160,7 @@ def fast_shape(shape) -> tuple[int, int]:
 
 
 def prepare_spectra(
-    frames, *, taper: int | None = None, workers: int = -1
+    frames, *, taper: int | None = None, workers: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean-subtracted, edge-tapered frames, zero-padded to :func:`fast_shape` (the taper
     takes them to zero at the edges, so the padding adds no edge), and their ``rfft2``
@@ -178,7 +179,7 @@ def prepare_spectra(
         f[:ny, :nx] = frames[i]
         f[:ny, :nx] -= np.float32(frames[i].mean())
         f[:ny, :nx] *= window
-        spectra[i] = scipy.fft.rfft2(f, workers=workers)
+        spectra[i] = scipy.fft.rfft2(f, workers=thread_count() if workers is None else workers)
     return spectra, window
 
 
@@ -322,7 +323,7 @@ def _iterate(
     kx,
     shape,
     progress,
-    workers=-1,
+    workers=None,
 ):
     """The iterative frame-against-the-others loop on (filtered) spectra."""
     n = len(spectra)
@@ -342,7 +343,11 @@ def _iterate(
         residual = np.empty_like(shifts)
         for i in range(n):
             window = windows[i]
-            cc = scipy.fft.irfft2(window * np.conj(total - window) * filt, s=shape, workers=workers)
+            cc = scipy.fft.irfft2(
+                window * np.conj(total - window) * filt,
+                s=shape,
+                workers=thread_count() if workers is None else workers,
+            )
             residual[i] = correlation_peak(cc, max_shift)[:2]
             # the peak is the window's offset from the others' mean: the window holds
             # size/n of the frames, so moving it the whole way overshoots by n/(n - size)
@@ -375,7 +380,9 @@ def _pairs(spectra, group, filt, *, max_shift, shape):
         for j in range(i + 1, n):
             if group > 1 and abs(i - j) < group:
                 continue  # overlapping windows share frames and noise
-            cc = scipy.fft.irfft2(gspectra[j] * np.conj(gspectra[i]) * filt, s=shape, workers=-1)
+            cc = scipy.fft.irfft2(
+                gspectra[j] * np.conj(gspectra[i]) * filt, s=shape, workers=thread_count()
+            )
             dx, dy, _ = correlation_peak(cc, max_shift)
             rows.append((i, j))
             dxy.append((dx, dy))
@@ -412,7 +419,7 @@ def estimate_global_motion(
     max_shift: float | None = None,
     smooth: bool = True,
     progress: ProgressCallback | None = None,
-    workers: int = -1,
+    workers: int | None = None,
 ) -> MotionEstimate:
     """Global shift of every frame of a movie (see the module for the method).
 
@@ -433,7 +440,7 @@ def estimate_global_motion(
         Fit a smoothing spline through the trajectory (GCV-chosen stiffness).
     progress : callable(done, total), optional
     workers : int
-        Threads of each FFT (scipy.fft ``workers``; -1: all cores).
+        Threads of each FFT (scipy.fft ``workers``; None: :func:`dedkit.threads.thread_count`).
 
     Returns
     -------
@@ -470,7 +477,7 @@ def estimate_global_motion(
         raise DedkitError(f"the tolerance must be positive, got {tolerance}")
     if max_shift is None:
         max_shift = min(ny, nx) / 4
-    spectra, _ = prepare_spectra(frames, workers=workers)
+    spectra, _ = prepare_spectra(frames, workers=thread_count() if workers is None else workers)
     shape = fast_shape((ny, nx))
     filt = alignment_filter(shape, bfactor)
     ky, kx = frequency_grids(shape)
