@@ -128,6 +128,14 @@ def test_thumbnails_are_capped_worst_first_for_a_thousand_movies():
     assert len(page.encode("utf-8")) < 2_000_000
 
 
+def test_thumbnail_cap_is_an_option():
+    rows, trajectories, thumbnails = _session(30)
+    page = render_session_report(rows, trajectories, thumbnails, max_thumbnails=6)
+    assert page.count('<figure class="thumb') == 6 and "at most 6 in a page" in page
+    page = render_session_report(rows, trajectories, thumbnails, max_thumbnails=0)
+    assert "<figure" not in page and "Power spectra" not in page
+
+
 def test_without_matplotlib_the_page_still_renders(monkeypatch):
     for name in list(sys.modules):
         if name == "matplotlib" or name.startswith("matplotlib."):

@@ -496,11 +496,12 @@ def _thumbnail_uri(png: bytes) -> str:
 
 
 def _gallery_html(rows, thumbnails, cap) -> str:
-    if not thumbnails:
+    cap = int(cap)
+    if not thumbnails or cap <= 0:
         return ""
     order = {r["name"]: i for i, r in enumerate(rows)}
     names = sorted(thumbnails, key=lambda n: (order.get(n, len(order)), n))
-    groups = _pick_thumbnails(rows, names, max(0, int(cap)))
+    groups = _pick_thumbnails(rows, names, cap)
     by_name = {r["name"]: r for r in rows}
     shown = sum(len(g) for _, g in groups)
     out = [
