@@ -7,7 +7,11 @@ Nyquist, reported as fractions of Nyquist.
 
 from dedkit.metrics.frc import FRCResult, frc, half_bit_threshold, mean_frc
 from dedkit.metrics.rings import RingBins, ring_bins
-from dedkit.metrics.spectrum import RadialSpectrum, radial_power_spectrum
+from dedkit.metrics.spectrum import (
+    RadialSpectrum,
+    power_spectrum_thumbnail,
+    radial_power_spectrum,
+)
 
 __all__ = [
     "FRCResult",
@@ -16,6 +20,7 @@ __all__ = [
     "frc",
     "half_bit_threshold",
     "mean_frc",
+    "power_spectrum_thumbnail",
     "radial_power_spectrum",
     "ring_bins",
 ]
