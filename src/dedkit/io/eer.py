@@ -258,6 +258,14 @@ class EerReader(FrameReader):
                     )
             strips.append((min(rows, ny), offsets, counts))
         fractions = len(strips)
+        self._check_chain_ends(tiff, pages[len(pages) - 1], fractions, size)
+        declared = metadata.get("numberOfFrames")
+        if isinstance(declared, int) and declared != fractions:
+            raise DedkitError(
+                f"truncated or corrupt EER: its metadata declares {declared} fractions, "
+                f"the file holds {fractions}",
+                path=self.path,
+            )
         if self.group > fractions:
             raise DedkitError(
                 f"EER group {self.group} is larger than the file's {fractions} fractions",
@@ -287,6 +295,24 @@ class EerReader(FrameReader):
             dtype=np.dtype(np.uint8 if self.group <= 255 else np.uint16),
             compression=tifffile.COMPRESSION(compression).name.lower(),
             extra=extra,
+        )
+
+    def _check_chain_ends(self, tiff: tifffile.TiffFile, last, fractions: int, size: int) -> None:
+        """Refuse a file whose last directory points to another one: tifffile stops
+        quietly at a directory beyond the end (a movie cut short, or still being
+        written), which would read as a shorter movie."""
+        fmt = tiff.tiff
+        head = os.pread(self._fd, fmt.tagnosize, last.offset)
+        if len(head) == fmt.tagnosize:
+            (n_tags,) = struct.unpack(fmt.tagnoformat, head)
+            at = last.offset + fmt.tagnosize + n_tags * fmt.tagsize
+            link = os.pread(self._fd, fmt.offsetsize, at)
+            if len(link) == fmt.offsetsize and struct.unpack(fmt.offsetformat, link)[0] == 0:
+                return
+        raise DedkitError(
+            f"truncated or corrupt EER: the directory after fraction {fractions - 1} "
+            f"lies outside the file ({size} bytes)",
+            path=self.path,
         )
 
     def read_fractions(self, start: int, stop: int) -> np.ndarray:
@@ -574,7 +600,10 @@ def write_eer(
             f.write(struct.pack("<Q", len(entries)))
             for code, kind, count, value in entries:
                 size = {3: "<H", 4: "<I"}.get(kind, "<Q")
-                f.write(struct.pack("<HHQ", code, kind, count) + struct.pack(size, value).ljust(8, b"\0"))
+                f.write(
+                    struct.pack("<HHQ", code, kind, count)
+                    + struct.pack(size, value).ljust(8, b"\0")
+                )
             next_link = f.tell()
             f.write(struct.pack("<Q", 0))
             f.seek(link)

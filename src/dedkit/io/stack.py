@@ -1,14 +1,16 @@
 """Frame stacks, whatever the file format: one lazy reader and one streaming writer API.
 
 ``open_stack(path)`` opens an MRC file, a TIFF file, an EER movie or a folder of numbered
-single-image files and returns a :class:`FrameReader` that reads one frame at a time (never the whole
-stack). ``create_stack(path, ...)`` returns a :class:`FrameWriter` that takes one frame at a
-time and writes to a temporary name, renamed to ``path`` only when :meth:`FrameWriter.close`
-completes (see :mod:`dedkit.io.atomic`).
+single-image files and returns a :class:`FrameReader` that reads one frame at a time (never
+the whole stack). ``create_stack(path, ...)`` returns a :class:`FrameWriter` that takes one
+frame at a time and writes to a temporary name, renamed to ``path`` only when
+:meth:`FrameWriter.close` completes (see :mod:`dedkit.io.atomic`).
 
 Every frame crossing this API is in dedkit's convention: row 0 at the bottom (Y up), 4-bit
 data unpacked to one uint8 per pixel. Packed data is available as-is through
-:meth:`FrameReader.read_packed` for code that works on nibbles directly.
+:meth:`FrameReader.read_packed` for code that works on nibbles directly. EER movies are
+the exception: their frames keep the bitstream's row order, as RELION and MotionCor3
+render them (see :mod:`dedkit.io.eer`).
 """
 
 from __future__ import annotations
