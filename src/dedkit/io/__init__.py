@@ -7,7 +7,8 @@ names a user needs, imported on first use (``import dedkit.io`` is instant):
   :func:`open_stack`, :func:`create_stack`, :class:`StackInfo`; single images (gain
   references, defect maps) :func:`read_image`; the formats themselves: MRC
   (:mod:`~dedkit.io.mrc`), TIFF and numbered folders (:mod:`~dedkit.io.tiff`), DM3/DM4
-  (:mod:`~dedkit.io.dm`), the 4-bit codec (:mod:`~dedkit.io.pack`);
+  (:mod:`~dedkit.io.dm`), Falcon EER movies (:mod:`~dedkit.io.eer`), the 4-bit codec
+  (:mod:`~dedkit.io.pack`);
 - SerialEM's side files: frame titles (:mod:`~dedkit.io.titles`), ``.mdoc``
   (:mod:`~dedkit.io.mdoc`), defect lists (:mod:`~dedkit.io.defects`);
 - hybrid-pixel detectors: slsDetector raw runs (:mod:`~dedkit.io.sls`), aare ``.clust``
@@ -43,6 +44,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "defects": ["format_defects", "parse_defects", "read_defects", "write_defects"],
         "deposits": ["DepositsWriter", "read_deposits", "write_deposits"],
         "dm": ["DmReader", "read_dm"],
+        "eer": ["EerReader", "read_eer_gain", "write_eer"],
         "events": ["TableWriter", "read_attrs", "read_table", "write_table"],
         "figures": ["save_figure"],
         "header_stats": ["FrameStats", "frame_stats"],

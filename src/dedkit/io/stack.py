@@ -1,14 +1,16 @@
 """Frame stacks, whatever the file format: one lazy reader and one streaming writer API.
 
-``open_stack(path)`` opens an MRC file, a TIFF file or a folder of numbered single-image
-files and returns a :class:`FrameReader` that reads one frame at a time (never the whole
-stack). ``create_stack(path, ...)`` returns a :class:`FrameWriter` that takes one frame at a
-time and writes to a temporary name, renamed to ``path`` only when :meth:`FrameWriter.close`
-completes (see :mod:`dedkit.io.atomic`).
+``open_stack(path)`` opens an MRC file, a TIFF file, an EER movie or a folder of numbered
+single-image files and returns a :class:`FrameReader` that reads one frame at a time (never
+the whole stack). ``create_stack(path, ...)`` returns a :class:`FrameWriter` that takes one
+frame at a time and writes to a temporary name, renamed to ``path`` only when
+:meth:`FrameWriter.close` completes (see :mod:`dedkit.io.atomic`).
 
 Every frame crossing this API is in dedkit's convention: row 0 at the bottom (Y up), 4-bit
 data unpacked to one uint8 per pixel. Packed data is available as-is through
-:meth:`FrameReader.read_packed` for code that works on nibbles directly.
+:meth:`FrameReader.read_packed` for code that works on nibbles directly. EER movies are
+the exception: their frames keep the bitstream's row order, as RELION and MotionCor3
+render them (see :mod:`dedkit.io.eer`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ MRC_SUFFIXES = {".mrc", ".mrcs", ".st", ".ali", ".map", ".rec", ".preali"}
 TIFF_SUFFIXES = {".tif", ".tiff"}
 #: Read only (DigitalMicrograph images and stacks, see :class:`dedkit.io.dm.DmReader`).
 DM_SUFFIXES = {".dm3", ".dm4"}
+#: Read only (Falcon EER movies, see :class:`dedkit.io.eer.EerReader`).
+EER_SUFFIX = ".eer"
 
 
 @dataclass
@@ -60,7 +64,7 @@ class StackInfo:
     ----------
     path : str
     format : str
-        'mrc', 'tiff', 'folder' or 'dm' (DM3/DM4, read only).
+        'mrc', 'tiff', 'folder', 'dm' (DM3/DM4, read only) or 'eer' (read only).
     shape : (nz, ny, nx)
         True size in pixels (unpacked width for 4-bit data).
     dtype : numpy.dtype
@@ -383,25 +387,48 @@ def check_stack_output(path, inputs=(), force: bool = False, format: str | None 
     return check_outputs([output], inputs, force)[0]
 
 
-def open_stack(path) -> FrameReader:
-    """Open an MRC file, a TIFF file or a folder of numbered images for lazy reading.
+def open_stack(path, *, eer_group: int | None = None, eer_sampling: int = 1) -> FrameReader:
+    """Open an MRC file, a TIFF file, an EER movie or a folder of numbered images for
+    lazy reading.
 
     A DM3/DM4 file (an image or a 3-D stack) opens too, read whole (they are small);
-    dedkit does not write DM files.
+    dedkit does not write DM files. An ``.eer`` file, or a TIFF file whose pages are EER
+    fractions (compression 65000-65002), opens as an :class:`dedkit.io.eer.EerReader`
+    whose frames are sums of ``eer_group`` fractions (default
+    :data:`dedkit.io.eer.DEFAULT_EER_GROUP`) at sampling ``eer_sampling`` (1, 2 or 4);
+    the two are ignored for other files.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dedkit.io.eer import write_eer
+    >>> write_eer("movie.eer", [np.array([[0, 0]])] * 4, shape=(4, 4))
+    >>> with open_stack("movie.eer", eer_group=2, eer_sampling=2) as movie:
+    ...     movie.info.format, movie.info.shape
+    ('eer', (2, 8, 8))
     """
     from dedkit.io.inputs import check_input_path
 
     p = check_input_path(path)
-    if not p.is_dir() and p.suffix.lower() in DM_SUFFIXES:
+    suffix = "" if p.is_dir() else p.suffix.lower()
+    if suffix in DM_SUFFIXES:
         from dedkit.io.dm import DmReader
 
         return DmReader(p)
+    if suffix == EER_SUFFIX:
+        from dedkit.io.eer import EerReader
+
+        return EerReader(p, group=eer_group, sampling=eer_sampling)
     fmt = "folder" if p.is_dir() else format_from_path(p)
     if fmt == "mrc":
         from dedkit.io.mrc import MrcReader
 
         return MrcReader(p)
     if fmt == "tiff":
+        from dedkit.io.eer import EerReader, is_eer_file
+
+        if is_eer_file(p):
+            return EerReader(p, group=eer_group, sampling=eer_sampling)
         from dedkit.io.tiff import TiffReader
 
         return TiffReader(p)

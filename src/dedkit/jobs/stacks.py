@@ -323,8 +323,15 @@ def prepare_corrections(info, input, gain, defects, rotflip_value) -> FrameCorre
     reference = None
     if gain is not None:
         # Without -R the reference is used as it is, as clip norm does.
+        if info.format == "eer":
+            from dedkit.io.eer import read_eer_gain
+
+            # RELION's rule: an MRC reference of EER frames is inverted, a .gain is not
+            image = read_eer_gain(gain, frame_shape)
+        else:
+            image = read_image(gain)
         reference = prepare_gain(
-            read_image(gain), frame_shape, rotflip=applied or 0, name=f"gain reference {gain}"
+            image, frame_shape, rotflip=applied or 0, name=f"gain reference {gain}"
         )
     corrector = None
     if defects is not None:
