@@ -433,7 +433,8 @@ class SessionReport(JobReport):
         rate = "" if self.movies_per_hour is None else f", {self.movies_per_hour:.0f} movies/h"
         where = self.scheduler or (
             "this process" if self.workers == 0 else
-            f"{self.workers} worker{'s' if self.workers != 1 else ''} x {self.threads} threads"
+            f"{self.workers} worker{'s' if self.workers != 1 else ''} x {self.threads} "
+            f"thread{'s' if self.threads != 1 else ''}"
         )  # fmt: skip
         lines = [
             f"align: {self.done} movies aligned, {self.skipped} already done, {self.failed} "
@@ -603,6 +604,7 @@ def run_session(
     stopped: list[str] = []
     files = {k: out / n for k, n in zip(("csv", "json", "report"), SESSION_FILES, strict=True)}
     last_report = [0.0]
+    unwritten: list[str] = []
     run_started = time.time()
 
     def movies_per_hour():
@@ -659,17 +661,22 @@ def run_session(
                                                    indent=1) + "\n")  # fmt: skip
             write_atomic(files["report"], _report_html(out, rows, summary))
         except DedkitError as error:
-            if not final:
-                stopped[:] = stopped or ["disk full"]
-                return
-            raise error
+            # the table is rebuilt from the records at every write: nothing is lost when
+            # one write fails, and the session's own outcome is still reported
+            unwritten[:] = [one_line(error)]
+            if "cannot write:" in str(error):
+                stopped[:] = stopped or [f"disk full: {one_line(error)}"]
+            return
+        unwritten.clear()
 
     executor = None
     running: list[_Movie] = []
     watcher = None
     draining = False
+    interrupted = threading.Event()
     try:
         with contextlib.ExitStack() as stack:
+            stack.enter_context(_drain_on_ctrl_c(interrupted))
             if n_workers == 0 and not scheduler:
                 executor = _InProcess()
                 stack.callback(executor.close)
@@ -693,6 +700,8 @@ def run_session(
             report_progress()
             while True:
                 try:
+                    if interrupted.is_set() and not draining:
+                        raise KeyboardInterrupt
                     if stop is not None and stop.is_set() and not draining:
                         draining = True
                         stopped[:] = stopped or ["interrupted"]
@@ -780,11 +789,26 @@ def run_session(
         watch=None if watch_dir is None else str(watch_dir),
         stopped=stopped[0] if stopped else None,
         rows=rows,
-        files={k: str(v) for k, v in files.items()},
-        warnings=[
-            f"{r['name']}: {r['warnings']}" for r in rows if r["warnings"] and r["status"] == "done"
-        ],  # fmt: skip
+        files={} if unwritten else {k: str(v) for k, v in files.items()},
+        warnings=_session_warnings(rows)
+        + [f"the session table was not written: {w}" for w in unwritten],
     )
+
+
+def _session_warnings(rows: list[dict]) -> list[str]:
+    """Each warning of this run's movies once, with the movies that gave it (a session of
+    300 movies without a voltage says so once, not 300 times)."""
+    by_text: dict[str, list[str]] = {}
+    for row in rows:
+        if row["status"] != "done" or not row["warnings"]:
+            continue
+        for text in row["warnings"].split("; "):
+            by_text.setdefault(text, []).append(row["name"])
+    lines = []
+    for text, names in by_text.items():
+        who = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        lines.append(f"{who}: {text}")
+    return lines
 
 
 def session_row_of(folder, item: _Movie, status: dict) -> dict:
@@ -797,6 +821,29 @@ def session_row_of(folder, item: _Movie, status: dict) -> dict:
             record = None
         return movie_row(item.movie, item.name, status="done", report=record)
     return movie_row(item.movie, item.name, status=known["status"], error=known["error"])
+
+
+@contextlib.contextmanager
+def _drain_on_ctrl_c(interrupted: threading.Event):
+    """The first Ctrl-C only sets ``interrupted`` (the loop then drains at a point of its
+    choosing: a KeyboardInterrupt in the middle of an import or a write would break
+    them); the second raises as usual. Main thread only (signals are delivered there)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _start(executor, item: _Movie, options: dict, force: bool):
@@ -944,8 +991,9 @@ def _check_session_options(align_options: dict, threads) -> dict:
 
     opts = {k: align_options.get(k) for k in ALIGN_OPTIONS}
     _check_options(
-        group=1 if opts["group"] is None else opts["group"], patches=opts["patches"], align_binning=opts["align_binning"],
-        reduce=1 if opts["reduce"] is None else opts["reduce"], truncate=opts["truncate"], dose=opts["dose"],
+        group=1 if opts["group"] is None else opts["group"], patches=opts["patches"],
+        align_binning=opts["align_binning"], truncate=opts["truncate"], dose=opts["dose"],
+        reduce=1 if opts["reduce"] is None else opts["reduce"],
         pre_dose=opts["pre_dose"], voltage=opts["voltage"], pixel_size=opts["pixel_size"],
         bfactor=opts["bfactor"], iterations=opts["iterations"], tolerance=opts["tolerance"],
     )  # fmt: skip
