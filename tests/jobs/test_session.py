@@ -414,3 +414,57 @@ def test_ctrl_c_ends_after_the_running_movie_and_the_rerun_finishes(tmp_path):
     assert proc.returncode == 0, stderr
     report = json.loads(stdout)
     assert report["skipped"] == len(done) and report["done"] == 4 - len(done)
+
+
+# ------------------------------------------------------------------- MRC, TIFF and EER
+
+
+def _eer_movie(path, n_frames=6, group=4, shape=(128, 128), seed=3):
+    from dedkit.io.eer import write_eer
+
+    rng = np.random.default_rng(seed)
+    k = np.hypot(np.fft.fftfreq(shape[0])[:, None], np.fft.fftfreq(shape[1])[None, :])
+    k[0, 0] = 1
+    field = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=shape)) / k))
+    specimen = np.clip(0.5 + 0.15 * field / field.std(), 0.05, 0.95)
+    fractions = []
+    for frame in range(n_frames):
+        moved = np.roll(specimen, (frame, -frame), axis=(0, 1))  # 1 px per frame
+        for _ in range(group):
+            y, x = np.nonzero(rng.random(shape) < moved)
+            fractions.append(np.stack([4 * x + 1, 4 * y + 2], axis=1))
+    write_eer(path, fractions, shape=shape)
+
+
+def test_a_folder_of_mrc_tiff_and_eer_movies_from_the_command_line(tmp_path, capsys):
+    from dedkit.cli.main import main
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_movie(folder / "a.mrc", seed=1)
+    write_movie(folder / "b.tif", seed=2)
+    _eer_movie(folder / "c.eer")
+    out = tmp_path / "out"
+    args = ["align", str(folder), "-o", f"{out}/", "--workers", "0", "--eer-group", "4",
+            "--dose", "1", "--pixel-size", "1", "--voltage", "300", "--json"]  # fmt: skip
+    status = main(args)
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    report = json.loads(captured.out)
+    assert (report["done"], report["failed"]) == (3, 0), report["rows"]
+    rows = {r["name"]: r for r in report["rows"]}
+    assert rows["c"]["frames"] == 6
+    steps = np.diff(np.array(read_records(out)["c"]["shifts_px"]), axis=0)
+    assert np.allclose(steps, [[-1.0, 1.0]] * 5, atol=0.35)
+    assert main(args) == 0 and json.loads(capsys.readouterr().out)["skipped"] == 3
+
+
+def test_session_options_that_name_one_file_are_refused(frames, tmp_path, capsys):
+    from dedkit.cli.main import main
+
+    out = f"{tmp_path / 'out'}/"
+    assert main(["align", str(frames), "-o", out, "--shifts", "s.csv"]) == 2
+    assert "--shifts names the file of one movie" in capsys.readouterr().err
+    assert main(["align", str(frames / "m0.mrc"), "-o", "sum.mrc", "--workers", "2"]) == 2
+    assert "--workers is for many movies" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

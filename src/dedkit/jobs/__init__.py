@@ -7,6 +7,9 @@ done from Python with the same options and the same report. The names are import
 first use (the hpd and learn jobs pull in Dask and PyTorch):
 
 - frame alignment (:mod:`~dedkit.jobs.align`): :func:`align_movie` (``dedkit align``);
+- whole sessions (:mod:`~dedkit.jobs.session`, :mod:`~dedkit.jobs.watch`,
+  :mod:`~dedkit.jobs.session_report`): :func:`run_session` (``dedkit align INPUT... -o
+  FOLDER/``, ``--watch``), :class:`MovieWatcher`, :func:`render_session_report`;
 - counting-camera stacks (:mod:`~dedkit.jobs.stacks`, :mod:`~dedkit.jobs.reduce`):
   :func:`normalize_stack` (``dedkit norm``), :func:`rotflip_stack`, :func:`pack_stack`,
   :func:`unpack_stack`, :func:`convert_stack`, :func:`make_defect_map`,
@@ -40,9 +43,13 @@ __getattr__, __dir__, __all__ = lazy_exports(
                 "localize_clusters", "make_image"],
         "learn": ["evaluate_model", "train_model", "write_scan_training_set"],
         "reduce": ["reduce_stack"],
+        "session": ["run_session"],
+        "session_report": ["render_session_report", "spectrum_thumbnail",
+                           "write_session_report"],
         "sim": ["build_training_set", "write_simulated_run"],
         "stacks": ["convert_stack", "describe_stack", "make_defect_map", "normalize_stack",
                    "pack_stack", "rotflip_stack", "unpack_stack"],
         "study": ["run_study", "write_study_figure"],
+        "watch": ["MovieWatcher"],
     },
 )  # fmt: skip
