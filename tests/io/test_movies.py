@@ -175,6 +175,9 @@ def test_mdoc_whose_stacks_are_all_missing_or_that_names_none(tmp_path):
     touch(tmp_path / "mmm.mrc")  # the montage itself is not a frame stack
     with pytest.raises(DedkitError, match="names no frame stacks"):
         mdoc_movies(montage)
+    # a pattern skips mdocs without frames (atlases, montages); an mdoc named alone does not
+    touch(tmp_path / "a.mrc")
+    assert expand_inputs([f"{tmp_path}/*.mdoc"]) == [tmp_path / "a.mrc"]
     orphan = touch(tmp_path / "lost.tif.mdoc", b"[FrameSet = 0]\nNumSubFrames = 4\n")
     with pytest.raises(DedkitError, match="frame mdoc without its stack: no file lost.tif"):
         mdoc_movies(orphan)

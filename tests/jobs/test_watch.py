@@ -48,11 +48,12 @@ class SlowWriter(threading.Thread):
 
     def run(self):
         with open(self.target, "wb") as f:
-            for chunk in self.chunks:
+            for i, chunk in enumerate(self.chunks):
+                if i:
+                    time.sleep(self.pause)
                 f.write(chunk)
                 f.flush()
-                time.sleep(self.pause)
-        self.finished_at = time.monotonic()
+                self.finished_at = time.monotonic()
 
 
 def mrc_chunks(frames: int) -> list[bytes]:
@@ -82,7 +83,7 @@ def test_mrc_written_slowly_is_reported_only_after_it_is_complete(tmp_path, poll
         seen = collect(watcher, time.monotonic() + 0.12 * 9 + SETTLE + 1.5)
     writer.join()
     assert [p for _, p in seen] == [movie]
-    assert seen[0][0] >= writer.finished_at
+    assert seen[0][0] >= writer.finished_at + SETTLE
 
 
 def test_mrc_whose_header_grows_with_each_frame_waits_for_settle(tmp_path):
@@ -101,10 +102,11 @@ def test_mrc_whose_header_grows_with_each_frame_waits_for_settle(tmp_path):
 
     class Rewriter(SlowWriter):
         def run(self):
-            for content in prefixes():
+            for i, content in enumerate(prefixes()):
+                if i:
+                    time.sleep(self.pause)
                 movie.write_bytes(content)
-                time.sleep(self.pause)
-            self.finished_at = time.monotonic()
+                self.finished_at = time.monotonic()
 
     writer = Rewriter(movie, [], pause=0.15)
     with MovieWatcher(tmp_path, settle=SETTLE, poll_interval=0.05) as watcher:
@@ -112,7 +114,7 @@ def test_mrc_whose_header_grows_with_each_frame_waits_for_settle(tmp_path):
         seen = collect(watcher, time.monotonic() + 0.15 * 7 + SETTLE + 1.5)
     writer.join()
     assert [p for _, p in seen] == [movie]
-    assert seen[0][0] >= writer.finished_at
+    assert seen[0][0] >= writer.finished_at + SETTLE
     from dedkit.io.stack import open_stack
 
     with open_stack(movie) as stack:
@@ -125,9 +127,10 @@ def test_tiff_written_page_by_page(tmp_path):
     def write():
         with tifffile.TiffWriter(movie) as tif:
             for i in range(6):
+                if i:
+                    time.sleep(0.15)
                 tif.write(np.full(SHAPE, i, np.uint16), photometric="minisblack")
                 tif.filehandle.flush()
-                time.sleep(0.15)
         writer.finished_at = time.monotonic()
 
     writer = threading.Thread(target=write, daemon=True)
@@ -137,7 +140,7 @@ def test_tiff_written_page_by_page(tmp_path):
         seen = collect(watcher, time.monotonic() + 0.15 * 7 + SETTLE + 1.5)
     writer.join()
     assert [p for _, p in seen] == [movie]
-    assert seen[0][0] >= writer.finished_at
+    assert seen[0][0] >= writer.finished_at  # closed; the last page came >= SETTLE before
     with tifffile.TiffFile(movie) as tif:
         assert len(tif.pages) == 6
 
@@ -149,6 +152,8 @@ def test_stalled_truncated_movie_is_never_reported(tmp_path):
         assert watcher.ready(timeout=0.8) == []
         reason = watcher.waiting()[tmp_path / "stalled.mrc"]
     assert "10 frames" in reason and "3 whole frames" in reason
+    assert watcher.stalled(0.5) == {tmp_path / "stalled.mrc": reason}
+    assert watcher.stalled(60) == {}
 
 
 def test_existing_movies_reported_once_and_again_by_a_new_watcher(tmp_path):

@@ -27,6 +27,7 @@ Decisions (issue 16):
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -310,7 +311,10 @@ def _expand_one(spec, outputs: dict[Path, set[str]]) -> list[Path]:
         if candidate.is_dir():
             found.extend(list_movies(candidate))
         elif candidate.name.lower().endswith(".mdoc") and not candidate.name.startswith("."):
-            found.extend(mdoc_movies(candidate))
+            # a session folder also holds mdocs of atlases and montages, which name no
+            # frames: a pattern skips them, a file named on its own is refused
+            with contextlib.suppress(DedkitError):
+                found.extend(mdoc_movies(candidate))
         elif _is_movie_name(candidate.name) and candidate.is_file():
             folder = candidate.parent
             if folder not in outputs:
@@ -334,8 +338,8 @@ def expand_inputs(specs) -> list[Path]:
         Each one a file (taken as it is), a folder (its movies, not recursive, sorted by
         name; :func:`list_movies`), a glob pattern (``'Frames/*.tif'``, ``**`` for any
         depth; expanded here since a shell leaves a quoted one alone, matches sorted,
-        only movies and mdocs kept) or a SerialEM ``.mdoc`` (the stacks it names;
-        :func:`mdoc_movies`).
+        only movies and mdocs kept, mdocs that name no frame stack skipped) or a SerialEM
+        ``.mdoc`` (the stacks it names; :func:`mdoc_movies`).
 
     Returns
     -------

@@ -314,6 +314,39 @@ class MovieWatcher:
             items = [(k, s.reason) for k, s in self._seen.items() if k not in self._returned]
         return {Path(k): reason for k, reason in sorted(items)}
 
+    def stalled(self, seconds: float) -> dict[Path, str]:
+        """Movies judged incomplete whose size and modification time have not changed for
+        ``seconds``: truncated or corrupt files a session may report as failed.
+
+        Parameters
+        ----------
+        seconds : float
+
+        Returns
+        -------
+        dict of Path to str
+            Each movie with the reason :func:`~dedkit.io.movies.movie_complete` gave.
+
+        Examples
+        --------
+        >>> from pathlib import Path
+        >>> Path("st").mkdir(); _ = Path("st/m.tif").write_bytes(b"II*\\x00")
+        >>> with MovieWatcher("st", settle=0, poll=True) as watcher:
+        ...     _ = watcher.ready(timeout=0)
+        ...     print(list(watcher.stalled(0)), list(watcher.stalled(60)))
+        [PosixPath('st/m.tif')] []
+        """
+        now = time.monotonic()
+        with self._lock:
+            items = [
+                (key, seen.reason)
+                for key, seen in self._seen.items()
+                if key not in self._returned
+                and seen.checked == seen.signature
+                and now - seen.since >= seconds
+            ]
+        return {Path(key): reason for key, reason in sorted(items)}
+
     def ready(self, timeout: float | None = 0.0) -> list[Path]:
         """Movies that became complete since the last call, each reported once.
 
