@@ -150,7 +150,7 @@ class Patches(click.ParamType):
 @optional_option(
     "--eer-group",
     type=click.IntRange(1),
-    help="EER fractions summed into each frame, as RELION's --eer_grouping (default 40, as RELION).",
+    help="EER fractions summed into each frame, RELION's --eer_grouping (default 40, as RELION).",
 )
 @optional_option(
     "--eer-sampling",

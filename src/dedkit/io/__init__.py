@@ -50,6 +50,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "header_stats": ["FrameStats", "frame_stats"],
         "images": ["image_shape", "read_image"],
         "mdoc": ["Mdoc", "format_mdoc", "parse_mdoc", "read_mdoc", "write_mdoc"],
+        "movies": ["MOVIE_SUFFIXES", "expand_inputs", "movie_complete"],
         "model_files": ["read_card_file", "read_weights", "save_model"],
         "motion_files": [
             "read_shifts_csv",

@@ -80,6 +80,9 @@ RECORD_SUFFIX = "_align.json"
 SESSION_FILES = ("session.csv", "session.json", "report.html")
 #: least seconds between two rewrites of the session files while movies finish
 REPORT_INTERVAL = 15.0
+#: seconds a watched movie may stay incomplete and unchanged before it is reported as failed
+#: (a truncated file; should it complete later it is aligned then)
+STALL_SECONDS = 300.0
 #: the options of align_movie a session passes on to every movie
 ALIGN_OPTIONS = (
     "gain", "defects", "rotflip_value", "dose", "pre_dose", "voltage", "pixel_size", "group",
@@ -621,6 +624,10 @@ def run_session(
                 _fail_later(item, f"{item.movie}: another movie, {known[item.name].movie}, "
                             "has the same name; its outputs would collide")  # fmt: skip
             return
+        if status.get(item.name, {}).get("stalled"):
+            # reported as stalled, then completed after all
+            counts["failed"] -= 1
+            del status[item.name]
         known[item.name] = item
         record = item.outputs["record"]
         if record.exists() and not force:
@@ -706,6 +713,16 @@ def run_session(
                         draining = True
                         stopped[:] = stopped or ["interrupted"]
                     if watcher is not None and not draining:
+                        for path, why in watcher.stalled(STALL_SECONDS).items():
+                            name = movie_name(path)
+                            if name in known or name in status:
+                                continue
+                            counts["failed"] += 1
+                            status[name] = {"movie": str(path), "status": "failed",
+                                            "stalled": True, "error":
+                                            f"{path}: incomplete and unchanged for "
+                                            f"{STALL_SECONDS:.0f} s ({why})"}  # fmt: skip
+                            report_progress()
                         for path in watcher.ready(timeout=0.0 if queue or running else 0.5):
                             item = _Movie(path, movie_name(path), {})
                             if _inside(path, out):
