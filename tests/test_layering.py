@@ -6,7 +6,7 @@ package may import only packages of a lower level (and itself):
 ====== ================================================
 level  packages
 ====== ================================================
-0      ``errors``, ``report``, ``records``, ``_lazy``
+0      ``errors``, ``report``, ``records``, ``_lazy``, ``threads``
 1      ``io``
 2      ``camera``, ``metrics``, ``parallel``
 3      ``frames``
@@ -51,6 +51,8 @@ LEVELS = {
     "errors": 0,
     "report": 0,
     "records": 0,
+    # dedkit.threads: how many threads a computation may use (numba, scipy.fft)
+    "threads": 0,
     "io": 1,
     "camera": 2,
     "metrics": 2,
