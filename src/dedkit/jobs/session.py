@@ -607,6 +607,7 @@ def run_session(
     stopped: list[str] = []
     files = {k: out / n for k, n in zip(("csv", "json", "report"), SESSION_FILES, strict=True)}
     last_report = [0.0]
+    last_cost = [0.0]
     unwritten: list[str] = []
     run_started = time.time()
 
@@ -648,7 +649,8 @@ def run_session(
 
     def write_session_files(final: bool = False) -> None:
         now = time.perf_counter()
-        if not final and now - last_report[0] < report_interval:
+        # a page of 1000 movies takes 1-2 s to draw: never more than a tenth of the time
+        if not final and now - last_report[0] < max(report_interval, 10 * last_cost[0]):
             return
         last_report[0] = now
         rows = session_rows(out, status)
@@ -675,6 +677,7 @@ def run_session(
                 stopped[:] = stopped or [f"disk full: {one_line(error)}"]
             return
         unwritten.clear()
+        last_cost[0] = time.perf_counter() - now
 
     executor = None
     running: list[_Movie] = []
