@@ -81,7 +81,10 @@ def test_batch_aligns_every_movie_and_writes_the_table(frames, tmp_path):
     assert table[0] == ",".join(ROW_KEYS) and len(table) == 4
     data = json.loads((out / "session.json").read_text())
     assert data["summary"]["done"] == 3 and len(data["movies"]) == 3
-    assert "<table" in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert "<table" in page and all(f">m{i}<" in page for i in range(3))
+    # the three spectra and the plots are inside the page
+    assert page.count("data:image/") >= 5 and "http://" not in page
     assert not leftovers(out) and not list(out.glob(".*.claim"))
 
 
