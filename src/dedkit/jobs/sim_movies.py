@@ -101,7 +101,8 @@ class SimMoviesReport(JobReport):
     def text(self) -> str:
         n = self.counts.get("movies", 0)
         lines = [
-            f"sim movies: wrote {n} movie{'s' if n != 1 else ''} with their mdocs to "
+            f"sim movies: wrote {n} movie{'s' if n != 1 else ''} with "
+            f"{'its mdoc' if n == 1 else 'their mdocs'} to "
             f"{self.output} in {self.seconds:.1f} s "
             f"({self.details.get('format')}, {self.counts.get('frames', 0)} frames, "
             f"{self.dose_per_frame:.4g} e/Å² per frame)"
