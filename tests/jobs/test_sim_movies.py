@@ -104,6 +104,7 @@ def test_the_folder_is_made_and_bad_options_are_one_line(tmp_path):
         (dict(folder=tmp_path / "x", format="dm4"), "mrc, tif, eer"),
         (dict(folder=tmp_path / "x", dose_per_pixel=0), "dose per pixel"),
         (dict(folder=tmp_path / "x", frame_interval=-1), "interval between frames"),
+        (dict(folder=tmp_path / "x", seed=-1), "seed"),
     ]:
         with pytest.raises(DedkitError, match=words) as error:
             write_simulated_movies(**{**SMALL, **kwargs})
@@ -175,9 +176,11 @@ def test_a_watcher_never_takes_a_movie_before_its_last_frame(tmp_path):
         while len(got) < 2 and time.monotonic() < deadline:
             for path in watcher.ready(timeout=0.05):
                 got.append((path.name, (tmp_path / f"{path.name}.mdoc").exists()))
-                assert movie_complete(path, mdoc=True)[0]
+                assert movie_complete(path, mdoc=False)[0], path
         writer.join()
-    assert got == [("movie_0000.mrc", True), ("movie_0001.mrc", True)]
+    assert [name for name, _ in got] == ["movie_0000.mrc", "movie_0001.mrc"]
+    # once the first mdoc is there, the watcher waits for each movie's mdoc too
+    assert got[1][1]
 
 
 def test_split_into_fractions_keeps_every_electron_once_per_pixel_and_fraction():

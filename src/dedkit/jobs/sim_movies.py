@@ -453,7 +453,8 @@ def write_simulated_movies(
         Mean path length of the beam-induced motion, pixels; each movie's is drawn
         uniformly between 0.5 and 1.5 times it (a session's spread).
     seed : int
-        The same seed gives the same movies (the mdocs' DateTime aside).
+        >= 0; the same seed gives the same movies (the mdocs' DateTime aside), movie k
+        the same whatever the number of movies.
     interval : float
         Seconds to wait between movies (0: one after the other).
     frame_interval : float
@@ -488,6 +489,7 @@ def write_simulated_movies(
     movies = _count(movies, "the number of movies")
     frames = _count(frames, "the number of frames")
     fractions = _count(eer_fractions_per_frame, "EER fractions per frame")
+    seed = _count(seed, "the seed", low=0)
     dose_per_pixel = _positive(dose_per_pixel, "the dose per pixel")
     pixel_size = _positive(pixel_size, "the pixel size")
     voltage = _positive(voltage, "the voltage")
@@ -511,14 +513,14 @@ def write_simulated_movies(
     total = movies * frames
     written: list[str] = []
     lost_total = 0
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
     drifts = drift * rng.uniform(0.5, 1.5, size=movies)
 
     for m, (path, mdoc) in enumerate(zip(paths, mdocs, strict=True)):
         if m and interval:
             sleep(interval)
         model = movie_model((ny, nx), frames, dose_per_pixel, drift=float(drifts[m]),
-                            seed=[int(seed), 1, m])  # fmt: skip
+                            seed=[seed, 1, m])  # fmt: skip
         done_before = m * frames
 
         def report_frame(i, done_before=done_before):
@@ -533,7 +535,7 @@ def write_simulated_movies(
             voltage=voltage,
             folder_name=folder.resolve().name or "Frames",
         )
-        eer_seed = [int(seed), 2, m]
+        eer_seed = [seed, 2, m]
         options = dict(pixel_size=pixel_size, eer_fractions=fractions, seed=eer_seed)
         if frame_interval:
             # written whole under a hidden name, then grown into its final name
