@@ -408,3 +408,64 @@ def sim_validate(energy, n, chunk_primaries, **options):
     detector = _detector(options)
     _run("primaries", validate, energy, n, seed, workers, options=options,
          chunk_primaries=chunk_primaries, **detector)  # fmt: skip
+
+
+# ----- dedkit sim movies: a folder of counting movies as SerialEM writes it ---------------
+
+
+class _FrameSize(click.ParamType):
+    """``--size WxH``: width and height in pixels, as (ny, nx)."""
+
+    name = "WxH"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            width, height = (int(v) for v in str(value).lower().split("x"))
+        except ValueError:
+            self.fail(f"{value!r} is not WIDTHxHEIGHT in pixels (e.g. 512x512)", param, ctx)
+        if width < 8 or height < 8:
+            self.fail(f"{value!r}: a movie needs at least 8 x 8 pixels", param, ctx)
+        return height, width
+
+
+@sim.command("movies")
+@click.argument("folder", type=click.Path())
+@count_option("--movies", default=4, help="Movies to write.")
+@count_option("--frames", default=12, help="Frames per movie.")
+@click.option("--size", "shape", type=_FrameSize(), default="512x512", show_default=True,
+              help="Frame size, WIDTHxHEIGHT pixels.")  # fmt: skip
+@float_option("--dose-per-pixel", default=2.0, help="Mean electrons per pixel and frame.")
+@choice_option("--format", "fmt", choices=["mrc", "tif", "eer"], default="mrc",
+               help="MRC, TIFF (LZW, as SerialEM saves it) or EER fractions.")  # fmt: skip
+@count_option("--eer-fractions-per-frame", default=10,
+              help="EER fractions a frame is split into (read with --eer-group N).")  # fmt: skip
+@float_option("--pixel-size", default=1.0, help="Pixel size, Å (in the mdoc and headers).")
+@float_option("--voltage", default=300.0, help="Voltage, kV (in the mdoc).")
+@click.option("--name-pattern", default="movie_{:04d}", show_default=True,
+              help="Python format of the file stems, given the movie's number from 0.")  # fmt: skip
+@float_option("--drift", default=10.0,
+              help="Mean motion path length, pixels (each movie 0.5-1.5 times it).")  # fmt: skip
+@seed_option(help="Random seed (the same seed gives the same movies).")
+@float_option("--interval", default=0.0,
+              help="Seconds between movies, as a session acquiring (0: all at once).")  # fmt: skip
+@float_option("--frame-interval", default=0.0,
+              help="Write each movie into its final name frame by frame, this many seconds "
+              "apart, then its mdoc (what a live 'dedkit align --watch' must wait for); "
+              "0: each movie appears whole.")  # fmt: skip
+@job_options("Replace movies and mdocs of the same names.", warn_as="dedkit sim movies")
+def sim_movies(folder, movies, frames, shape, dose_per_pixel, fmt, eer_fractions_per_frame,
+               pixel_size, voltage, name_pattern, drift, seed, interval, frame_interval,
+               job):  # fmt: skip
+    """Write a folder of simulated counting movies (known specimen and motion) with a
+    SerialEM frame mdoc beside each (dose, pixel size, voltage), as SerialEM saves them
+    during a session: try 'dedkit align FOLDER -o aligned/' or, while it writes,
+    'dedkit align --watch FOLDER -o aligned/'."""
+    from dedkit.jobs.sim_movies import write_simulated_movies
+
+    job.run("frames", write_simulated_movies, folder, movies=movies, frames=frames,
+            shape=shape, dose_per_pixel=dose_per_pixel, format=fmt,
+            eer_fractions_per_frame=eer_fractions_per_frame, pixel_size=pixel_size,
+            voltage=voltage, name_pattern=name_pattern, drift=drift, seed=seed,
+            interval=interval, frame_interval=frame_interval)  # fmt: skip
