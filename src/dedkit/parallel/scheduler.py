@@ -79,12 +79,20 @@ def dask_client(
         with client:
             yield client
         return
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        dashboard_address=None,
-    )
+    import dask
+
+    # Dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, and glibc switches off
+    # its adaptive mmap threshold when that variable is set: every large array is then
+    # mapped afresh and its pages faulted in again. Measured on dedkit align: 2 to 3
+    # times the time of the same movie outside Dask, most of it system time
+    # (benchmarks/bench_session.py); None is distributed's way to leave it unset.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=None,
+        )
     with cluster, Client(cluster) as client:
         yield client
 
