@@ -233,9 +233,10 @@ def test_bad_session_options_fail_before_any_movie(frames, tmp_path):
 
 
 def test_choose_layout_fits_memory_and_cores():
-    assert choose_layout(2, 24 << 30, 1 << 30) == (1, 2)
+    assert choose_layout(2, 24 << 30, 1 << 30) == (2, 1)
+    assert choose_layout(2, 4 << 30, 3 << 30) == (1, 2)
     assert choose_layout(1, 24 << 30, 1 << 30) == (1, 1)
-    assert choose_layout(64, 512 << 30, 4 << 30) == (32, 2)
+    assert choose_layout(64, 512 << 30, 4 << 30) == (64, 1)
     workers, threads = choose_layout(64, 8 << 30, 4 << 30)
     assert workers == 1 and threads == 64
 

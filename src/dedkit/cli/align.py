@@ -179,12 +179,13 @@ class Patches(click.ParamType):
     "--workers",
     type=click.IntRange(0, MAX_WORKERS),
     help="Movies aligned at once, each in a LocalCluster worker process; 0 aligns them "
-    "one after another in this process (default: from the cores and memory, 1 on 2 cores).",
+    "one after another in this process (default: one per core, fewer when memory is short).",
 )
 @optional_option(
     "--threads",
     type=click.IntRange(1, 1024),
-    help="Threads per movie (default: the cores divided among the workers; one movie: all).",
+    help="Threads per movie (default: the cores divided among the workers, 1 when there is "
+    "a worker per core; one movie: all).",
 )
 @optional_option(
     "--scheduler",

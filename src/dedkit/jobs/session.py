@@ -139,23 +139,24 @@ def movie_outputs(folder, name: str, *, even_odd: bool = False) -> dict[str, Pat
 def choose_layout(cores: int, memory_bytes: int, movie_bytes: int) -> tuple[int, int]:
     """Workers (movies at once) and threads per movie for a machine.
 
-    Two threads per movie (the reading and normalising pass overlaps two stages, and the
-    FFTs scale well to two), as many workers as the cores allow, fewer when the memory
-    one movie needs (``movie_bytes``, about 1.5 x the movie at the output size) times the
-    workers exceeds 80 % of ``memory_bytes``.
+    One movie per core, one thread each: a movie does not use two threads fully (its
+    reading pass is a two-stage pipeline, its motion estimate mostly serial), so movies
+    side by side align more per hour than one movie on every core (measured on 2 cores:
+    133 K2 movies/h as 2 x 1 against 105 as 1 x 2, ``docs/benchmarks.md``). Fewer workers
+    when the memory one movie needs (``movie_bytes``) times the workers would exceed 80 %
+    of ``memory_bytes``; the cores left over then go to the threads of each movie.
 
     Examples
     --------
     >>> choose_layout(2, 24 << 30, 2 << 30)
-    (1, 2)
+    (2, 1)
     >>> choose_layout(32, 256 << 30, 4 << 30)
-    (16, 2)
+    (32, 1)
     >>> choose_layout(32, 16 << 30, 4 << 30)
     (3, 10)
     """
     cores = max(1, int(cores))
-    threads = min(2, cores)
-    workers = max(1, cores // threads)
+    workers = cores
     if movie_bytes > 0:
         workers = max(1, min(workers, int(0.8 * memory_bytes // movie_bytes)))
     return workers, max(1, cores // workers)
