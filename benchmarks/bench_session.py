@@ -15,8 +15,8 @@ in a plain loop (target: < 3 % of the loop's time per movie):
 Configurations, each in a fresh process (same imports, same numba cache), on the same
 N movies (``--movies``, default 4 K2 and 3 K3):
 
-- ``loop 1x2``, the baseline: ``dedkit.jobs.align.align_movie`` called on each movie in
-  a ``for`` loop with ``threads=2``, writing exactly what a session's task writes (sum,
+- ``loop 1x2``, the baseline: ``dedkit.jobs.session.align_into`` (the task without Dask)
+  on each movie in a ``for`` loop with ``threads=2``, writing exactly what a session's task writes (sum,
   dose-weighted sum, shifts CSV, STAR file, power-spectrum thumbnail, FRC, record);
 - ``session 1x2``: ``dedkit.jobs.session.run_session`` with 1 worker x 2 threads per
   movie (``dedkit align MOVIES -o OUT/ --workers 1 --threads 2``);
@@ -258,10 +258,9 @@ def _status_kb(field: str, pid="self") -> int | None:
 
 
 def child_loop(spec: dict) -> None:
-    """The baseline: align_movie on each movie in turn, with the outputs and options a
-    session's task (``dedkit.jobs.session.align_task``) gives it."""
-    from dedkit.jobs.align import align_movie
-    from dedkit.jobs.session import movie_name, movie_outputs
+    """The baseline: each movie in turn through ``align_into``, what a session's task
+    (``dedkit.jobs.session.align_task``) runs, without Dask."""
+    from dedkit.jobs.session import align_into, movie_name, movie_outputs
 
     out = Path(spec["out"])
     out.mkdir(parents=True, exist_ok=True)
@@ -270,19 +269,7 @@ def child_loop(spec: dict) -> None:
     for movie in spec["movies"]:
         outputs = movie_outputs(out, movie_name(movie))
         t = time.perf_counter()
-        align_movie(
-            movie,
-            outputs["sum"],
-            shifts=outputs["shifts"],
-            star=outputs["star"],
-            star_needs_pixel_size=False,
-            thumbnail=outputs["thumbnail"],
-            record=outputs["record"],
-            frc=True,
-            force=True,
-            threads=spec["threads"],
-            **spec["options"],
-        )
+        align_into(movie, outputs, {**spec["options"], "threads": spec["threads"]})
         seconds.append(time.perf_counter() - t)
     wall = time.perf_counter() - t0
     print(json.dumps({"wall_s": wall, "movie_s": seconds, "peak_kb": _status_kb("VmHWM")}))

@@ -58,6 +58,7 @@ __all__ = [
     "SESSION_FILES",
     "MovieClaim",
     "SessionReport",
+    "align_into",
     "align_task",
     "choose_layout",
     "movie_name",
@@ -273,6 +274,33 @@ def remove_dead_temporaries(outputs: dict[str, Path]) -> list[Path]:
 _task_lock = threading.Lock()
 
 
+def align_into(movie, outputs: dict, options: dict):
+    """Align one movie into a session's outputs (:func:`movie_outputs`): what every task
+    does, and what the session's benchmark times outside Dask.
+
+    Returns
+    -------
+    dedkit.jobs.align.AlignReport
+    """
+    from dedkit.jobs.align import align_movie
+
+    outputs = {k: Path(v) for k, v in outputs.items()}
+    return align_movie(
+        movie,
+        outputs["sum"],
+        shifts=outputs["shifts"],
+        star=outputs["star"],
+        star_needs_pixel_size=False,
+        thumbnail=outputs["thumbnail"],
+        record=outputs["record"],
+        frc=True,
+        force=True,
+        mdoc=options.get("mdoc"),
+        threads=options.get("threads"),
+        **{k: v for k, v in options.items() if k in ALIGN_OPTIONS},
+    )
+
+
 def align_task(movie: str, outputs: dict, options: dict) -> dict:
     """Align one movie (runs on a Dask worker): the report as a dict, or a failure.
 
@@ -281,25 +309,9 @@ def align_task(movie: str, outputs: dict, options: dict) -> dict:
     failed movie (the session goes on). One movie at a time per process: numba's kernels
     and the memory budget assume it, whatever the worker's thread count.
     """
-    from dedkit.jobs.align import align_movie
-
-    outputs = {k: Path(v) for k, v in outputs.items()}
     with _task_lock:
         try:
-            report = align_movie(
-                movie,
-                outputs["sum"],
-                shifts=outputs["shifts"],
-                star=outputs["star"],
-                star_needs_pixel_size=False,
-                thumbnail=outputs["thumbnail"],
-                record=outputs["record"],
-                frc=True,
-                force=True,
-                mdoc=options.get("mdoc"),
-                threads=options.get("threads"),
-                **{k: v for k, v in options.items() if k in ALIGN_OPTIONS},
-            )
+            report = align_into(movie, outputs, options)
         except DedkitError as error:
             text = one_line(error)
             return {"status": "failed", "error": text, "disk_full": "cannot write:" in text}
