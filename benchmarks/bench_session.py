@@ -17,7 +17,8 @@ N movies (``--movies``, default 4 K2 and 3 K3):
 
 - ``loop 1x2``, the baseline: ``dedkit.jobs.session.align_into`` (the task without Dask)
   on each movie in a ``for`` loop with ``threads=2``, writing exactly what a session's
-  task writes (sum, dose-weighted sum, shifts CSV, STAR file, power-spectrum thumbnail, FRC, record);
+  task writes (sum, dose-weighted sum, shifts CSV, STAR file, power-spectrum thumbnail,
+  FRC, record);
 - ``session 1x2``: ``dedkit.jobs.session.run_session`` with 1 worker x 2 threads per
   movie (``dedkit align MOVIES -o OUT/ --workers 1 --threads 2``);
 - ``session 2x1``: 2 workers x 1 thread per movie (``--workers 2 --threads 1``).
