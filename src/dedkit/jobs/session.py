@@ -773,6 +773,8 @@ def run_session(
                             shown = session_row_of(out, item, status)
                             on_movie(shown, snapshot(len(running)))
                         write_session_files()
+                    if stopped and stopped[0].startswith("disk full"):
+                        draining = True  # found while writing the table: start no more
                     if draining and not running:
                         break
                     if not running and not queue and watcher is None:
