@@ -104,7 +104,8 @@ class SimMoviesReport(JobReport):
             f"sim movies: wrote {n} movie{'s' if n != 1 else ''} with "
             f"{'its mdoc' if n == 1 else 'their mdocs'} to "
             f"{self.output} in {self.seconds:.1f} s "
-            f"({self.details.get('format')}, {self.counts.get('frames', 0)} frames, "
+            f"({self.details.get('format')}, {self.counts.get('frames', 0) // max(n, 1)} "
+            "frames each, "
             f"{self.dose_per_frame:.4g} e/Å² per frame)"
         ]
         for line in self.details.get("next", []):
