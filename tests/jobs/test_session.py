@@ -165,7 +165,7 @@ def test_remove_dead_temporaries_keeps_files_of_live_processes(tmp_path):
     assert [p.name for p in removed] == [".x.part-999999999.mrc"]
 
 
-def test_a_claimed_movie_is_left_to_the_session_that_holds_it(frames, tmp_path):
+def test_a_claimed_movie_waits_for_its_session_and_is_taken_over_when_it_dies(frames, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     holder = subprocess.Popen(
@@ -174,16 +174,49 @@ def test_a_claimed_movie_is_left_to_the_session_that_holds_it(frames, tmp_path):
          f"c = MovieClaim({str(out)!r}, 'm1'); print(c.acquire(), flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": SRC},
     )  # fmt: skip
+    result = {}
     try:
         assert holder.stdout.readline().strip() == "True"
-        report = run_session([frames], out, workers=0, **OPTS)
-        assert report.done == 2
-        assert not (out / "m1_align.json").exists()
+        thread = threading.Thread(
+            target=lambda: result.setdefault(
+                "report", run_session([frames], out, workers=0, **OPTS)
+            )  # fmt: skip
+        )
+        thread.start()
+        deadline = time.monotonic() + 60
+        while len(read_records(out)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sorted(read_records(out)) == ["m0", "m2"]  # m1 is the other session's
+        assert thread.is_alive()  # waiting for it
     finally:
-        holder.kill()
+        holder.kill()  # the other session dies: its claim goes with it
         holder.wait()
-    # the holder died: its claim is free, the movie is aligned next time
-    assert run_session([frames], out, workers=0, **OPTS).done == 1
+    thread.join(60)
+    report = result["report"]
+    assert (report.done, report.skipped, report.failed) == (3, 0, 0), report.text()
+    assert sorted(read_records(out)) == ["m0", "m1", "m2"]
+
+
+def test_a_movie_another_session_records_is_skipped(frames, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    claim = MovieClaim(out, "m1")
+    assert claim.acquire()
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.setdefault("report", run_session([frames], out, workers=0, **OPTS))
+    )
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(read_records(out)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # "the other session" finishes m1: its record appears, then its claim goes
+    run_session([frames / "m1.mrc"], tmp_path / "elsewhere", workers=0, **OPTS)
+    (tmp_path / "elsewhere" / "m1_align.json").rename(out / "m1_align.json")
+    claim.release()
+    thread.join(60)
+    report = result["report"]
+    assert (report.done, report.skipped) == (2, 1)
 
 
 def test_claims_exclude_each_other_and_free_on_release(tmp_path):
@@ -224,6 +257,10 @@ def test_bad_session_options_fail_before_any_movie(frames, tmp_path):
         run_session([frames], out, workers=0, threads=0)
     with pytest.raises(DedkitError, match="workers"):
         run_session([frames], out, workers=-1)
+    with pytest.raises(DedkitError, match="--workers is for a LocalCluster"):
+        run_session([frames], out, workers=2, scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(DedkitError, match="into a folder"):
+        run_session([frames], tmp_path / "typo.mrc", workers=0)
     other = tmp_path / "other"
     other.mkdir()
     write_movie(other / "m0.mrc")

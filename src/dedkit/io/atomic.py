@@ -56,6 +56,7 @@ __all__ = [
     "publish",
     "published",
     "remove_owned_folder",
+    "note_published",
     "reset_published",
     "temporary_sibling",
     "write_atomic",
@@ -399,6 +400,13 @@ def published() -> list[Path]:
             seen.add(p)
             out.append(p)
     return out
+
+
+def note_published(paths) -> None:
+    """Record outputs another process renamed into place for this command (a Dask worker's
+    movie), so that an interrupted command names them among what it wrote."""
+    for path in paths:
+        _published.append(Path(path))
 
 
 def reset_published() -> None:

@@ -581,7 +581,11 @@ def _align_movie(
     mdoc_path = _mdoc_path(input, mdoc)
     output = Path(output)
     if format_from_path(output) == "folder":
-        raise DedkitError("the aligned sum is one image: name an .mrc or .tif file", path=output)
+        raise DedkitError(
+            "the aligned sum is one image: name an .mrc or .tif file (many movies: "
+            "-o FOLDER/ with a trailing slash)",
+            path=output,
+        )
     planned = output_paths(
         output, dose_weighted=dose is not None or mdoc_path is not None, even_odd=even_odd
     )

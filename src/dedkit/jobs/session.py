@@ -14,9 +14,10 @@ What makes a session safe to stop, restart and share:
   take as done, and a restart redoes only what is not recorded.
 - **One session per movie.** Before a movie is submitted the session takes its claim,
   an exclusive ``flock`` on ``.NAME.claim`` in the output folder, held by the session
-  process until the movie is finished: a second session pointed at the same folder skips
-  the movie (and takes it over if the first one dies: the kernel drops the lock of a
-  dead process, on NFS too).
+  process until the movie is finished: a second session pointed at the same folder
+  leaves the movie alone, looks again every :data:`CLAIM_RETRY` seconds, counts it as
+  skipped once it is recorded, and takes it over if the first one dies (the kernel drops
+  the lock of a dead process, on NFS too).
 - **Workers die, movies do not.** A worker lost in the middle of a movie has its task
   rescheduled by Dask on another worker (up to the scheduler's ``allowed-failures``);
   the movie's result reaches the session once, and the dead worker's temporaries are
@@ -25,7 +26,9 @@ What makes a session safe to stop, restart and share:
 - **A full disk stops the session**: no more movies are started, the running ones end
   (their outputs are all-or-none), and the error says so.
 - **Ctrl-C** stops submitting and waits for the running movies (a second Ctrl-C, or
-  SIGTERM, stops at once; unfinished movies leave nothing and are redone next time).
+  SIGTERM, stops waiting and closes the executor; a movie the workers complete as they
+  close is recorded and named among the outputs, others leave only temporaries, removed
+  by the next run, and are redone).
 
 The session table (:data:`ROW_KEYS`; ``session.csv``, ``session.json``) and the page
 ``report.html`` are rebuilt from the records in the output folder as movies finish, so two
@@ -84,6 +87,10 @@ REPORT_INTERVAL = 15.0
 #: seconds a watched movie may stay incomplete and unchanged before it is reported as failed
 #: (a truncated file; should it complete later it is aligned then)
 STALL_SECONDS = 300.0
+#: output names that are images, not folders (a typo for a session's folder)
+_IMAGE_SUFFIXES = {".mrc", ".mrcs", ".st", ".map", ".tif", ".tiff", ".eer", ".png", ".jpg"}
+#: seconds between two looks at the movies another session has claimed
+CLAIM_RETRY = 5.0
 #: the options of align_movie a session passes on to every movie
 ALIGN_OPTIONS = (
     "gain", "defects", "rotflip_value", "dose", "pre_dose", "voltage", "pixel_size", "group",
@@ -164,6 +171,15 @@ def choose_layout(cores: int, memory_bytes: int, movie_bytes: int) -> tuple[int,
 
 
 def _memory_bytes() -> int:
+    """Memory available to new processes: MemAvailable (free memory plus the page cache
+    that can be dropped: a workstation full of cached movies still has room)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
@@ -582,10 +598,20 @@ def run_session(
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise DedkitError("the output of many movies is a folder; this is a file", path=out)
+    if not out.is_dir() and out.suffix.lower() in _IMAGE_SUFFIXES:
+        raise DedkitError(
+            "many movies are aligned into a folder: name one (e.g. -o aligned/), not an image file",
+            path=out,
+        )
     options = _check_session_options(align_options, threads)
     from dedkit.parallel.scheduler import check_workers
 
     workers = check_workers(workers)
+    if scheduler and workers is not None:
+        raise DedkitError(
+            "--workers is for a LocalCluster; with --scheduler the cluster's own workers "
+            "align the movies (give --threads the cores of one worker)"
+        )
     if not inputs and watch is None:
         raise DedkitError("no movies: give movie files, patterns, folders or mdoc files, "
                           "or --watch FOLDER")  # fmt: skip
@@ -603,14 +629,15 @@ def run_session(
     cores = os.cpu_count() or 1
     first = movies[0].movie if movies else None
     auto_workers, auto_threads = choose_layout(cores, _memory_bytes(), _movie_bytes(first, options))
-    if scheduler:
-        n_workers = None
+    n_workers = None if scheduler else auto_workers if workers is None else workers
+    if threads is not None:
+        n_threads = threads
+    elif scheduler:
+        n_threads = 1  # the cluster's cores are not this machine's: --threads says them
+    elif n_workers == 0:
+        n_threads = cores
     else:
-        n_workers = auto_workers if workers is None else workers
-    n_threads = threads if threads is not None else (
-        cores if n_workers == 0 else auto_threads if workers is None
-        else max(1, cores // max(1, n_workers))
-    )  # fmt: skip
+        n_threads = auto_threads if workers is None else max(1, cores // n_workers)
     options["threads"] = n_threads
 
     status: dict[str, dict] = {}  # name -> {"movie", "status", "error"}
@@ -629,7 +656,7 @@ def run_session(
         return round(counts["done"] / hours, 1) if counts["done"] and hours > 0 else None
 
     def snapshot(running: int):
-        return {**counts, "remaining": len(queue), "running": running,
+        return {**counts, "remaining": len(queue) + len(elsewhere), "running": running,
                 "movies_per_hour": movies_per_hour()}  # fmt: skip
 
     def add(item: _Movie) -> None:
@@ -693,7 +720,10 @@ def run_session(
         last_cost[0] = time.perf_counter() - now
 
     executor = None
+    local = not scheduler  # workers on this machine: their PIDs can be checked
     running: list[_Movie] = []
+    elsewhere: list[_Movie] = []  # claimed by another session
+    next_look = [0.0]
     watcher = None
     draining = False
     interrupted = threading.Event()
@@ -748,12 +778,28 @@ def run_session(
                             )
                             add(item)
                             report_progress()
+                    # movies other sessions hold: recorded by now, or free again?
+                    if elsewhere and time.monotonic() >= next_look[0]:
+                        next_look[0] = time.monotonic() + CLAIM_RETRY
+                        for item in list(elsewhere):
+                            elsewhere.remove(item)
+                            if item.outputs["record"].exists():
+                                counts["skipped"] += 1
+                                status[item.name] = {"movie": str(item.movie),
+                                                     "status": "skipped", "error": ""}  # fmt: skip
+                                report_progress()
+                            else:
+                                queue.append(item)
                     # start movies while there is room
                     while queue and not draining and len(running) < capacity:
                         item = queue.pop(0)
-                        outcome = _start(executor, item, options, force)
+                        outcome = _start(executor, item, options, force, local)
                         if outcome is not None:  # skipped or failed before it started
                             state, message = outcome
+                            if state == "claimed":
+                                # another session's: look again later (it may die)
+                                elsewhere.append(item)
+                                continue
                             counts[state] += 1
                             status[item.name] = {"movie": str(item.movie), "status": state,
                                                  "error": message}  # fmt: skip
@@ -764,7 +810,7 @@ def run_session(
                     finished = [m for m in running if m.future.done()]
                     for item in finished:
                         running.remove(item)
-                        row = _finish(item, status, counts)
+                        row = _finish(item, status, counts, local)
                         if row.get("disk_full"):
                             stopped[:] = stopped or [f"disk full: {row['error']}"]
                             draining = True
@@ -777,7 +823,7 @@ def run_session(
                         draining = True  # found while writing the table: start no more
                     if draining and not running:
                         break
-                    if not running and not queue and watcher is None:
+                    if not running and not queue and not elsewhere and watcher is None:
                         break
                     if not finished:
                         _wait(running, 0.5)
@@ -791,14 +837,19 @@ def run_session(
                     if on_movie is not None:
                         on_movie(None, snapshot(len(running)))
     except BaseException:
+        # the executor is closed by now: the movies that were running have ended (those
+        # that finished are recorded, and named among what was written)
         for item in running:
             with contextlib.suppress(Exception):
                 item.future.cancel()
-            remove_dead_temporaries(item.outputs)
+            _note_recorded(item)
+            if local:
+                remove_dead_temporaries(item.outputs)
             if item.claim is not None:
                 item.claim.release()
-        with contextlib.suppress(BaseException):
-            write_session_files(final=True)
+        if running or any(counts.values()):
+            with contextlib.suppress(BaseException):
+                write_session_files(final=True)
         raise
     finally:
         for item in known.values():
@@ -816,7 +867,7 @@ def run_session(
         done=counts["done"],
         skipped=counts["skipped"],
         failed=counts["failed"],
-        remaining=len(queue),
+        remaining=len(queue) + len(elsewhere),
         movies_per_hour=movies_per_hour(),
         workers=0 if (n_workers == 0 and not scheduler) else (n_workers or 0),
         threads=n_threads,
@@ -881,11 +932,12 @@ def _drain_on_ctrl_c(interrupted: threading.Event):
         signal.signal(signal.SIGINT, previous)
 
 
-def _start(executor, item: _Movie, options: dict, force: bool):
-    """Claim a movie and submit it; ('skipped'|'failed', message) when it does not start."""
+def _start(executor, item: _Movie, options: dict, force: bool, local: bool):
+    """Claim a movie and submit it; ('skipped'|'failed'|'claimed', message) when it does
+    not start ('claimed': another session holds it)."""
     claim = MovieClaim(item.outputs["record"].parent, item.name)
     if not claim.acquire():
-        return "skipped", "another session is aligning it"
+        return "claimed", "another session is aligning it"
     # another session may have finished it between our look and our claim
     if item.outputs["record"].exists() and not force:
         claim.release()
@@ -896,7 +948,8 @@ def _start(executor, item: _Movie, options: dict, force: bool):
     except DedkitError as error:
         claim.release()
         return "failed", one_line(error)
-    remove_dead_temporaries(item.outputs)
+    if local:
+        remove_dead_temporaries(item.outputs)
     movie_options = dict(options)
     if item.mdoc is not None:
         movie_options["mdoc"] = str(item.mdoc)
@@ -908,7 +961,7 @@ def _start(executor, item: _Movie, options: dict, force: bool):
     return None
 
 
-def _finish(item: _Movie, status: dict, counts: dict) -> dict:
+def _finish(item: _Movie, status: dict, counts: dict, local: bool) -> dict:
     """Collect a finished movie's result; a lost task (workers killed again and again)
     is a failed movie."""
     try:
@@ -918,13 +971,27 @@ def _finish(item: _Movie, status: dict, counts: dict) -> dict:
         why = "its worker died again and again (out of memory?)" if kind == "KilledWorker" else (
             f"{kind}: {one_line(error)}")  # fmt: skip
         result = {"status": "failed", "error": f"{item.movie}: {why}", "disk_full": False}
-    remove_dead_temporaries(item.outputs)
+    if local:
+        # temporaries are named by PID: only this machine's processes can be told dead
+        remove_dead_temporaries(item.outputs)
+    _note_recorded(item)
     if item.claim is not None:
         item.claim.release()
     counts[result["status"]] += 1
     status[item.name] = {"movie": str(item.movie), "status": result["status"],
                          "error": result.get("error", "")}  # fmt: skip
     return result
+
+
+def _note_recorded(item: _Movie) -> None:
+    """Name a recorded movie's outputs among what this command wrote."""
+    from dedkit.io.atomic import note_published
+
+    try:
+        record = json.loads(item.outputs["record"].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    note_published(Path(p) for p in (record.get("outputs") or {}).values())
 
 
 def _wait(running: list[_Movie], timeout: float) -> None:
@@ -950,7 +1017,9 @@ def _capacity(executor, n_workers) -> int:
     if isinstance(executor, _InProcess):
         return 1
     try:
-        slots = sum(executor.nthreads().values())
+        # worker processes, not threads: a process aligns one movie at a time (the task's
+        # lock), and a movie submitted ahead holds its claim while it waits
+        slots = len(executor.scheduler_info()["workers"])
     except Exception:  # noqa: BLE001 - a scheduler that does not say
         slots = n_workers or 1
     return max(1, slots) + 1
