@@ -141,6 +141,20 @@ def test_outputs_without_a_record_are_not_taken_as_done(frames, tmp_path):
     assert (out / "m0.mrc").read_bytes() == b"someone else's file"
 
 
+def test_outputs_a_dead_session_was_committing_are_replaced(frames, tmp_path):
+    """A session killed between the renames of a movie's outputs (the record comes last)
+    leaves its claim file: the next session knows those outputs for dedkit's own."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "m0.mrc").write_bytes(b"the sum of an interrupted commit")
+    (out / ".m0.claim").write_text('{"host": "x", "pid": 999999999, "since": "then"}')
+    report = run_session([frames], out, workers=0, **OPTS)
+    assert (report.done, report.failed) == (3, 0)
+    with open_stack(out / "m0.mrc") as reader:
+        assert reader.info.shape == (1, 128, 128)
+    assert not list(out.glob(".*.claim"))
+
+
 def test_a_crashed_run_leaves_nothing_a_rerun_takes_as_done(frames, tmp_path):
     """What a worker killed in the middle of writing leaves (temporaries of a dead
     process) is removed, and the movie redone."""

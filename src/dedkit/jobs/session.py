@@ -209,6 +209,8 @@ class MovieClaim:
     def __init__(self, folder, name: str):
         self.path = Path(folder) / f".{name}.claim"
         self._fd: int | None = None
+        #: the note of a session that died holding this claim (None: a fresh claim)
+        self.previous: dict | None = None
 
     def acquire(self) -> bool:
         for _ in range(5):
@@ -227,6 +229,8 @@ class MovieClaim:
             except FileNotFoundError:
                 same = False
             if same:
+                # a note already there: the claim of a session that died holding it
+                self.previous = _read_note(fd)
                 note = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
                                    "since": time.strftime("%Y-%m-%dT%H:%M:%S")})  # fmt: skip
                 os.ftruncate(fd, 0)
@@ -247,6 +251,15 @@ class MovieClaim:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+
+def _read_note(fd: int) -> dict | None:
+    try:
+        data = os.pread(fd, 4096, 0)
+        note = json.loads(data.decode()) if data else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return note if isinstance(note, dict) else None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -943,8 +956,11 @@ def _start(executor, item: _Movie, options: dict, force: bool, local: bool):
         claim.release()
         return "skipped", ""
     inputs = [item.movie, options.get("gain"), options.get("defects"), item.mdoc]
+    # a session that died holding this movie may have been renaming its outputs into
+    # place (the record comes last): what it left is dedkit's own, to be replaced
+    leftovers = claim.previous is not None
     try:
-        check_outputs(list(item.outputs.values()), inputs, force)
+        check_outputs(list(item.outputs.values()), inputs, force or leftovers)
     except DedkitError as error:
         claim.release()
         return "failed", one_line(error)
