@@ -51,9 +51,11 @@ class SlowWriter(threading.Thread):
             for i, chunk in enumerate(self.chunks):
                 if i:
                     time.sleep(self.pause)
+                # noted before the write: a watcher may see the file change as soon as
+                # the write starts, before this thread runs again (under load)
+                self.finished_at = time.monotonic()
                 f.write(chunk)
                 f.flush()
-                self.finished_at = time.monotonic()
 
 
 def mrc_chunks(frames: int) -> list[bytes]:
@@ -105,8 +107,8 @@ def test_mrc_whose_header_grows_with_each_frame_waits_for_settle(tmp_path):
             for i, content in enumerate(prefixes()):
                 if i:
                     time.sleep(self.pause)
+                self.finished_at = time.monotonic()  # before the write (see SlowWriter)
                 movie.write_bytes(content)
-                self.finished_at = time.monotonic()
 
     writer = Rewriter(movie, [], pause=0.15)
     with MovieWatcher(tmp_path, settle=SETTLE, poll_interval=0.05) as watcher:
