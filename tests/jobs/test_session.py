@@ -20,6 +20,7 @@ import pytest
 
 import dedkit
 from dedkit.errors import DedkitError
+from dedkit.io.atomic import remove_dead_temporaries
 from dedkit.io.stack import create_stack, open_stack
 from dedkit.jobs.session import (
     ROW_KEYS,
@@ -27,7 +28,6 @@ from dedkit.jobs.session import (
     choose_layout,
     movie_outputs,
     read_records,
-    remove_dead_temporaries,
     run_session,
 )
 from dedkit.sim.movies import simulate_movie
@@ -175,7 +175,7 @@ def test_remove_dead_temporaries_keeps_files_of_live_processes(tmp_path):
     (tmp_path / f".x.part-{os.getpid()}.mrc").write_bytes(b"")
     (tmp_path / ".x.part-999999999.mrc").write_bytes(b"")
     (tmp_path / ".xy.part-999999999.mrc").write_bytes(b"")  # another movie's
-    removed = remove_dead_temporaries(outputs)
+    removed = remove_dead_temporaries(outputs.values())
     assert [p.name for p in removed] == [".x.part-999999999.mrc"]
 
 

@@ -57,6 +57,7 @@ __all__ = [
     "published",
     "remove_owned_folder",
     "note_published",
+    "remove_dead_temporaries",
     "reset_published",
     "temporary_sibling",
     "write_atomic",
@@ -400,6 +401,62 @@ def published() -> list[Path]:
             seen.add(p)
             out.append(p)
     return out
+
+
+#: a temporary of this module: one or more dots, the final name (or stem), ".part-PID"
+_TEMPORARY = re.compile(r"^\.+(?P<base>.+?)\.part-(?P<pid>\d+)")
+
+
+def remove_dead_temporaries(paths) -> list[Path]:
+    """Remove the temporaries of ``paths`` (named as :func:`temporary_sibling` and
+    :class:`StagedOutputs` name them, nested ones included) that processes of this
+    machine which no longer run left behind: a process killed while writing.
+
+    Each folder is listed once. Temporaries of running processes, and of this one, are
+    kept (they may still be written).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+
+    Examples
+    --------
+    >>> _ = Path(".sum.part-999999999.mrc").write_bytes(b"")
+    >>> _ = Path(f".sum.part-{os.getpid()}.mrc").write_bytes(b"")
+    >>> [p.name for p in remove_dead_temporaries(["sum.mrc"])]
+    ['.sum.part-999999999.mrc']
+    """
+    by_folder: dict[Path, set[str]] = collections.defaultdict(set)
+    for path in map(Path, paths):
+        by_folder[path.parent] |= {path.name, path.stem}
+    removed = []
+    for folder, bases in by_folder.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            match = _TEMPORARY.match(entry.name)
+            if match is None or match["base"] not in bases:
+                continue
+            pid = int(match["pid"])
+            if pid == os.getpid() or _pid_alive(pid):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # none such (a number beyond any PID)
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def note_published(paths) -> None:

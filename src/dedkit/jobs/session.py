@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dedkit.errors import DedkitError, one_line
-from dedkit.io.atomic import check_outputs, write_atomic
+from dedkit.io.atomic import check_outputs, remove_dead_temporaries, write_atomic
 from dedkit.report import JobReport
 
 __all__ = [
@@ -260,41 +260,6 @@ def _read_note(fd: int) -> dict | None:
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return note if isinstance(note, dict) else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_dead_temporaries(outputs: dict[str, Path]) -> list[Path]:
-    """Remove the temporaries (``.NAME.part-PID...``) of a movie's outputs that processes
-    of this machine which no longer run left behind (a worker killed mid-write)."""
-    removed = []
-    for path in outputs.values():
-        folder = path.parent
-        prefixes = (f".{path.stem}.part-", f".{path.name}.part-")
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if not entry.name.startswith(prefixes):
-                continue
-            tail = entry.name.split(".part-", 1)[1]
-            digits = "".join(c for c in tail[:12] if c.isdigit()) if tail[:1].isdigit() else ""
-            pid = int(tail[: len(digits)]) if digits and tail.startswith(digits) else None
-            if pid is None or pid == os.getpid() or _pid_alive(pid):
-                continue
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-    return removed
 
 
 # -------------------------------------------------------------------------- the task
@@ -857,7 +822,7 @@ def run_session(
                 item.future.cancel()
             _note_recorded(item)
             if local:
-                remove_dead_temporaries(item.outputs)
+                remove_dead_temporaries(item.outputs.values())
             if item.claim is not None:
                 item.claim.release()
         if running or any(counts.values()):
@@ -965,7 +930,7 @@ def _start(executor, item: _Movie, options: dict, force: bool, local: bool):
         claim.release()
         return "failed", one_line(error)
     if local:
-        remove_dead_temporaries(item.outputs)
+        remove_dead_temporaries(item.outputs.values())
     movie_options = dict(options)
     if item.mdoc is not None:
         movie_options["mdoc"] = str(item.mdoc)
@@ -989,7 +954,7 @@ def _finish(item: _Movie, status: dict, counts: dict, local: bool) -> dict:
         result = {"status": "failed", "error": f"{item.movie}: {why}", "disk_full": False}
     if local:
         # temporaries are named by PID: only this machine's processes can be told dead
-        remove_dead_temporaries(item.outputs)
+        remove_dead_temporaries(item.outputs.values())
     _note_recorded(item)
     if item.claim is not None:
         item.claim.release()
