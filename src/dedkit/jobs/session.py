@@ -373,11 +373,13 @@ def read_records(folder) -> dict[str, dict]:
     return records
 
 
-def session_rows(folder, status: dict[str, dict]) -> list[dict]:
+def session_rows(folder, status: dict[str, dict], records: dict | None = None) -> list[dict]:
     """The table: every movie recorded in ``folder`` (status 'done' when finished by this
-    run, else 'skipped'), then this run's failed movies, in name order."""
+    run, else 'skipped'), then this run's failed movies, in name order. ``records``: those
+    :func:`read_records` gave, when the caller has read them already."""
     rows = {}
-    for name, record in read_records(folder).items():
+    records = read_records(folder) if records is None else records
+    for name, record in records.items():
         known = status.get(name)
         state = "done" if known and known["status"] == "done" else "skipped"
         movie = known["movie"] if known else (record.get("inputs") or [name])[0]
@@ -626,6 +628,7 @@ def run_session(
     files = {k: out / n for k, n in zip(("csv", "json", "report"), SESSION_FILES, strict=True)}
     last_report = [0.0]
     last_cost = [0.0]
+    table: list[dict] = []  # the rows last written
     unwritten: list[str] = []
     run_started = time.time()
 
@@ -671,7 +674,9 @@ def run_session(
         if not final and now - last_report[0] < max(report_interval, 10 * last_cost[0]):
             return
         last_report[0] = now
-        rows = session_rows(out, status)
+        records = read_records(out)  # once for the table and the page
+        rows = session_rows(out, status, records)
+        table[:] = rows
         summary = {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(run_started)),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -686,7 +691,7 @@ def run_session(
             write_atomic(files["csv"], _csv_text(rows))
             write_atomic(files["json"], json.dumps({"summary": summary, "movies": rows},
                                                    indent=1) + "\n")  # fmt: skip
-            write_atomic(files["report"], _report_html(out, rows, summary))
+            write_atomic(files["report"], _report_html(out, rows, summary, records))
         except DedkitError as error:
             # the table is rebuilt from the records at every write: nothing is lost when
             # one write fails, and the session's own outcome is still reported
@@ -834,7 +839,7 @@ def run_session(
             if item.claim is not None and item.claim.held:
                 item.claim.release()
     write_session_files(final=True)
-    rows = session_rows(out, status)
+    rows = table
     return SessionReport(
         command="align",
         inputs=[str(m.movie) for m in known.values()],
@@ -1108,12 +1113,11 @@ def _movie_bytes(movie: Path | None, options: dict) -> int:
     return int(nz * out_pixels * 2 + 8 * ny * nx * 4 + (256 << 20))
 
 
-def _report_html(out: Path, rows: list[dict], summary: dict) -> str:
+def _report_html(out: Path, rows: list[dict], summary: dict, records: dict) -> str:
     """report.html from the rows and the records' shifts and thumbnails."""
     from dedkit.jobs.session_report import render_session_report
 
     trajectories, thumbnails = {}, {}
-    records = read_records(out)
     for row in rows:
         record = records.get(row["name"])
         if record is None:
