@@ -16,6 +16,7 @@ from dedkit.errors import DedkitError
 from dedkit.io import open_stack
 from dedkit.io.eer import DEFAULT_EER_GROUP, EerReader, is_eer_file, read_eer_gain, write_eer
 from dedkit.io.stack import create_stack
+from eermovie import drifting_eer_movie
 
 BITS = {65000: (8, 2, 2), 65001: (7, 2, 2)}
 
@@ -336,21 +337,8 @@ def test_align_movie_on_an_eer_file(tmp_path):
 
     if "eer_group" not in inspect.signature(align_movie).parameters:
         pytest.skip("align_movie has no eer_group/eer_sampling yet (the lead adds them)")
-    rng = np.random.default_rng(1)
-    shape = (96, 96)
-    # a 1/f field: structure at all scales, nothing periodic
-    k = np.hypot(np.fft.fftfreq(shape[0])[:, None], np.fft.fftfreq(shape[1])[None, :])
-    k[0, 0] = 1
-    field = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=shape)) / k))
-    specimen = np.clip(0.5 + 0.15 * field / field.std(), 0.05, 0.95)
-    n_frames, group = 6, 4
-    fractions = []
-    for frame in range(n_frames):
-        moved = np.roll(specimen, (frame, -frame), axis=(0, 1))  # 1 px per frame
-        for _ in range(group):
-            y, x = np.nonzero(rng.random(shape) < moved)
-            fractions.append(np.stack([4 * x + 1, 4 * y + 2], axis=1))
-    write_eer(tmp_path / "movie.eer", fractions, shape=shape)
+    shape, n_frames, group = (96, 96), 6, 4
+    drifting_eer_movie(tmp_path / "movie.eer", n_frames=n_frames, group=group, shape=shape)
     report = align_movie(
         tmp_path / "movie.eer", tmp_path / "sum.mrc", eer_group=group, eer_sampling=1,
         align_binning=1,

@@ -31,6 +31,7 @@ from dedkit.jobs.session import (
     run_session,
 )
 from dedkit.sim.movies import simulate_movie
+from eermovie import drifting_eer_movie
 
 SRC = str(Path(dedkit.__file__).parents[1])
 OPTS = dict(dose=1.0, pixel_size=1.0, voltage=300.0)
@@ -474,23 +475,6 @@ def test_ctrl_c_ends_after_the_running_movie_and_the_rerun_finishes(tmp_path):
 # ------------------------------------------------------------------- MRC, TIFF and EER
 
 
-def _eer_movie(path, n_frames=6, group=4, shape=(128, 128), seed=3):
-    from dedkit.io.eer import write_eer
-
-    rng = np.random.default_rng(seed)
-    k = np.hypot(np.fft.fftfreq(shape[0])[:, None], np.fft.fftfreq(shape[1])[None, :])
-    k[0, 0] = 1
-    field = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=shape)) / k))
-    specimen = np.clip(0.5 + 0.15 * field / field.std(), 0.05, 0.95)
-    fractions = []
-    for frame in range(n_frames):
-        moved = np.roll(specimen, (frame, -frame), axis=(0, 1))  # 1 px per frame
-        for _ in range(group):
-            y, x = np.nonzero(rng.random(shape) < moved)
-            fractions.append(np.stack([4 * x + 1, 4 * y + 2], axis=1))
-    write_eer(path, fractions, shape=shape)
-
-
 def test_a_folder_of_mrc_tiff_and_eer_movies_from_the_command_line(tmp_path, capsys):
     from dedkit.cli.main import main
 
@@ -498,7 +482,7 @@ def test_a_folder_of_mrc_tiff_and_eer_movies_from_the_command_line(tmp_path, cap
     folder.mkdir()
     write_movie(folder / "a.mrc", seed=1)
     write_movie(folder / "b.tif", seed=2)
-    _eer_movie(folder / "c.eer")
+    drifting_eer_movie(folder / "c.eer", shape=(128, 128), seed=3)
     out = tmp_path / "out"
     args = ["align", str(folder), "-o", f"{out}/", "--workers", "0", "--eer-group", "4",
             "--dose", "1", "--pixel-size", "1", "--voltage", "300", "--json"]  # fmt: skip
