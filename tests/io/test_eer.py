@@ -4,7 +4,6 @@ file), the gain reference (RELION's rule and orientation), and alignment end to 
 
 from __future__ import annotations
 
-import inspect
 import os
 import struct
 
@@ -335,8 +334,6 @@ def test_defect_list_at_a_quarter_of_4x_frames_is_a_clear_error(tmp_path):
 def test_align_movie_on_an_eer_file(tmp_path):
     from dedkit.jobs.align import align_movie
 
-    if "eer_group" not in inspect.signature(align_movie).parameters:
-        pytest.skip("align_movie has no eer_group/eer_sampling yet (the lead adds them)")
     shape, n_frames, group = (96, 96), 6, 4
     drifting_eer_movie(tmp_path / "movie.eer", n_frames=n_frames, group=group, shape=shape)
     report = align_movie(
