@@ -16,7 +16,9 @@ The pipeline, one module a step (the names are imported on first use):
 - single-electron selection (:mod:`~dedkit.hpd.select`): :func:`select_single_electrons`;
 - sub-pixel localisation, centroid, eta or the CNN (:mod:`~dedkit.hpd.localize`):
   :func:`get_localizer`;
-- super-resolution images (:mod:`~dedkit.hpd.image`): :func:`super_resolution_image`.
+- super-resolution images (:mod:`~dedkit.hpd.image`): :func:`super_resolution_image`;
+- motion correction of the events of a drifting specimen (:mod:`~dedkit.hpd.motion`):
+  :func:`estimate_event_motion`, :func:`corrected_image`.
 
 The tables that travel between the steps, :class:`ClusterTable` and :class:`EventTable`,
 are :mod:`dedkit.records` types, exported here too.
@@ -53,6 +55,13 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "available_localizers",
             "get_localizer",
             "register_localizer",
+        ],
+        "motion": [
+            "EventMotion",
+            "corrected_image",
+            "estimate_event_motion",
+            "group_images",
+            "group_of_frames",
         ],
         "pedestal": ["Pedestal", "pedestal_from_frames"],
         "select": ["select_single_electrons"],

@@ -12,6 +12,14 @@ each electron's entry point is drawn from the pattern's intensity:
 - ``image``: an intensity image of any size stretched over the whole sensor (image pixel
   (i, j) covers ``x in [j, j + 1) * nx / w``, ``y in [i, i + 1) * ny / h``), uniform
   within each image pixel.
+- ``specimen``: the image a specimen forms on the sensor at a magnification
+  (``image_pixel_px`` sensor pixels per image pixel, e.g. 0.2 for an HRTEM intensity
+  sampled at 0.2 A imaged at 1 A per pixel), centred on the sensor and moving with the
+  specimen's drift: in frame f the image is displaced by ``drift_px[f]`` (x, y), the last
+  row held after the trajectory ends. The image must cover the sensor wherever the drift
+  takes it; ``flux`` is the electrons per frame the sensor receives where the intensity
+  equals the image's mean. The specimen position of every electron is its sensor position
+  minus the drift of its frame.
 
 Positions are in pixel units, pixel (r, c) covering x in [c, c + 1), y in [r, r + 1).
 Electrons of a spot or scan that fall outside the sensor miss it and are dropped (the
@@ -33,12 +41,13 @@ __all__ = [
     "Arrivals",
     "BeamPattern",
     "check_flux",
+    "drift_trajectory",
     "expected_energy_map",
     "random_scan_points",
     "sample_arrivals",
 ]
 
-PATTERNS = ("flat", "spot", "scan", "image")
+PATTERNS = ("flat", "spot", "scan", "image", "specimen")
 #: rms of the paper's focused beam, about 2 um across (FWHM), on the default pixels (25 um)
 DEFAULT_SPOT_SIGMA_PX = 2.0 / 2.3548 / DEFAULT_PITCH_UM
 
@@ -59,7 +68,13 @@ class BeamPattern:
     dwell_frames : int
         Frames spent on each scan point.
     image : (h, w) array, optional
-        Non-negative intensity covering the whole sensor.
+        Non-negative intensity: covering the whole sensor ('image'), or the specimen's
+        image at ``image_pixel_px`` sensor pixels per image pixel ('specimen').
+    image_pixel_px : float
+        Sensor pixels per image pixel ('specimen').
+    drift_px : (n, 2) array, optional
+        Drift (x, y) of the specimen image in sensor pixels at each run frame ('specimen';
+        default none).
     """
 
     kind: str = "flat"
@@ -68,6 +83,8 @@ class BeamPattern:
     points_px: np.ndarray | None = None
     dwell_frames: int = 1
     image: np.ndarray | None = field(default=None, repr=False)
+    image_pixel_px: float = 1.0
+    drift_px: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.kind not in PATTERNS:
@@ -87,7 +104,7 @@ class BeamPattern:
             object.__setattr__(self, "points_px", points)
             if not (isinstance(self.dwell_frames, int | np.integer) and self.dwell_frames >= 1):
                 raise DedkitError(f"dwell must be at least 1 frame, got {self.dwell_frames}")
-        if self.kind == "image":
+        if self.kind in ("image", "specimen"):
             if self.image is None:
                 raise DedkitError("an image pattern needs an intensity image")
             image = np.asarray(self.image, dtype=np.float64)
@@ -98,6 +115,21 @@ class BeamPattern:
             if image.sum() <= 0:
                 raise DedkitError("the intensity image is zero everywhere")
             object.__setattr__(self, "image", image)
+        if self.kind == "specimen":
+            step = float(self.image_pixel_px)
+            if not (math.isfinite(step) and step > 0):
+                raise DedkitError(
+                    f"the specimen image's pixel must be a positive number of sensor pixels, "
+                    f"got {self.image_pixel_px}"
+                )
+            object.__setattr__(self, "image_pixel_px", step)
+            if self.drift_px is not None:
+                drift = np.asarray(self.drift_px, dtype=np.float64)
+                if drift.ndim != 2 or drift.shape[1] != 2 or len(drift) == 0:
+                    raise DedkitError("the specimen drift must be an (n, 2) array of (x, y) pixels")
+                if not np.all(np.isfinite(drift)):
+                    raise DedkitError("the specimen drift must be finite")
+                object.__setattr__(self, "drift_px", drift)
         if self.centre_px is not None:
             centre = tuple(float(v) for v in self.centre_px)
             if len(centre) != 2 or not all(math.isfinite(v) for v in centre):
@@ -114,9 +146,57 @@ class BeamPattern:
         if self.kind == "scan":
             out["n_points"] = len(self.points_px)
             out["dwell_frames"] = int(self.dwell_frames)
-        if self.kind == "image":
+        if self.kind in ("image", "specimen"):
             out["image_shape"] = list(self.image.shape)
+        if self.kind == "specimen":
+            out["image_pixel_px"] = self.image_pixel_px
+            if self.drift_px is not None:
+                # the whole trajectory can be long: its ends and extent, the per-frame
+                # drift of every electron is in the truth table (specimen_x/y)
+                drift = self.drift_px
+                out["drift_frames"] = len(drift)
+                out["drift_first_px"] = drift[0].tolist()
+                out["drift_last_px"] = drift[-1].tolist()
+                out["drift_path_px"] = float(np.hypot(*np.diff(drift, axis=0).T).sum())
         return out
+
+    def drift_at(self, frames) -> np.ndarray:
+        """Drift (x, y) in sensor pixels at run frames ``frames`` ((m, 2); zero without a
+        trajectory, the last row held after it ends)."""
+        frames = np.asarray(frames, dtype=np.int64)
+        if self.drift_px is None:
+            return np.zeros((len(frames), 2))
+        return self.drift_px[np.clip(frames, 0, len(self.drift_px) - 1)]
+
+    def specimen_origin_px(self, shape) -> tuple[float, float]:
+        """Sensor position (x, y) of the specimen image's corner (0, 0) without drift: the
+        image centred on the sensor."""
+        rows, cols = shape
+        h, w = self.image.shape
+        return (cols - w * self.image_pixel_px) / 2.0, (rows - h * self.image_pixel_px) / 2.0
+
+    def check_covers(self, shape) -> None:
+        """Refuse a specimen image that leaves part of the sensor uncovered at some drift."""
+        if self.kind != "specimen":
+            return
+        rows, cols = shape
+        h, w = self.image.shape
+        x0, y0 = self.specimen_origin_px(shape)
+        drift = self.drift_px if self.drift_px is not None else np.zeros((1, 2))
+        # the image's left/bottom edge at its furthest right/up, and its far edges at
+        # their furthest left/down, must stay outside the sensor
+        low_x, low_y = x0 + drift.max(axis=0)[0], y0 + drift.max(axis=0)[1]
+        high_x = x0 + drift.min(axis=0)[0] + w * self.image_pixel_px
+        high_y = y0 + drift.min(axis=0)[1] + h * self.image_pixel_px
+        if low_x > 1e-9 or low_y > 1e-9 or high_x < cols - 1e-9 or high_y < rows - 1e-9:
+            need_x = cols + np.ptp(drift[:, 0])
+            need_y = rows + np.ptp(drift[:, 1])
+            raise DedkitError(
+                f"the specimen image ({w} x {h} pixels of {self.image_pixel_px:g} sensor "
+                f"pixels) does not cover the {cols} x {rows} pixel sensor as the specimen "
+                f"drifts: it needs {need_x / self.image_pixel_px:.0f} x "
+                f"{need_y / self.image_pixel_px:.0f} pixels"
+            )
 
 
 @dataclass
@@ -210,6 +290,8 @@ def sample_arrivals(
     """
     flux = _check_flux_value(flux)
     rows, cols = (int(v) for v in shape)
+    if pattern.kind == "specimen":
+        return _specimen_arrivals(pattern, int(n_frames), flux, (rows, cols), rng, first_frame)
     counts = rng.poisson(flux, int(n_frames))
     frame = np.repeat(np.arange(int(n_frames), dtype=np.int64), counts)
     m = len(frame)
@@ -238,6 +320,74 @@ def sample_arrivals(
             centre_y = pattern.points_px[point, 1]
         x = centre_x + pattern.sigma_px * rng.standard_normal(m)
         y = centre_y + pattern.sigma_px * rng.standard_normal(m)
+    inside = (x >= 0) & (x < cols) & (y >= 0) & (y < rows)
+    return Arrivals(frame=frame[inside], x_px=x[inside], y_px=y[inside])
+
+
+def drift_trajectory(n_frames: int, path_px: float, rng: np.random.Generator) -> np.ndarray:
+    """A specimen's drift over a run: a smooth, gently curving track of length ``path_px``.
+
+    Stage and beam-induced drift over a run of thousands of frames: fastest at the start
+    and slowing (speed falling to a third by the end), its heading turning by 20-60 degrees.
+
+    Parameters
+    ----------
+    n_frames : int
+    path_px : float
+        Path length in sensor pixels.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    (n_frames, 2) ndarray
+        (x, y) in sensor pixels, starting at (0, 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> drift = drift_trajectory(1000, 3.0, np.random.default_rng(1))
+    >>> drift.shape, drift[0].tolist()
+    ((1000, 2), [0.0, 0.0])
+    >>> round(float(np.hypot(*np.diff(drift, axis=0).T).sum()), 6)
+    3.0
+    """
+    n = int(n_frames)
+    if n < 1:
+        raise DedkitError(f"a drift needs at least one frame, got {n_frames}")
+    path = float(path_px)
+    if not (math.isfinite(path) and path >= 0):
+        raise DedkitError(f"the drift must be a number of pixels >= 0, got {path_px}")
+    if n < 2 or path == 0:
+        return np.zeros((n, 2))
+    t = np.linspace(0.0, 1.0, n)
+    speed = 1.0 - (2.0 / 3.0) * t
+    heading = rng.uniform(0, 2 * np.pi) + rng.choice((-1, 1)) * np.deg2rad(rng.uniform(20, 60)) * t
+    mid_speed = 0.5 * (speed[1:] + speed[:-1])
+    mid_heading = 0.5 * (heading[1:] + heading[:-1])
+    steps = mid_speed[:, None] * np.stack([np.cos(mid_heading), np.sin(mid_heading)], axis=1)
+    steps *= path / np.hypot(steps[:, 0], steps[:, 1]).sum()
+    return np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
+
+
+def _specimen_arrivals(pattern, n_frames, flux, shape, rng, first_frame) -> Arrivals:
+    pattern.check_covers(shape)
+    rows, cols = shape
+    image = pattern.image
+    h, w = image.shape
+    step = pattern.image_pixel_px
+    # electrons over the whole image, then those landing on the sensor: the flux is the
+    # sensor's at the image's mean intensity
+    counts = rng.poisson(flux * (h * w * step * step) / (rows * cols), n_frames)
+    frame = np.repeat(np.arange(n_frames, dtype=np.int64), counts)
+    m = len(frame)
+    cdf = np.cumsum(image.ravel())
+    index = np.searchsorted(cdf, rng.uniform(0.0, cdf[-1], m), side="right")
+    index = np.minimum(index, image.size - 1)
+    i, j = np.divmod(index, w)
+    x0, y0 = pattern.specimen_origin_px(shape)
+    drift = pattern.drift_at(frame + int(first_frame))
+    x = x0 + (j + rng.uniform(0.0, 1.0, m)) * step + drift[:, 0]
+    y = y0 + (i + rng.uniform(0.0, 1.0, m)) * step + drift[:, 1]
     inside = (x >= 0) & (x < cols) & (y >= 0) & (y < rows)
     return Arrivals(frame=frame[inside], x_px=x[inside], y_px=y[inside])
 
@@ -289,6 +439,17 @@ def expected_energy_map(
         for x, y in pattern.points_px:
             fraction += _spot_fraction(x, y, pattern.sigma_px, rows, cols)
         fraction /= len(pattern.points_px)
+    elif pattern.kind == "specimen":
+        pattern.check_covers(shape)
+        # the image at rest (the drift moves it by a few pixels): intensity of the image
+        # pixel under each sensor pixel centre, relative to the image's mean
+        image = pattern.image / pattern.image.mean()
+        h, w = image.shape
+        x0, y0 = pattern.specimen_origin_px(shape)
+        step = pattern.image_pixel_px
+        i = np.clip(((np.arange(rows) + 0.5 - y0) / step).astype(int), 0, h - 1)
+        j = np.clip(((np.arange(cols) + 0.5 - x0) / step).astype(int), 0, w - 1)
+        fraction = image[np.ix_(i, j)] / (rows * cols)
     else:
         image = pattern.image / pattern.image.sum()
         h, w = image.shape

@@ -471,6 +471,12 @@ def _run_chunks(
                     deposits, arrivals.frame, count, (rows, cols), rng, detector.model
                 )
                 truth = _truth_table(deposits, numbers[arrivals.frame], first_primary)
+            if pattern.kind == "specimen":
+                # where each electron came from on the specimen (the drift taken out): the
+                # truth a motion-corrected image is measured against
+                drift = pattern.drift_at(start + arrivals.frame)
+                truth.extra["specimen_x"] = truth.x - drift[:, 0]
+                truth.extra["specimen_y"] = truth.y - drift[:, 1]
             frames = digitize(charge, detector.maps, detector.response, rng)
             first_primary += len(arrivals)
             yield RunChunk(frames, numbers, truth, len(arrivals))
