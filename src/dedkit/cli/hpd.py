@@ -236,3 +236,91 @@ def hpd_image(events, upsample, output, no_flat_field, detector_shape, pitch_um,
 
     job.emit(make_image(events, output, upsample=upsample, flat_field=not no_flat_field,
                         shape=detector_shape, pitch_um=pitch_um, force=job.force))  # fmt: skip
+
+
+def _methods(ctx, param, value):
+    """A comma-separated list of localisers."""
+    methods = tuple(m.strip() for m in value.split(",") if m.strip())
+    if not methods:
+        raise click.BadParameter("give at least one localiser")
+    if len(set(methods)) != len(methods):
+        raise click.BadParameter(f"{value!r} names a localiser twice")
+    return methods
+
+
+def _spacings(ctx, param, value):
+    """A comma-separated list of spacings in A."""
+    if value is None:
+        return None
+    try:
+        spacings = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of spacings in A") from None
+    if not spacings or not all(0 < s < 1e4 for s in spacings):
+        raise click.BadParameter(f"{value!r}: spacings must be positive numbers of A")
+    return spacings
+
+
+@hpd.command("align")
+@click.argument("master", type=click.Path())
+@click.option(
+    "--dark",
+    "dark",
+    required=True,
+    type=click.Path(),
+    help="Master file of the dark run (for the pedestal).",
+)
+@click.option("--gain", required=True, type=click.Path(), help="Gain map, keV per ADU (.npy).")
+@click.option(
+    "--pixel-size",
+    type=FINITE_POSITIVE,
+    required=True,
+    help="Detector pixel at the specimen, A (MÖNCH at 150 kX: about 1).",
+)
+@click.option(
+    "--group",
+    "group_frames",
+    type=click.IntRange(1),
+    default=500,
+    show_default=True,
+    help="Frames per group for the motion correction (MotionCor2 -Group): a few "
+    "thousand electrons per group or more.",
+)
+@click.option(
+    "--upsample",
+    type=click.IntRange(1, 8),
+    default=4,
+    show_default=True,
+    help="Super-resolution image pixels per detector pixel.",
+)
+@click.option(
+    "--methods",
+    callback=_methods,
+    default="centroid,eta2,cnn",
+    show_default=True,
+    help="Localisers, comma-separated (centroid, eta2, eta3, cnn).",
+)
+@path_option(
+    "--truth",
+    "truth",
+    help="A simulated run's NAME_truth.h5: its arrival points as one more localiser "
+    "(the upper bound), and the shift error against the true drift.",
+)
+@click.option(
+    "--spacing",
+    "spacings",
+    callback=_spacings,
+    default=None,
+    help="Ring spacings in A, comma-separated. [default: gold {111} 2.355 and {200} 2.039]",
+)
+@output_option("Folder to write (images, events, shifts, rings.json, figures).")
+@hpd_job_options(quiet=False)
+def hpd_align(master, dark, gain, pixel_size, group_frames, upsample, methods, truth, spacings,
+              output, job):  # fmt: skip
+    """Motion-corrected super-resolution images of a drifting specimen, one per localiser,
+    with their power spectra and ring SNRs (the MÖNCH paper's figure 6)."""
+    from dedkit.jobs.gold import process_gold_run
+
+    job.run("align", process_gold_run, master, dark, gain, output, pixel_size_A=pixel_size,
+            group_frames=group_frames, upsample=upsample, methods=methods, truth=truth,
+            spacings_A=spacings)  # fmt: skip

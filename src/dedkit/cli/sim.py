@@ -327,6 +327,36 @@ def _run(label: str, job, *args, options: dict, **kwargs) -> None:
 )
 @count_option("--scan-points", default=100, help="Random scan points for --pattern scan.")
 @count_option("--dwell", default=10, help="Frames on each scan point.")
+@path_option(
+    "--specimen",
+    "specimen",
+    help="A specimen's image (dedkit sim specimen's MRC, or any MRC/TIFF with a pixel size "
+    "in A) imaged at --pixel-size A per sensor pixel, centred on the sensor, drifting "
+    "--drift A over the run (in place of --pattern).",
+)
+@click.option(
+    "--pixel-size",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Sensor pixel at the specimen, A (with --specimen; MÖNCH at 150 kX: ~1 A).",
+)
+@click.option(
+    "--drift",
+    "drift_A",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Specimen drift over the run, A of path (with --specimen).",
+)
+@click.option(
+    "--tracks",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Draw the electrons from a cached library of this many Geant4 tracks, "
+    "each placed with a random rotation (0: every electron its own Geant4 track).",
+)
 @count_option(
     "--dark-frames",
     default=1000,
@@ -337,7 +367,8 @@ def _run(label: str, job, *args, options: dict, **kwargs) -> None:
 @force_option("Replace a previous simulated run there.")
 @_detector_options
 def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_points, dwell,
-               dark_frames, name, output, force, **options):  # fmt: skip
+               specimen, pixel_size, drift_A, tracks, dark_frames, name, output, force,
+               **options):  # fmt: skip
     """Simulate a raw MÖNCH run (slsDetector files), its dark run, the truth about every
     electron and the gain map, which 'dedkit hpd' reads as a measured run."""
     from dedkit.jobs.sim import beam_pattern, write_simulated_run
@@ -345,19 +376,36 @@ def sim_frames(energy, n_frames, flux, pattern, image, centre, spot_sigma, scan_
     seed, workers = options.pop("seed"), options.pop("workers")
     detector = _detector(options)
     sensor = detector["sensor"]
-    beam = beam_pattern(
-        pattern,
-        shape=(sensor.ny, sensor.nx),
-        image=image,
-        centre_px=centre,
-        sigma_px=spot_sigma,
-        scan_points=scan_points,
-        dwell_frames=dwell,
-        seed=seed,
-    )
+    stream = None
+    if specimen is not None:
+        from dedkit.jobs.gold import specimen_pattern
+        from dedkit.jobs.specimen import read_specimen
+
+        if pattern != "flat" or image is not None:
+            raise DedkitError("--specimen replaces --pattern and --image: give one or the other")
+        beam = specimen_pattern(
+            read_specimen(specimen), pixel_size, drift_A, n_frames, seed=seed,
+            shape=(sensor.ny, sensor.nx),
+        )  # fmt: skip
+    else:
+        beam = beam_pattern(
+            pattern,
+            shape=(sensor.ny, sensor.nx),
+            image=image,
+            centre_px=centre,
+            sigma_px=spot_sigma,
+            scan_points=scan_points,
+            dwell_frames=dwell,
+            seed=seed,
+        )
+    if tracks:
+        from dedkit.jobs.gold import track_stream
+
+        stream = track_stream(tracks, energy_keV=energy, seed=seed, workers=workers)
     _run("frames", write_simulated_run, output, options=options, energy_keV=energy,
          n_frames=n_frames, flux=flux, pattern=beam, dark_frames=dark_frames, seed=seed,
-         workers=workers, name=name, force=force, inputs=[image], **detector)  # fmt: skip
+         workers=workers, name=name, force=force, inputs=[image, specimen], stream=stream,
+         **detector)  # fmt: skip
 
 
 @sim.command("dataset")

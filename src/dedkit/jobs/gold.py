@@ -1,0 +1,734 @@
+"""Gold nanoparticles on MÖNCH, end to end: the MÖNCH paper's figure 6, reproducible.
+
+Two jobs, the second one what a user runs on measured data too:
+
+- :func:`simulate_gold_run`: a raw MÖNCH run of a specimen (the HRTEM intensity of
+  :mod:`dedkit.jobs.specimen`) imaged at ``pixel_size_A`` per MÖNCH pixel, the specimen
+  drifting a few Angstrom over the run, each electron a Geant4 track from a library
+  (:mod:`dedkit.jobs.tracks`) placed with a random rotation, through the charge transport
+  and MÖNCH response of :mod:`dedkit.sim`: written as ``dedkit sim frames`` writes runs,
+  with the truth (every arrival point, on the sensor and on the specimen).
+- :func:`process_gold_run`: pedestal -> clusters (the paper's connected finder) ->
+  localisation (centroid, eta, CNN; and the truth when the run has one) -> per
+  localiser, the drift measured on groups of frames and taken off the events
+  (:mod:`dedkit.hpd.motion`) -> a mean-normalised super-resolution sum -> power spectrum,
+  radial profile and the ring SNR at the gold {111} (2.355 A) and {200} (2.039 A)
+  spacings (:mod:`dedkit.metrics.ring_snr`) -> the SNR as the dose grows (the run's
+  first groups of frames, as acquired) and the dose each localiser needs for SNR 5.
+
+:func:`run_gold_demo` joins them for ``dedkit demo hpd``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dedkit.errors import DedkitError
+from dedkit.io.atomic import FolderOutput, atomic_output, check_outputs, write_atomic
+from dedkit.report import JobReport
+
+__all__ = [
+    "DEMO",
+    "FULL",
+    "GoldAcquisition",
+    "GoldReport",
+    "process_gold_run",
+    "run_gold_demo",
+    "simulate_gold_run",
+    "specimen_pattern",
+    "track_stream",
+]
+
+#: kind of folder :func:`process_gold_run` writes (see :mod:`dedkit.io.atomic`)
+GOLD_FOLDER_KIND = "gold nanoparticle study"
+#: localisers run by default (eta2: the paper's 2x2 eta interpolation)
+METHODS = ("centroid", "eta2", "cnn")
+#: SNR a ring must reach to count as seen (the dose-to-detection figure)
+TARGET_SNR = 5.0
+#: fractions of the run (its first groups) the SNR-versus-dose curve is measured at
+DOSE_FRACTIONS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+
+
+@dataclass(frozen=True)
+class GoldAcquisition:
+    """How the specimen is recorded and processed.
+
+    Attributes
+    ----------
+    pixel_size_A : float
+        MÖNCH pixel at the specimen, Angstrom (the paper: about 1 A at 150 kX).
+    dose_A2 : float
+        Electrons per square Angstrom over the run.
+    flux : float
+        Mean electrons per frame on the sensor (clusters mostly apart).
+    drift_A : float
+        Path length of the specimen drift over the run, Angstrom.
+    group_frames : int
+        Frames per group for the motion correction.
+    upsample : int
+        Super-resolution bins per MÖNCH pixel.
+    tracks : int
+        Geant4 tracks in the library the electrons are drawn from (0: a fresh Geant4
+        electron each).
+    dark_frames : int
+    """
+
+    pixel_size_A: float = 1.0
+    dose_A2: float = 40.0
+    flux: float = 300.0
+    drift_A: float = 4.0
+    group_frames: int = 500
+    upsample: int = 4
+    tracks: int = 20000
+    dark_frames: int = 1000
+
+    def n_frames(self, shape=(400, 400)) -> int:
+        """Frames for the dose on a sensor of ``shape``."""
+        area = shape[0] * shape[1] * self.pixel_size_A**2
+        return max(int(math.ceil(self.dose_A2 * area / self.flux)), 1)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+#: ``dedkit demo hpd``: a reduced acquisition (minutes on 2 cores)
+DEMO = GoldAcquisition(dose_A2=12.0, flux=300.0, group_frames=250, tracks=10000, dark_frames=500)
+#: ``dedkit demo --full``: the paper's scale
+FULL = GoldAcquisition()
+
+
+@dataclass(kw_only=True)
+class GoldReport(JobReport):
+    """What :func:`process_gold_run` measured (``details['rings']`` per localiser)."""
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+def simulate_gold_run(
+    output,
+    specimen,
+    acquisition: GoldAcquisition = DEMO,
+    *,
+    seed: int = 1,
+    workers: int | None = None,
+    name: str = "gold",
+    force: bool = False,
+    progress=None,
+    stream=None,
+):
+    """Simulate the MÖNCH run of a specimen: a raw run as ``dedkit sim frames`` writes it.
+
+    Parameters
+    ----------
+    output : path-like
+        Folder to create.
+    specimen : SpecimenImage
+        :func:`dedkit.jobs.specimen.specimen_image` (or read with ``read_specimen``): the
+        intensity covers the sensor at ``acquisition.pixel_size_A`` plus the drift.
+    acquisition : GoldAcquisition
+    seed : int
+    workers : int, optional
+        Geant4 worker processes for the track library.
+    name : str
+        Run name.
+    force : bool
+    progress : callable(done, total), optional
+        Frames written.
+    stream : callable, optional
+        Replaces the track library (tests: :func:`dedkit.sim.runs.straight_track_stream`).
+
+    Returns
+    -------
+    SimReport
+        With ``details['drift_px']`` the path and ``details['acquisition']``.
+    """
+    from dedkit.jobs.sim import write_simulated_run
+
+    n_frames = acquisition.n_frames((400, 400))
+    pattern = specimen_pattern(
+        specimen, acquisition.pixel_size_A, acquisition.drift_A, n_frames, seed=seed
+    )
+    if stream is None and acquisition.tracks:
+        stream = track_stream(acquisition.tracks, seed=seed, workers=workers)
+    report = write_simulated_run(
+        output,
+        energy_keV=200.0,
+        n_frames=n_frames,
+        flux=acquisition.flux,
+        pattern=pattern,
+        dark_frames=acquisition.dark_frames,
+        seed=seed,
+        workers=workers,
+        name=name,
+        force=force,
+        progress=progress,
+        stream=stream,
+    )
+    report.details["acquisition"] = acquisition.to_dict()
+    report.details["drift_px"] = float(np.hypot(*np.diff(pattern.drift_px, axis=0).T).sum())
+    return report
+
+
+def specimen_pattern(
+    specimen, pixel_size_A: float, drift_A: float, n_frames: int, *, seed: int = 1,
+    shape=(400, 400),
+):  # fmt: skip
+    """The beam pattern of a specimen imaged at ``pixel_size_A`` per sensor pixel,
+    drifting ``drift_A`` (path length) over ``n_frames`` (:func:`dedkit.sim.beam.drift_trajectory`
+    from ``seed``, centred on its mean position).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dedkit.sim.specimen import SpecimenImage
+    >>> spec = SpecimenImage(np.ones((2200, 2200), np.float32), 0.2)
+    >>> pattern = specimen_pattern(spec, 1.0, 4.0, 1000)
+    >>> pattern.kind, pattern.image_pixel_px, pattern.drift_px.shape
+    ('specimen', 0.2, (1000, 2))
+    """
+    from dedkit.sim.beam import BeamPattern, drift_trajectory
+    from dedkit.sim.runs import chunk_rng
+
+    pixel_size_A = float(pixel_size_A)
+    if not (math.isfinite(pixel_size_A) and pixel_size_A > 0):
+        raise DedkitError(f"the pixel size must be a positive number of A, got {pixel_size_A}")
+    drift = drift_trajectory(n_frames, float(drift_A) / pixel_size_A, chunk_rng(seed, 11, 0))
+    pattern = BeamPattern(
+        "specimen",
+        image=specimen.intensity,
+        image_pixel_px=float(specimen.sampling_A) / pixel_size_A,
+        drift_px=drift - drift.mean(axis=0),
+    )
+    pattern.check_covers(shape)
+    return pattern
+
+
+def track_stream(
+    n_tracks: int, *, energy_keV: float = 200.0, seed: int = 1, workers=None, progress=None
+):
+    """The electrons' stream from a (cached) library of ``n_tracks`` Geant4 tracks
+    (:func:`dedkit.jobs.tracks.track_library`)."""
+    from dedkit.jobs.tracks import track_library
+    from dedkit.sim.tracks import library_stream
+
+    return library_stream(
+        track_library(
+            float(energy_keV), int(n_tracks), seed=seed, workers=workers, progress=progress
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- process
+
+
+@dataclass
+class _Localised:
+    """One localiser's events, motion and image."""
+
+    name: str
+    events: object
+    motion: object = None
+    image: np.ndarray | None = None
+    rings: list = field(default_factory=list)
+    curve: tuple = ((), ())
+    dose_for_target: float = float("nan")
+    shift_error_px: float | None = None
+
+
+def _crop_box(shape, upsample: int, margin_px: float) -> tuple[slice, slice]:
+    # the part of the super-resolution image every group covers: the drift leaves the
+    # edges with fewer electrons (and the corrected image with a step there)
+    m = int(math.ceil(margin_px * upsample)) + upsample
+    rows, cols = shape[0] * upsample, shape[1] * upsample
+    return slice(m, rows - m), slice(m, cols - m)
+
+
+def _mean_normalised(image: np.ndarray) -> np.ndarray:
+    mean = float(image.mean())
+    if not mean > 0:
+        raise DedkitError("the image holds no electrons")
+    return (image / mean).astype(np.float32)
+
+
+def _truth_drift(truth, motion) -> np.ndarray:
+    # the true displacement of each group: the mean sensor-minus-specimen position of
+    # its electrons, centred as the estimated shifts are
+    from dedkit.hpd.motion import group_of_frames
+
+    group = group_of_frames(truth.frame, motion.first_frame, motion.group_frames)
+    dx = truth.x - truth.extra["specimen_x"]
+    dy = truth.y - truth.extra["specimen_y"]
+    out = np.zeros((motion.n_groups, 2))
+    for g in range(motion.n_groups):
+        sel = group == g
+        if sel.any():
+            out[g] = dx[sel].mean(), dy[sel].mean()
+    return out
+
+
+def _shift_error(estimated: np.ndarray, true: np.ndarray) -> float:
+    # both trajectories up to a constant (the sum's reference is arbitrary)
+    diff = (estimated - estimated.mean(axis=0)) - (true - true.mean(axis=0))
+    return float(np.sqrt(np.mean(np.sum(diff**2, axis=1))))
+
+
+def _read_events(path, *, group=None):
+    from dedkit.io.events import read_table
+
+    return read_table(path, group=group, kind="events")
+
+
+def process_gold_run(
+    master,
+    dark_master,
+    gain,
+    output,
+    *,
+    pixel_size_A: float,
+    group_frames: int,
+    upsample: int = 4,
+    methods=METHODS,
+    truth=None,
+    spacings_A=None,
+    force: bool = False,
+    progress=None,
+) -> GoldReport:
+    """From a raw MÖNCH run of a crystalline specimen to motion-corrected super-resolution
+    images and their ring SNRs, for each localiser (see the module).
+
+    Parameters
+    ----------
+    master, dark_master : path-like
+        Master files of the run and of its dark run.
+    gain : path-like
+        Gain map (keV per ADU, ``.npy``).
+    output : path-like
+        Folder to create: ``image_METHOD.mrc`` (aligned mean-normalised sums, pixel size in
+        A), ``events_METHOD.h5``, ``shifts_METHOD.csv``, ``rings.json``, ``figure6.png``,
+        ``dose_snr.png``, ``radial.png``, ``PED.h5``, ``clusters.h5``.
+    pixel_size_A : float
+        MÖNCH pixel at the specimen, Angstrom.
+    group_frames : int
+        Frames per group of the motion correction.
+    upsample : int
+        Super-resolution bins per pixel.
+    methods : sequence of str
+        Localisers (``centroid``, ``eta2``, ``eta3``, ``cnn``).
+    truth : path-like, optional
+        A simulated run's ``NAME_truth.h5``: its arrival points are processed as one more
+        localiser, 'truth' (the upper bound), and every localiser's shifts are compared
+        with the true drift.
+    spacings_A : sequence of float, optional
+        Ring spacings (default gold {111} and {200}).
+    force : bool
+    progress : callable(done, total), optional
+        One bar over all the steps (0..1000).
+
+    Returns
+    -------
+    GoldReport
+    """
+    output = Path(output)
+    inputs = [master, dark_master, gain] + ([truth] if truth is not None else [])
+    check_outputs([FolderOutput(output, GOLD_FOLDER_KIND)], inputs, force)
+    started = time.perf_counter()
+    with atomic_output(output, kind=GOLD_FOLDER_KIND) as tmp:
+        tmp.mkdir()
+        report = process_into(
+            tmp, master, dark_master, gain, pixel_size_A=pixel_size_A,
+            group_frames=group_frames, upsample=upsample, methods=methods, truth=truth,
+            spacings_A=spacings_A, progress=progress, final=output,
+        )  # fmt: skip
+    report.output = str(output)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def process_into(
+    folder,
+    master,
+    dark_master,
+    gain,
+    *,
+    pixel_size_A: float,
+    group_frames: int,
+    upsample: int = 4,
+    methods=METHODS,
+    truth=None,
+    spacings_A=None,
+    progress=None,
+    final=None,
+) -> GoldReport:
+    """:func:`process_gold_run` into an existing folder (``final``: where the folder will
+    be once published, for the paths the report names)."""
+    from dedkit.hpd.motion import corrected_image, estimate_event_motion
+    from dedkit.jobs.hpd import (
+        compute_pedestal,
+        find_clusters_in_run,
+        localize_clusters,
+        write_image,
+    )
+    from dedkit.metrics.ring_snr import AU_111_A, AU_200_A, radial_profile, ring_snr
+
+    started = time.perf_counter()
+    folder = Path(folder)
+    final = Path(final) if final is not None else folder
+    pixel_size_A = float(pixel_size_A)
+    if not (math.isfinite(pixel_size_A) and 0 < pixel_size_A < 1e4):
+        raise DedkitError(f"the pixel size must be a positive number of A, got {pixel_size_A}")
+    spacings = tuple(spacings_A) if spacings_A is not None else (AU_111_A, AU_200_A)
+    methods = tuple(methods)
+    steps = _Steps(progress, methods, truth is not None)
+
+    compute_pedestal(dark_master, folder / "PED.h5", progress=steps.sub("pedestal"))
+    clusters = find_clusters_in_run(
+        master, folder / "PED.h5", folder / "clusters.h5", finder="connected", gain=gain,
+        beam_energy_keV=200.0, progress=steps.sub("clusters"),
+    )  # fmt: skip
+    shape = (400, 400)
+    localised: list[_Localised] = []
+    for method in methods:
+        localize_clusters(
+            folder / "clusters.h5", folder / f"events_{method}.h5", method=method,
+            progress=steps.sub(method),
+        )  # fmt: skip
+        localised.append(_Localised(method, _read_events(folder / f"events_{method}.h5")))
+    truth_table = None
+    if truth is not None:
+        truth_table = _read_events(truth, group="truth")
+        localised.append(_Localised("truth", truth_table))
+    first_frame = int(min(int(np.min(loc.events.frame)) for loc in localised if len(loc.events)))
+    last_frame = int(max(int(np.max(loc.events.frame)) for loc in localised if len(loc.events)))
+    n_groups = (last_frame - first_frame) // int(group_frames) + 1
+    area_A2 = shape[0] * shape[1] * pixel_size_A**2
+    for k, loc in enumerate(localised):
+        loc.motion = estimate_event_motion(
+            loc.events, shape, group_frames=group_frames, first_frame=first_frame,
+            n_groups=n_groups,
+        )  # fmt: skip
+        if truth_table is not None:
+            true = _truth_drift(truth_table, loc.motion)
+            loc.shift_error_px = _shift_error(loc.motion.shifts, true)
+        margin = float(np.abs(loc.motion.shifts - loc.motion.shifts.mean(axis=0)).max())
+        box = _crop_box(shape, upsample, margin + 1.0)
+        full = corrected_image(loc.events, shape, upsample, loc.motion)
+        loc.image = _mean_normalised(full[box])
+        pixel = pixel_size_A / upsample
+        loc.rings = [ring_snr(loc.image, pixel, d) for d in spacings]
+        # the SNR as the dose grows: the run's first groups, as acquired
+        doses, snrs = [], []
+        group = (np.asarray(loc.events.frame) - first_frame) // int(group_frames)
+        reference = truth_table if truth_table is not None else loc.events
+        ref_group = (np.asarray(reference.frame) - first_frame) // int(group_frames)
+        for fraction in DOSE_FRACTIONS:
+            used = max(int(round(fraction * n_groups)), 1)
+            part = loc.events[group < used]
+            if len(part) < 100:
+                continue
+            image = corrected_image(part, shape, upsample, loc.motion)[box]
+            if not image.mean() > 0:
+                continue
+            # dose: incident electrons (the truth's, when known) per square Angstrom
+            doses.append(float(np.count_nonzero(ref_group < used)) / area_A2)
+            snrs.append(ring_snr(_mean_normalised(image), pixel, spacings[0]).snr)
+        loc.curve = (doses, snrs)
+        from dedkit.metrics.ring_snr import dose_for_snr
+
+        loc.dose_for_target = float(dose_for_snr(doses, snrs, TARGET_SNR)) if doses else math.nan
+        write_image(folder / f"image_{loc.name}.mrc", loc.image, pixel_size=pixel)
+        _write_shifts(folder / f"shifts_{loc.name}.csv", loc.motion, pixel_size_A)
+        steps.sub("images")(k + 1, len(localised))
+    from dedkit.jobs.figures_gold import dose_figure, gold_figure, radial_figure
+    from dedkit.metrics.ring_snr import power_spectrum
+
+    names = [loc.name for loc in localised]
+    pixel = pixel_size_A / upsample
+    gold_figure(
+        {loc.name: loc.image for loc in localised},
+        {loc.name: power_spectrum(loc.image) for loc in localised},
+        {loc.name: loc.rings for loc in localised},
+        pixel,
+        folder / "figure6.png",
+    )
+    dose_figure(
+        {loc.name: loc.curve for loc in localised}, TARGET_SNR, folder / "dose_snr.png",
+        dose_for={loc.name: loc.dose_for_target for loc in localised},
+    )  # fmt: skip
+    radial_figure(
+        {loc.name: radial_profile(loc.image, pixel) for loc in localised},
+        {loc.name: loc.rings for loc in localised},
+        folder / "radial.png",
+    )
+    results = {loc.name: _summary(loc, pixel_size_A) for loc in localised}
+    record = {
+        "pixel_size_A": pixel,
+        "detector_pixel_size_A": pixel_size_A,
+        "upsample": upsample,
+        "group_frames": int(group_frames),
+        "groups": n_groups,
+        "frames": last_frame - first_frame + 1,
+        "target_snr": TARGET_SNR,
+        "spacings_A": list(spacings),
+        "localisers": results,
+    }
+    write_atomic(folder / "rings.json", (json.dumps(record, indent=1) + "\n").encode())
+    steps.sub("figures")(1, 1)
+    counts = {"clusters": int(clusters.counts.get("clusters", 0)) if clusters.counts else 0}
+    for loc in localised:
+        counts[f"events_{loc.name}"] = len(loc.events)
+    return GoldReport(
+        "gold",
+        [str(p) for p in (master, dark_master, gain, truth) if p is not None],
+        str(final),
+        time.perf_counter() - started,
+        counts,
+        {"rings": results, "names": names, "files": sorted(p.name for p in folder.iterdir())},
+    )
+
+
+class _Steps:
+    """One progress bar (0..1000) over the steps, each weighted by its usual share of the
+    time, so that ``progress(done, total)`` of a plain bar moves smoothly."""
+
+    def __init__(self, progress, methods, truth: bool):
+        weights = {"pedestal": 1.0, "clusters": 6.0}
+        for m in methods:
+            weights[m] = 4.0 if m == "cnn" else 1.0
+        weights["images"] = 1.5 * (len(methods) + int(truth))
+        weights["figures"] = 0.5
+        self.progress = progress
+        total = sum(weights.values())
+        self.start, acc = {}, 0.0
+        for name, w in weights.items():
+            self.start[name] = (acc / total, w / total)
+            acc += w
+
+    def sub(self, name: str):
+        if self.progress is None:
+            return None
+        start, share = self.start[name]
+
+        def report(done, total):
+            fraction = start + share * (done / total if total else 1.0)
+            self.progress(int(round(1000 * min(fraction, 1.0))), 1000)
+
+        report(0, 1)
+        return report
+
+
+def _summary(loc: _Localised, pixel_size_A: float) -> dict:
+    out = {
+        "events": len(loc.events),
+        "rings": [
+            {
+                "spacing_A": r.spacing_A,
+                "snr": r.snr,
+                "excess": r.excess,
+                "noise": r.noise,
+                "background": r.background,
+                "n_coefficients": r.n_coefficients,
+                "method": r.method,
+            }
+            for r in loc.rings
+        ],
+        "dose_for_snr_A2": loc.dose_for_target,
+        "snr_versus_dose": {"dose_A2": list(loc.curve[0]), "snr": list(loc.curve[1])},
+        "drift_A": loc.motion.total_drift() * pixel_size_A,
+    }
+    if loc.shift_error_px is not None:
+        out["shift_error_A"] = loc.shift_error_px * pixel_size_A
+    return out
+
+
+def _write_shifts(path, motion, pixel_size_A: float) -> None:
+    lines = ["group,first_frame,events,dx_px,dy_px,dx_A,dy_A"]
+    for g, (dx, dy) in enumerate(motion.shifts):
+        first = motion.first_frame + g * motion.group_frames
+        lines.append(
+            f"{g},{first},{int(motion.events[g])},{dx:.4f},{dy:.4f},"
+            f"{dx * pixel_size_A:.4f},{dy * pixel_size_A:.4f}"
+        )
+    write_atomic(path, ("\n".join(lines) + "\n").encode())
+
+
+# ------------------------------------------------------------------------------- demo
+
+
+def _demo_specimen_spec(acquisition: GoldAcquisition, seed: int):
+    from dedkit.sim.specimen import SpecimenSpec
+
+    # the sensor (400 pixels) plus the drift and a margin on each side
+    field_A = 400 * acquisition.pixel_size_A + 2 * acquisition.drift_A + 8.0
+    return SpecimenSpec(field_A=field_A, seed=seed)
+
+
+def run_gold_demo(folder, *, full: bool = False, seed: int = 1, progress=None):
+    """``dedkit demo hpd``: the gold-nanoparticle acquisition simulated, then processed
+    as measured data are, into ``folder`` (which exists).
+
+    The specimen (:func:`dedkit.jobs.specimen.specimen_image`) and the track library are
+    cached, so a second run starts at the acquisition. The raw run is written in a
+    temporary folder inside ``folder`` and removed once processed (it is large; its
+    truth is kept as ``truth.h5``); :func:`process_gold_run` writes the rest.
+
+    Parameters
+    ----------
+    folder : path-like
+    full : bool
+        The paper's scale (:data:`FULL`) instead of the reduced demo (:data:`DEMO`).
+    seed : int
+    progress : callable(done, total), optional
+
+    Returns
+    -------
+    DemoPart
+    """
+    import shutil
+
+    from dedkit.jobs.demo_part import DemoCheck, DemoPart
+    from dedkit.jobs.specimen import specimen_image
+    from dedkit.sim.specimen import Microscope
+
+    started = time.perf_counter()
+    folder = Path(folder)
+    acquisition = FULL if full else DEMO
+    weights = {"specimen": 1.0, "tracks": 1.0, "acquisition": 4.0, "processing": 6.0}
+    total = sum(weights.values())
+    offsets, acc = {}, 0.0
+    for k, w in weights.items():
+        offsets[k] = (acc / total, w / total)
+        acc += w
+
+    def sub(name):
+        if progress is None:
+            return None
+        start, share = offsets[name]
+
+        def report(done, count):
+            f = start + share * (done / count if count else 1.0)
+            progress(int(round(1000 * min(f, 1.0))), 1000)
+
+        return report
+
+    spec = _demo_specimen_spec(acquisition, seed)
+    microscope = Microscope()
+    specimen = specimen_image(spec, microscope, progress=sub("specimen"))
+    stream = track_stream(acquisition.tracks, seed=seed, progress=sub("tracks"))
+    # a run left by an interrupted demo is replaced (force) only if it is dedkit's
+    run = folder / f".run-{seed}"
+    sim = simulate_gold_run(
+        run, specimen, acquisition, seed=seed, name="gold", force=True,
+        progress=sub("acquisition"), stream=stream,
+    )  # fmt: skip
+    try:
+        truth = folder / "truth.h5"
+        shutil.copyfile(run / "gold_truth.h5", truth)
+        report = process_into(
+            folder, run / "gold_master_0.json", run / "gold_dark_master_0.json",
+            run / "gold_gain.npy", pixel_size_A=acquisition.pixel_size_A,
+            group_frames=acquisition.group_frames, upsample=acquisition.upsample,
+            truth=truth, progress=sub("processing"),
+        )  # fmt: skip
+    finally:
+        _remove_run(run)
+    rings = report.details["rings"]
+    return _demo_part(
+        DemoPart, DemoCheck, folder, rings, acquisition, sim, specimen, spec, microscope,
+        time.perf_counter() - started, full,
+    )  # fmt: skip
+
+
+def _remove_run(run: Path) -> None:
+    # the raw run dedkit simulated for the demo (gigabytes): removed once processed, after
+    # checking it still holds only what dedkit wrote
+    import shutil
+
+    from dedkit.io.atomic import check_replaceable
+    from dedkit.jobs.sim import RUN_FOLDER_KIND
+
+    if run.exists():
+        check_replaceable(run, RUN_FOLDER_KIND)
+        shutil.rmtree(run)
+
+
+def _fmt(value, digits=1) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _demo_part(DemoPart, DemoCheck, folder, rings, acquisition, sim, specimen, spec,
+               microscope, seconds, full):  # fmt: skip
+    names = [n for n in ("truth", "cnn", "eta2", "centroid") if n in rings]
+    snr = {n: rings[n]["rings"][0]["snr"] for n in names}
+    snr200 = {n: rings[n]["rings"][1]["snr"] for n in names if len(rings[n]["rings"]) > 1}
+    rows = []
+    for n in names:
+        r = rings[n]
+        rows.append({
+            "localiser": n,
+            "electrons": r["events"],
+            "SNR 2.355 A {111}": _fmt(snr[n]),
+            "SNR 2.039 A {200}": _fmt(snr200.get(n)),
+            f"dose for SNR {TARGET_SNR:g} (e/A2)": _fmt(r["dose_for_snr_A2"]),
+            "shift error (A)": _fmt(r.get("shift_error_A"), 2),
+        })  # fmt: skip
+    checks = [
+        DemoCheck(
+            "CNN shows the gold {111} ring (2.355 A)",
+            f"SNR {_fmt(snr.get('cnn'))}",
+            f">= {TARGET_SNR:g}",
+            bool(snr.get("cnn", -math.inf) >= TARGET_SNR),
+        ),
+        DemoCheck(
+            "charge centroid does not",
+            f"SNR {_fmt(snr.get('centroid'))}",
+            f"< {TARGET_SNR:g}",
+            bool(snr.get("centroid", math.inf) < TARGET_SNR),
+        ),
+        DemoCheck(
+            "motion correction (CNN events) follows the true drift",
+            f"{_fmt(rings.get('cnn', {}).get('shift_error_A'), 2)} A rms",
+            "< 0.3 A",
+            bool(rings.get("cnn", {}).get("shift_error_A", math.inf) < 0.3),
+        ),
+    ]
+    dose = acquisition.dose_A2
+    figures = {
+        "Mean-normalised super-resolution images and their power spectra, one column per "
+        "localiser (the MÖNCH paper's figure 6), gold {111} and {200} rings marked": "figure6.png",
+        f"Ring SNR at 2.355 A as the dose grows; dashed: SNR {TARGET_SNR:g}": "dose_snr.png",
+        "Radial power profiles": "radial.png",
+    }
+    files = {
+        "aligned, mean-normalised super-resolution sum (centroid)": "image_centroid.mrc",
+        "aligned, mean-normalised super-resolution sum (CNN)": "image_cnn.mrc",
+        "events of each localiser": "events_cnn.h5",
+        "ring SNRs, dose curves, shifts per localiser": "rings.json",
+        "truth: every simulated electron": "truth.h5",
+    }
+    files = {k: v for k, v in files.items() if (Path(folder) / v).exists()}
+    details = {
+        "acquisition": acquisition.to_dict(),
+        "specimen": spec.to_dict(),
+        "microscope": microscope.to_dict(),
+        "electrons": sim.counts.get("electrons"),
+        "frames": sim.counts.get("frames"),
+        "dose_A2": dose,
+        "full": bool(full),
+        "rings": rings,
+        "command": "dedkit demo hpd" + (" --full" if full else ""),
+    }
+    title = (
+        f"MÖNCH: gold nanoparticles at 200 keV, {acquisition.pixel_size_A:g} A per pixel, "
+        f"{dose:g} e/A2 in {sim.counts.get('frames')} frames, drift {acquisition.drift_A:g} A"
+    )
+    return DemoPart(
+        name="hpd", title=title, rows=rows, checks=checks, figures=figures, files=files,
+        seconds=seconds, details=details,
+    )  # fmt: skip
