@@ -297,6 +297,7 @@ def process_gold_run(
     methods=METHODS,
     truth=None,
     spacings_A=None,
+    workers: int | None = None,
     force: bool = False,
     progress=None,
 ) -> GoldReport:
@@ -327,6 +328,9 @@ def process_gold_run(
         with the true drift.
     spacings_A : sequence of float, optional
         Ring spacings (default gold {111} and {200}).
+    workers : int, optional
+        Cluster finding: Dask LocalCluster processes (default one per core, 0 in this
+        process).
     force : bool
     progress : callable(done, total), optional
         One bar over all the steps (0..1000).
@@ -344,7 +348,7 @@ def process_gold_run(
         report = process_into(
             tmp, master, dark_master, gain, pixel_size_A=pixel_size_A,
             group_frames=group_frames, upsample=upsample, methods=methods, truth=truth,
-            spacings_A=spacings_A, progress=progress, final=output,
+            spacings_A=spacings_A, workers=workers, progress=progress, final=output,
         )  # fmt: skip
     report.output = str(output)
     report.seconds = time.perf_counter() - started
@@ -363,6 +367,7 @@ def process_into(
     methods=METHODS,
     truth=None,
     spacings_A=None,
+    workers: int | None = None,
     progress=None,
     final=None,
 ) -> GoldReport:
@@ -390,7 +395,7 @@ def process_into(
     compute_pedestal(dark_master, folder / "PED.h5", progress=steps.sub("pedestal"))
     clusters = find_clusters_in_run(
         master, folder / "PED.h5", folder / "clusters.h5", finder="connected", gain=gain,
-        beam_energy_keV=200.0, progress=steps.sub("clusters"),
+        beam_energy_keV=200.0, workers=workers, progress=steps.sub("clusters"),
     )  # fmt: skip
     shape = (400, 400)
     localised: list[_Localised] = []
@@ -444,7 +449,7 @@ def process_into(
         loc.dose_for_target = float(dose_for_snr(doses, snrs, TARGET_SNR)) if doses else math.nan
         write_image(folder / f"image_{loc.name}.mrc", loc.image, pixel_size=pixel)
         _write_shifts(folder / f"shifts_{loc.name}.csv", loc.motion, pixel_size_A)
-        steps.sub("images")(k + 1, len(localised))
+        steps.done("images", k + 1, len(localised))
     from dedkit.jobs.figures_gold import dose_figure, gold_figure, radial_figure
     from dedkit.metrics.ring_snr import power_spectrum
 
@@ -479,7 +484,7 @@ def process_into(
         "localisers": results,
     }
     write_atomic(folder / "rings.json", (json.dumps(record, indent=1) + "\n").encode())
-    steps.sub("figures")(1, 1)
+    steps.done("figures", 1, 1)
     counts = {"clusters": int(clusters.counts.get("clusters", 0)) if clusters.counts else 0}
     for loc in localised:
         counts[f"events_{loc.name}"] = len(loc.events)
@@ -521,6 +526,11 @@ class _Steps:
 
         report(0, 1)
         return report
+
+    def done(self, name: str, done: int, total: int) -> None:
+        report = self.sub(name)
+        if report is not None:
+            report(done, total)
 
 
 def _summary(loc: _Localised, pixel_size_A: float) -> dict:
