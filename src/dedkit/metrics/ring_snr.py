@@ -567,7 +567,7 @@ def dose_for_snr_detail(doses, snrs, target: float = 5.0, *, significance: float
     --------
     >>> d = dose_for_snr_detail([10, 20, 40], [1.2, 2.1, 4.0], target=5)
     >>> round(d.slope, 3), round(d.dose, 1), d.extrapolated
-    (0.101, 49.6, True)
+    (0.102, 49.1, True)
     """
     d = np.asarray(doses, np.float64).ravel()
     s = np.asarray(snrs, np.float64).ravel()
