@@ -548,7 +548,6 @@ def run_camera_demo(
     )
     check_s = time.perf_counter() - t0
 
-    gain_ratio = band["aligned"] / max(band["unaligned"], 1e-3)
     checks = [
         DemoCheck(
             "rms error of the global shifts vs the true track",
@@ -578,13 +577,22 @@ def run_camera_demo(
     ]
     ny_in, nx_in = spec.shape
     rows = [
-        {"quantity": "movie", "value": f"{n} x {nx_in} x {ny_in} super-res, 4-bit mode 101, "
-         f"r/f {ROTFLIP}", "target": ""},  # fmt: skip
-        {"quantity": "dose", "value": f"{spec.dose_per_frame:g} e/A^2/frame, "
-         f"{spec.dose_per_frame * n:g} e/A^2", "target": ""},  # fmt: skip
+        {
+            "quantity": "movie",
+            "value": f"{n} x {nx_in} x {ny_in} super-res, 4-bit mode 101, r/f {ROTFLIP}",
+            "target": "",
+        },  # fmt: skip
+        {
+            "quantity": "dose",
+            "value": f"{spec.dose_per_frame:g} e/A^2/frame, {spec.dose_per_frame * n:g} e/A^2",
+            "target": "",
+        },  # fmt: skip
         {"quantity": "true drift (path)", "value": f"{path_A:.1f} A", "target": ""},
-        {"quantity": "shift error (rms)", "value": f"{err_out:.3f} px = {err_A:.3f} A",
-         "target": f"< {SHIFT_TARGET_PX:g} px"},  # fmt: skip
+        {
+            "quantity": "shift error (rms)",
+            "value": f"{err_out:.3f} px = {err_A:.3f} A",
+            "target": f"< {SHIFT_TARGET_PX:g} px",
+        },  # fmt: skip
     ]
     for name in ("aligned", "dose-weighted", "unaligned"):
         rows.append({
@@ -593,9 +601,14 @@ def run_camera_demo(
                      f"mean {band[name]:.3f}",
             "target": "" if name != "aligned" else f"mean > {FRC_GAIN_TARGET:g} x unaligned",
         })  # fmt: skip
-    rows.append({"quantity": "defects left (z col, row, px)",
-                 "value": f"{col_z:.1f}, {row_z:.1f}, {pix_z:.1f}",
-                 "target": f"< {LINE_Z_TARGET:g}, {LINE_Z_TARGET:g}, {PIXEL_Z_TARGET:g}"})  # fmt: skip
+    z_target = f"< {LINE_Z_TARGET:g}, {LINE_Z_TARGET:g}, {PIXEL_Z_TARGET:g}"
+    rows.append(
+        {
+            "quantity": "defects left (z col, row, px)",
+            "value": f"{col_z:.1f}, {row_z:.1f}, {pix_z:.1f}",
+            "target": z_target,
+        }
+    )
     rows.append({"quantity": "time", "value": f"simulate {simulate_s:.1f} s, align "
                  f"{align_s:.1f} s, check {check_s:.1f} s", "target": ""})  # fmt: skip
 
@@ -628,8 +641,11 @@ def run_camera_demo(
         "patches": spec.patches,
         "defect_pixels": int(np.count_nonzero(truth["hot"] | truth["dead"])),
         "saturated_counts": truth["saturated"],
-        "shift_rms_error": {"super_px": round(err, 4), "output_px": round(err_out, 4),
-                            "A": round(err_A, 4)},  # fmt: skip
+        "shift_rms_error": {
+            "super_px": round(err, 4),
+            "output_px": round(err_out, 4),
+            "A": round(err_A, 4),
+        },  # fmt: skip
         "frc_band_nyquist": list(FRC_BAND),
         "frc_mean": {k: round(v, 4) for k, v in band.items()},
         "frc_0.5_A": {k: round(v, 3) for k, v in res05.items()},
@@ -637,8 +653,11 @@ def run_camera_demo(
         "frc_crop_px": m,
         "defect_z": {"column": round(col_z, 2), "row": round(row_z, 2), "pixel": round(pix_z, 2)},
         "even_odd_0.143_A": report.frc_0143_A,
-        "seconds": {"simulate": round(simulate_s, 2), "align": round(align_s, 2),
-                    "check": round(check_s, 2)},  # fmt: skip
+        "seconds": {
+            "simulate": round(simulate_s, 2),
+            "align": round(align_s, 2),
+            "check": round(check_s, 2),
+        },  # fmt: skip
         "align_stage_seconds": {k: round(v, 2) for k, v in report.stage_seconds.items()},
         "align_warnings": list(report.warnings),
     }
