@@ -477,8 +477,11 @@ def _relative(path, where: Path, root: Path, what: str, warnings: list) -> str:
     try:
         rel = Path(os.path.abspath(p)).relative_to(root)
     except ValueError:
-        warnings.append(f"{what} is outside the demo folder: {path}")
-        return str(path)
+        try:  # a part that resolved symbolic links in its folder's path
+            rel = p.resolve().relative_to(root.resolve())
+        except ValueError:
+            warnings.append(f"{what} is outside the demo folder: {path}")
+            return str(path)
     if not (root / rel).exists():
         warnings.append(f"{what} was not written: {rel.as_posix()}")
     return rel.as_posix()
