@@ -429,7 +429,7 @@ def test_convert_compression_to_mrc(files, mk, refused):
 def test_demo_into_an_existing_file(mk, refused):
     f = mk.path("afile")
     f.write_text("x")
-    refused("demo", "-o", f, "--frames", "1", words=["afile"])
+    refused("demo", "-o", f, words=["afile"])
 
 
 def test_header_of_an_empty_folder(mk, refused):
@@ -461,7 +461,7 @@ USAGE_ERRORS = {
     "missing --op": ["rotflip", "raw.mrc", "out.mrc"],
     "non-integer --op": ["rotflip", "raw.mrc", "out.mrc", "--op", "1.5"],
     "bad compression": ["convert", "raw.mrc", "out.tif", "--compression", "rar"],
-    "demo frames out of range": ["demo", "--frames", "0"],
+    "demo unknown part": ["demo", "gold"],
     "extra argument": ["header", "raw.mrc", "more.mrc"],
 }
 

@@ -24,6 +24,20 @@ def _refused(r, *words):
         assert w in r.err, r
 
 
+def _fake_demo_parts(monkeypatch):
+    """``dedkit demo``'s parts replaced by one that writes a file and checks nothing (the
+    real ones take minutes)."""
+    from dedkit.jobs import demo
+    from dedkit.jobs.demo_part import DemoPart
+
+    def part(folder, *, full=False, seed=1, progress=None):
+        (folder / "image.mrc").write_bytes(b"0")
+        return DemoPart(name="camera", title="fake", rows=[], checks=[], figures={},
+                        files={"image": "image.mrc"}, seconds=0.0, details={})  # fmt: skip
+
+    monkeypatch.setattr(demo, "_part_runner", lambda name: part)
+
+
 # ----------------------------------------------------------------------------- item 1
 
 
@@ -64,7 +78,9 @@ def test_issue13_item1_a_file_output_never_replaces_a_folder(mk, stack, run, sna
     assert out.is_dir()
 
 
-def test_issue13_item1_force_replaces_a_dedkit_folder_of_the_same_kind_only(mk, stack, run):
+def test_issue13_item1_force_replaces_a_dedkit_folder_of_the_same_kind_only(
+    mk, stack, run, monkeypatch
+):
     frames = mk.folder / "frames"
     assert run("convert", stack, frames).status == 0
     assert (frames / MARKER).is_file()
@@ -78,7 +94,8 @@ def test_issue13_item1_force_replaces_a_dedkit_folder_of_the_same_kind_only(mk, 
     (frames / "notes.txt").unlink()
     # a dedkit folder of another kind (a demo) is not replaced by numbered images
     demo = mk.folder / "demo"
-    assert run("demo", "-o", demo, "--frames", 1).status == 0
+    _fake_demo_parts(monkeypatch)
+    assert run("demo", "camera", "-o", demo).status == 0
     before = sorted(p.name for p in demo.iterdir())
     _refused(run("convert", stack, demo, "--force"), "demo")
     assert sorted(p.name for p in demo.iterdir()) == before

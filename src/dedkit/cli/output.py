@@ -33,6 +33,37 @@ def progress_bar(label: str, *, quiet: bool = False):
         yield update
 
 
+@contextlib.contextmanager
+def steps_progress_bar(*, quiet: bool = False):
+    """Yield a ``progress(done, total, label)`` callback drawing one bar per label on
+    stderr (terminals only): a job of several parts and steps (``dedkit demo``). A
+    finished step's bar stays, as a log of the run; ``total`` may be None (a spinner)."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=stderr) as bar:
+        tasks: dict[str, int] = {}
+        last = {"label": None, "done": 0}
+
+        def update(done: int, total, label: str) -> None:
+            if last["label"] not in (None, label):  # the previous step is over: full bar
+                finished = max(int(last["done"]), 1)
+                bar.update(tasks[last["label"]], completed=finished, total=finished)
+                bar.stop_task(tasks[last["label"]])
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=None)
+            else:
+                bar.start_task(tasks[label])
+            last.update(label=label, done=done)
+            bar.update(tasks[label], completed=done, total=total)
+
+        yield update
+
+
 #: what a command says before its first numba kernel that is not in numba's cache is
 #: compiled (issue 13 item 17: a cold first run sat silent at "0/?" for over a minute)
 COMPILE_NOTICE = (
