@@ -468,8 +468,9 @@ def process_into(
     )  # fmt: skip
     radial_figure(
         {loc.name: radial_profile(loc.image, pixel) for loc in localised},
-        {loc.name: loc.rings for loc in localised},
+        list(spacings),
         folder / "radial.png",
+        fmax=0.8,
     )
     results = {loc.name: _summary(loc, pixel_size_A) for loc in localised}
     record = {
