@@ -204,3 +204,28 @@ def test_track_library_job_caches(tmp_path, monkeypatch):
     assert made == [12, 12] and len(a) == len(b) == len(c) == 12
     np.testing.assert_array_equal(a.deposits.step_x_um, b.deposits.step_x_um)
     assert len(list(tmp_path.glob("tracks-*.npz"))) == 2
+
+
+def test_a_library_is_the_stream_of_a_simulated_run():
+    from dedkit.sim.beam import BeamPattern
+    from dedkit.sim.charge import ChargeModel
+    from dedkit.sim.response import DetectorResponse
+    from dedkit.sim.runs import SimulatedDetector, detector_maps, iter_run_chunks
+
+    sensor = SensorGeometry(nx=64, ny=64)
+    response = DetectorResponse()
+    detector = SimulatedDetector(
+        sensor, ChargeModel(), response, detector_maps(sensor, response, 1)
+    )
+    lib = _library()
+    chunks = list(
+        iter_run_chunks(detector, 200.0, 6, 2.0, BeamPattern("flat"), seed=3, chunk_frames=4,
+                        stream=library_stream(lib, batch=5),
+                        transport_options={"physics": "option3"})
+    )  # fmt: skip
+    assert [len(c.frames) for c in chunks] == [4, 2]
+    truth = np.concatenate([c.truth.energy for c in chunks])
+    assert len(truth) == sum(c.n_electrons for c in chunks) > 0
+    # every electron's deposit is one of the library's
+    assert np.isin(truth, lib.deposits.deposit_keV.astype(np.float32)).all()
+    assert chunks[0].frames.max() > chunks[0].frames.min()
