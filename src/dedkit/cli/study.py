@@ -161,6 +161,7 @@ _DQE = StudyOptions("rounding-dqe")
 _FRC = StudyOptions("reduction-frc")
 _COINCIDENCE = StudyOptions("coincidence")
 _ALIGN = StudyOptions("align-accuracy")
+_REUSE = StudyOptions("track-reuse")
 
 
 @study.command("rounding-dqe")
@@ -347,4 +348,36 @@ def align_accuracy_command(seed, as_json, figure, force, quiet, size, frames, do
         doses=doses,
         drift=drift,
         local_amplitude=local,
+    )
+
+
+@study.command("track-reuse")
+@_common
+@_REUSE.option("n", "-n", "--electrons", default=20000, help="Electrons in each set.")
+@_REUSE.option("library_size", "--library", default=10000, help="Tracks in the library.")
+@_REUSE.option("bootstrap", default=300, help="Bootstrap replicates of the standard errors.")
+@click.option("--energy", type=click.FloatRange(20, 300), default=200.0, show_default=True,
+              help="Beam energy, keV (the CNN's model must be of it).")  # fmt: skip
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Geant4 worker processes (default one per core).")  # fmt: skip
+@click.option("--no-mirror", is_flag=True, help="Rotate the placed tracks without mirroring.")
+def track_reuse_command(
+    seed, as_json, figure, force, quiet, electrons, library, bootstrap, energy, workers, no_mirror
+):
+    """Localisation (centroid, eta, CNN RMSE) of fresh Geant4 electrons vs placements of a
+    track library, rotated about the beam axis (issue 17). The default (20000 electrons,
+    10000 tracks) takes about half a minute on one core."""
+    run_study(
+        "track-reuse",
+        as_json=as_json,
+        figure=figure,
+        force=force,
+        quiet=quiet,
+        seed=seed,
+        n=electrons,
+        library_size=library,
+        bootstrap=bootstrap,
+        energy_keV=energy,
+        workers=workers,
+        mirror=not no_mirror,
     )

@@ -23,6 +23,7 @@ STUDIES = {
     "reduction-frc": "reduction_frc",
     "coincidence": "coincidence",
     "align-accuracy": "align_accuracy",
+    "track-reuse": "track_reuse",
 }
 
 

@@ -10,7 +10,9 @@ Hybrid pixel detectors (MÖNCH), one module a stage of the detector's physics:
   :class:`DetectorResponse`;
 - beams and scans (:mod:`~dedkit.sim.beam`): :class:`BeamPattern`;
 - whole runs and training clusters (:mod:`~dedkit.sim.runs`): :class:`SimulatedDetector`;
-- validation against the published figures (:mod:`~dedkit.sim.validate`).
+- validation against the published figures (:mod:`~dedkit.sim.validate`);
+- a library of Geant4 tracks placed again with random rotations about the beam axis
+  (:mod:`~dedkit.sim.tracks`): :class:`TrackLibrary`, :func:`library_stream`.
 
 Counting cameras (K2/K3): raw frames with gain non-uniformity and defects
 (:mod:`~dedkit.sim.counting_raw`: :func:`simulate_counting_frames`) and
@@ -41,6 +43,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "movies": ["MovieModel", "SimulatedMovie", "movie_model", "simulate_movie"],
         "response": ["CalibrationMaps", "DetectorResponse", "make_calibration_maps"],
         "runs": ["SimulatedDetector", "iter_run_chunks", "simulate_dark_frames"],
+        "tracks": ["TrackLibrary", "library_stream", "simulate_track_library"],
         "transport": [
             "TransportSettings",
             "geant4_available",

@@ -54,6 +54,12 @@ LIMITS = {
         "drift": (0.0, 100.0),
         "local_amplitude": (0.0, 20.0),
     },
+    "track-reuse": {
+        # ~1 kB of deposits per electron and set, bootstrap weights 8 B x replicates
+        "n": (100, 1_000_000),
+        "library_size": (10, 1_000_000),
+        "bootstrap": (20, 2000),
+    },
 }
 
 
