@@ -6,6 +6,8 @@ say so in one line when it is missing.
 
 from __future__ import annotations
 
+import importlib.util
+
 import click
 
 from dedkit.cli.options import (
@@ -517,3 +519,82 @@ def sim_movies(folder, movies, frames, shape, dose_per_pixel, fmt, eer_fractions
             eer_fractions_per_frame=eer_fractions_per_frame, pixel_size=pixel_size,
             voltage=voltage, name_pattern=name_pattern, drift=drift, seed=seed,
             interval=interval, frame_interval=frame_interval)  # fmt: skip
+
+
+# ----- dedkit sim specimen: the gold-on-carbon HRTEM image (abTEM) ---------------------------
+
+
+class _Range(click.ParamType):
+    """``MIN,MAX``: two numbers."""
+
+    name = "MIN,MAX"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            lo, hi = (float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not MIN,MAX (e.g. 2,10)", param, ctx)
+        return lo, hi
+
+
+def _specimen_defaults():
+    from dedkit.sim.specimen import Microscope, SpecimenSpec
+
+    return SpecimenSpec(), Microscope()
+
+
+_SPEC, _MICROSCOPE = _specimen_defaults()
+
+
+@sim.command("specimen")
+@output_option("OUT.mrc to write (its parameters go to OUT.mrc.json).")
+@float_option("--field", default=_SPEC.field_A, help="Side of the square specimen area, Å.")
+@float_option("--sampling", default=_SPEC.sampling_A, help="Pixel size of the image, Å.")
+@click.option("--diameter", type=_Range(), default="{:g},{:g}".format(*_SPEC.diameter_nm),
+              show_default=True, help="Range of the particles' diameters, nm.")  # fmt: skip
+@float_option("--coverage", default=_SPEC.coverage,
+              help="Projected area fraction covered by gold.")  # fmt: skip
+@float_option("--zone-axis-fraction", default=_SPEC.zone_axis_fraction,
+              help="Fraction of the particles with a <110> axis along the beam.")  # fmt: skip
+@float_option("--carbon", default=_SPEC.carbon_nm, help="Amorphous carbon thickness, nm.")
+@float_option("--energy", default=_MICROSCOPE.energy_keV, help="Beam energy, keV.")
+@float_option("--defocus", default=_MICROSCOPE.defocus_A, help="Defocus, Å (positive: underfocus).")
+@float_option("--cs", default=_MICROSCOPE.cs_mm, help="Spherical aberration, mm.")
+@float_option("--aperture", default=_MICROSCOPE.aperture_mrad,
+              help="Objective aperture semiangle, mrad.")  # fmt: skip
+@float_option("--focal-spread", default=_MICROSCOPE.focal_spread_A, help="Focal spread, Å.")
+@float_option("--semiangle", default=_MICROSCOPE.semiangle_mrad,
+              help="Beam convergence semiangle, mrad (partial spatial coherence).")  # fmt: skip
+@seed_option(default=_SPEC.seed, help="Random seed (with the settings it fixes the specimen).")
+@click.option("--preview", type=click.Path(), default=None,
+              help="Also draw the image and its power spectrum into this PNG.")  # fmt: skip
+@click.option("--no-cache", is_flag=True, help="Compute again, neither reading nor writing "
+              "the cache ($DEDKIT_CACHE, else ~/.cache/dedkit).")  # fmt: skip
+@job_options()
+def sim_specimen(output, field, sampling, diameter, coverage, zone_axis_fraction, carbon,
+                 energy, defocus, cs, aperture, focal_spread, semiangle, seed, preview,
+                 no_cache, job):  # fmt: skip
+    """Gold nanoparticles (fcc, a = 4.078 Å) on amorphous carbon, built with ase, and
+    their 200 keV HRTEM image by abTEM multislice (cached on disk): the specimen of
+    'dedkit sim frames --pattern image --image OUT.mrc'. Needs the specimen extra (pip
+    install 'dedkit[specimen]')."""
+    from dedkit.jobs.specimen import make_specimen
+    from dedkit.sim.specimen import Microscope, SpecimenSpec
+
+    for module in ("ase", "abtem"):
+        if importlib.util.find_spec(module) is None:
+            raise DedkitError(
+                f"dedkit sim specimen needs {module}: pip install -c constraints.txt "
+                "'dedkit[specimen]'"
+            )
+    spec = SpecimenSpec(field_A=field, sampling_A=sampling, diameter_nm=diameter,
+                        coverage=coverage, zone_axis_fraction=zone_axis_fraction,
+                        carbon_nm=carbon, seed=seed)  # fmt: skip
+    microscope = Microscope(energy_keV=energy, defocus_A=defocus, cs_mm=cs,
+                            aperture_mrad=aperture, focal_spread_A=focal_spread,
+                            semiangle_mrad=semiangle)  # fmt: skip
+    announce = None if job.as_json or job.quiet else (lambda m: click.echo(m + "...", err=True))
+    job.run("multislice", make_specimen, output, spec, microscope, preview=preview,
+            cache=not no_cache, announce=announce)  # fmt: skip
