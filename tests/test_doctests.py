@@ -27,7 +27,7 @@ import dedkit
 EXCLUDED = {"dedkit.sim._geant4_app"}
 #: the optional dependencies a module or an example may need (pyproject's extras and the
 #: test tools)
-OPTIONAL = {"torch", "ncempy", "matplotlib", "aare", "geant4_pybind", "hypothesis"}
+OPTIONAL = {"torch", "ncempy", "matplotlib", "aare", "geant4_pybind", "hypothesis", "ase", "abtem"}
 #: at least this many examples must be found, so the collection cannot silently find none
 MIN_EXAMPLES = 130
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

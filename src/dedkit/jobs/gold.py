@@ -98,7 +98,7 @@ class GoldAcquisition:
 
 
 #: ``dedkit demo hpd``: a reduced acquisition (minutes on 2 cores)
-DEMO = GoldAcquisition(dose_A2=12.0, flux=300.0, group_frames=250, tracks=10000, dark_frames=500)
+DEMO = GoldAcquisition(dose_A2=8.0, flux=300.0, group_frames=250, tracks=10000, dark_frames=500)
 #: ``dedkit demo --full``: the paper's scale
 FULL = GoldAcquisition()
 

@@ -36,13 +36,21 @@ from dedkit._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "beam": ["BeamPattern", "sample_arrivals"],
+        "beam": ["BeamPattern", "drift_trajectory", "sample_arrivals"],
         "charge": ["ChargeClouds", "ChargeModel", "transport_deposits"],
         "counting_raw": ["gain_nonuniformity", "simulate_counting_frames", "specimen_image"],
         "counting_superres": ["SuperResModel", "simulate_exposure"],
         "movies": ["MovieModel", "SimulatedMovie", "movie_model", "simulate_movie"],
         "response": ["CalibrationMaps", "DetectorResponse", "make_calibration_maps"],
         "runs": ["SimulatedDetector", "iter_run_chunks", "simulate_dark_frames"],
+        "specimen": [
+            "Microscope",
+            "SpecimenImage",
+            "SpecimenSpec",
+            "build_specimen",
+            "ctf_value",
+            "hrtem_intensity",
+        ],
         "tracks": ["TrackLibrary", "library_stream", "simulate_track_library"],
         "transport": [
             "TransportSettings",
