@@ -108,6 +108,7 @@ def specimen():
     return SpecimenSpec(**SPEC_KW)
 
 
+@pytest.mark.slow  # abTEM multislice (and its first compilation)
 def test_specimen_image_is_cached_and_identical(cache, specimen):
     from dedkit.jobs.specimen import specimen_image
 
@@ -128,6 +129,7 @@ def test_specimen_image_is_cached_and_identical(cache, specimen):
     assert not np.array_equal(defocused.intensity, first.intensity)
 
 
+@pytest.mark.slow  # abTEM multislice (and its first compilation)
 def test_write_and_read_specimen_round_trip(cache, specimen, tmp_path):
     from dedkit.jobs.specimen import read_specimen, specimen_image, write_specimen
 
@@ -178,6 +180,7 @@ def test_read_specimen_takes_a_plain_image_with_a_pixel_size(tmp_path):
 # ----- dedkit sim specimen ----------------------------------------------------------------
 
 
+@pytest.mark.slow  # abTEM multislice (and its first compilation)
 def test_cli_writes_the_specimen_and_reports_the_cache(cache, specimen, tmp_path, cli):
     out = tmp_path / "gold.mrc"
     args = ["sim", "specimen", "-o", out, "--field", "40", "--sampling", "0.4",

@@ -179,6 +179,7 @@ def image():
     return zone, calls, random
 
 
+@pytest.mark.slow  # abTEM's import and compilation: 10-25 s once a process
 def test_intensity_is_mean_one_float32_of_the_field(image):
     result, calls, _ = image
     assert result.intensity.shape == (300, 300) and result.intensity.dtype == np.float32
@@ -189,6 +190,7 @@ def test_intensity_is_mean_one_float32_of_the_field(image):
     assert result.n_zone_axis == len(result.particles["x_A"]) >= 1
 
 
+@pytest.mark.slow  # abTEM's import and compilation: 10-25 s once a process
 def test_zone_axis_particles_show_the_111_and_200_fringes(image):
     """Excess power at 1/2.355 and 1/2.039 1/A over the neighbouring radii, and more of it
     than the same particles give in random orientations ({200}: two spots a particle, not
@@ -201,6 +203,7 @@ def test_zone_axis_particles_show_the_111_and_200_fringes(image):
     assert ratio[2.039] > 1.8 and ratio[2.039] > 1.5 * control[2.039], (ratio, control)
 
 
+@pytest.mark.slow  # abTEM's import and compilation: 10-25 s once a process
 def test_the_particles_show(image):
     result, _, _ = image
     p = result.particles
@@ -209,6 +212,7 @@ def test_the_particles_show(image):
     assert result.intensity[inside].std() > 1.5 * result.intensity[~inside].std()
 
 
+@pytest.mark.slow  # abTEM's import and compilation: 10-25 s once a process
 def test_no_fringes_from_carbon_alone():
     pytest.importorskip("abtem")
     from dedkit.sim.specimen import hrtem_intensity
@@ -218,3 +222,23 @@ def test_no_fringes_from_carbon_alone():
     carbon = hrtem_intensity(spec)
     assert len(carbon.particles["x_A"]) == 0 and carbon.details["n_gold"] == 0
     assert fringe_ratio(carbon.intensity, 0.2, 2.355) < 2
+
+
+@pytest.mark.slow  # abTEM's import and compilation: 10-25 s once a process
+def test_a_particle_at_x_y_is_at_row_y_column_x():
+    """The contract's coordinates: (x, y) in A lies in pixel [int(y / s), int(x / s)]."""
+    pytest.importorskip("abtem")
+    from dedkit.sim.specimen import hrtem_intensity
+
+    spec = SpecimenSpec(field_A=60, sampling_A=0.2, diameter_nm=(2.0, 2.5), coverage=0.05,
+                        carbon_nm=0.5, seed=3)  # fmt: skip
+    result = hrtem_intensity(spec)
+    x, y = result.particles["x_A"][0], result.particles["y_A"][0]
+    assert abs(x - y) > 15
+
+    def contrast(cx, cy):
+        rows, cols = np.mgrid[:300, :300] * 0.2
+        disc = np.hypot(cols - cx, rows - cy) < 8
+        return float(np.abs(result.intensity[disc] - 1).mean())
+
+    assert contrast(x, y) > 2 * contrast(y, x)
