@@ -315,12 +315,12 @@ def _spacings(ctx, param, value):
 )
 @output_option("Folder to write (images, events, shifts, rings.json, figures).")
 @hpd_job_options(quiet=False)
-def hpd_align(master, dark, gain, pixel_size, group_frames, upsample, methods, truth, spacings,
-              output, job):  # fmt: skip
+def hpd_align(master, dark, gain, pixel_size, bfactor, group_frames, upsample, methods, truth,
+              spacings, output, job):  # fmt: skip
     """Motion-corrected super-resolution images of a drifting specimen, one per localiser,
     with their power spectra and ring SNRs (the MÖNCH paper's figure 6)."""
     from dedkit.jobs.gold import process_gold_run
 
     job.run("align", process_gold_run, master, dark, gain, output, pixel_size_A=pixel_size,
             group_frames=group_frames, upsample=upsample, methods=methods, truth=truth,
-            spacings_A=spacings)  # fmt: skip
+            spacings_A=spacings, bfactor=bfactor)  # fmt: skip
