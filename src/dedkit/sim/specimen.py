@@ -547,7 +547,11 @@ def hrtem_intensity(spec: SpecimenSpec, microscope: Microscope = Microscope(), *
     carbon = atoms.cell[2, 2] - film_top
     n_carbon = max(1, int(math.ceil(carbon / CARBON_SLICE_A - 1e-9)))
     slices = (film_top / n_gold,) * n_gold + (carbon / n_carbon,) * n_carbon
-    with abtem.config.set({"diagnostics.progress_bar": False, "device": "cpu"}):
+    from dedkit.threads import thread_count
+
+    # the multislice is FFTs: FFTW's threads use every core dedkit may use
+    settings = {"diagnostics.progress_bar": False, "device": "cpu", "fftw.threads": thread_count()}
+    with abtem.config.set(settings):
         potential = abtem.Potential(
             atoms,
             gpts=gpts,
