@@ -281,10 +281,17 @@ def _spacings(ctx, param, value):
     "--group",
     "group_frames",
     type=click.IntRange(1),
-    default=500,
+    default=1000,
     show_default=True,
-    help="Frames per group for the motion correction (MotionCor2 -Group): a few "
-    "thousand electrons per group or more.",
+    help="Frames per group for the motion correction (MotionCor2 -Group): about one "
+    "electron per pixel per group or more.",
+)
+@click.option(
+    "--bfactor",
+    type=FINITE_POSITIVE,
+    default=1000.0,
+    show_default=True,
+    help="Low-pass of the group correlations, square detector pixels.",
 )
 @click.option(
     "--upsample",
@@ -314,13 +321,14 @@ def _spacings(ctx, param, value):
     help="Ring spacings in A, comma-separated. [default: gold {111} 2.355 and {200} 2.039]",
 )
 @output_option("Folder to write (images, events, shifts, rings.json, figures).")
+@dask_workers_option
 @hpd_job_options(quiet=False)
 def hpd_align(master, dark, gain, pixel_size, bfactor, group_frames, upsample, methods, truth,
-              spacings, output, job):  # fmt: skip
+              spacings, output, workers, job):  # fmt: skip
     """Motion-corrected super-resolution images of a drifting specimen, one per localiser,
     with their power spectra and ring SNRs (the MÖNCH paper's figure 6)."""
     from dedkit.jobs.gold import process_gold_run
 
     job.run("align", process_gold_run, master, dark, gain, output, pixel_size_A=pixel_size,
             group_frames=group_frames, upsample=upsample, methods=methods, truth=truth,
-            spacings_A=spacings, bfactor=bfactor)  # fmt: skip
+            spacings_A=spacings, bfactor=bfactor, workers=workers)  # fmt: skip

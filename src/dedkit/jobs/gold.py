@@ -405,6 +405,15 @@ def process_into(
     spacings = tuple(spacings_A) if spacings_A is not None else (AU_111_A, AU_200_A)
     methods = tuple(methods)
     steps = _Steps(progress, methods, truth is not None)
+    # every input read (and refused, in one line) before the long steps start
+    from dedkit.jobs.hpd import describe_run
+
+    describe_run(master)
+    describe_run(dark_master)
+    if truth is not None:
+        from dedkit.io.events import table_length
+
+        table_length(truth, group="truth", kind="events")
 
     compute_pedestal(dark_master, folder / "PED.h5", progress=steps.sub("pedestal"))
     clusters = find_clusters_in_run(
