@@ -81,6 +81,8 @@ def fakes(monkeypatch):
     """The parts replaced by fakes; returns them, by name (replace one to change it)."""
     parts = {name: FakePart(name) for name in DEMO_PARTS}
     monkeypatch.setattr(demo_module, "_part_runner", lambda name: parts[name])
+    # the real hpd part's specimen and track library are not computed for fake parts
+    monkeypatch.setattr(demo_module._Prefetch, "enabled", False)
     return parts
 
 
@@ -365,3 +367,38 @@ def test_command_help_shows_the_defaults(cli):
     for words in ("[PART]", "camera", "hpd", "default: dedkit-demo", "--full", "--force",
                   "[default: 1]", "--json", "report.html"):  # fmt: skip
         assert words in " ".join(out.split()), words
+
+
+def test_prefetch_starts_only_for_both_parts_and_is_stopped(monkeypatch):
+    started = []
+
+    class FakeProcess:
+        def __init__(self, target, kwargs, daemon):
+            started.append((target.__name__, kwargs))
+            self.joined = False
+
+        def start(self):
+            pass
+
+        def join(self):
+            self.joined = True
+
+        def terminate(self):
+            started.append("terminated")
+
+    import multiprocessing
+
+    class Context:
+        Process = FakeProcess
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda kind: Context)
+    with demo_module._Prefetch(("hpd",), False, 1):
+        pass
+    assert started == []
+    with demo_module._Prefetch(("camera", "hpd"), True, 3) as prefetch:
+        assert started == [("prepare_gold_demo", {"full": True, "seed": 3})]
+        prefetch.wait()
+    assert "terminated" not in started
+    with demo_module._Prefetch(("camera", "hpd"), False, 1):
+        pass  # interrupted before the hpd part: the process is stopped
+    assert started[-1] == "terminated"

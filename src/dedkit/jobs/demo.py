@@ -369,10 +369,12 @@ def run_demo(
     started = time.perf_counter()
     date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     done, warnings = [], []
-    with atomic_output(folder, kind=DEMO_KIND) as tmp:
+    with atomic_output(folder, kind=DEMO_KIND) as tmp, _Prefetch(parts, full, seed) as prefetch:
         tmp.mkdir()
         root = Path(os.path.abspath(tmp))
         for name in parts:
+            if name == "hpd":
+                prefetch.wait()
             # one part writes into the folder itself (``dedkit demo hpd -o DIR`` puts
             # image_centroid.mrc in DIR), both into a subfolder each
             where = root if len(parts) == 1 else root / name
@@ -424,6 +426,48 @@ def _check_parts(parts) -> list[str]:
     return [name for name in DEMO_PARTS if name in parts]
 
 
+class _Prefetch:
+    """The hpd part's specimen image and track library, computed in a second process
+    while the camera part runs (on a first run they take minutes on one core; cached
+    afterwards, when this costs a process start). The hpd part waits for it; if it
+    failed, the part computes them itself and reports what goes wrong."""
+
+    #: off in the tests of the demo's shell, whose parts are stand-ins
+    enabled = True
+
+    def __init__(self, parts, full: bool, seed: int):
+        self.process = None
+        self.wanted = self.enabled and "hpd" in parts and "camera" in parts
+        self.full, self.seed = bool(full), int(seed)
+
+    def __enter__(self):
+        if self.wanted:
+            import multiprocessing
+
+            from dedkit.jobs.gold import prepare_gold_demo
+
+            context = multiprocessing.get_context("spawn")
+            self.process = context.Process(
+                target=prepare_gold_demo, kwargs={"full": self.full, "seed": self.seed},
+                daemon=True,
+            )  # fmt: skip
+            self.process.start()
+        return self
+
+    def wait(self) -> None:
+        if self.process is not None:
+            self.process.join()
+            self.process = None
+
+    def __exit__(self, *exc) -> None:
+        # an interrupted or failed demo stops the computation (its cache files are
+        # written atomically: nothing half-written is left)
+        if self.process is not None:
+            self.process.terminate()
+            self.process.join()
+            self.process = None
+
+
 def _part_runner(name: str):
     """The function of part ``name`` (imported now: see :data:`PART_FUNCTIONS`)."""
     module, function = PART_FUNCTIONS[name]
@@ -448,7 +492,7 @@ def _run_part(name: str, where: Path, *, full: bool, seed: int, progress):
             raise
         raise DedkitError(
             f"the {name} part of dedkit demo needs {missing}, which is not installed: "
-            "pip install -c constraints.txt '.[all]'"
+            "pip install -c constraints.txt '.[demo]'"
         ) from None
 
 

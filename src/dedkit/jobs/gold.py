@@ -609,6 +609,19 @@ def _demo_specimen_spec(acquisition: GoldAcquisition, seed: int):
     return SpecimenSpec(field_A=field_A, coverage=0.3, zone_axis_fraction=0.5, seed=seed)
 
 
+def prepare_gold_demo(*, full: bool = False, seed: int = 1) -> None:
+    """Compute (and cache) what :func:`run_gold_demo` starts from: the specimen's HRTEM
+    image and the Geant4 track library. ``dedkit demo`` runs this in a second process
+    while the camera part runs, so that both cores work on a first run."""
+    from dedkit.jobs.specimen import specimen_image
+    from dedkit.jobs.tracks import track_library
+    from dedkit.sim.specimen import Microscope
+
+    acquisition = FULL if full else DEMO
+    specimen_image(_demo_specimen_spec(acquisition, seed), Microscope())
+    track_library(200.0, acquisition.tracks, seed=seed)
+
+
 def run_gold_demo(folder, *, full: bool = False, seed: int = 1, progress=None):
     """``dedkit demo hpd``: the gold-nanoparticle acquisition simulated, then processed
     as measured data are, into ``folder`` (which exists).
