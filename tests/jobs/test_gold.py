@@ -54,10 +54,14 @@ def test_simulated_run_records_the_drift_in_its_truth(gold_run):
     assert report.counts["frames"] == 240
     assert report.details["drift_px"] == pytest.approx(3.0)
     truth = read_table(folder / "run" / "gold_truth.h5", group="truth", kind="events")
-    drift = truth.x - truth.extra["specimen_x"]
-    early = drift[truth.frame <= 20].mean()
-    late = drift[truth.frame > 220].mean()
-    assert 0.5 < np.hypot(late - early, 0) or abs(late - early) > 0.5
+    # every electron displaced by its frame's drift (frames numbered from 1), exactly
+    from dedkit.jobs.gold import specimen_pattern
+
+    pattern = specimen_pattern(_lattice_specimen(), 1.0, 3.0, 240)
+    drift = pattern.drift_px[truth.frame - 1]
+    assert np.allclose(truth.x - truth.extra["specimen_x"], drift[:, 0])
+    assert np.allclose(truth.y - truth.extra["specimen_y"], drift[:, 1])
+    assert np.hypot(*(drift.max(axis=0) - drift.min(axis=0))) > 1.0
 
 
 @pytest.mark.slow
@@ -97,3 +101,22 @@ def test_a_specimen_too_small_for_the_sensor_is_refused(tmp_path):
         simulate_gold_run(tmp_path / "run", small, GoldAcquisition(tracks=0),
                           stream=straight_track_stream)  # fmt: skip
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_sparse_groups_warn_and_far_rings_are_refused(gold_run):
+    folder, _ = gold_run
+    run = folder / "run"
+    args = (run / "gold_master_0.json", run / "gold_dark_master_0.json", run / "gold_gain.npy")
+    with pytest.raises(DedkitError, match="beyond the Nyquist"):
+        process_gold_run(*args, folder / "far", pixel_size_A=1.0, group_frames=60, upsample=2,
+                         spacings_A=(0.9,), methods=("centroid",), workers=0)  # fmt: skip
+    assert not (folder / "far").exists()
+    report = process_gold_run(*args, folder / "sparse", pixel_size_A=1.0, group_frames=2,
+                              methods=("centroid",), workers=0)  # fmt: skip
+    assert any("too few to measure the drift" in w for w in report.warnings)
+    record = json.loads((folder / "sparse" / "rings.json").read_text())
+    shifts = np.loadtxt(folder / "sparse" / "shifts_centroid.csv", delimiter=",", skiprows=1)
+    assert np.abs(shifts[:, 3:5]).max() <= 30.0 + 1e-6
+    doses = record["localisers"]["centroid"]["snr_versus_dose"]["dose_A2"]
+    assert len(doses) == len(set(doses))

@@ -294,6 +294,13 @@ def _spacings(ctx, param, value):
     help="Low-pass of the group correlations, square detector pixels.",
 )
 @click.option(
+    "--max-shift",
+    type=FINITE_POSITIVE,
+    default=30.0,
+    show_default=True,
+    help="Largest drift searched between a group and the others, detector pixels.",
+)
+@click.option(
     "--upsample",
     type=click.IntRange(1, 8),
     default=4,
@@ -323,12 +330,13 @@ def _spacings(ctx, param, value):
 @output_option("Folder to write (images, events, shifts, rings.json, figures).")
 @dask_workers_option
 @hpd_job_options(quiet=False)
-def hpd_align(master, dark, gain, pixel_size, bfactor, group_frames, upsample, methods, truth,
-              spacings, output, workers, job):  # fmt: skip
+def hpd_align(master, dark, gain, pixel_size, bfactor, max_shift, group_frames, upsample,
+              methods, truth, spacings, output, workers, job):  # fmt: skip
     """Motion-corrected super-resolution images of a drifting specimen, one per localiser,
     with their power spectra and ring SNRs (the MÖNCH paper's figure 6)."""
     from dedkit.jobs.gold import process_gold_run
 
     job.run("align", process_gold_run, master, dark, gain, output, pixel_size_A=pixel_size,
             group_frames=group_frames, upsample=upsample, methods=methods, truth=truth,
-            spacings_A=spacings, bfactor=bfactor, workers=workers)  # fmt: skip
+            spacings_A=spacings, bfactor=bfactor, max_shift_px=max_shift,
+            workers=workers)  # fmt: skip

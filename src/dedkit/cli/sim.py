@@ -578,7 +578,7 @@ def sim_specimen(output, field, sampling, diameter, coverage, zone_axis_fraction
                  no_cache, job):  # fmt: skip
     """Gold nanoparticles (fcc, a = 4.078 Å) on amorphous carbon, built with ase, and
     their 200 keV HRTEM image by abTEM multislice (cached on disk): the specimen of
-    'dedkit sim frames --pattern image --image OUT.mrc'. Needs the specimen extra (pip
+    'dedkit sim frames --specimen OUT.mrc --pixel-size 1'. Needs the specimen extra (pip
     install 'dedkit[specimen]')."""
     from dedkit.jobs.specimen import make_specimen
     from dedkit.sim.specimen import Microscope, SpecimenSpec

@@ -244,6 +244,7 @@ class _Localised:
     curve: tuple = ((), ())
     dose_for_target: float = float("nan")
     shift_error_px: float | None = None
+    n_events: int = 0
 
 
 def _crop_box(shape, upsample: int, margin_px: float) -> tuple[slice, slice]:
@@ -302,6 +303,7 @@ def process_gold_run(
     truth=None,
     spacings_A=None,
     bfactor: float = 1000.0,
+    max_shift_px: float = 30.0,
     workers: int | None = None,
     force: bool = False,
     progress=None,
@@ -340,6 +342,9 @@ def process_gold_run(
         groups of 400 frames) the rms error against the true drift was 0.26 A from the
         arrival points and 0.36 A from the CNN's positions at B 1000, 0.32 / 0.59 A at
         B 300.
+    max_shift_px : float
+        Largest drift searched between a group and the sum of the others, detector
+        pixels (a specimen drifts a few A over a run; a larger peak is noise).
     workers : int, optional
         Cluster finding: Dask LocalCluster processes (default one per core, 0 in this
         process).
@@ -360,7 +365,8 @@ def process_gold_run(
         report = process_into(
             tmp, master, dark_master, gain, pixel_size_A=pixel_size_A,
             group_frames=group_frames, upsample=upsample, methods=methods, truth=truth,
-            spacings_A=spacings_A, bfactor=bfactor, workers=workers, progress=progress,
+            spacings_A=spacings_A, bfactor=bfactor, max_shift_px=max_shift_px,
+            workers=workers, progress=progress,
             final=output,
         )  # fmt: skip
     report.output = str(output)
@@ -381,6 +387,7 @@ def process_into(
     truth=None,
     spacings_A=None,
     bfactor: float = 1000.0,
+    max_shift_px: float = 30.0,
     workers: int | None = None,
     progress=None,
     final=None,
@@ -408,19 +415,26 @@ def process_into(
     # every input read (and refused, in one line) before the long steps start
     from dedkit.jobs.hpd import describe_run
 
-    describe_run(master)
+    shape = tuple(int(v) for v in describe_run(master)["shape"])
     describe_run(dark_master)
     if truth is not None:
         from dedkit.io.events import table_length
 
         table_length(truth, group="truth", kind="events")
+    pixel = pixel_size_A / upsample
+    for d in spacings:
+        if not 0 < d or 1.03 / d >= 0.5 / pixel:
+            raise DedkitError(
+                f"a ring at {d:g} A lies beyond the Nyquist frequency of {pixel:g} A pixels "
+                f"(--pixel-size {pixel_size_A:g} / --upsample {upsample}); the smallest "
+                f"spacing these images show is {2.06 * pixel:.3g} A"
+            )
 
     compute_pedestal(dark_master, folder / "PED.h5", progress=steps.sub("pedestal"))
     clusters = find_clusters_in_run(
         master, folder / "PED.h5", folder / "clusters.h5", finder="connected", gain=gain,
         beam_energy_keV=200.0, workers=workers, progress=steps.sub("clusters"),
     )  # fmt: skip
-    shape = (400, 400)
     localised: list[_Localised] = []
     for method in methods:
         localize_clusters(
@@ -432,38 +446,50 @@ def process_into(
     if truth is not None:
         truth_table = _read_events(truth, group="truth")
         localised.append(_Localised("truth", truth_table))
-    first_frame = int(min(int(np.min(loc.events.frame)) for loc in localised if len(loc.events)))
-    last_frame = int(max(int(np.max(loc.events.frame)) for loc in localised if len(loc.events)))
+    found = [loc for loc in localised if len(loc.events)]
+    if not found:
+        raise DedkitError("no electrons were found in the run", path=master)
+    first_frame = int(min(int(np.min(loc.events.frame)) for loc in found))
+    last_frame = int(max(int(np.max(loc.events.frame)) for loc in found))
     n_groups = (last_frame - first_frame) // int(group_frames) + 1
+    _check_groups(n_groups, shape, group_frames, found, master)
     area_A2 = shape[0] * shape[1] * pixel_size_A**2
-    for k, loc in enumerate(localised):
+    warnings = []
+    for loc in localised:
         loc.motion = estimate_event_motion(
             loc.events, shape, group_frames=group_frames, first_frame=first_frame,
-            n_groups=n_groups, bfactor=bfactor,
+            n_groups=n_groups, bfactor=bfactor, max_shift=max_shift_px,
         )  # fmt: skip
         if truth_table is not None:
             true = _truth_drift(truth_table, loc.motion)
             loc.shift_error_px = _shift_error(loc.motion.shifts, true)
-        margin = float(np.abs(loc.motion.shifts - loc.motion.shifts.mean(axis=0)).max())
-        box = _crop_box(shape, upsample, margin + 1.0)
+        sparse = _sparse_groups(loc, shape)
+        if sparse:
+            warnings.append(sparse)
+    # one box for every localiser, so that their SNRs are measured on the same area
+    margin = max(float(np.abs(loc.motion.shifts - loc.motion.shifts.mean(axis=0)).max())
+                 for loc in localised)  # fmt: skip
+    box = _crop_box(shape, upsample, margin + 1.0)
+    # the dose curve's points: whole groups from the start of the run, each count once
+    used_groups = sorted({max(int(round(f * n_groups)), 1) for f in DOSE_FRACTIONS})
+    for k, loc in enumerate(localised):
         full = corrected_image(loc.events, shape, upsample, loc.motion)
         loc.image = _mean_normalised(full[box])
-        pixel = pixel_size_A / upsample
         loc.rings = [ring_snr(loc.image, pixel, d) for d in spacings]
-        # the SNR as the dose grows: the run's first groups, as acquired
+        # the SNR as the dose grows: the run's first groups, as acquired; the dose is the
+        # incident electrons (the truth's, when known, else this localiser's events) per
+        # square Angstrom
         doses, snrs = [], []
         group = (np.asarray(loc.events.frame) - first_frame) // int(group_frames)
         reference = truth_table if truth_table is not None else loc.events
         ref_group = (np.asarray(reference.frame) - first_frame) // int(group_frames)
-        for fraction in DOSE_FRACTIONS:
-            used = max(int(round(fraction * n_groups)), 1)
+        for used in used_groups:
             part = loc.events[group < used]
             if len(part) < 100:
                 continue
             image = corrected_image(part, shape, upsample, loc.motion)[box]
             if not image.mean() > 0:
                 continue
-            # dose: incident electrons (the truth's, when known) per square Angstrom
             doses.append(float(np.count_nonzero(ref_group < used)) / area_A2)
             snrs.append(ring_snr(_mean_normalised(image), pixel, spacings[0]).snr)
         loc.curve = (doses, snrs)
@@ -472,12 +498,15 @@ def process_into(
         loc.dose_for_target = float(dose_for_snr(doses, snrs, TARGET_SNR)) if doses else math.nan
         write_image(folder / f"image_{loc.name}.mrc", loc.image, pixel_size=pixel)
         _write_shifts(folder / f"shifts_{loc.name}.csv", loc.motion, pixel_size_A)
+        # the events are not needed any more (the truth's are, for the others' errors)
+        loc.n_events = len(loc.events)
+        if loc.name != "truth":
+            loc.events = None
         steps.done("images", k + 1, len(localised))
     from dedkit.jobs.figures_gold import dose_figure, gold_figure, radial_figure
     from dedkit.metrics.ring_snr import power_spectrum
 
     names = [loc.name for loc in localised]
-    pixel = pixel_size_A / upsample
     from scipy.ndimage import gaussian_filter
 
     gold_figure(
@@ -507,6 +536,10 @@ def process_into(
         "group_frames": int(group_frames),
         "groups": n_groups,
         "frames": last_frame - first_frame + 1,
+        "image_shape": list(localised[0].image.shape),
+        "dose": "incident electrons per A2 (the truth's)"
+        if truth_table is not None
+        else "detected electrons per A2 (each localiser's events)",
         "target_snr": TARGET_SNR,
         "spacings_A": list(spacings),
         "localisers": results,
@@ -515,7 +548,7 @@ def process_into(
     steps.done("figures", 1, 1)
     counts = {"clusters": int(clusters.counts.get("clusters", 0)) if clusters.counts else 0}
     for loc in localised:
-        counts[f"events_{loc.name}"] = len(loc.events)
+        counts[f"events_{loc.name}"] = loc.n_events
     return GoldReport(
         "gold",
         [str(p) for p in (master, dark_master, gain, truth) if p is not None],
@@ -523,6 +556,34 @@ def process_into(
         time.perf_counter() - started,
         counts,
         {"rings": results, "names": names, "files": sorted(p.name for p in folder.iterdir())},
+        warnings,
+    )
+
+
+#: electrons per pixel a group image needs for its drift to be measured at all (the
+#: demo's groups hold about 0.7; below 0.05 the correlation peak is lost in the noise)
+MIN_ELECTRONS_PER_PIXEL = 0.05
+#: largest stack of group images (float32 bytes) the motion correction makes
+MAX_GROUP_STACK_BYTES = 4 * 2**30
+
+
+def _check_groups(n_groups: int, shape, group_frames: int, found, master) -> None:
+    stack = n_groups * shape[0] * shape[1] * 4
+    if stack > MAX_GROUP_STACK_BYTES:
+        raise DedkitError(
+            f"{n_groups} groups of {group_frames} frames would need "
+            f"{stack / 2**30:.1f} GiB of group images; use a larger --group",
+            path=master,
+        )
+
+
+def _sparse_groups(loc, shape) -> str | None:
+    per_pixel = float(np.median(loc.motion.events)) / (shape[0] * shape[1])
+    if per_pixel >= MIN_ELECTRONS_PER_PIXEL:
+        return None
+    return (
+        f"{loc.name}: the groups hold {per_pixel:.3f} electrons per pixel (median), too few "
+        f"to measure the drift (at least {MIN_ELECTRONS_PER_PIXEL:g}); use a larger --group"
     )
 
 
@@ -563,7 +624,7 @@ class _Steps:
 
 def _summary(loc: _Localised, pixel_size_A: float) -> dict:
     out = {
-        "events": len(loc.events),
+        "events": loc.n_events,
         "rings": [
             {
                 "spacing_A": r.spacing_A,
@@ -682,7 +743,11 @@ def run_gold_demo(folder, *, full: bool = False, seed: int = 1, progress=None):
     )  # fmt: skip
     try:
         truth = folder / "truth.h5"
-        shutil.copyfile(run / "gold_truth.h5", truth)
+        from dedkit.io.atomic import publish, temporary_sibling
+
+        staged = temporary_sibling(truth)
+        shutil.copyfile(run / "gold_truth.h5", staged)
+        publish(staged, truth)
         report = process_into(
             folder, run / "gold_master_0.json", run / "gold_dark_master_0.json",
             run / "gold_gain.npy", pixel_size_A=acquisition.pixel_size_A,

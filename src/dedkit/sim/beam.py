@@ -189,8 +189,9 @@ class BeamPattern:
         high_x = x0 + drift.min(axis=0)[0] + w * self.image_pixel_px
         high_y = y0 + drift.min(axis=0)[1] + h * self.image_pixel_px
         if low_x > 1e-9 or low_y > 1e-9 or high_x < cols - 1e-9 or high_y < rows - 1e-9:
-            need_x = cols + np.ptp(drift[:, 0])
-            need_y = rows + np.ptp(drift[:, 1])
+            # centred at zero drift: the image reaches the furthest drift on both sides
+            need_x = cols + 2 * np.abs(drift[:, 0]).max()
+            need_y = rows + 2 * np.abs(drift[:, 1]).max()
             raise DedkitError(
                 f"the specimen image ({w} x {h} pixels of {self.image_pixel_px:g} sensor "
                 f"pixels) does not cover the {cols} x {rows} pixel sensor as the specimen "
