@@ -110,6 +110,27 @@ FULL = GoldAcquisition(dose_A2=40.0, flux=300.0, group_frames=1000, tracks=20000
 class GoldReport(JobReport):
     """What :func:`process_gold_run` measured (``details['rings']`` per localiser)."""
 
+    def text(self) -> str:
+        lines = [super().text()]
+        rings = self.details.get("rings", {})
+        if rings:
+            first = next(iter(rings.values()))
+            spacings = [r["spacing_A"] for r in first["rings"]]
+            header = ["localiser", "electrons"] + [f"SNR {d:.3f} A" for d in spacings]
+            header += [f"dose for SNR {TARGET_SNR:g}", "drift (A)", "shift error (A)"]
+            rows = [header]
+            for name, r in rings.items():
+                rows.append(
+                    [name, str(r["events"])]
+                    + [f"{x['snr']:.1f} (noise {x['noise']:.2g})" for x in r["rings"]]
+                    + [_fmt(r["dose_for_snr_A2"]), _fmt(r["drift_A"], 2),
+                       _fmt(r.get("shift_error_A"), 2)]
+                )  # fmt: skip
+            widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+            for row in rows:
+                lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        return "\n".join(lines)
+
 
 # --------------------------------------------------------------------------- simulate
 
