@@ -120,3 +120,27 @@ def test_sparse_groups_warn_and_far_rings_are_refused(gold_run):
     assert np.abs(shifts[:, 3:5]).max() <= 30.0 + 1e-6
     doses = record["localisers"]["centroid"]["snr_versus_dose"]["dose_A2"]
     assert len(doses) == len(set(doses))
+
+
+@pytest.mark.slow
+def test_the_demo_part_end_to_end_with_stand_ins(tmp_path, monkeypatch):
+    # the demo's chain with a synthetic specimen and straight tracks (no abTEM, no
+    # Geant4): the part's table, checks, figures and files, and no raw run left behind
+    import dedkit.jobs.gold as gold
+    import dedkit.jobs.specimen as specimen_job
+
+    small = GoldAcquisition(dose_A2=0.6, flux=400.0, drift_A=3.0, group_frames=60,
+                            tracks=100, dark_frames=100)  # fmt: skip
+    monkeypatch.setattr(gold, "DEMO", small)
+    monkeypatch.setattr(specimen_job, "specimen_image", lambda *a, **k: _lattice_specimen())
+    monkeypatch.setattr(gold, "track_stream", lambda *a, **k: straight_track_stream)
+    steps = []
+    part = gold.run_gold_demo(tmp_path, progress=lambda done, total: steps.append(done))
+    assert part.name == "hpd" and len(part.checks) == 3
+    assert [row["localiser"] for row in part.rows] == ["truth", "cnn", "eta2", "centroid"]
+    for name in ("image_centroid.mrc", "image_cnn.mrc", "figure6.png", "rings.json",
+                 "truth.h5"):  # fmt: skip
+        assert (tmp_path / name).exists()
+    assert all((tmp_path / path).exists() for path in part.figures.values())
+    assert not any(p.name.startswith(".run") for p in tmp_path.iterdir())
+    assert steps == sorted(steps) and steps[-1] == 1000

@@ -625,7 +625,7 @@ class _Steps:
             self.start[name] = (acc / total, w / total)
             acc += w
 
-    def sub(self, name: str):
+    def sub(self, name: str, *, announce: bool = True):
         if self.progress is None:
             return None
         start, share = self.start[name]
@@ -634,11 +634,12 @@ class _Steps:
             fraction = start + share * (done / total if total else 1.0)
             self.progress(int(round(1000 * min(fraction, 1.0))), 1000)
 
-        report(0, 1)
+        if announce:
+            report(0, 1)
         return report
 
     def done(self, name: str, done: int, total: int) -> None:
-        report = self.sub(name)
+        report = self.sub(name, announce=False)
         if report is not None:
             report(done, total)
 
