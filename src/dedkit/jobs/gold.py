@@ -54,8 +54,8 @@ TARGET_SNR = 5.0
 #: rms error of the measured drift the demo accepts: the drift is measured on groups of
 #: about one electron per pixel, where the shot noise alone allows 0.2-0.4 A
 SHIFT_TOLERANCE_A = 0.5
-#: fractions of the run (its first groups) the SNR-versus-dose curve is measured at
-DOSE_FRACTIONS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+#: fractions of the run (its first frames) the SNR-versus-dose curve is measured at
+DOSE_FRACTIONS = (1 / 256, 1 / 128, 1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
 
 
 @dataclass(frozen=True)
@@ -491,8 +491,10 @@ def process_into(
     margin = max(float(np.abs(loc.motion.shifts - loc.motion.shifts.mean(axis=0)).max())
                  for loc in localised)  # fmt: skip
     box = _crop_box(shape, upsample, margin + 1.0)
-    # the dose curve's points: whole groups from the start of the run, each count once
-    used_groups = sorted({max(int(round(f * n_groups)), 1) for f in DOSE_FRACTIONS})
+    # the dose curve's points: the run's first frames (each count once); the drift of
+    # every frame is known from the whole run's measurement
+    n_frames = last_frame - first_frame + 1
+    used_frames = sorted({max(int(round(f * n_frames)), 1) for f in DOSE_FRACTIONS})
     for k, loc in enumerate(localised):
         full = corrected_image(loc.events, shape, upsample, loc.motion)
         loc.image = _mean_normalised(full[box])
@@ -501,17 +503,17 @@ def process_into(
         # incident electrons (the truth's, when known, else this localiser's events) per
         # square Angstrom
         doses, snrs = [], []
-        group = (np.asarray(loc.events.frame) - first_frame) // int(group_frames)
+        frame = np.asarray(loc.events.frame) - first_frame
         reference = truth_table if truth_table is not None else loc.events
-        ref_group = (np.asarray(reference.frame) - first_frame) // int(group_frames)
-        for used in used_groups:
-            part = loc.events[group < used]
+        ref_frame = np.asarray(reference.frame) - first_frame
+        for used in used_frames:
+            part = loc.events[frame < used]
             if len(part) < 100:
                 continue
             image = corrected_image(part, shape, upsample, loc.motion)[box]
             if not image.mean() > 0:
                 continue
-            doses.append(float(np.count_nonzero(ref_group < used)) / area_A2)
+            doses.append(float(np.count_nonzero(ref_frame < used)) / area_A2)
             snrs.append(ring_snr(_mean_normalised(image), pixel, spacings[0]).snr)
         loc.curve = (doses, snrs)
         from dedkit.metrics.ring_snr import dose_for_snr

@@ -547,9 +547,10 @@ def dose_for_snr_detail(doses, snrs, target: float = 5.0, *, significance: float
 
     A shot-noise-limited ring's excess power is fixed while the background falls as
     ``1 / dose``, so its SNR grows as ``slope x dose``: ``slope`` is the least-squares
-    line through the origin. Each SNR scatters by about 1 (its noise unit), so the
-    slope's error is ``sigma / sqrt(sum(dose^2))`` with ``sigma`` the rms residual (at
-    least 1).
+    line through the origin, fitted on the doses up to the first that reaches
+    ``target`` (at higher doses the specimen's own structure can cap the SNR). Each SNR
+    scatters by about 1 (its noise unit), so the slope's error is
+    ``sigma / sqrt(sum(dose^2))`` with ``sigma`` the rms residual (at least 1).
 
     Parameters
     ----------
@@ -568,6 +569,13 @@ def dose_for_snr_detail(doses, snrs, target: float = 5.0, *, significance: float
     >>> d = dose_for_snr_detail([10, 20, 40], [1.2, 2.1, 4.0], target=5)
     >>> round(d.slope, 3), round(d.dose, 1), d.extrapolated
     (0.102, 49.1, True)
+
+    A ring whose SNR stops growing (24, 24.5 at the two highest doses): the fit ends at
+    the first dose past the target, and the dose is where the line crosses it:
+
+    >>> d = dose_for_snr_detail([1, 2, 4, 8, 16], [2.6, 5.1, 11, 24, 24.5], target=5)
+    >>> d.n_points, round(d.dose, 2), d.extrapolated
+    (2, 1.95, False)
     """
     d = np.asarray(doses, np.float64).ravel()
     s = np.asarray(snrs, np.float64).ravel()
@@ -583,6 +591,14 @@ def dose_for_snr_detail(doses, snrs, target: float = 5.0, *, significance: float
     nan = math.nan
     if d.size == 0:
         return DoseForSNR(target, nan, nan, nan, nan, 0, False)
+    # the line holds while shot noise dominates; past the target the specimen's own
+    # structure around the ring can cap the SNR (it no longer grows with dose), so the
+    # fit stops at the first dose that reaches the target
+    order = np.argsort(d, kind="stable")
+    d, s = d[order], s[order]
+    reached = np.flatnonzero(s >= target)
+    if reached.size:
+        d, s = d[: reached[0] + 1], s[: reached[0] + 1]
     sdd = float((d * d).sum())
     slope = float((d * s).sum() / sdd)
     sigma = 1.0
