@@ -216,7 +216,7 @@ def dose_figure(
     target = float(target)
     fig = _figure((6.0, 4.4))
     ax = fig.subplots()
-    top = 0.0
+    low, high, top = math.inf, 0.0, target
     for i, (name, (doses, snrs)) in enumerate(curves.items()):
         doses = np.asarray(doses, np.float64)
         snrs = np.asarray(snrs, np.float64)
@@ -227,23 +227,34 @@ def dose_figure(
         if dose is None:
             dose = dose_for_snr(doses, snrs, target)
         reached = dose is not None and math.isfinite(dose) and dose > 0
-        label = f"{name}: " + (f"SNR {target:g} at {dose:.3g} e/A$^2$" if reached else
-                               f"SNR {target:g} not reached")  # fmt: skip
-        ax.plot(doses, snrs, "o", color=colour, label=label)
-        top = max(top, float(np.nanmax(doses)) if doses.size else 0.0)
+        beyond = reached and doses.size and dose > float(np.nanmax(doses))
+        label = f"{name}: " + (
+            f"SNR {target:g} at {dose:.3g} e/A$^2$" + (" (extrapolated)" if beyond else "")
+            if reached else f"SNR {target:g} not reached"
+        )  # fmt: skip
+        order = np.argsort(doses)
+        # the measured points joined: the SNR grows with dose while shot noise dominates,
+        # and levels off where the specimen's own structure does
+        ax.plot(doses[order], snrs[order], "o-", color=colour, label=label, lw=1)
+        if doses.size:
+            low = min(low, float(np.nanmin(doses)))
+            high = max(high, float(np.nanmax(doses)))
+            top = max(top, float(np.nanmax(snrs)))
         if reached:
-            top = max(top, dose)
-            end = max(float(np.nanmax(doses)), dose) * 1.1
-            ax.plot([0, end], [0, target / dose * end], "-", color=colour, lw=1, alpha=0.7)
+            low, high = min(low, dose), max(high, dose)
             ax.plot([dose], [target], "*", color=colour, ms=13, mec="k", mew=0.6)
             ax.axvline(dose, color=colour, ls=":", lw=0.8)
     ax.axhline(target, color="k", ls="--", lw=1)
     ax.axhline(0, color="0.6", lw=0.6)
-    ax.set_xlim(0, top * 1.15 if top > 0 else 1)
+    # doses span decades (a fraction of a run to all of it): a log axis
+    if math.isfinite(low) and low > 0 and high > low:
+        ax.set_xscale("log")
+        ax.set_xlim(low / 1.5, high * 1.5)
+    ax.set_ylim(min(-2.0, ax.get_ylim()[0]), top * 1.15 + 1)
     ax.set_xlabel("dose (e/A$^2$)")
     ax.set_ylabel("ring SNR")
     ax.set_title(title or f"Dose to ring SNR {target:g}")
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, dpi=dpi)
 

@@ -123,7 +123,7 @@ class GoldReport(JobReport):
                 rows.append(
                     [name, str(r["events"])]
                     + [f"{x['snr']:.1f} (noise {x['noise']:.2g})" for x in r["rings"]]
-                    + [_fmt(r["dose_for_snr_A2"]), _fmt(r["drift_A"], 2),
+                    + [_dose_text(r), _fmt(r["drift_A"], 2),
                        _fmt(r.get("shift_error_A"), 2)]
                 )  # fmt: skip
             widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -264,6 +264,7 @@ class _Localised:
     rings: list = field(default_factory=list)
     curve: tuple = ((), ())
     dose_for_target: float = float("nan")
+    dose_extrapolated: bool = False
     shift_error_px: float | None = None
     n_events: int = 0
 
@@ -516,9 +517,11 @@ def process_into(
             doses.append(float(np.count_nonzero(ref_frame < used)) / area_A2)
             snrs.append(ring_snr(_mean_normalised(image), pixel, spacings[0]).snr)
         loc.curve = (doses, snrs)
-        from dedkit.metrics.ring_snr import dose_for_snr
+        from dedkit.metrics.ring_snr import dose_for_snr_detail
 
-        loc.dose_for_target = float(dose_for_snr(doses, snrs, TARGET_SNR)) if doses else math.nan
+        if doses:
+            fit = dose_for_snr_detail(doses, snrs, TARGET_SNR)
+            loc.dose_for_target, loc.dose_extrapolated = float(fit.dose), bool(fit.extrapolated)
         write_image(folder / f"image_{loc.name}.mrc", loc.image, pixel_size=pixel)
         _write_shifts(folder / f"shifts_{loc.name}.csv", loc.motion, pixel_size_A)
         # the events are not needed any more (the truth's are, for the others' errors)
@@ -662,6 +665,8 @@ def _summary(loc: _Localised, pixel_size_A: float) -> dict:
             for r in loc.rings
         ],
         "dose_for_snr_A2": loc.dose_for_target,
+        # beyond the largest dose measured: a line through the origin, shot noise assumed
+        "dose_for_snr_extrapolated": loc.dose_extrapolated,
         "snr_versus_dose": {"dose_A2": list(loc.curve[0]), "snr": list(loc.curve[1])},
         "drift_A": loc.motion.total_drift() * pixel_size_A,
     }
@@ -800,6 +805,15 @@ def _remove_run(run: Path) -> None:
         shutil.rmtree(run)
 
 
+def _dose_text(r: dict) -> str:
+    dose = r["dose_for_snr_A2"]
+    if dose is None or not math.isfinite(dose):
+        return "not reached"
+    if r.get("dose_for_snr_extrapolated"):
+        return f"~{dose:.3g} (extrapolated)"
+    return f"{dose:.3g}"
+
+
 def _fmt(value, digits=1) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
@@ -817,7 +831,7 @@ def _demo_part(DemoPart, DemoCheck, folder, rings, acquisition, sim, specimen, s
             "electrons": r["events"],
             "SNR 2.355 A {111}": _fmt(snr[n]),
             "SNR 2.039 A {200}": _fmt(snr200.get(n)),
-            f"dose for SNR {TARGET_SNR:g} (e/A2)": _fmt(r["dose_for_snr_A2"]),
+            f"dose for SNR {TARGET_SNR:g} (e/A2)": _dose_text(r),
             "shift error (A)": _fmt(r.get("shift_error_A"), 2),
         })  # fmt: skip
     checks = [
