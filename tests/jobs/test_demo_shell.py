@@ -373,7 +373,7 @@ def test_prefetch_starts_only_for_both_parts_and_is_stopped(monkeypatch):
     started = []
 
     class FakeProcess:
-        def __init__(self, target, kwargs, daemon):
+        def __init__(self, target, kwargs):
             started.append((target.__name__, kwargs))
             self.joined = False
 
@@ -396,9 +396,20 @@ def test_prefetch_starts_only_for_both_parts_and_is_stopped(monkeypatch):
         pass
     assert started == []
     with demo_module._Prefetch(("camera", "hpd"), True, 3) as prefetch:
-        assert started == [("prepare_gold_demo", {"full": True, "seed": 3})]
+        assert started == [("_prefetch", {"full": True, "seed": 3})]
         prefetch.wait()
     assert "terminated" not in started
     with demo_module._Prefetch(("camera", "hpd"), False, 1):
         pass  # interrupted before the hpd part: the process is stopped
     assert started[-1] == "terminated"
+
+
+def test_the_prefetch_process_is_silent_when_it_fails(monkeypatch, capsys):
+    import dedkit.jobs.gold as gold
+
+    def fail(**kwargs):
+        raise RuntimeError("no Geant4 here")
+
+    monkeypatch.setattr(gold, "prepare_gold_demo", fail)
+    demo_module._prefetch(full=False, seed=1)
+    assert capsys.readouterr().err == ""

@@ -444,13 +444,11 @@ class _Prefetch:
         if self.wanted:
             import multiprocessing
 
-            from dedkit.jobs.gold import prepare_gold_demo
-
             context = multiprocessing.get_context("spawn")
+            # not a daemon: it starts Geant4 worker processes of its own
             self.process = context.Process(
-                target=prepare_gold_demo, kwargs={"full": self.full, "seed": self.seed},
-                daemon=True,
-            )  # fmt: skip
+                target=_prefetch, kwargs={"full": self.full, "seed": self.seed}
+            )
             self.process.start()
         return self
 
@@ -466,6 +464,17 @@ class _Prefetch:
             self.process.terminate()
             self.process.join()
             self.process = None
+
+
+def _prefetch(*, full: bool, seed: int) -> None:
+    """The second process of :class:`_Prefetch`: silent, since whatever goes wrong here
+    happens again in the hpd part, which reports it in one line."""
+    try:
+        from dedkit.jobs.gold import prepare_gold_demo
+
+        prepare_gold_demo(full=full, seed=seed)
+    except BaseException:  # noqa: BLE001 - reported by the hpd part when it recomputes
+        pass
 
 
 def _part_runner(name: str):
