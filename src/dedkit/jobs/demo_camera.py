@@ -663,7 +663,7 @@ def run_camera_demo(
     }
     return DemoPart(
         name="camera",
-        title="Counting camera: a simulated K3 movie as SerialEM saves it, aligned and "
+        title="a simulated K3 movie as SerialEM saves it, aligned and "
         "dose-weighted, against the truth",
         rows=rows,
         checks=checks,

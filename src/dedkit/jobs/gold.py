@@ -881,7 +881,7 @@ def _demo_part(DemoPart, DemoCheck, folder, rings, acquisition, sim, specimen, s
         "command": "dedkit demo hpd" + (" --full" if full else ""),
     }
     title = (
-        f"MÖNCH: gold nanoparticles at 200 keV, {acquisition.pixel_size_A:g} A per pixel, "
+        f"200 keV, {acquisition.pixel_size_A:g} A per pixel, "
         f"{dose:g} e/A2 in {sim.counts.get('frames')} frames, drift {acquisition.drift_A:g} A"
     )
     return DemoPart(
