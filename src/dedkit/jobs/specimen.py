@@ -40,7 +40,7 @@ __all__ = [
 
 #: version of the specimen model (bump when build_specimen or hrtem_intensity change
 #: what they compute for the same parameters: it is part of the cache key)
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 _PARTICLE_KEYS = ("x_A", "y_A", "z_A", "diameter_nm", "zone_axis", "n_atoms", "rotation")
 
 

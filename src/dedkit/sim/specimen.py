@@ -549,8 +549,16 @@ def hrtem_intensity(spec: SpecimenSpec, microscope: Microscope = Microscope(), *
     slices = (film_top / n_gold,) * n_gold + (carbon / n_carbon,) * n_carbon
     from dedkit.threads import thread_count
 
-    # the multislice is FFTs: FFTW's threads use every core dedkit may use
-    settings = {"diagnostics.progress_bar": False, "device": "cpu", "fftw.threads": thread_count()}
+    # the multislice is FFTs: FFTW's threads use every core dedkit may use; its plans are
+    # estimated, not measured, so that the same specimen gives the same image run after
+    # run (measured plans pick algorithms by timing, whose roundings differ by 1e-5, and
+    # electrons drawn from the image then land elsewhere)
+    settings = {
+        "diagnostics.progress_bar": False,
+        "device": "cpu",
+        "fftw.threads": thread_count(),
+        "fftw.planning_effort": "FFTW_ESTIMATE",
+    }
     with abtem.config.set(settings):
         potential = abtem.Potential(
             atoms,
