@@ -73,8 +73,9 @@ EXIT_CHECK_FAILED = 1
 @click.option(
     "--full",
     is_flag=True,
-    help="Run the paper's scale (the whole 400 x 400 MÖNCH and the full dose; "
-    "much longer) instead of the few-minute default.",
+    help="Run the paper's scale instead of the few-minute default: 40 e/A2 on the "
+    "MÖNCH (6.4 million electrons, about 12 minutes on 2 cores, 7 GB of raw frames "
+    "while it runs) and half a K3 for the camera.",
 )
 @seed_option()
 @force_option("Replace a previous demo folder (only one dedkit wrote, nothing added).")
