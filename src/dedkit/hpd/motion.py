@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dedkit.errors import DedkitError
-from dedkit.frames.align import estimate_motion
+from dedkit.frames.align import drift_summary, estimate_motion
 from dedkit.hpd.image import check_upsample, subpixel_response
 from dedkit.records.tables import EventTable
 
@@ -89,8 +89,7 @@ class EventMotion:
 
     def total_drift(self) -> float:
         """Path length of the trajectory, detector pixels."""
-        steps = np.diff(self.shifts, axis=0)
-        return float(np.hypot(steps[:, 0], steps[:, 1]).sum())
+        return drift_summary(self.shifts).total
 
 
 def _check_group(group_frames) -> int:
@@ -173,11 +172,17 @@ def group_images(
         (index >= 0) & (index < n_groups)
         & (column >= 0) & (column < fine_cols) & (row >= 0) & (row < fine_rows)
     )  # fmt: skip
-    flat = (index[keep] * fine_rows + row[keep].astype(np.int64)) * fine_cols + column[keep].astype(
-        np.int64
-    )
-    counts = np.bincount(flat, minlength=n_groups * fine_rows * fine_cols)
-    return counts.reshape(n_groups, fine_rows, fine_cols).astype(np.float32)
+    group = index[keep]
+    pixel = row[keep].astype(np.int64) * fine_cols + column[keep].astype(np.int64)
+    # one group at a time into the float32 stack: no integer copy of the whole stack
+    order = np.argsort(group, kind="stable")
+    group, pixel = group[order], pixel[order]
+    edges = np.searchsorted(group, np.arange(n_groups + 1))
+    stack = np.empty((n_groups, fine_rows, fine_cols), np.float32)
+    for g in range(n_groups):
+        counts = np.bincount(pixel[edges[g] : edges[g + 1]], minlength=fine_rows * fine_cols)
+        stack[g] = counts.reshape(fine_rows, fine_cols)
+    return stack
 
 
 def estimate_event_motion(

@@ -196,7 +196,7 @@ def simulate_gold_run(
         stream=stream,
     )
     report.details["acquisition"] = acquisition.to_dict()
-    report.details["drift_px"] = float(np.hypot(*np.diff(pattern.drift_px, axis=0).T).sum())
+    report.details["drift_px"] = report.details["pattern"]["drift_path_px"]
     return report
 
 
@@ -284,19 +284,20 @@ def _mean_normalised(image: np.ndarray) -> np.ndarray:
     return (image / mean).astype(np.float32)
 
 
-def _truth_drift(truth, motion) -> np.ndarray:
+def _truth_drift(truth, first_frame: int, group_frames: int, n_groups: int) -> np.ndarray:
     # the true displacement of each group: the mean sensor-minus-specimen position of
-    # its electrons, centred as the estimated shifts are
+    # its electrons (the estimated shifts are compared up to a constant)
     from dedkit.hpd.motion import group_of_frames
 
-    group = group_of_frames(truth.frame, motion.first_frame, motion.group_frames)
-    dx = truth.x - truth.extra["specimen_x"]
-    dy = truth.y - truth.extra["specimen_y"]
-    out = np.zeros((motion.n_groups, 2))
-    for g in range(motion.n_groups):
-        sel = group == g
-        if sel.any():
-            out[g] = dx[sel].mean(), dy[sel].mean()
+    group = group_of_frames(truth.frame, first_frame, group_frames)
+    keep = (group >= 0) & (group < n_groups)
+    count = np.bincount(group[keep], minlength=n_groups)
+    out = np.zeros((n_groups, 2))
+    for k, (x, origin) in enumerate(((truth.x, "specimen_x"), (truth.y, "specimen_y"))):
+        total = np.bincount(
+            group[keep], weights=(x - truth.extra[origin])[keep], minlength=n_groups
+        )
+        np.divide(total, count, out=out[:, k], where=count > 0)
     return out
 
 
@@ -433,7 +434,11 @@ def process_into(
         raise DedkitError(f"the pixel size must be a positive number of A, got {pixel_size_A}")
     spacings = tuple(spacings_A) if spacings_A is not None else (AU_111_A, AU_200_A)
     methods = tuple(methods)
-    steps = _Steps(progress, methods, truth is not None)
+    weights = {"pedestal": 1.0, "clusters": 6.0}
+    weights.update({m: 4.0 if m == "cnn" else 1.0 for m in methods})
+    weights["images"] = 1.5 * (len(methods) + int(truth is not None))
+    weights["figures"] = 0.5
+    steps = _Steps(progress, weights)
     # every input read (and refused, in one line) before the long steps start
     from dedkit.jobs.hpd import describe_run
 
@@ -474,17 +479,19 @@ def process_into(
     first_frame = int(min(int(np.min(loc.events.frame)) for loc in found))
     last_frame = int(max(int(np.max(loc.events.frame)) for loc in found))
     n_groups = (last_frame - first_frame) // int(group_frames) + 1
-    _check_groups(n_groups, shape, group_frames, found, master)
+    _check_groups(n_groups, shape, group_frames, master)
     area_A2 = shape[0] * shape[1] * pixel_size_A**2
     warnings = []
+    true_drift = None
+    if truth_table is not None:
+        true_drift = _truth_drift(truth_table, first_frame, group_frames, n_groups)
     for loc in localised:
         loc.motion = estimate_event_motion(
             loc.events, shape, group_frames=group_frames, first_frame=first_frame,
             n_groups=n_groups, bfactor=bfactor, max_shift=max_shift_px,
         )  # fmt: skip
-        if truth_table is not None:
-            true = _truth_drift(truth_table, loc.motion)
-            loc.shift_error_px = _shift_error(loc.motion.shifts, true)
+        if true_drift is not None:
+            loc.shift_error_px = _shift_error(loc.motion.shifts, true_drift)
         sparse = _sparse_groups(loc, shape)
         if sparse:
             warnings.append(sparse)
@@ -593,7 +600,7 @@ MIN_ELECTRONS_PER_PIXEL = 0.05
 MAX_GROUP_STACK_BYTES = 4 * 2**30
 
 
-def _check_groups(n_groups: int, shape, group_frames: int, found, master) -> None:
+def _check_groups(n_groups: int, shape, group_frames: int, master) -> None:
     stack = n_groups * shape[0] * shape[1] * 4
     if stack > MAX_GROUP_STACK_BYTES:
         raise DedkitError(
@@ -614,15 +621,10 @@ def _sparse_groups(loc, shape) -> str | None:
 
 
 class _Steps:
-    """One progress bar (0..1000) over the steps, each weighted by its usual share of the
-    time, so that ``progress(done, total)`` of a plain bar moves smoothly."""
+    """One progress bar (0..1000) over named steps, each weighted by its usual share of
+    the time, so that ``progress(done, total)`` of a plain bar moves smoothly."""
 
-    def __init__(self, progress, methods, truth: bool):
-        weights = {"pedestal": 1.0, "clusters": 6.0}
-        for m in methods:
-            weights[m] = 4.0 if m == "cnn" else 1.0
-        weights["images"] = 1.5 * (len(methods) + int(truth))
-        weights["figures"] = 0.5
+    def __init__(self, progress, weights: dict):
         self.progress = progress
         total = sum(weights.values())
         self.start, acc = {}, 0.0
@@ -742,23 +744,8 @@ def run_gold_demo(folder, *, full: bool = False, seed: int = 1, progress=None):
     started = time.perf_counter()
     folder = Path(folder)
     acquisition = FULL if full else DEMO
-    weights = {"specimen": 1.0, "tracks": 1.0, "acquisition": 4.0, "processing": 6.0}
-    total = sum(weights.values())
-    offsets, acc = {}, 0.0
-    for k, w in weights.items():
-        offsets[k] = (acc / total, w / total)
-        acc += w
-
-    def sub(name):
-        if progress is None:
-            return None
-        start, share = offsets[name]
-
-        def report(done, count):
-            f = start + share * (done / count if count else 1.0)
-            progress(int(round(1000 * min(f, 1.0))), 1000)
-
-        return report
+    steps = _Steps(progress, {"specimen": 1, "tracks": 1, "acquisition": 4, "processing": 6})
+    sub = steps.sub
 
     spec = _demo_specimen_spec(acquisition, seed)
     microscope = Microscope()
