@@ -300,14 +300,10 @@ def sample_arrivals(
         x = rng.uniform(0.0, cols, m)
         y = rng.uniform(0.0, rows, m)
     elif pattern.kind == "image":
-        image = pattern.image
-        h, w = image.shape
-        cdf = np.cumsum(image.ravel())
-        index = np.searchsorted(cdf, rng.uniform(0.0, cdf[-1], m), side="right")
-        index = np.minimum(index, image.size - 1)
-        i, j = np.divmod(index, w)
-        x = (j + rng.uniform(0.0, 1.0, m)) * (cols / w)
-        y = (i + rng.uniform(0.0, 1.0, m)) * (rows / h)
+        h, w = pattern.image.shape
+        u, v = _image_points(pattern.image, m, rng)
+        x = u * (cols / w)
+        y = v * (rows / h)
     else:
         if pattern.kind == "spot":
             cx, cy = _centre(pattern, shape)
@@ -323,6 +319,15 @@ def sample_arrivals(
         y = centre_y + pattern.sigma_px * rng.standard_normal(m)
     inside = (x >= 0) & (x < cols) & (y >= 0) & (y < rows)
     return Arrivals(frame=frame[inside], x_px=x[inside], y_px=y[inside])
+
+
+def _image_points(image: np.ndarray, m: int, rng: np.random.Generator):
+    # m points drawn from an intensity image: a pixel with probability proportional to
+    # its value, then uniform inside it; (x, y) in image pixels, column x, row y
+    cdf = np.cumsum(image.ravel())
+    index = np.searchsorted(cdf, rng.uniform(0.0, cdf[-1], m), side="right")
+    i, j = np.divmod(np.minimum(index, image.size - 1), image.shape[1])
+    return j + rng.uniform(0.0, 1.0, m), i + rng.uniform(0.0, 1.0, m)
 
 
 def drift_trajectory(n_frames: int, path_px: float, rng: np.random.Generator) -> np.ndarray:
@@ -381,14 +386,11 @@ def _specimen_arrivals(pattern, n_frames, flux, shape, rng, first_frame) -> Arri
     counts = rng.poisson(flux * (h * w * step * step) / (rows * cols), n_frames)
     frame = np.repeat(np.arange(n_frames, dtype=np.int64), counts)
     m = len(frame)
-    cdf = np.cumsum(image.ravel())
-    index = np.searchsorted(cdf, rng.uniform(0.0, cdf[-1], m), side="right")
-    index = np.minimum(index, image.size - 1)
-    i, j = np.divmod(index, w)
+    u, v = _image_points(image, m, rng)
     x0, y0 = pattern.specimen_origin_px(shape)
     drift = pattern.drift_at(frame + int(first_frame))
-    x = x0 + (j + rng.uniform(0.0, 1.0, m)) * step + drift[:, 0]
-    y = y0 + (i + rng.uniform(0.0, 1.0, m)) * step + drift[:, 1]
+    x = x0 + u * step + drift[:, 0]
+    y = y0 + v * step + drift[:, 1]
     inside = (x >= 0) & (x < cols) & (y >= 0) & (y < rows)
     return Arrivals(frame=frame[inside], x_px=x[inside], y_px=y[inside])
 
